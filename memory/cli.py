@@ -1,0 +1,166 @@
+"""`python -m memory`: chat, inspect and manage memory from a terminal."""
+
+from __future__ import annotations
+
+import argparse
+import datetime as dt
+import json
+import sys
+from typing import Any
+
+from .keys import InvalidIdError
+from .lab import BackendUnavailable, MemoryLab
+from .strategies import STRATEGIES
+from .trace import Trace
+
+
+def _when(ts: float) -> str:
+    return dt.datetime.fromtimestamp(ts).strftime("%Y-%m-%d %H:%M:%S")
+
+
+def _print_json(data: Any) -> None:
+    print(json.dumps(data, ensure_ascii=False, indent=2))
+
+
+def render_trace(trace: Trace) -> str:
+    lines = [f"-- what the model saw ({trace.strategy}, ~{trace.total_tokens} tokens) --"]
+    for part in trace.system_parts:
+        lines.append(f"[{part.name}, {part.tokens} tok] {part.text}")
+    for item in trace.retrieved:
+        mark = "" if item.included else " (left out: over budget)"
+        lines.append(f"  {item.kind} sim={item.similarity:.3f} dist={item.distance:.3f}: {item.text}{mark}")
+    for m in trace.messages:
+        lines.append(f"  {m['role']}: {m['content']}")
+    lines.append("tokens: " + ", ".join(f"{k}={v}" for k, v in trace.tokens.items()))
+    lines.append("timings ms: " + ", ".join(f"{k}={v}" for k, v in trace.timings_ms.items()))
+    lines.extend(f"warning: {w}" for w in trace.warnings)
+    lines.extend(f"dropped: {d}" for d in trace.dropped)
+    return "\n".join(lines)
+
+
+def cmd_chat(lab: MemoryLab, a: argparse.Namespace) -> int:
+    result = lab.chat(a.user, a.session, " ".join(a.text), strategy=a.strategy)
+    if a.json:
+        _print_json({"reply": result.reply.content if result.reply else None, "error": result.error,
+                     "trace": result.trace.to_dict()})
+    else:
+        if a.trace:
+            print(render_trace(result.trace))
+        if result.error:
+            print(f"error: {result.error} (your message was saved)", file=sys.stderr)
+        else:
+            print(result.reply.content if result.reply else "")
+        for w in result.trace.warnings:
+            print(f"warning: {w}", file=sys.stderr)
+    return 1 if result.error else 0
+
+
+def cmd_history(lab: MemoryLab, a: argparse.Namespace) -> int:
+    read = lab.sessions.log(a.user, a.session)
+    if a.json:
+        _print_json({"messages": [m.to_dict() for m in read.messages],
+                     "corrupt": [c.__dict__ for c in read.corrupt]})
+        return 0
+    if not read.messages and not read.corrupt:
+        print(f"no messages for user {a.user!r} in session {a.session!r}")
+    for m in read.messages:
+        who = m.role.value + (f" ({m.model_id})" if m.model_id else "")
+        print(f"{_when(m.created_at)} {who}: {m.content}")
+    for c in read.corrupt:
+        print(f"corrupt entry #{c.index} skipped: {c.error}", file=sys.stderr)
+    return 0
+
+
+def cmd_sessions(lab: MemoryLab, a: argparse.Namespace) -> int:
+    rows = lab.sessions.sessions(a.user)
+    if a.json:
+        _print_json([{"session_id": s, "last_active": t} for s, t in rows])
+    elif not rows:
+        print(f"no sessions for user {a.user!r}")
+    for s, t in rows if not a.json else []:
+        print(f"{s}\tlast active {_when(t)}")
+    return 0
+
+
+def cmd_forget(lab: MemoryLab, a: argparse.Namespace) -> int:
+    counts = lab.forget_user(a.user)
+    print(f"forgot user {a.user!r}: {counts['redis_keys']} Redis keys, {counts['facts']} facts, "
+          f"{counts['episodes']} episodes")
+    return 0
+
+
+def cmd_doctor(lab: MemoryLab, a: argparse.Namespace) -> int:
+    statuses = lab.doctor(load_model=not a.quick)
+    if a.json:
+        _print_json([s.__dict__ for s in statuses])
+    else:
+        for s in statuses:
+            state = "ok" if s.ok else "DOWN"
+            print(f"{s.name:<11} {state:<5} {s.mode:<9} {s.version:<24} {s.location}")
+            if s.detail:
+                print(f"{'':<11} {s.detail}")
+            if not s.ok and s.fix:
+                print(f"{'':<11} fix: {s.fix}")
+    return 0 if all(s.ok for s in statuses) else 1
+
+
+def cmd_redis(lab: MemoryLab, a: argparse.Namespace) -> int:
+    if a.action == "stop":
+        stopped = lab.stop_embedded_redis()
+        print("embedded redis-server stopped" if stopped else "embedded redis-server was not running")
+    elif a.action == "start":
+        state = lab.embedded_redis.ensure_running() if lab.embedded_redis else None
+        print(f"embedded redis-server at {state.url} (pid {state.pid})" if state else "Redis is external (REDIS_URL)")
+    return 0
+
+
+def build_parser() -> argparse.ArgumentParser:
+    p = argparse.ArgumentParser(prog="python -m memory", description="Memory Lab's engine from the terminal.")
+    sub = p.add_subparsers(dest="command", required=True)
+
+    c = sub.add_parser("chat", help="send one message through a memory strategy")
+    c.add_argument("--user", required=True)
+    c.add_argument("--session", required=True)
+    c.add_argument("--strategy", default="buffer", choices=list(STRATEGIES))
+    c.add_argument("--json", action="store_true", help="print {reply, trace} as JSON")
+    c.add_argument("--trace", action="store_true", help="print what the model saw before the reply")
+    c.add_argument("text", nargs="+")
+    c.set_defaults(func=cmd_chat)
+
+    h = sub.add_parser("history", help="the full transcript of a session")
+    h.add_argument("--user", required=True)
+    h.add_argument("--session", required=True)
+    h.add_argument("--json", action="store_true")
+    h.set_defaults(func=cmd_history)
+
+    s = sub.add_parser("sessions", help="a user's sessions, newest first")
+    s.add_argument("--user", required=True)
+    s.add_argument("--json", action="store_true")
+    s.set_defaults(func=cmd_sessions)
+
+    f = sub.add_parser("forget", help="delete a user's Redis keys, facts and episodes")
+    f.add_argument("--user", required=True)
+    f.set_defaults(func=cmd_forget)
+
+    d = sub.add_parser("doctor", help="which backends are in use and whether they answer")
+    d.add_argument("--json", action="store_true")
+    d.add_argument("--quick", action="store_true", help="do not load the embedding model")
+    d.set_defaults(func=cmd_doctor)
+
+    r = sub.add_parser("redis", help="manage the embedded redis-server")
+    r.add_argument("action", choices=["stop", "start"])
+    r.set_defaults(func=cmd_redis)
+    return p
+
+
+def main(argv: list[str] | None = None) -> int:
+    args = build_parser().parse_args(argv)
+    try:
+        lab = MemoryLab()
+        return int(args.func(lab, args))
+    except (InvalidIdError, ValueError) as exc:
+        print(f"error: {exc}", file=sys.stderr)
+        return 2
+    except BackendUnavailable as exc:
+        print(f"error: {exc}", file=sys.stderr)
+        return 3

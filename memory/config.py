@@ -1,0 +1,109 @@
+"""One typed settings object, read from the environment.
+
+Every knob Memory Lab has lives here so the README's settings table, the CLI
+and the pages all agree on names and defaults.
+"""
+
+from __future__ import annotations
+
+import os
+from dataclasses import dataclass, field, replace
+from pathlib import Path
+
+PROJECT_ROOT = Path(__file__).resolve().parent.parent
+
+
+def _env_int(env: dict[str, str], name: str, default: int) -> int:
+    raw = env.get(name, "").strip()
+    if not raw:
+        return default
+    try:
+        return int(raw)
+    except ValueError as exc:
+        raise ValueError(f"{name} must be a whole number, got {raw!r}") from exc
+
+
+def _env_str(env: dict[str, str], name: str, default: str | None = None) -> str | None:
+    raw = env.get(name, "").strip()
+    return raw or default
+
+
+@dataclass(frozen=True)
+class Settings:
+    """Memory Lab configuration; `Settings.from_env()` is the only constructor pages use."""
+
+    data_dir: Path = field(default_factory=lambda: PROJECT_ROOT / "data")
+    redis_url: str | None = None
+    chroma_host: str | None = None
+    chroma_port: int = 8000
+    anthropic_api_key: str | None = None
+    anthropic_base_url: str | None = None
+    anthropic_model: str = "claude-sonnet-4-5"
+    anthropic_small_model: str = "claude-haiku-4-5"
+    llm_timeout_s: int = 60
+    key_prefix: str = "memlab"
+    buffer_size: int = 20
+    session_ttl_s: int = 7 * 24 * 3600
+    summary_threshold: int = 12
+    summary_keep: int = 6
+    summary_max_tokens: int = 300
+    top_k: int = 5
+    token_budget: int = 2000
+    fact_dup_similarity: float = 0.9
+    max_message_chars: int = 32_000
+
+    @classmethod
+    def from_env(cls, env: dict[str, str] | None = None) -> Settings:
+        e = dict(os.environ if env is None else env)
+        data_dir = _env_str(e, "MEMLAB_DATA_DIR")
+        base = cls()
+        return replace(
+            base,
+            data_dir=Path(data_dir).expanduser().resolve() if data_dir else base.data_dir,
+            redis_url=_env_str(e, "REDIS_URL"),
+            chroma_host=_env_str(e, "CHROMA_HOST"),
+            chroma_port=_env_int(e, "CHROMA_PORT", base.chroma_port),
+            anthropic_api_key=_env_str(e, "ANTHROPIC_API_KEY"),
+            anthropic_base_url=_env_str(e, "ANTHROPIC_BASE_URL"),
+            anthropic_model=_env_str(e, "MEMLAB_ANTHROPIC_MODEL", base.anthropic_model) or "",
+            anthropic_small_model=_env_str(e, "MEMLAB_ANTHROPIC_SMALL_MODEL", base.anthropic_small_model)
+            or "",
+            llm_timeout_s=_env_int(e, "MEMLAB_LLM_TIMEOUT", base.llm_timeout_s),
+            key_prefix=_env_str(e, "MEMLAB_KEY_PREFIX", base.key_prefix) or base.key_prefix,
+            buffer_size=_env_int(e, "MEMLAB_BUFFER_SIZE", base.buffer_size),
+            session_ttl_s=_env_int(e, "MEMLAB_SESSION_TTL", base.session_ttl_s),
+            summary_threshold=_env_int(e, "MEMLAB_SUMMARY_THRESHOLD", base.summary_threshold),
+            summary_keep=_env_int(e, "MEMLAB_SUMMARY_KEEP", base.summary_keep),
+            top_k=_env_int(e, "MEMLAB_TOP_K", base.top_k),
+            token_budget=_env_int(e, "MEMLAB_TOKEN_BUDGET", base.token_budget),
+            max_message_chars=_env_int(e, "MEMLAB_MAX_MESSAGE_CHARS", base.max_message_chars),
+        ).validated()
+
+    def validated(self) -> Settings:
+        checks = [
+            (self.buffer_size >= 1, "MEMLAB_BUFFER_SIZE must be at least 1"),
+            (self.session_ttl_s >= 0, "MEMLAB_SESSION_TTL must be 0 (no expiry) or more"),
+            (self.summary_threshold >= 2, "MEMLAB_SUMMARY_THRESHOLD must be at least 2"),
+            (
+                0 <= self.summary_keep < self.summary_threshold,
+                "MEMLAB_SUMMARY_KEEP must be below MEMLAB_SUMMARY_THRESHOLD",
+            ),
+            (self.top_k >= 1, "MEMLAB_TOP_K must be at least 1"),
+            (self.token_budget >= 100, "MEMLAB_TOKEN_BUDGET must be at least 100"),
+        ]
+        for ok, message in checks:
+            if not ok:
+                raise ValueError(message)
+        return self
+
+    @property
+    def llm_provider(self) -> str:
+        return "anthropic" if self.anthropic_api_key else "offline"
+
+    @property
+    def redis_mode(self) -> str:
+        return "server" if self.redis_url else "embedded"
+
+    @property
+    def chroma_mode(self) -> str:
+        return "server" if self.chroma_host else "embedded"

@@ -1,0 +1,68 @@
+"""Episodes: whole past sessions, one summary + embedding per session, in Chroma.
+
+An episode points back to its session's transcript in Redis (``log_key``),
+so the UI can open the full conversation behind a recalled episode. It is
+refreshed after each turn, so the current session is already an episode
+when the user moves on; retrieval leaves the current session out.
+"""
+
+from __future__ import annotations
+
+import time
+from typing import Any, Callable
+
+import numpy as np
+
+from .backends.vector_store import EPISODES, Hit, Record, VectorStore
+from .keys import validate_id
+from .messages import Message
+
+Embed = Callable[[list[str]], np.ndarray]
+
+
+def episode_id(user_id: str, session_id: str) -> str:
+    return f"{user_id}/{session_id}"
+
+
+class EpisodeStore:
+    def __init__(self, vectors: VectorStore, embed: Embed) -> None:
+        self.vectors = vectors
+        self.embed = embed
+
+    def upsert(self, user_id: str, session_id: str, summary: str, messages: list[Message], log_key: str) -> str:
+        eid = episode_id(validate_id("user", user_id), validate_id("session", session_id))
+        metadata: dict[str, Any] = {
+            "user_id": user_id,
+            "session_id": session_id,
+            "n_messages": len(messages),
+            "first_at": messages[0].created_at if messages else time.time(),
+            "last_at": messages[-1].created_at if messages else time.time(),
+            "updated_at": time.time(),
+            "log_key": log_key,
+        }
+        text = summary.strip() or "(empty session)"
+        self.vectors.upsert(EPISODES, [Record(eid, text, metadata)], self.embed([text]))
+        return eid
+
+    def search(self, user_id: str, query_vector: np.ndarray, k: int, exclude_session: str | None = None) -> list[Hit]:
+        clauses: list[dict[str, Any]] = [{"user_id": validate_id("user", user_id)}]
+        if exclude_session:
+            clauses.append({"session_id": {"$ne": exclude_session}})
+        where = clauses[0] if len(clauses) == 1 else {"$and": clauses}
+        available = len(self.vectors.collection(EPISODES).get(where=where, include=[])["ids"])
+        if not available:
+            return []
+        return self.vectors.query(EPISODES, query_vector, min(k, available), where)
+
+    def all(self, user_id: str, with_embeddings: bool = False) -> list[Record]:
+        return self.vectors.get(EPISODES, where={"user_id": validate_id("user", user_id)},
+                                with_embeddings=with_embeddings)
+
+    def delete(self, user_id: str, session_id: str) -> None:
+        self.vectors.delete(EPISODES, ids=[episode_id(user_id, session_id)])
+
+    def forget(self, user_id: str) -> int:
+        n = len(self.all(user_id))
+        if n:
+            self.vectors.delete(EPISODES, where={"user_id": validate_id("user", user_id)})
+        return n

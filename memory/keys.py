@@ -1,0 +1,116 @@
+"""Every Redis key name Memory Lab uses, built in one place.
+
+All keys of one session share the hash tag ``{user:session}`` so the
+multi-key Lua scripts (folding) and MULTI blocks also work on Redis Cluster.
+Per-user keys use the tag ``{user}``. Ids are validated here, at the edge,
+so a bad id is a clear ``InvalidIdError`` rather than a malformed key.
+"""
+
+from __future__ import annotations
+
+import re
+from dataclasses import dataclass
+
+ID_PATTERN = re.compile(r"^[A-Za-z0-9][A-Za-z0-9_.\-]{0,63}$")
+
+
+class InvalidIdError(ValueError):
+    """A user or session id that Memory Lab will not put in a key."""
+
+
+def validate_id(kind: str, value: object) -> str:
+    if not isinstance(value, str) or not ID_PATTERN.match(value):
+        raise InvalidIdError(
+            f"{kind} id {value!r} is not valid: use 1-64 characters from letters, digits, "
+            "'_', '.', '-', starting with a letter or digit"
+        )
+    return value
+
+
+@dataclass(frozen=True)
+class SessionKeys:
+    user_id: str
+    session_id: str
+    prefix: str
+
+    @property
+    def tag(self) -> str:
+        return f"{{{self.user_id}:{self.session_id}}}"
+
+    def _key(self, name: str) -> str:
+        return f"{self.prefix}:s:{self.tag}:{name}"
+
+    @property
+    def log(self) -> str:
+        """Full transcript of the session, never trimmed (history, episodes)."""
+        return self._key("log")
+
+    @property
+    def buffer(self) -> str:
+        """Working window the strategies read: trimmed to N or folded into the summary."""
+        return self._key("buffer")
+
+    @property
+    def summary(self) -> str:
+        return self._key("summary")
+
+    @property
+    def folds(self) -> str:
+        return self._key("folds")
+
+    @property
+    def traces(self) -> str:
+        """Hash: assistant message id -> JSON trace of what the model saw."""
+        return self._key("traces")
+
+    def all(self) -> list[str]:
+        return [self.log, self.buffer, self.summary, self.folds, self.traces]
+
+
+@dataclass(frozen=True)
+class UserKeys:
+    user_id: str
+    prefix: str
+
+    @property
+    def sessions(self) -> str:
+        """Sorted set: session id -> last activity (unix seconds)."""
+        return f"{self.prefix}:u:{{{self.user_id}}}:sessions"
+
+    @property
+    def fact_log(self) -> str:
+        """List of JSON events: every add/update/duplicate of a long-term fact."""
+        return f"{self.prefix}:u:{{{self.user_id}}}:factlog"
+
+    def all(self) -> list[str]:
+        return [self.sessions, self.fact_log]
+
+
+@dataclass(frozen=True)
+class Keys:
+    prefix: str = "memlab"
+
+    def session(self, user_id: str, session_id: str) -> SessionKeys:
+        return SessionKeys(validate_id("user", user_id), validate_id("session", session_id), self.prefix)
+
+    def user(self, user_id: str) -> UserKeys:
+        return UserKeys(validate_id("user", user_id), self.prefix)
+
+    def user_session_pattern(self, user_id: str) -> str:
+        """SCAN pattern for all session keys of one user (ids hold no glob characters)."""
+        return f"{self.prefix}:s:{{{validate_id('user', user_id)}:*"
+
+    @property
+    def all_pattern(self) -> str:
+        return f"{self.prefix}:*"
+
+    def parse(self, key: str) -> dict[str, str] | None:
+        """Split a key of ours into its parts, for the key browser."""
+        m = re.match(
+            rf"^{re.escape(self.prefix)}:s:\{{([^:}}]+):([^}}]+)\}}:(\w+)$", key
+        ) or re.match(rf"^{re.escape(self.prefix)}:u:\{{([^}}]+)\}}:(\w+)$", key)
+        if m is None:
+            return None
+        if len(m.groups()) == 3:
+            return {"user_id": m.group(1), "session_id": m.group(2), "kind": m.group(3)}
+        return {"user_id": m.group(1), "kind": m.group(2)}

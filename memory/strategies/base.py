@@ -1,0 +1,97 @@
+"""The strategy interface: record a message, build the context for the next call.
+
+A strategy also owns its after-turn upkeep (folding, fact extraction,
+episode refresh). Building blocks shared by several strategies live in
+``parts.py`` so each one reads as a recipe, not a copy.
+"""
+
+from __future__ import annotations
+
+from abc import ABC, abstractmethod
+from dataclasses import asdict, dataclass, field, replace
+from typing import Any, Callable, ClassVar
+
+import numpy as np
+
+from ..config import Settings
+from ..episode_store import EpisodeStore
+from ..fact_store import FactStore
+from ..llm.base import LLM
+from ..messages import Message
+from ..session_store import SessionStore
+from ..trace import PromptPart, Trace
+
+INSTRUCTIONS = (
+    "You are a helpful assistant with memory of this user. Use the memory below when it is relevant. "
+    "If the memory does not hold the answer, say so instead of guessing."
+)
+
+
+@dataclass(frozen=True)
+class StrategyConfig:
+    buffer_size: int = 20
+    ttl_s: int = 7 * 24 * 3600
+    summary_threshold: int = 12
+    summary_keep: int = 6
+    summary_max_tokens: int = 300
+    top_k: int = 5
+    episodes_k: int = 3
+    token_budget: int = 2000
+
+    @classmethod
+    def from_settings(cls, s: Settings) -> StrategyConfig:
+        return cls(
+            buffer_size=s.buffer_size,
+            ttl_s=s.session_ttl_s,
+            summary_threshold=s.summary_threshold,
+            summary_keep=s.summary_keep,
+            summary_max_tokens=s.summary_max_tokens,
+            top_k=s.top_k,
+            token_budget=s.token_budget,
+        )
+
+    def with_(self, **changes: Any) -> StrategyConfig:
+        return replace(self, **changes)
+
+    def to_dict(self) -> dict[str, Any]:
+        return asdict(self)
+
+
+@dataclass
+class Services:
+    """The stores and models a strategy may use; built once by the lab."""
+
+    sessions: SessionStore
+    facts: FactStore
+    episodes: EpisodeStore
+    llm: LLM
+    embed: Callable[[list[str]], np.ndarray]
+
+
+@dataclass
+class Context:
+    system_parts: list[PromptPart]
+    messages: list[Message]
+    extras: dict[str, Any] = field(default_factory=dict)
+
+
+class Strategy(ABC):
+    name: ClassVar[str]
+    description: ClassVar[str]
+
+    def __init__(self, services: Services, config: StrategyConfig) -> None:
+        self.s = services
+        self.config = config
+
+    def trim_to(self) -> int | None:
+        """How long the Redis buffer may grow on append; None means folding keeps it short."""
+        return self.config.buffer_size
+
+    def record(self, user_id: str, session_id: str, message: Message) -> None:
+        self.s.sessions.append(user_id, session_id, message, trim_to=self.trim_to(), ttl_s=self.config.ttl_s)
+
+    @abstractmethod
+    def build_context(self, user_id: str, session_id: str, query: Message, trace: Trace) -> Context: ...
+
+    def after_turn(self, user_id: str, session_id: str, turn: list[Message], trace: Trace) -> None:
+        """Upkeep once the reply is stored; errors are caught by the caller and reported."""

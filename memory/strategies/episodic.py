@@ -1,0 +1,24 @@
+from __future__ import annotations
+
+from ..messages import Message
+from ..trace import Trace
+from .base import Context, Strategy
+from .parts import embed_query, episode_items, episodes_part, instructions, refresh_episode
+
+
+class EpisodicStrategy(Strategy):
+    name = "episodic"
+    description = "Whole past sessions of this user, recalled by similarity to the current message."
+
+    def build_context(self, user_id: str, session_id: str, query: Message, trace: Trace) -> Context:
+        vector = embed_query(self.s, query, trace)
+        items = episode_items(self.s, user_id, session_id, vector, self.config.episodes_k, trace)
+        trace.retrieved.extend(items)
+        parts = [instructions()]
+        episodes = episodes_part(items)
+        if episodes:
+            parts.append(episodes)
+        return Context(parts, [query])
+
+    def after_turn(self, user_id: str, session_id: str, turn: list[Message], trace: Trace) -> None:
+        refresh_episode(self.s, user_id, session_id, self.config.summary_max_tokens, trace)

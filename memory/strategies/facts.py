@@ -1,0 +1,23 @@
+from __future__ import annotations
+
+from ..messages import Message
+from ..trace import Trace
+from .base import Context, Strategy
+from .parts import embed_query, extract_and_remember, fact_items, facts_part, instructions
+
+
+class FactsStrategy(Strategy):
+    name = "facts"
+    description = "Long-term facts about the user, extracted from the conversation, retrieved by similarity."
+
+    def build_context(self, user_id: str, session_id: str, query: Message, trace: Trace) -> Context:
+        items = fact_items(self.s, user_id, embed_query(self.s, query, trace), self.config.top_k, trace)
+        trace.retrieved.extend(items)
+        parts = [instructions()]
+        facts = facts_part(items)
+        if facts:
+            parts.append(facts)
+        return Context(parts, [query])
+
+    def after_turn(self, user_id: str, session_id: str, turn: list[Message], trace: Trace) -> None:
+        extract_and_remember(self.s, user_id, session_id, turn, trace)

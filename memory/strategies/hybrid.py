@@ -1,0 +1,76 @@
+from __future__ import annotations
+
+from ..messages import Message
+from ..tokens import count_tokens
+from ..trace import Trace
+from .base import Context, Strategy
+from .parts import (
+    embed_query,
+    episode_items,
+    episodes_part,
+    extract_and_remember,
+    fact_items,
+    facts_part,
+    fit_items,
+    fold_if_needed,
+    instructions,
+    recent_messages,
+    refresh_episode,
+    summary_part,
+)
+
+
+class HybridStrategy(Strategy):
+    name = "hybrid"
+    description = "Buffer, rolling summary, facts and past episodes within one token budget."
+
+    def trim_to(self) -> int | None:
+        return None
+
+    def build_context(self, user_id: str, session_id: str, query: Message, trace: Trace) -> Context:
+        """Fill the budget in order of value per token: facts, summary, episodes, then recent turns."""
+        c = self.config
+        budget = c.token_budget
+        parts = [instructions()]
+        budget -= parts[0].tokens + count_tokens(query.content)
+
+        vector = embed_query(self.s, query, trace)
+        facts = fact_items(self.s, user_id, vector, c.top_k, trace)
+        budget -= fit_items(facts, budget, trace)
+        part = facts_part(facts)
+        if part:
+            parts.append(part)
+
+        summary = summary_part(self.s, user_id, session_id, trace)
+        if summary and summary.tokens <= budget:
+            parts.append(summary)
+            budget -= summary.tokens
+        elif summary:
+            trace.dropped.append(f"summary ({summary.tokens} tokens) over budget")
+
+        episodes = episode_items(self.s, user_id, session_id, vector, c.episodes_k, trace)
+        budget -= fit_items(episodes, budget, trace)
+        part = episodes_part(episodes)
+        if part:
+            parts.append(part)
+        trace.retrieved.extend(facts + episodes)
+
+        history = recent_messages(self.s, user_id, session_id, None, trace)
+        kept: list[Message] = []
+        for message in reversed(history):
+            if message.id == query.id:
+                continue
+            cost = count_tokens(message.content)
+            if cost > budget:
+                trace.dropped.append(f"{len(history) - len(kept) - 1} older buffer message(s) over budget")
+                break
+            kept.append(message)
+            budget -= cost
+        kept.reverse()
+        return Context(parts, kept + [query])
+
+    def after_turn(self, user_id: str, session_id: str, turn: list[Message], trace: Trace) -> None:
+        c = self.config
+        extract_and_remember(self.s, user_id, session_id, turn, trace)
+        fold_if_needed(self.s, user_id, session_id, c, trace)
+        refresh_episode(self.s, user_id, session_id, c.summary_max_tokens, trace)

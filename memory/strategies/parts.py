@@ -1,0 +1,113 @@
+"""Context building blocks shared by the strategies, each filling the trace as it goes."""
+
+from __future__ import annotations
+
+import numpy as np
+
+from ..backends.vector_store import Hit
+from ..messages import Message
+from ..tokens import count_tokens
+from ..trace import PromptPart, RetrievedItem, Trace
+from .base import INSTRUCTIONS, Services, StrategyConfig
+
+
+def instructions() -> PromptPart:
+    return PromptPart("instructions", INSTRUCTIONS)
+
+
+def recent_messages(s: Services, user_id: str, session_id: str, last: int | None, trace: Trace) -> list[Message]:
+    with trace.timed("buffer.read"):
+        read = s.sessions.buffer(user_id, session_id, last)
+    for bad in read.corrupt:
+        trace.warnings.append(f"skipped corrupt buffer entry #{bad.index}: {bad.error}")
+    return read.messages
+
+
+def summary_part(s: Services, user_id: str, session_id: str, trace: Trace) -> PromptPart | None:
+    with trace.timed("summary.read"):
+        text = s.sessions.summary(user_id, session_id)
+    return PromptPart("summary", f"Summary of the earlier conversation:\n{text}") if text else None
+
+
+def embed_query(s: Services, query: Message, trace: Trace) -> np.ndarray:
+    with trace.timed("embed.query"):
+        return s.embed([query.content])[0]
+
+
+def _item(kind: str, hit: Hit) -> RetrievedItem:
+    meta = hit.metadata
+    source = {k: meta[k] for k in ("session_id", "created_at", "updated_at", "source_ids", "log_key",
+                                    "n_messages", "slot") if k in meta}
+    return RetrievedItem(kind, hit.id, hit.text, round(hit.similarity, 4), round(hit.distance, 4), source)
+
+
+def fact_items(s: Services, user_id: str, vector: np.ndarray, k: int, trace: Trace) -> list[RetrievedItem]:
+    with trace.timed("facts.query"):
+        hits = s.facts.search(user_id, vector, k)
+    return [_item("fact", h) for h in hits]
+
+
+def episode_items(s: Services, user_id: str, session_id: str, vector: np.ndarray, k: int,
+                  trace: Trace) -> list[RetrievedItem]:
+    with trace.timed("episodes.query"):
+        hits = s.episodes.search(user_id, vector, k, exclude_session=session_id)
+    return [_item("episode", h) for h in hits]
+
+
+def facts_part(items: list[RetrievedItem]) -> PromptPart | None:
+    chosen = [i for i in items if i.included]
+    if not chosen:
+        return None
+    return PromptPart("facts", "Known facts about the user:\n" + "\n".join(f"- {i.text}" for i in chosen))
+
+
+def episodes_part(items: list[RetrievedItem]) -> PromptPart | None:
+    chosen = [i for i in items if i.included]
+    if not chosen:
+        return None
+    lines = [f"- [session {i.source.get('session_id', '?')}] {i.text}" for i in chosen]
+    return PromptPart("episodes", "Relevant past sessions:\n" + "\n".join(lines))
+
+
+def fit_items(items: list[RetrievedItem], budget: int, trace: Trace) -> int:
+    """Mark items that do not fit the remaining budget as left out; return tokens used."""
+    used = 0
+    for item in items:
+        cost = count_tokens(item.text) + 4
+        if used + cost > budget:
+            item.included = False
+            trace.dropped.append(f"{item.kind} {item.id} ({cost} tokens) over budget")
+        else:
+            used += cost
+    return used
+
+
+def refresh_episode(s: Services, user_id: str, session_id: str, max_tokens: int, trace: Trace) -> None:
+    with trace.timed("episode.refresh"):
+        read = s.sessions.log(user_id, session_id)
+        messages = read.messages[-200:]
+        summary = s.llm.summarize("", messages, max_tokens)
+        key = s.sessions.keys.session(user_id, session_id).log
+        s.episodes.upsert(user_id, session_id, summary, messages, key)
+
+
+def extract_and_remember(s: Services, user_id: str, session_id: str, turn: list[Message], trace: Trace) -> None:
+    with trace.timed("facts.extract"):
+        facts, warnings = s.llm.extract_facts(turn)
+    trace.warnings.extend(warnings)
+    with trace.timed("facts.store"):
+        events = s.facts.remember(user_id, session_id, facts)
+    trace.upkeep.setdefault("fact_events", []).extend(
+        {"event": e.event, "text": e.text, "previous": e.previous} for e in events
+    )
+
+
+def fold_if_needed(s: Services, user_id: str, session_id: str, config: StrategyConfig, trace: Trace) -> None:
+    c = config
+    with trace.timed("summary.fold"):
+        fold = s.sessions.fold(
+            user_id, session_id, c.summary_threshold, c.summary_keep,
+            lambda prev, msgs: s.llm.summarize(prev, msgs, c.summary_max_tokens), ttl_s=c.ttl_s,
+        )
+    if fold is not None:
+        trace.upkeep["fold"] = fold.to_dict()

@@ -1,0 +1,25 @@
+from __future__ import annotations
+
+from ..messages import Message
+from ..trace import Trace
+from .base import Context, Strategy
+from .parts import fold_if_needed, instructions, recent_messages, summary_part
+
+
+class SummaryStrategy(Strategy):
+    name = "summary"
+    description = "Recent messages plus a rolling summary that older messages fold into."
+
+    def trim_to(self) -> int | None:
+        return None  # folding, not trimming, keeps the buffer short: nothing is dropped unsummarised
+
+    def build_context(self, user_id: str, session_id: str, query: Message, trace: Trace) -> Context:
+        parts = [instructions()]
+        summary = summary_part(self.s, user_id, session_id, trace)
+        if summary:
+            parts.append(summary)
+        return Context(parts, recent_messages(self.s, user_id, session_id, None, trace))
+
+    def after_turn(self, user_id: str, session_id: str, turn: list[Message], trace: Trace) -> None:
+        c = self.config
+        fold_if_needed(self.s, user_id, session_id, c, trace)

@@ -1,0 +1,66 @@
+"""Fixtures that start real backends: a redis-server on a free port, Chroma in a temp dir, the real model."""
+
+from __future__ import annotations
+
+import os
+import signal
+from dataclasses import replace
+from pathlib import Path
+from typing import Iterator
+
+import pytest
+import redis
+
+os.environ["HF_HUB_OFFLINE"] = "1"
+os.environ["ANONYMIZED_TELEMETRY"] = "False"
+os.environ.pop("ANTHROPIC_API_KEY", None)
+os.environ.pop("REDIS_URL", None)
+os.environ.pop("CHROMA_HOST", None)
+
+from memory.backends.redis_server import EmbeddedRedis, ServerState, pid_alive  # noqa: E402
+from memory.config import Settings  # noqa: E402
+from memory.lab import MemoryLab  # noqa: E402
+
+
+def kill_pid(pid: int | None) -> None:
+    if pid and pid_alive(pid):
+        try:
+            os.kill(pid, signal.SIGKILL)
+        except ProcessLookupError:
+            pass
+
+
+@pytest.fixture(scope="session")
+def redis_server(tmp_path_factory: pytest.TempPathFactory) -> Iterator[ServerState]:
+    server = EmbeddedRedis(tmp_path_factory.mktemp("redis"))
+    state = server.ensure_running()
+    try:
+        yield state
+    finally:
+        server.stop()
+        kill_pid(state.pid)
+
+
+@pytest.fixture()
+def redis_client(redis_server: ServerState) -> Iterator[redis.Redis]:
+    client = redis.Redis.from_url(redis_server.url, decode_responses=True)
+    client.flushdb()
+    yield client
+    client.close()
+
+
+@pytest.fixture()
+def settings(tmp_path: Path, redis_server: ServerState, redis_client: redis.Redis) -> Settings:
+    return replace(Settings(), data_dir=tmp_path / "data", redis_url=redis_server.url)
+
+
+@pytest.fixture()
+def lab(settings: Settings) -> MemoryLab:
+    return MemoryLab(settings)
+
+
+@pytest.fixture(scope="session")
+def embed():
+    from memory.backends.embedder import get_embedder
+
+    return get_embedder().embed

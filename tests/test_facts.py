@@ -1,0 +1,65 @@
+"""Long-term facts: extracted, deduplicated, updated by slot, always filtered by user."""
+
+from __future__ import annotations
+
+from memory.llm.base import ExtractedFact
+from memory.llm.rules import facts_from_text
+
+
+def test_rules_find_the_users_own_statements_and_skip_questions():
+    found = dict(facts_from_text("My name is Alice. I use Python and we run Kubernetes. What is my job?"))
+    assert found == {
+        "The user's name is Alice.": "name",
+        "The user uses Python.": None,
+        "The user's team uses Kubernetes.": None,
+    }
+    assert facts_from_text("What is my name?") == []
+
+
+def test_facts_are_extracted_and_recalled_with_cosine_scores(lab):
+    lab.chat("alice", "s1", "My name is Alice. I live in Berlin.", strategy="facts")
+    result = lab.chat("alice", "s2", "What is my name?", strategy="facts")
+    items = result.trace.retrieved
+    assert items and items[0].kind == "fact" and "Alice" in items[0].text
+    assert abs(items[0].similarity + items[0].distance - 1.0) < 1e-3
+    assert items == sorted(items, key=lambda i: -i.similarity)
+    assert "Alice" in result.trace.system_prompt and "Alice" in result.reply.content
+
+
+def test_repeats_do_not_pile_up_and_slots_update(lab):
+    lab.chat("alice", "s1", "My name is Alice.", strategy="facts")
+    lab.chat("alice", "s1", "My name is Alice.", strategy="facts")
+    lab.chat("alice", "s2", "I use Python.", strategy="facts")
+    lab.chat("alice", "s2", "I use Python.", strategy="facts")
+    assert sorted(r.text for r in lab.facts.all("alice")) == ["The user uses Python.", "The user's name is Alice."]
+    lab.chat("alice", "s3", "Actually, call me Ally.", strategy="facts")
+    texts = [r.text for r in lab.facts.all("alice")]
+    assert "The user's name is Ally." in texts and "The user's name is Alice." not in texts
+    events = [e["event"] for e in lab.facts.history("alice")]
+    assert events == ["ADD", "DUPLICATE", "ADD", "DUPLICATE", "UPDATE"]
+
+
+def test_near_duplicate_by_similarity_is_merged(lab):
+    store = lab.facts
+    store.remember("bob", "s1", [ExtractedFact("The user likes strong black coffee.", None, ("m1",))])
+    events = store.remember("bob", "s1", [ExtractedFact("The user likes strong black coffee!", None, ("m2",))])
+    assert events[0].event == "DUPLICATE" and events[0].similarity >= 0.9
+    [record] = store.all("bob")
+    assert '"m1"' in record.metadata["source_ids"] and '"m2"' in record.metadata["source_ids"]
+
+
+def test_facts_never_leak_across_users(lab):
+    lab.chat("alice", "s1", "My name is Alice.", strategy="facts")
+    result = lab.chat("mallory", "s1", "What is my name?", strategy="facts")
+    assert result.trace.retrieved == []
+    assert "Alice" not in result.reply.content
+
+
+def test_forget_user_removes_redis_keys_and_chroma_records(lab):
+    lab.chat("alice", "s1", "My name is Alice.", strategy="hybrid")
+    lab.chat("bob", "s1", "My name is Bob.", strategy="hybrid")
+    counts = lab.forget_user("alice")
+    assert counts["facts"] == 1 and counts["episodes"] == 1 and counts["redis_keys"] >= 4
+    assert lab.facts.all("alice") == [] and lab.episodes.all("alice") == []
+    assert list(lab.redis.scan_iter(match="memlab:*alice*")) == []
+    assert [r.text for r in lab.facts.all("bob")] == ["The user's name is Bob."]

@@ -1,0 +1,1 @@
+"""Streamlit helpers shared by the pages: the cached lab, the sidebar, trace and chart views."""

@@ -1,0 +1,70 @@
+"""The shared sidebar: backend health, LLM provider, and the current user and session."""
+
+from __future__ import annotations
+
+import datetime as dt
+
+import streamlit as st
+
+from memory.keys import InvalidIdError, validate_id
+from memory.lab import BackendStatus, MemoryLab
+
+from .state import BACKEND_ERRORS, DEFAULT_USER, get_lab
+
+
+def new_session_id() -> str:
+    return "s-" + dt.datetime.now().strftime("%Y%m%d-%H%M%S")
+
+
+def _new_session() -> None:
+    st.session_state["session_id"] = new_session_id()
+
+
+def backend_health(lab: MemoryLab) -> list[BackendStatus]:
+    return [lab.redis_status(), lab.chroma_status(), lab.embedder_status(load=False), lab.llm_status()]
+
+
+def render_banner(statuses: list[BackendStatus]) -> None:
+    """A clear banner at the top of every page for each backend that is down."""
+    for s in statuses:
+        if not s.ok:
+            st.error(f"**{s.name} is unreachable** ({s.mode}, {s.location}). {s.fix}. Details: {s.detail}",
+                     icon="🚨")
+
+
+def render_sidebar() -> list[BackendStatus]:
+    lab = get_lab()
+    st.session_state.setdefault("user_id", DEFAULT_USER)
+    st.session_state.setdefault("session_id", "s1")
+    statuses = backend_health(lab)
+    with st.sidebar:
+        st.subheader("Backends")
+        for s in statuses:
+            icon = "🟢" if s.ok else "🔴"
+            label = f"{icon} **{s.name}** · {s.mode}" + (f" · {s.version}" if s.version else "")
+            st.markdown(label)
+            if s.name == "LLM" and s.mode == "offline":
+                st.caption("Offline provider: replies quote the memory they were given (set ANTHROPIC_API_KEY "
+                           "for Claude).")
+            elif not s.ok:
+                st.caption(f"Fix: {s.fix}")
+        st.divider()
+        st.subheader("User & session")
+        st.text_input("User id", key="user_id", help="Letters, digits, '_', '.', '-' (1-64 characters).")
+        user = st.session_state["user_id"]
+        try:
+            validate_id("user", user)
+        except InvalidIdError as exc:
+            st.error(str(exc))
+            return statuses
+        sessions: list[str] = []
+        try:
+            sessions = [sid for sid, _ in lab.sessions.sessions(user)]
+        except BACKEND_ERRORS as exc:
+            st.caption(f"Sessions unavailable: {exc}")
+        current = st.session_state["session_id"]
+        options = sessions if current in sessions else [current] + sessions
+        st.selectbox("Session", options, key="session_id",
+                      help="Sessions of this user, newest first. A new one starts empty.")
+        st.button("➕ New session", on_click=_new_session, width="stretch")
+    return statuses

@@ -1,0 +1,62 @@
+"""Render a stored trace: exactly what the model saw, with scores, tokens and timings."""
+
+from __future__ import annotations
+
+import datetime as dt
+from typing import Any
+
+import pandas as pd
+import streamlit as st
+
+from memory.tokens import count_tokens
+from memory.trace import Trace
+
+from .charts import hbar
+
+
+def render_trace(data: dict[str, Any], key: str) -> None:
+    trace = Trace.from_dict(data)
+    cols = st.columns(4)
+    cols[0].metric("Strategy", trace.strategy)
+    cols[1].metric("Tokens sent (est.)", trace.total_tokens)
+    cols[2].metric("Total time", f"{trace.timings_ms.get('total', 0):.0f} ms")
+    cols[3].metric("Model", str(trace.llm.get("model_id") or trace.llm.get("provider", "?")))
+    if trace.error:
+        st.error(f"LLM call failed: {trace.error}")
+    for warning in trace.warnings:
+        st.warning(warning)
+    for dropped in trace.dropped:
+        st.caption(f"Left out: {dropped}")
+
+    st.markdown("**System prompt parts**")
+    for part in trace.system_parts:
+        st.caption(f"{part.name} · {part.tokens} tokens")
+        st.code(part.text, language=None, wrap_lines=True)
+
+    if trace.retrieved:
+        st.markdown("**Retrieved from long-term memory** (cosine similarity; distance = 1 − similarity)")
+        rows = [{
+            "kind": i.kind, "similarity": i.similarity, "distance": i.distance, "in context": i.included,
+            "text": i.text, "session": i.source.get("session_id", ""),
+        } for i in trace.retrieved]
+        st.dataframe(pd.DataFrame(rows), hide_index=True, width="stretch", column_config={
+            "similarity": st.column_config.ProgressColumn("similarity", min_value=0.0, max_value=1.0, format="%.3f"),
+            "distance": st.column_config.NumberColumn("distance", format="%.3f"),
+        })
+    elif trace.strategy in {"facts", "episodic", "hybrid"}:
+        st.caption("Nothing was retrieved from long-term memory for this turn.")
+
+    st.markdown(f"**Messages sent** ({len(trace.messages)})")
+    st.dataframe(pd.DataFrame([{
+        "role": m.get("role"), "content": m.get("content"), "tokens": count_tokens(str(m.get("content", ""))),
+        "at": dt.datetime.fromtimestamp(m.get("created_at", 0)).strftime("%H:%M:%S"),
+    } for m in trace.messages]), hide_index=True, width="stretch")
+
+    left, right = st.columns(2)
+    left.plotly_chart(hbar(trace.tokens, "Tokens per part (estimate)", "tokens"), width="stretch",
+                      key=f"tok-{key}")
+    timings = {k: v for k, v in trace.timings_ms.items() if k != "total"}
+    right.plotly_chart(hbar(timings, "Time per step", "ms"), width="stretch", key=f"time-{key}")
+    if trace.upkeep:
+        st.markdown("**Memory upkeep after this turn**")
+        st.json(trace.upkeep, expanded=False)
