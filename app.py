@@ -6,11 +6,11 @@ import streamlit as st
 
 from ui.sidebar import render_banner, render_sidebar
 
-st.set_page_config(page_title="Memory Lab", page_icon="🧠", layout="wide")
+st.set_page_config(page_title="Memory Lab", page_icon=":material/psychology:", layout="wide")
 
 PAGES = {
     "Playground": [
-        st.Page("pages/chat.py", title="Chat playground", icon="💬", default=True),
+        st.Page("pages/chat.py", title="Chat playground", icon=":material/chat:", default=True),
     ],
     "Inspect memory": [],
     "Evaluate": [],

@@ -8,7 +8,7 @@ from memory import STRATEGIES, StrategyConfig
 from ui.state import current, guarded, md_escape, warm_model
 from ui.trace_view import render_trace
 
-st.title("💬 Chat playground")
+st.title("Chat playground")
 ctx = current()
 lab, user, session = ctx.lab, ctx.user_id, ctx.session_id
 st.caption(f"User **{md_escape(user)}** · session **{md_escape(session)}** · LLM: {lab.llm_status().detail or lab.settings.anthropic_model}")
@@ -48,7 +48,7 @@ with guarded("Reading the session"):
             trace = traces.get(message.id)
             if trace is not None and (message.role.value == "assistant" or trace.get("error")):
                 label = "What the model saw" if not trace.get("error") else "What the model would have seen (call failed)"
-                with st.expander(f"🔎 {label} · {trace.get('strategy')} · ~{trace.get('total_tokens', 0)} tokens"):
+                with st.expander(f"{label} · {trace.get('strategy')} · ~{trace.get('total_tokens', 0)} tokens"):
                     render_trace(trace, key=message.id)
 
 if error := st.session_state.pop("chat_error", None):
@@ -66,9 +66,9 @@ if prompt:
 
 st.divider()
 b1, b2, b3 = st.columns(3)
-if b1.button("🧹 Clear this session", width="stretch"):
+if b1.button("Clear this session", icon=":material/mop:", width="stretch"):
     st.session_state["confirm"] = "clear"
-if b2.button("🗑️ Forget this user", width="stretch"):
+if b2.button("Forget this user", icon=":material/person_remove:", width="stretch"):
     st.session_state["confirm"] = "forget"
 confirm = st.session_state.get("confirm")
 if confirm:

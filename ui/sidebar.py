@@ -29,7 +29,7 @@ def render_banner(statuses: list[BackendStatus]) -> None:
     for s in statuses:
         if not s.ok:
             st.error(f"**{s.name} is unreachable** ({s.mode}, {s.location}). {s.fix}. Details: {s.detail}",
-                     icon="🚨")
+                     icon=":material/error:")
 
 
 def render_sidebar() -> list[BackendStatus]:
@@ -40,7 +40,7 @@ def render_sidebar() -> list[BackendStatus]:
     with st.sidebar:
         st.subheader("Backends")
         for s in statuses:
-            icon = "🟢" if s.ok else "🔴"
+            icon = ":green[:material/check_circle:]" if s.ok else ":red[:material/error:]"
             label = f"{icon} **{s.name}** · {s.mode}" + (f" · {s.version}" if s.version else "")
             st.markdown(label)
             if s.name == "LLM" and s.mode == "offline":
@@ -66,5 +66,5 @@ def render_sidebar() -> list[BackendStatus]:
         options = sessions if current in sessions else [current] + sessions
         st.selectbox("Session", options, key="session_id",
                       help="Sessions of this user, newest first. A new one starts empty.")
-        st.button("➕ New session", on_click=_new_session, width="stretch")
+        st.button("New session", icon=":material/add:", on_click=_new_session, width="stretch")
     return statuses
