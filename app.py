@@ -11,9 +11,13 @@ st.set_page_config(page_title="Memory Lab", page_icon=":material/psychology:", l
 PAGES = {
     "Playground": [
         st.Page("pages/chat.py", title="Chat playground", icon=":material/chat:", default=True),
+        st.Page("pages/compare.py", title="Compare", icon=":material/compare_arrows:"),
     ],
-    "Inspect memory": [],
-    "Evaluate": [],
+    "Inspect memory": [
+        st.Page("pages/redis_keys.py", title="Redis keys", icon=":material/key:"),
+        st.Page("pages/summaries.py", title="Summaries", icon=":material/summarize:"),
+        st.Page("pages/vector_memory.py", title="Vector memory", icon=":material/hub:"),
+    ],
 }
 
 navigation = st.navigation({group: pages for group, pages in PAGES.items() if pages})

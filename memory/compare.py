@@ -1,0 +1,154 @@
+"""Run a scripted conversation through several strategies and measure them side by side.
+
+A scenario is JSON: ``{"name", "description", "turns": [{"user": "...",
+"expect": ["Alice"], "session": "2"}]}`` (``session`` optional, default "1":
+a new label starts a new session of the same user). Turns without ``expect`` plant facts or distract;
+a turn with ``expect`` is a probe: recall is the share of its expected
+strings found in what the model was sent *before* the probe itself (system
+prompt and earlier messages), so an answer cannot be credited for merely
+repeating the question. Each strategy runs in its own fresh user and
+session, so they cannot see each other's memory.
+"""
+
+from __future__ import annotations
+
+import json
+import time
+import uuid
+from dataclasses import asdict, dataclass, field
+from pathlib import Path
+from typing import Any, Callable
+
+from .keys import validate_id
+from .lab import MemoryLab
+from .strategies import STRATEGIES, StrategyConfig
+
+SCENARIO_DIR = Path(__file__).resolve().parent.parent / "scenarios"
+
+
+class ScenarioError(ValueError):
+    """A scenario file that is not in the expected format."""
+
+
+@dataclass(frozen=True)
+class Turn:
+    user: str
+    expect: tuple[str, ...] = ()
+    session: str = "1"
+
+
+@dataclass(frozen=True)
+class Scenario:
+    name: str
+    description: str
+    turns: tuple[Turn, ...]
+
+    @property
+    def probes(self) -> int:
+        return sum(1 for t in self.turns if t.expect)
+
+
+def parse_scenario(data: Any) -> Scenario:
+    if not isinstance(data, dict):
+        raise ScenarioError("a scenario is a JSON object with 'name' and 'turns'")
+    turns_raw = data.get("turns")
+    if not isinstance(turns_raw, list) or not turns_raw:
+        raise ScenarioError("'turns' must be a non-empty list")
+    turns = []
+    for i, t in enumerate(turns_raw):
+        if not isinstance(t, dict) or not isinstance(t.get("user"), str) or not t["user"].strip():
+            raise ScenarioError(f"turn {i + 1} needs a non-empty 'user' text")
+        expect = t.get("expect", [])
+        if not isinstance(expect, list) or not all(isinstance(e, str) and e for e in expect):
+            raise ScenarioError(f"turn {i + 1}: 'expect' must be a list of strings")
+        session = str(t.get("session", "1"))
+        try:
+            validate_id("session", session)
+        except ValueError as exc:
+            raise ScenarioError(f"turn {i + 1}: {exc}") from exc
+        turns.append(Turn(t["user"], tuple(expect), session))
+    return Scenario(str(data.get("name") or "unnamed"), str(data.get("description") or ""), tuple(turns))
+
+
+def load_scenario(source: str | Path | bytes) -> Scenario:
+    try:
+        raw = source if isinstance(source, bytes) else Path(source).read_bytes()
+        return parse_scenario(json.loads(raw))
+    except json.JSONDecodeError as exc:
+        raise ScenarioError(f"not valid JSON: {exc}") from exc
+    except OSError as exc:
+        raise ScenarioError(f"cannot read the scenario: {exc}") from exc
+
+
+def shipped_scenarios() -> dict[str, Scenario]:
+    return {p.stem: load_scenario(p) for p in sorted(SCENARIO_DIR.glob("*.json"))}
+
+
+@dataclass
+class TurnResult:
+    strategy: str
+    turn: int
+    session: str
+    user: str
+    is_probe: bool
+    tokens_sent: int
+    latency_ms: float
+    expected: list[str] = field(default_factory=list)
+    found: list[str] = field(default_factory=list)
+    recall: float | None = None
+    reply: str = ""
+    error: str | None = None
+
+
+@dataclass
+class Comparison:
+    run_id: str
+    scenario: str
+    results: list[TurnResult]
+
+    def rows(self) -> list[dict[str, Any]]:
+        return [asdict(r) | {"scenario": self.scenario, "run_id": self.run_id} for r in self.results]
+
+    def recall_by_strategy(self) -> dict[str, float]:
+        out: dict[str, float] = {}
+        for name in dict.fromkeys(r.strategy for r in self.results):
+            probes = [r.recall for r in self.results if r.strategy == name and r.recall is not None]
+            out[name] = sum(probes) / len(probes) if probes else 0.0
+        return out
+
+
+Progress = Callable[[int, int, str], None]
+
+
+def run_comparison(lab: MemoryLab, scenario: Scenario, strategies: list[str], config: StrategyConfig | None = None,
+                   progress: Progress | None = None, run_id: str | None = None) -> Comparison:
+    unknown = [s for s in strategies if s not in STRATEGIES]
+    if unknown:
+        raise ValueError(f"unknown strategies: {', '.join(unknown)}")
+    run_id = run_id or uuid.uuid4().hex[:8]
+    total = len(strategies) * len(scenario.turns)
+    done = 0
+    results: list[TurnResult] = []
+    for name in strategies:
+        user = f"cmp-{run_id}-{name}"
+        for i, turn in enumerate(scenario.turns):
+            if progress:
+                progress(done, total, f"{name}: turn {i + 1}/{len(scenario.turns)}")
+            start = time.perf_counter()
+            result = lab.chat(user, f"s{turn.session}", turn.user, strategy=name, config=config)
+            latency = (time.perf_counter() - start) * 1000
+            trace = result.trace
+            seen = trace.system_prompt + "\n" + "\n".join(
+                str(m.get("content", "")) for m in trace.messages if m.get("id") != result.user_message.id
+            )
+            found = [e for e in turn.expect if e.lower() in seen.lower()]
+            results.append(TurnResult(
+                strategy=name, turn=i + 1, session=turn.session, user=turn.user, is_probe=bool(turn.expect),
+                tokens_sent=trace.total_tokens, latency_ms=round(latency, 1), expected=list(turn.expect),
+                found=found, recall=(len(found) / len(turn.expect)) if turn.expect else None,
+                reply=result.reply.content if result.reply else "", error=result.error,
+            ))
+            done += 1
+    if progress:
+        progress(done, total, "done")
+    return Comparison(run_id, scenario.name, results)

@@ -1,0 +1,134 @@
+"""Read-only (and explicitly confirmed write) views of Redis that the pages need.
+
+Everything here uses SCAN and pipelines, never KEYS, so the key browser
+stays responsive on a database with 100,000 keys: it reads one page of keys
+at a time and fetches type, length, TTL and memory usage for that page in
+one round trip.
+"""
+
+from __future__ import annotations
+
+import json
+from dataclasses import dataclass
+from typing import Any
+
+import redis
+
+from .keys import Keys
+from .messages import decode_many
+
+
+@dataclass(frozen=True)
+class KeyRow:
+    key: str
+    type: str
+    length: int
+    ttl: int  # seconds; -1 = no TTL; -2 = gone
+    memory: int | None
+    user_id: str = ""
+    session_id: str = ""
+    kind: str = ""
+
+
+@dataclass(frozen=True)
+class KeyPage:
+    rows: list[KeyRow]
+    next_cursor: int  # 0 when the scan is complete
+
+
+_LENGTH = {"list": "llen", "hash": "hlen", "zset": "zcard", "set": "scard", "string": "strlen", "stream": "xlen"}
+
+
+class KeyInspector:
+    def __init__(self, client: redis.Redis, keys: Keys) -> None:
+        self.r = client
+        self.keys = keys
+
+    def scan_page(self, pattern: str = "*", cursor: int = 0, page_size: int = 100) -> KeyPage:
+        """Up to ``page_size`` keys matching ``pattern`` from ``cursor`` on, with their details."""
+        found: list[str] = []
+        while True:
+            cursor, batch = self.r.scan(cursor=cursor, match=pattern or "*", count=max(page_size, 500))
+            found.extend(batch)
+            if cursor == 0 or len(found) >= page_size:
+                break
+        found = sorted(set(found))  # a SCAN step may overshoot the page; a cursor cannot be split
+        return KeyPage(self.describe(found), int(cursor))
+
+    def describe(self, names: list[str]) -> list[KeyRow]:
+        if not names:
+            return []
+        with self.r.pipeline(transaction=False) as p:
+            for name in names:
+                p.type(name)
+                p.ttl(name)
+            meta = p.execute()
+        types = meta[0::2]
+        ttls = meta[1::2]
+        with self.r.pipeline(transaction=False) as p:
+            for name, kind in zip(names, types):
+                getattr(p, _LENGTH.get(kind, "exists"))(name)
+                p.memory_usage(name)
+            sizes = p.execute(raise_on_error=False)
+        rows = []
+        for i, name in enumerate(names):
+            length, mem = sizes[2 * i], sizes[2 * i + 1]
+            parts = self.keys.parse(name) or {}
+            rows.append(KeyRow(
+                key=name, type=types[i], length=int(length) if isinstance(length, int) else 0,
+                ttl=int(ttls[i]), memory=int(mem) if isinstance(mem, int) else None,
+                user_id=parts.get("user_id", ""), session_id=parts.get("session_id", ""), kind=parts.get("kind", ""),
+            ))
+        return rows
+
+    def count(self) -> int:
+        return int(self.r.dbsize())
+
+    def ttls(self, names: list[str]) -> dict[str, int]:
+        with self.r.pipeline(transaction=False) as p:
+            for name in names:
+                p.ttl(name)
+            return {n: int(t) for n, t in zip(names, p.execute())}
+
+    def contents(self, name: str, limit: int = 200) -> dict[str, Any]:
+        """A key's value, decoded: lists of messages as typed messages with corrupt entries marked."""
+        kind = self.r.type(name)
+        out: dict[str, Any] = {"type": kind, "truncated": False}
+        if kind == "list":
+            raws = self.r.lrange(name, 0, limit - 1)
+            out["truncated"] = self.r.llen(name) > limit
+            if name.endswith((":log", ":buffer")):
+                messages, corrupt = decode_many(raws)
+                out["messages"] = [m.to_dict() for m in messages]
+                out["corrupt"] = [c.__dict__ for c in corrupt]
+            else:
+                out["items"] = [_maybe_json(r) for r in raws]
+        elif kind == "hash":
+            out["fields"] = {k: _maybe_json(v) for k, v in list(self.r.hgetall(name).items())[:limit]}
+        elif kind == "zset":
+            out["members"] = self.r.zrevrange(name, 0, limit - 1, withscores=True)
+        elif kind == "string":
+            out["value"] = self.r.get(name)
+        elif kind == "set":
+            out["members"] = sorted(self.r.sscan_iter(name, count=limit))[:limit]
+        return out
+
+    def _ours(self, name: str) -> None:
+        if not name.startswith(self.keys.prefix + ":"):
+            raise ValueError(f"{name!r} is not a Memory Lab key (prefix {self.keys.prefix}:); refusing to change it")
+
+    def delete(self, name: str) -> bool:
+        self._ours(name)
+        return bool(self.r.unlink(name))
+
+    def set_ttl(self, name: str, seconds: int) -> bool:
+        """Set a TTL in seconds; 0 or less removes it (PERSIST)."""
+        self._ours(name)
+        return bool(self.r.persist(name) if seconds <= 0 else self.r.expire(name, seconds))
+
+
+def _maybe_json(raw: str) -> Any:
+    try:
+        return json.loads(raw)
+    except (json.JSONDecodeError, TypeError):
+        return raw

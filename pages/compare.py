@@ -1,0 +1,101 @@
+"""Compare: one scripted conversation through several strategies, side by side."""
+
+from __future__ import annotations
+
+import json
+
+import pandas as pd
+import plotly.express as px
+import streamlit as st
+
+from memory import STRATEGIES
+from memory.compare import ScenarioError, load_scenario, run_comparison, shipped_scenarios
+from ui.state import current, guarded, warm_model
+
+st.title("Compare strategies")
+ctx = current()
+lab = ctx.lab
+st.caption("Run a scripted conversation — facts planted early, distractor turns, then questions — through each "
+           "strategy in its own fresh user, and see tokens, recall of the planted facts, and latency per turn.")
+
+scenarios = shipped_scenarios()
+c1, c2 = st.columns([2, 3])
+source = c1.radio("Conversation", ["Shipped scenario", "Upload JSON"], horizontal=True, key="cmp_source")
+scenario = None
+if source == "Shipped scenario":
+    name = c1.selectbox("Scenario", list(scenarios), format_func=lambda n: scenarios[n].name, key="cmp_scenario")
+    scenario = scenarios[name]
+else:
+    upload = c1.file_uploader("Scenario file (.json)", type=["json"], key="cmp_upload")
+    c1.caption('Format: `{"name": "...", "turns": [{"user": "My name is Ada."}, '
+               '{"user": "What is my name?", "expect": ["Ada"], "session": "2"}]}`')
+    if upload is not None:
+        try:
+            scenario = load_scenario(upload.getvalue())
+        except ScenarioError as exc:
+            st.error(f"That file is not a scenario: {exc}")
+chosen = c2.multiselect("Strategies", list(STRATEGIES), default=["buffer", "summary", "facts", "hybrid"],
+                        key="cmp_strategies")
+base = lab.default_config()
+s1, s2, s3 = c2.columns(3)
+config = base.with_(
+    buffer_size=s1.number_input("Buffer N", 1, 200, 6, key="cmp_n"),
+    summary_threshold=s2.number_input("Fold threshold", 2, 200, 6, key="cmp_thr"),
+    summary_keep=2,
+    token_budget=s3.number_input("Hybrid budget", 100, 100_000, base.token_budget, key="cmp_budget"),
+)
+
+if scenario is not None:
+    with st.expander(f"{scenario.name}: {len(scenario.turns)} turns, {scenario.probes} questions"):
+        st.caption(scenario.description)
+        st.dataframe(pd.DataFrame([{"turn": i + 1, "session": t.session, "user": t.user,
+                                    "expect in context": ", ".join(t.expect)}
+                                   for i, t in enumerate(scenario.turns)]), hide_index=True, width="stretch")
+
+run = st.button("Run comparison", type="primary", disabled=scenario is None or len(chosen) < 1, key="cmp_run")
+if run and scenario is not None:
+    with guarded("Running the comparison"):
+        warm_model(lab, repr(lab.settings))
+        bar = st.progress(0.0, text="Starting…")
+        result = run_comparison(lab, scenario, chosen, config,
+                                progress=lambda done, total, label: bar.progress(done / total, text=label))
+        bar.empty()
+        st.session_state["cmp_result"] = {"rows": result.rows(), "recall": result.recall_by_strategy(),
+                                          "scenario": result.scenario, "run_id": result.run_id}
+
+data = st.session_state.get("cmp_result")
+if not data:
+    st.info("Pick a scenario and strategies, then **Run comparison**. Each strategy gets its own fresh user "
+            "(`cmp-<run>-<strategy>`), so you can open its memory on the other pages afterwards.")
+else:
+    frame = pd.DataFrame(data["rows"])
+    st.subheader(f"Results: {data['scenario']} (run {data['run_id']})")
+    recall = data["recall"]
+    cols = st.columns(len(recall))
+    for col, (name, value) in zip(cols, recall.items()):
+        col.metric(f"{name} recall", f"{value:.0%}",
+                   help="Share of the planted facts found in the context sent for the questions")
+    summary = frame.groupby("strategy", sort=False).agg(
+        recall=("recall", "mean"), tokens_per_turn=("tokens_sent", "mean"), total_tokens=("tokens_sent", "sum"),
+        mean_latency_ms=("latency_ms", "mean")).reset_index()
+    st.dataframe(summary, hide_index=True, width="stretch", column_config={
+        "recall": st.column_config.ProgressColumn(min_value=0.0, max_value=1.0, format="%.2f"),
+        "tokens_per_turn": st.column_config.NumberColumn(format="%.0f"),
+        "mean_latency_ms": st.column_config.NumberColumn(format="%.0f"),
+    })
+    left, right = st.columns(2)
+    left.plotly_chart(px.line(frame, x="turn", y="tokens_sent", color="strategy", markers=True,
+                              title="Tokens sent per turn (estimate)"), width="stretch", key="cmp_tokens")
+    right.plotly_chart(px.line(frame, x="turn", y="latency_ms", color="strategy", markers=True,
+                               title="Latency per turn (ms)"), width="stretch", key="cmp_latency")
+    probes = frame[frame["is_probe"]].copy()
+    if not probes.empty:
+        probes["label"] = "turn " + probes["turn"].astype(str) + ": " + probes["user"].str.slice(0, 40)
+        fig = px.bar(probes, x="label", y="recall", color="strategy", barmode="group",
+                     title="Did each planted fact reach the context?", range_y=[0, 1.05])
+        st.plotly_chart(fig, width="stretch", key="cmp_recall")
+    st.dataframe(frame[["strategy", "turn", "session", "user", "tokens_sent", "latency_ms", "expected", "found",
+                        "recall", "reply", "error"]], hide_index=True, width="stretch")
+    st.download_button("Download results as CSV", frame.assign(
+        expected=frame["expected"].map(json.dumps), found=frame["found"].map(json.dumps)).to_csv(index=False),
+        file_name=f"memory-lab-compare-{data['run_id']}.csv", mime="text/csv", key="cmp_csv")

@@ -1,0 +1,113 @@
+"""Redis keys: a live browser of Memory Lab's keys, their TTLs and decoded contents."""
+
+from __future__ import annotations
+
+import time
+
+import pandas as pd
+import streamlit as st
+
+from memory.inspect import KeyInspector
+from ui.state import current, guarded
+
+st.title("Redis keys")
+ctx = current()
+lab = ctx.lab
+prefix = lab.keys.prefix
+st.caption("Live view of the keys Memory Lab writes. SCAN and pipelines only (never KEYS); one page at a time.")
+
+f1, f2, f3 = st.columns([3, 1, 1])
+default_pattern = f"{prefix}:*{{{ctx.user_id}*" if ctx.user_id else f"{prefix}:*"
+pattern = f1.text_input("Pattern (Redis glob)", value=f"{prefix}:*", key="key_pattern",
+                        help=f"e.g. `{default_pattern}` for one user's keys, `{prefix}:s:*:buffer` for all buffers")
+page_size = f2.selectbox("Page size", [50, 100, 250, 500], index=1, key="key_page_size")
+live = f3.toggle("Live TTLs", value=True, key="key_live", help="Refresh the TTL column every second.")
+
+state = st.session_state
+if state.get("key_scan_for") != (pattern, page_size):
+    state["key_scan_for"] = (pattern, page_size)
+    state["key_cursors"] = [0]
+
+inspector: KeyInspector | None = None
+rows = []
+with guarded("Scanning keys"):
+    inspector = KeyInspector(lab.redis, lab.keys)
+    cursors = state["key_cursors"]
+    page = inspector.scan_page(pattern, cursors[-1], page_size)
+    rows = page.rows
+    total = inspector.count()
+    nav = st.columns([1, 1, 4])
+    if nav[0].button("Previous page", disabled=len(cursors) == 1, key="key_prev"):
+        cursors.pop()
+        st.rerun()
+    if nav[1].button("Next page", disabled=page.next_cursor == 0, key="key_next"):
+        cursors.append(page.next_cursor)
+        st.rerun()
+    nav[2].caption(f"Page {len(cursors)} · {len(rows)} keys on this page · {total:,} keys in the database"
+                   + ("" if page.next_cursor else " · end of scan"))
+
+if inspector is not None and not rows:
+    st.info("No keys match. A first-time user has none: send a message on the **Chat playground** and come back; "
+            f"or widen the pattern to `{prefix}:*`.")
+
+if inspector is not None and rows:
+    no_ttl = [r.key for r in rows if r.ttl == -1]
+    if no_ttl:
+        st.warning(f"{len(no_ttl)} key(s) on this page have no TTL and never expire (flagged ⚠ below). "
+                   "The fact log is meant to be permanent; session keys normally slide with activity.")
+
+    @st.fragment(run_every=1.0 if live else None)
+    def key_table() -> None:
+        names = [r.key for r in rows]
+        with guarded("Refreshing TTLs"):
+            ttls = inspector.ttls(names) if live else {r.key: r.ttl for r in rows}
+            frame = pd.DataFrame([{
+                "key": r.key, "type": r.type, "kind": r.kind, "user": r.user_id, "session": r.session_id,
+                "length": r.length, "memory (bytes)": r.memory,
+                "TTL (s)": ttls.get(r.key, r.ttl),
+                "expires": ("⚠ never" if ttls.get(r.key) == -1 else "gone" if ttls.get(r.key) == -2
+                            else time.strftime("%H:%M:%S", time.localtime(time.time() + ttls.get(r.key, 0)))),
+            } for r in rows])
+            st.dataframe(frame, hide_index=True, width="stretch", height=min(38 * (len(rows) + 1), 420),
+                         column_config={"TTL (s)": st.column_config.NumberColumn(format="%d")})
+
+    key_table()
+
+    st.subheader("Inspect a key")
+    chosen = st.selectbox("Key", [r.key for r in rows], key="key_chosen")
+    if chosen:
+        with guarded("Reading the key"):
+            contents = inspector.contents(chosen)
+            if contents["type"] == "none":
+                st.info("This key no longer exists (expired or deleted).")
+            if "messages" in contents:
+                msgs = contents["messages"]
+                st.caption(f"{len(msgs)} typed messages" + (" (first 200 shown)" if contents["truncated"] else ""))
+                if msgs:
+                    st.dataframe(pd.DataFrame(msgs), hide_index=True, width="stretch")
+                for bad in contents["corrupt"]:
+                    st.error(f"Entry #{bad['index']} is corrupt ({bad['error']}): {bad['raw'][:200]!r}")
+            for field_name in ("items", "fields", "members", "value"):
+                if field_name in contents:
+                    st.json(contents[field_name], expanded=1)
+
+            a, b = st.columns(2)
+            with a.form("ttl_form"):
+                seconds = st.number_input("New TTL in seconds (0 = never expire)", 0, 10 * 365 * 24 * 3600, 3600)
+                confirm_ttl = st.checkbox("I want to change this key's TTL")
+                if st.form_submit_button("Set TTL"):
+                    if not confirm_ttl:
+                        st.warning("Tick the box to confirm.")
+                    else:
+                        inspector.set_ttl(chosen, int(seconds))
+                        st.toast(f"TTL of {chosen} set to {seconds or 'none'}")
+            with b.form("delete_form"):
+                st.markdown("Delete this key. This cannot be undone.")
+                confirm_del = st.checkbox("I want to delete this key")
+                if st.form_submit_button("Delete key", type="primary"):
+                    if not confirm_del:
+                        st.warning("Tick the box to confirm.")
+                    else:
+                        inspector.delete(chosen)
+                        st.toast(f"Deleted {chosen}")
+                        st.rerun()

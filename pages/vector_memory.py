@@ -1,0 +1,130 @@
+"""Vector memory: the user's facts and episodes in Chroma, a similarity query, and a 2-D map."""
+
+from __future__ import annotations
+
+import datetime as dt
+
+import numpy as np
+import pandas as pd
+import plotly.graph_objects as go
+import streamlit as st
+
+from ui.pca import pca_2d
+from ui.state import current, guarded, md_escape, warm_model
+
+st.title("Vector memory")
+ctx = current()
+lab, user = ctx.lab, ctx.user_id
+st.caption(f"Long-term memory of user **{md_escape(user)}** in Chroma ({lab.settings.chroma_mode}), embedded with "
+           "all-MiniLM-L6-v2 in cosine space. Similarity = 1 − cosine distance.")
+
+
+def _when(ts: object) -> str:
+    return dt.datetime.fromtimestamp(float(ts)).strftime("%Y-%m-%d %H:%M") if isinstance(ts, (int, float)) else ""
+
+
+facts, episodes = [], []
+with guarded("Reading Chroma"):
+    facts = lab.facts.all(user, with_embeddings=True)
+    episodes = lab.episodes.all(user, with_embeddings=True)
+
+if not facts and not episodes:
+    st.info("No long-term memories for this user yet. On the **Chat playground**, pick the **facts**, **episodic** "
+            "or **hybrid** strategy and tell it something about yourself (*I live in Berlin. I use Rust.*).")
+
+tab_facts, tab_episodes, tab_log = st.tabs([f"Facts ({len(facts)})", f"Episodes ({len(episodes)})", "Add/update log"])
+with tab_facts:
+    if facts:
+        st.dataframe(pd.DataFrame([{
+            "fact": r.text, "slot": r.metadata.get("slot", ""), "session": r.metadata.get("session_id", ""),
+            "created": _when(r.metadata.get("created_at")), "updated": _when(r.metadata.get("updated_at")),
+            "id": r.id,
+        } for r in facts]), hide_index=True, width="stretch")
+    else:
+        st.caption("No facts.")
+with tab_episodes:
+    if episodes:
+        st.dataframe(pd.DataFrame([{
+            "session": r.metadata.get("session_id", ""), "summary": r.text,
+            "messages": r.metadata.get("n_messages", 0), "last activity": _when(r.metadata.get("last_at")),
+            "transcript key": r.metadata.get("log_key", ""), "id": r.id,
+        } for r in episodes]), hide_index=True, width="stretch")
+    else:
+        st.caption("No episodes.")
+with tab_log, guarded("Reading the fact log"):
+    log = lab.facts.history(user)
+    if log:
+        st.dataframe(pd.DataFrame([{
+            "when": _when(e.get("at")), "event": e.get("event"), "fact": e.get("text"),
+            "previous": e.get("previous"), "similarity": e.get("similarity"), "session": e.get("session_id"),
+        } for e in reversed(log)]), hide_index=True, width="stretch")
+    else:
+        st.caption("No fact events yet.")
+
+st.subheader("Query the memory")
+q1, q2 = st.columns([4, 1])
+query = q1.text_input("Query", key="vec_query", placeholder="e.g. what is my name?")
+k = q2.number_input("Top-k", 1, 50, 5, key="vec_k")
+hits_ids: set[str] = set()
+query_vec = None
+if query.strip() and (facts or episodes):
+    with guarded("Searching"):
+        warm_model(lab, repr(lab.settings))
+        query_vec = lab.embed([query])[0]
+        fact_hits = lab.facts.search(user, query_vec, int(k))
+        episode_hits = lab.episodes.search(user, query_vec, int(k))
+        hits = sorted([("fact", h) for h in fact_hits] + [("episode", h) for h in episode_hits],
+                      key=lambda kh: -kh[1].similarity)[: int(k)]
+        hits_ids = {h.id for _, h in hits}
+        st.dataframe(pd.DataFrame([{
+            "rank": i + 1, "kind": kind, "text": h.text, "cosine similarity": round(h.similarity, 4),
+            "cosine distance": round(h.distance, 4), "session": h.metadata.get("session_id", ""),
+        } for i, (kind, h) in enumerate(hits)]), hide_index=True, width="stretch", column_config={
+            "cosine similarity": st.column_config.ProgressColumn(min_value=0.0, max_value=1.0, format="%.3f"),
+        })
+elif query.strip():
+    st.caption("Nothing to search yet.")
+
+records = [("fact", r) for r in facts] + [("episode", r) for r in episodes]
+if len(records) >= 2:
+    st.subheader("Map of this user's memories (PCA of the embeddings)")
+    vectors = np.array([r.embedding for _, r in records], dtype=np.float32)
+    if query_vec is not None:
+        vectors = np.vstack([vectors, query_vec[None, :]])
+    coords = pca_2d(vectors)
+    fig = go.Figure()
+    for kind, color in (("fact", "#4c78a8"), ("episode", "#f58518")):
+        idx = [i for i, (kd, _) in enumerate(records) if kd == kind]
+        if not idx:
+            continue
+        fig.add_scatter(
+            x=coords[idx, 0], y=coords[idx, 1], mode="markers", name=f"{kind}s",
+            text=[records[i][1].text[:120] for i in idx], hovertemplate="%{text}<extra></extra>",
+            marker=dict(color=color, size=[16 if records[i][1].id in hits_ids else 9 for i in idx],
+                        line=dict(color="#e45756", width=[3 if records[i][1].id in hits_ids else 0 for i in idx])),
+        )
+    if query_vec is not None:
+        fig.add_scatter(x=[coords[-1, 0]], y=[coords[-1, 1]], mode="markers+text", name="query", text=["query"],
+                        textposition="top center", marker=dict(symbol="star", size=18, color="#e45756"))
+    fig.update_layout(height=420, margin=dict(l=10, r=10, t=10, b=10), xaxis_title="PC 1", yaxis_title="PC 2")
+    st.plotly_chart(fig, width="stretch", key="vec_map")
+    st.caption("Hits of the query are drawn larger with a red ring.")
+
+if records:
+    st.subheader("Delete a memory")
+    with st.form("delete_memory"):
+        label = {f"{kind}: {r.text[:90]}": (kind, r) for kind, r in records}
+        choice = st.selectbox("Memory", list(label))
+        sure = st.checkbox("I want to delete this memory")
+        if st.form_submit_button("Delete", type="primary"):
+            if not sure:
+                st.warning("Tick the box to confirm.")
+            else:
+                with guarded("Deleting"):
+                    kind, record = label[choice]
+                    if kind == "fact":
+                        lab.facts.delete(user, record.id)
+                    else:
+                        lab.episodes.delete(user, str(record.metadata.get("session_id")))
+                    st.toast("Deleted")
+                    st.rerun()
