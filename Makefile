@@ -30,7 +30,7 @@ test: install browser
 	$(BIN)/python -m pytest
 
 lint: install
-	$(BIN)/python -m ruff check memory tests pages ui app.py
+	$(BIN)/python -m ruff check memory tests app_pages ui app.py
 
 typecheck: install
 	$(BIN)/python -m mypy memory

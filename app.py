@@ -10,13 +10,13 @@ st.set_page_config(page_title="Memory Lab", page_icon=":material/psychology:", l
 
 PAGES = {
     "Playground": [
-        st.Page("pages/chat.py", title="Chat playground", icon=":material/chat:", default=True),
-        st.Page("pages/compare.py", title="Compare", icon=":material/compare_arrows:"),
+        st.Page("app_pages/chat.py", title="Chat playground", icon=":material/chat:", default=True),
+        st.Page("app_pages/compare.py", title="Compare", icon=":material/compare_arrows:"),
     ],
     "Inspect memory": [
-        st.Page("pages/redis_keys.py", title="Redis keys", icon=":material/key:"),
-        st.Page("pages/summaries.py", title="Summaries", icon=":material/summarize:"),
-        st.Page("pages/vector_memory.py", title="Vector memory", icon=":material/hub:"),
+        st.Page("app_pages/redis_keys.py", title="Redis keys", icon=":material/key:"),
+        st.Page("app_pages/summaries.py", title="Summaries", icon=":material/summarize:"),
+        st.Page("app_pages/vector_memory.py", title="Vector memory", icon=":material/hub:"),
     ],
 }
 

@@ -1,0 +1,96 @@
+"""The real app in a real browser: `streamlit run`, headless Chromium, every page, screenshots."""
+
+from __future__ import annotations
+
+import os
+import shutil
+import signal
+import subprocess
+import sys
+import time
+import urllib.request
+from pathlib import Path
+
+import pytest
+
+from memory.backends.redis_server import free_port
+
+ROOT = Path(__file__).resolve().parent.parent
+SHOTS = ROOT / "artifacts" / "screenshots"
+CHROMIUM = shutil.which("chromium") or shutil.which("chromium-browser")
+PAGES = [("", "Chat playground"), ("compare", "Compare strategies"), ("redis_keys", "Redis keys"),
+         ("summaries", "Summaries"), ("vector_memory", "Vector memory")]
+
+pytestmark = pytest.mark.skipif(CHROMIUM is None, reason="Chromium is not installed (Debian package 'chromium'); "
+                                "`make test` installs it where it can")
+
+
+@pytest.fixture()
+def served_app(settings, tmp_path):
+    port = free_port()
+    env = dict(os.environ, MEMLAB_DATA_DIR=str(settings.data_dir), REDIS_URL=settings.redis_url)
+    log = open(tmp_path / "streamlit.log", "w")
+    proc = subprocess.Popen(
+        [sys.executable, "-m", "streamlit", "run", "app.py", "--server.address", "127.0.0.1",
+         "--server.port", str(port), "--server.headless", "true"],
+        cwd=ROOT, env=env, stdout=log, stderr=subprocess.STDOUT, start_new_session=True,
+    )
+    try:
+        url = f"http://127.0.0.1:{port}/"
+        deadline = time.monotonic() + 60
+        while time.monotonic() < deadline:
+            try:
+                if urllib.request.urlopen(url + "_stcore/health", timeout=2).status == 200:
+                    break
+            except OSError:
+                time.sleep(0.3)
+        else:
+            pytest.fail("streamlit did not come up: " + (tmp_path / "streamlit.log").read_text()[-2000:])
+        yield url
+    finally:
+        try:
+            os.killpg(proc.pid, signal.SIGTERM)
+            proc.wait(timeout=10)
+        except (ProcessLookupError, subprocess.TimeoutExpired):
+            os.killpg(proc.pid, signal.SIGKILL)
+        log.close()
+
+
+def _idle(page) -> None:
+    time.sleep(1.0)
+    page.wait_for_function(
+        "!document.querySelector('[data-testid=stStatusWidget]') && !document.querySelector('[data-testid=stSpinner]')",
+        timeout=120_000,
+    )
+    time.sleep(0.5)
+
+
+def test_every_page_renders_in_chromium(served_app):
+    sync_api = pytest.importorskip("playwright.sync_api", reason="playwright (Python) is not installed")
+    SHOTS.mkdir(parents=True, exist_ok=True)
+    with sync_api.sync_playwright() as p:
+        browser = p.chromium.launch(executable_path=CHROMIUM, args=[
+            "--headless", "--no-sandbox", "--disable-gpu", "--disable-background-networking"])
+        try:
+            page = browser.new_page(viewport={"width": 1400, "height": 1000})
+            page.goto(served_app)
+            page.wait_for_selector("text=Backends", timeout=120_000)
+            box = page.get_by_test_id("stChatInputTextArea")
+            box.fill("My name is Alice.")
+            box.press("Enter")
+            page.wait_for_function("document.querySelectorAll('[data-testid=stChatMessage]').length >= 2",
+                                   timeout=120_000)
+            _idle(page)
+            for path, title in PAGES:
+                page.goto(served_app + path)
+                page.wait_for_selector("text=Backends", timeout=120_000)
+                page.get_by_role("heading", name=title, level=1).wait_for(timeout=60_000)
+                _idle(page)
+                assert page.locator("[data-testid=stException]").count() == 0, f"exception box on {title}"
+                page.screenshot(path=str(SHOTS / f"{path or 'chat'}.png"), full_page=True)
+                assert (SHOTS / f"{path or 'chat'}.png").stat().st_size > 10_000
+            page.goto(served_app)
+            page.wait_for_selector("text=Backends", timeout=120_000)
+            assert "Alice" in page.get_by_test_id("stChatMessage").last.inner_text()
+        finally:
+            browser.close()
