@@ -28,6 +28,7 @@ from .messages import Message, Role
 from .session_store import SessionStore
 from .strategies import STRATEGIES, Services, Strategy, StrategyConfig
 from .trace import Trace
+from .turn_store import TurnStore
 
 
 class BackendUnavailable(RuntimeError):
@@ -128,6 +129,10 @@ class MemoryLab:
     def episodes(self) -> EpisodeStore:
         return EpisodeStore(self.vectors, self.embed)
 
+    @cached_property
+    def turns(self) -> TurnStore:
+        return TurnStore(self.vectors, self.embed)
+
     def services(self) -> Services:
         return Services(self.sessions, self.facts, self.episodes, self.llm, self.embed)
 
@@ -195,6 +200,7 @@ class MemoryLab:
             "redis_keys": self.sessions.forget_user(user_id),
             "facts": self.facts.forget(user_id),
             "episodes": self.episodes.forget(user_id),
+            "turns": self.turns.forget(user_id),
         }
 
     def clear_session(self, user_id: str, session_id: str) -> int:

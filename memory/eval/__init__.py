@@ -1,0 +1,1 @@
+"""Recall evaluation on LoCoMo-format conversations: loader, recall@k, runner."""

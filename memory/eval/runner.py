@@ -1,0 +1,164 @@
+"""Run recall@k over LoCoMo-format conversations through the engine's own storage.
+
+Each conversation is ingested once into the turn store (Chroma + the
+packaged embedder) under its own evaluation user, keyed by a fingerprint of
+its text, so a second run reuses the index. Every question is then a query
+through the same ranking code the app's strategies use.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import re
+import time
+from dataclasses import asdict, dataclass, field
+from typing import Any, Callable
+
+from ..lab import MemoryLab
+from ..retrieval import RETRIEVERS
+from .locomo import Conversation
+from .recall import mean, recall_at_k
+
+UNITS = ("turn", "session", "fact")
+Progress = Callable[[int, int, str], None]
+
+
+@dataclass
+class QuestionResult:
+    sample_id: str
+    question: str
+    answer: str
+    category: int
+    evidence: list[str]
+    recall: dict[int, float]
+    evidence_ranks: dict[str, int | None]
+    top: list[dict[str, Any]] = field(default_factory=list)
+
+
+@dataclass
+class EvalReport:
+    unit: str
+    retriever: str
+    k: list[int]
+    categories: list[int]
+    n_questions: int
+    overall: dict[int, float]
+    by_category: dict[int, dict[int, float]]
+    by_conversation: dict[str, dict[int, float]]
+    seconds: float
+    questions: list[QuestionResult]
+
+    def to_json(self, with_questions: bool = False) -> dict[str, Any]:
+        data: dict[str, Any] = {
+            "unit": self.unit, "retriever": self.retriever, "k": self.k, "categories": self.categories,
+            "n_questions": self.n_questions,
+            "overall": {str(k): round(v, 4) for k, v in self.overall.items()},
+            "by_category": {str(c): {str(k): round(v, 4) for k, v in r.items()} for c, r in self.by_category.items()},
+            "by_conversation": {s: {str(k): round(v, 4) for k, v in r.items()}
+                                for s, r in self.by_conversation.items()},
+            "seconds": round(self.seconds, 2),
+        }
+        if with_questions:
+            data["questions"] = [asdict(q) for q in self.questions]
+        return data
+
+
+def eval_user(conv: Conversation, unit: str) -> str:
+    text = "\n".join(t.display for t in conv.turns)
+    if unit == "fact":
+        text += "\n".join(f for f, _ in conv.observations)
+    digest = hashlib.sha1(text.encode()).hexdigest()[:10]
+    slug = re.sub(r"[^A-Za-z0-9_.-]", "-", conv.sample_id)[:30].strip("-.") or "conv"
+    return f"eval-{slug}-{'f' if unit == 'fact' else 't'}{digest}"
+
+
+def _ingest(lab: MemoryLab, conv: Conversation, unit: str, progress: Callable[[int, int], None]) -> str:
+    user = eval_user(conv, unit)
+    store = lab.turns
+    if unit == "fact":
+        rows = {f"D{t.session}": [] for t in conv.turns}  # type: dict[str, list[tuple[str, str, int, float]]]
+        by_id = {t.dia_id: t for t in conv.turns}
+        for j, (fact, source) in enumerate(conv.observations):
+            turn = by_id[source]
+            rows[f"D{turn.session}"].append((f"F{j}|{source}", fact, turn.position, 0.0))
+        expected = len(conv.observations)
+    else:
+        rows = {f"D{s.index}": [(t.dia_id, t.display, t.position, m.created_at)
+                                for t, m in zip(s.turns, conv.messages(s))] for s in conv.sessions}
+        expected = len(conv.turns)
+    if store.count(user) != expected:
+        store.forget(user)
+        done = 0
+        for session_id, turns in rows.items():
+            if turns:
+                store.add(user, session_id, turns)
+            done += len(turns)
+            progress(done, expected)
+    return user
+
+
+def evaluate(lab: MemoryLab, conversations: list[Conversation], unit: str = "turn", retriever: str = "hybrid",
+             ks: list[int] | None = None, categories: list[int] | None = None, progress: Progress | None = None,
+             keep_top: int = 25) -> EvalReport:
+    if unit not in UNITS:
+        raise ValueError(f"unknown unit {unit!r}; choose one of {', '.join(UNITS)}")
+    if retriever not in RETRIEVERS:
+        raise ValueError(f"unknown retriever {retriever!r}; choose one of {', '.join(RETRIEVERS)}")
+    ks = sorted(set(ks or [1, 5, 10, 25]))
+    if not ks or ks[0] < 1:
+        raise ValueError("k values must be whole numbers of at least 1")
+    categories = sorted(set(categories or [1, 2, 3, 4]))
+    if unit == "fact" and not any(c.observations for c in conversations):
+        raise ValueError("the fact unit needs 'observation' facts in the data, and this file has none")
+    start = time.perf_counter()
+    report_progress = progress or (lambda d, t, label: None)
+    scored = [(c, [q for q in c.questions if q.category in categories and q.evidence]) for c in conversations]
+    total = sum(len(qs) for _, qs in scored) + len(conversations)
+    done = 0
+    results: list[QuestionResult] = []
+    for conv, questions in scored:
+        user = _ingest(lab, conv, unit,
+                       lambda d, t, s=conv.sample_id: report_progress(done, total, f"{s}: indexing {d}/{t}"))
+        done += 1
+        if not questions:
+            continue
+        vectors = lab.embed([q.question for q in questions])
+        session_turns = {f"D{s.index}": [t.dia_id for t in s.turns] for s in conv.sessions}
+        for q, vec in zip(questions, vectors):
+            if unit == "session":
+                hits = lab.turns.search_sessions(user, q.question, vec, len(session_turns), retriever)
+                covers = [session_turns.get(h.session_id, []) for h in hits]
+                ids = [h.session_id for h in hits]
+                top = [{"rank": i + 1, "id": h.session_id, "score": round(h.score, 4),
+                        "similarity": round(h.similarity, 4), "covers": covers[i][:3] + (["…"] if len(covers[i]) > 3 else [])}
+                       for i, h in enumerate(hits[:keep_top])]
+                ranks = {e: next((i + 1 for i, sid in enumerate(ids) if e in session_turns.get(sid, [])), None)
+                         for e in q.evidence}
+            else:
+                hits = lab.turns.search_turns(user, q.question, vec, 10**9, retriever)
+                covers = [[h.id.split("|")[-1]] for h in hits]
+                top = [{"rank": i + 1, "id": h.id, "text": h.text, "score": round(h.score, 4),
+                        "similarity": round(h.similarity, 4), "covers": covers[i]} for i, h in enumerate(hits[:keep_top])]
+                first: dict[str, int] = {}
+                for i, cov in enumerate(covers):
+                    first.setdefault(cov[0], i + 1)
+                ranks = {e: first.get(e) for e in q.evidence}
+            recall = {k: recall_at_k(q.evidence, covers, k) or 0.0 for k in ks}
+            results.append(QuestionResult(conv.sample_id, q.question, q.answer, q.category, list(q.evidence),
+                                          recall, ranks, top))
+            done += 1
+            report_progress(done, total, f"{conv.sample_id}: questions")
+    seconds = time.perf_counter() - start
+
+    def table(rows: list[QuestionResult]) -> dict[int, float]:
+        return {k: mean(r.recall[k] for r in rows) or 0.0 for k in ks}
+
+    return EvalReport(
+        unit=unit, retriever=retriever, k=ks, categories=categories, n_questions=len(results),
+        overall=table(results),
+        by_category={c: table([r for r in results if r.category == c]) for c in categories
+                     if any(r.category == c for r in results)},
+        by_conversation={c.sample_id: table([r for r in results if r.sample_id == c.sample_id])
+                         for c in conversations if any(r.sample_id == c.sample_id for r in results)},
+        seconds=seconds, questions=results,
+    )

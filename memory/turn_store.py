@@ -1,0 +1,122 @@
+"""Conversation turns in Chroma, ranked by the shared retrieval code.
+
+The episodic strategy recalls past sessions through this store (BM25 over a
+session's turns fused with its best turn cosine), and the Recall Lab measures
+the very same code on LoCoMo. Rankings are exact: the user's turn
+embeddings are read once from Chroma and cached in-process until the count
+changes, so a score is never an approximate-index artefact.
+"""
+
+from __future__ import annotations
+
+import threading
+from dataclasses import dataclass
+from typing import Callable
+
+import numpy as np
+
+from .backends.vector_store import Record, VectorStore
+from .keys import validate_id
+from .retrieval import Candidate, rank_candidates, rank_groups
+
+TURNS = "memlab_turns"
+Embed = Callable[[list[str]], np.ndarray]
+Progress = Callable[[int, int], None]
+
+
+@dataclass(frozen=True)
+class TurnHit:
+    id: str
+    text: str
+    session_id: str
+    position: int
+    score: float
+    similarity: float
+
+
+@dataclass(frozen=True)
+class SessionHit:
+    session_id: str
+    score: float
+    similarity: float  # best turn cosine in the session
+
+
+@dataclass
+class _Loaded:
+    count: int
+    cands: list[Candidate]
+    vectors: np.ndarray
+
+
+class TurnStore:
+    def __init__(self, vectors: VectorStore, embed: Embed, batch: int = 256) -> None:
+        self.vectors = vectors
+        self.embed = embed
+        self.batch = batch
+        self._cache: dict[str, _Loaded] = {}
+        self._lock = threading.Lock()
+
+    def add(self, user_id: str, session_id: str, turns: list[tuple[str, str, int, float]],
+            progress: Progress | None = None) -> None:
+        """Store (turn id, text, position, created_at) rows; re-adding an id overwrites it."""
+        validate_id("user", user_id)
+        for start in range(0, len(turns), self.batch):
+            chunk = turns[start:start + self.batch]
+            records = [Record(f"{user_id}/{session_id}/{tid}", text, {
+                "user_id": user_id, "session_id": session_id, "turn_id": tid, "position": int(pos),
+                "created_at": float(at)}) for tid, text, pos, at in chunk]
+            self.vectors.upsert(TURNS, records, self.embed([r.text for r in records]))
+            if progress:
+                progress(min(start + self.batch, len(turns)), len(turns))
+
+    def count(self, user_id: str) -> int:
+        return len(self.vectors.collection(TURNS).get(where={"user_id": validate_id("user", user_id)},
+                                                      include=[])["ids"])
+
+    def _load(self, user_id: str) -> _Loaded:
+        count = self.count(user_id)
+        with self._lock:
+            cached = self._cache.get(user_id)
+            if cached is not None and cached.count == count:
+                return cached
+        records = self.vectors.get(TURNS, where={"user_id": user_id}, with_embeddings=True)
+        cands = [Candidate(str(r.metadata.get("turn_id", r.id)), r.text, str(r.metadata.get("session_id", "")),
+                           int(r.metadata.get("position", 0))) for r in records]
+        vectors = np.array([r.embedding for r in records], dtype=np.float32) if records else np.zeros((0, 384))
+        loaded = _Loaded(len(records), cands, vectors)
+        with self._lock:
+            self._cache[user_id] = loaded
+        return loaded
+
+    def _scored(self, user_id: str, query_vector: np.ndarray, exclude_session: str | None):
+        loaded = self._load(user_id)
+        keep = [i for i, c in enumerate(loaded.cands) if c.group != exclude_session]
+        cands = [loaded.cands[i] for i in keep]
+        dense = loaded.vectors[keep] @ query_vector if keep else np.zeros(0)
+        return cands, dense
+
+    def search_turns(self, user_id: str, query: str, query_vector: np.ndarray, k: int, retriever: str = "hybrid",
+                     exclude_session: str | None = None) -> list[TurnHit]:
+        cands, dense = self._scored(user_id, query_vector, exclude_session)
+        scores = rank_candidates(query, dense, cands, retriever)
+        order = np.argsort(-scores, kind="stable")[:k]
+        return [TurnHit(cands[i].id, cands[i].text, cands[i].group, cands[i].position, float(scores[i]),
+                        float(dense[i])) for i in order]
+
+    def search_sessions(self, user_id: str, query: str, query_vector: np.ndarray, k: int,
+                        retriever: str = "hybrid", exclude_session: str | None = None) -> list[SessionHit]:
+        cands, dense = self._scored(user_id, query_vector, exclude_session)
+        scores = rank_groups(query, dense, cands, retriever)
+        best: dict[str, float] = {}
+        for c, d in zip(cands, dense):
+            best[c.group] = max(best.get(c.group, -1.0), float(d))
+        ranked = sorted(scores.items(), key=lambda kv: -kv[1])[:k]
+        return [SessionHit(g, s, best[g]) for g, s in ranked]
+
+    def forget(self, user_id: str) -> int:
+        n = self.count(user_id)
+        if n:
+            self.vectors.delete(TURNS, where={"user_id": validate_id("user", user_id)})
+        with self._lock:
+            self._cache.pop(user_id, None)
+        return n
