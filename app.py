@@ -18,6 +18,9 @@ PAGES = {
         st.Page("app_pages/summaries.py", title="Summaries", icon=":material/summarize:"),
         st.Page("app_pages/vector_memory.py", title="Vector memory", icon=":material/hub:"),
     ],
+    "Evaluate": [
+        st.Page("app_pages/recall_lab.py", title="Recall Lab", icon=":material/query_stats:"),
+    ],
 }
 
 navigation = st.navigation({group: pages for group, pages in PAGES.items() if pages})

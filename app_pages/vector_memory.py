@@ -71,14 +71,16 @@ if query.strip() and (facts or episodes):
     with guarded("Searching"):
         warm_model(lab, repr(lab.settings))
         query_vec = lab.embed([query])[0]
-        fact_hits = lab.facts.search(user, query_vec, int(k))
+        fact_hits = lab.facts.search(user, query_vec, int(k), query_text=query)
         episode_hits = lab.episodes.search(user, query_vec, int(k))
-        hits = sorted([("fact", h) for h in fact_hits] + [("episode", h) for h in episode_hits],
+        hits = sorted([("fact", h) for h, _ in fact_hits] + [("episode", h) for h in episode_hits],
                       key=lambda kh: -kh[1].similarity)[: int(k)]
+        strategy_rank = {h.id: i + 1 for i, (h, _) in enumerate(fact_hits)}
         hits_ids = {h.id for _, h in hits}
         st.dataframe(pd.DataFrame([{
             "rank": i + 1, "kind": kind, "text": h.text, "cosine similarity": round(h.similarity, 4),
             "cosine distance": round(h.distance, 4), "session": h.metadata.get("session_id", ""),
+            "rank in facts strategy (BM25 + dense)": strategy_rank.get(h.id),
         } for i, (kind, h) in enumerate(hits)]), hide_index=True, width="stretch", column_config={
             "cosine similarity": st.column_config.ProgressColumn(min_value=0.0, max_value=1.0, format="%.3f"),
         })

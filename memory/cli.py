@@ -114,6 +114,58 @@ def cmd_redis(lab: MemoryLab, a: argparse.Namespace) -> int:
     return 0
 
 
+def _int_list(text: str) -> list[int]:
+    try:
+        values = [int(v) for v in text.split(",") if v.strip()]
+    except ValueError as exc:
+        raise argparse.ArgumentTypeError(f"expected comma-separated whole numbers, got {text!r}") from exc
+    if not values:
+        raise argparse.ArgumentTypeError("expected at least one number")
+    return values
+
+
+def cmd_eval(lab: MemoryLab, a: argparse.Namespace) -> int:
+    from tqdm import tqdm
+
+    from .eval.locomo import DatasetError, load_locomo
+    from .eval.runner import evaluate
+
+    try:
+        conversations = load_locomo(a.data)
+    except DatasetError as exc:
+        print(f"error: {exc}", file=sys.stderr)
+        return 2
+    bar = tqdm(total=1, file=sys.stderr, unit="step", disable=a.quiet, dynamic_ncols=True)
+
+    def progress(done: int, total: int, label: str) -> None:
+        bar.total = total
+        bar.n = done
+        bar.set_description(label[:40])
+        bar.refresh()
+
+    report = evaluate(lab, conversations, a.unit, a.retriever, a.k, a.categories, progress)
+    bar.close()
+    if a.json:
+        _print_json(report.to_json(with_questions=a.questions))
+        return 0
+    ks = report.k
+    print(f"recall@k on {a.data}: unit={report.unit} retriever={report.retriever} "
+          f"questions={report.n_questions} time={report.seconds:.1f}s")
+    print(f"{'':<16}" + "".join(f"{'R@' + str(k):>8}" for k in ks) + f"{'n':>7}")
+
+    def row(label: str, values: dict[int, float], n: int) -> None:
+        print(f"{label:<16}" + "".join(f"{values[k] * 100:>8.1f}" for k in ks) + f"{n:>7}")
+
+    row("overall", report.overall, report.n_questions)
+    from .eval.locomo import CATEGORY_NAMES
+
+    for c, values in report.by_category.items():
+        row(f"{c} {CATEGORY_NAMES.get(c, '')}", values, sum(1 for q in report.questions if q.category == c))
+    for sample, values in report.by_conversation.items():
+        row(sample, values, sum(1 for q in report.questions if q.sample_id == sample))
+    return 0
+
+
 def build_parser() -> argparse.ArgumentParser:
     p = argparse.ArgumentParser(prog="python -m memory", description="Memory Lab's engine from the terminal.")
     sub = p.add_subparsers(dest="command", required=True)
@@ -146,6 +198,17 @@ def build_parser() -> argparse.ArgumentParser:
     d.add_argument("--json", action="store_true")
     d.add_argument("--quick", action="store_true", help="do not load the embedding model")
     d.set_defaults(func=cmd_doctor)
+
+    e = sub.add_parser("eval", help="recall@k on a LoCoMo-format file, through the engine's own storage")
+    e.add_argument("--data", required=True, help="a LoCoMo-format JSON file")
+    e.add_argument("--unit", choices=["turn", "session", "fact"], default="turn")
+    e.add_argument("--retriever", choices=["dense", "bm25", "hybrid"], default="hybrid")
+    e.add_argument("--k", type=_int_list, default=[1, 5, 10, 25], help="e.g. 1,5,10,25")
+    e.add_argument("--categories", type=_int_list, default=[1, 2, 3, 4], help="e.g. 1,2,3,4")
+    e.add_argument("--json", action="store_true", help="print one JSON object")
+    e.add_argument("--questions", action="store_true", help="with --json: include every question's result")
+    e.add_argument("--quiet", action="store_true", help="no progress bar")
+    e.set_defaults(func=cmd_eval)
 
     r = sub.add_parser("redis", help="manage the embedded redis-server")
     r.add_argument("action", choices=["stop", "start"])

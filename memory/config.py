@@ -51,6 +51,7 @@ class Settings:
     token_budget: int = 2000
     fact_dup_similarity: float = 0.9
     max_message_chars: int = 32_000
+    locomo_path: Path = field(default_factory=lambda: PROJECT_ROOT.parent / "shared" / "data" / "locomo" / "locomo_dev.json")
 
     @classmethod
     def from_env(cls, env: dict[str, str] | None = None) -> Settings:
@@ -77,6 +78,7 @@ class Settings:
             top_k=_env_int(e, "MEMLAB_TOP_K", base.top_k),
             token_budget=_env_int(e, "MEMLAB_TOKEN_BUDGET", base.token_budget),
             max_message_chars=_env_int(e, "MEMLAB_MAX_MESSAGE_CHARS", base.max_message_chars),
+            locomo_path=Path(_env_str(e, "MEMLAB_LOCOMO_PATH") or base.locomo_path),
         ).validated()
 
     def validated(self) -> Settings:

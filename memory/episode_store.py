@@ -54,6 +54,11 @@ class EpisodeStore:
             return []
         return self.vectors.query(EPISODES, query_vector, min(k, available), where)
 
+    def get(self, user_id: str, session_ids: list[str]) -> list[Record]:
+        if not session_ids:
+            return []
+        return self.vectors.get(EPISODES, ids=[episode_id(user_id, sid) for sid in session_ids])
+
     def all(self, user_id: str, with_embeddings: bool = False) -> list[Record]:
         return self.vectors.get(EPISODES, where={"user_id": validate_id("user", user_id)},
                                 with_embeddings=with_embeddings)

@@ -21,6 +21,7 @@ import redis
 from .backends.vector_store import FACTS, Hit, Record, VectorStore
 from .keys import Keys, validate_id
 from .llm.base import ExtractedFact
+from .retrieval import Candidate, CandidateIndex
 
 Embed = Callable[[list[str]], np.ndarray]
 
@@ -102,9 +103,20 @@ class FactStore:
         if events:
             self.r.rpush(self.keys.user(user_id).fact_log, *[json.dumps(asdict(e)) for e in events])
 
-    def search(self, user_id: str, query_vector: np.ndarray, k: int) -> list[Hit]:
+    def search(self, user_id: str, query_vector: np.ndarray, k: int, query_text: str | None = None,
+               retriever: str = "hybrid") -> list[tuple[Hit, float]]:
+        """Top-k facts with their rank score: the dense cosine, or fused with BM25 when the query text is given."""
         n = self.count(user_id)
-        return self.vectors.query(FACTS, query_vector, min(k, n), _where_user(user_id)) if n else []
+        if not n:
+            return []
+        hits = self.vectors.query(FACTS, query_vector, n, _where_user(user_id))
+        if query_text is None or retriever == "dense":
+            return [(h, h.similarity) for h in hits[:k]]
+        cands = [Candidate(h.id, h.text) for h in hits]
+        scores = CandidateIndex(cands, use_neighbours=False).rank(
+            query_text, np.array([h.similarity for h in hits]), retriever)
+        order = np.argsort(-scores, kind="stable")[:k]
+        return [(hits[i], float(scores[i])) for i in order]
 
     def count(self, user_id: str) -> int:
         return len(self.vectors.collection(FACTS).get(where=_where_user(user_id), include=[])["ids"])

@@ -134,7 +134,7 @@ class MemoryLab:
         return TurnStore(self.vectors, self.embed)
 
     def services(self) -> Services:
-        return Services(self.sessions, self.facts, self.episodes, self.llm, self.embed)
+        return Services(self.sessions, self.facts, self.episodes, self.turns, self.llm, self.embed)
 
     def default_config(self) -> StrategyConfig:
         return StrategyConfig.from_settings(self.settings)

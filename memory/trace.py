@@ -36,6 +36,7 @@ class RetrievedItem:
     distance: float
     source: dict[str, Any] = field(default_factory=dict)
     included: bool = True
+    score: float | None = None  # the fused rank score (BM25 + dense), where the ranking used one
 
 
 @dataclass

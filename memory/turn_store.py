@@ -10,14 +10,14 @@ changes, so a score is never an approximate-index artefact.
 from __future__ import annotations
 
 import threading
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from typing import Callable
 
 import numpy as np
 
 from .backends.vector_store import Record, VectorStore
 from .keys import validate_id
-from .retrieval import Candidate, rank_candidates, rank_groups
+from .retrieval import Candidate, CandidateIndex
 
 TURNS = "memlab_turns"
 Embed = Callable[[list[str]], np.ndarray]
@@ -46,6 +46,16 @@ class _Loaded:
     count: int
     cands: list[Candidate]
     vectors: np.ndarray
+    indexes: dict[str | None, tuple[np.ndarray, CandidateIndex]] = field(default_factory=dict)
+
+    def view(self, exclude_session: str | None) -> tuple[np.ndarray, CandidateIndex]:
+        """Rows and keyword index of the candidates outside ``exclude_session``, built once per exclusion."""
+        if exclude_session not in self.indexes:
+            if len(self.indexes) > 8:
+                self.indexes.clear()
+            keep = np.array([i for i, c in enumerate(self.cands) if c.group != exclude_session], dtype=int)
+            self.indexes[exclude_session] = (keep, CandidateIndex([self.cands[i] for i in keep]))
+        return self.indexes[exclude_session]
 
 
 class TurnStore:
@@ -88,25 +98,28 @@ class TurnStore:
             self._cache[user_id] = loaded
         return loaded
 
-    def _scored(self, user_id: str, query_vector: np.ndarray, exclude_session: str | None):
+    def _scored(self, user_id: str, query_vector: np.ndarray,
+                exclude_session: str | None) -> tuple[CandidateIndex, np.ndarray]:
         loaded = self._load(user_id)
-        keep = [i for i, c in enumerate(loaded.cands) if c.group != exclude_session]
-        cands = [loaded.cands[i] for i in keep]
-        dense = loaded.vectors[keep] @ query_vector if keep else np.zeros(0)
-        return cands, dense
+        with self._lock:
+            keep, index = loaded.view(exclude_session)
+        dense = loaded.vectors[keep] @ query_vector if len(keep) else np.zeros(0)
+        return index, dense
 
     def search_turns(self, user_id: str, query: str, query_vector: np.ndarray, k: int, retriever: str = "hybrid",
                      exclude_session: str | None = None) -> list[TurnHit]:
-        cands, dense = self._scored(user_id, query_vector, exclude_session)
-        scores = rank_candidates(query, dense, cands, retriever)
+        index, dense = self._scored(user_id, query_vector, exclude_session)
+        cands = index.cands
+        scores = index.rank(query, dense, retriever)
         order = np.argsort(-scores, kind="stable")[:k]
         return [TurnHit(cands[i].id, cands[i].text, cands[i].group, cands[i].position, float(scores[i]),
                         float(dense[i])) for i in order]
 
     def search_sessions(self, user_id: str, query: str, query_vector: np.ndarray, k: int,
                         retriever: str = "hybrid", exclude_session: str | None = None) -> list[SessionHit]:
-        cands, dense = self._scored(user_id, query_vector, exclude_session)
-        scores = rank_groups(query, dense, cands, retriever)
+        index, dense = self._scored(user_id, query_vector, exclude_session)
+        cands = index.cands
+        scores = index.rank_groups(query, dense, retriever)
         best: dict[str, float] = {}
         for c, d in zip(cands, dense):
             best[c.group] = max(best.get(c.group, -1.0), float(d))

@@ -19,7 +19,7 @@ ROOT = Path(__file__).resolve().parent.parent
 SHOTS = ROOT / "artifacts" / "screenshots"
 CHROMIUM = shutil.which("chromium") or shutil.which("chromium-browser")
 PAGES = [("", "Chat playground"), ("compare", "Compare strategies"), ("redis_keys", "Redis keys"),
-         ("summaries", "Summaries"), ("vector_memory", "Vector memory")]
+         ("summaries", "Summaries"), ("vector_memory", "Vector memory"), ("recall_lab", "Recall Lab")]
 
 pytestmark = pytest.mark.skipif(CHROMIUM is None, reason="Chromium is not installed (Debian package 'chromium'); "
                                 "`make test` installs it where it can")

@@ -22,7 +22,7 @@ def test_facts_are_extracted_and_recalled_with_cosine_scores(lab):
     items = result.trace.retrieved
     assert items and items[0].kind == "fact" and "Alice" in items[0].text
     assert abs(items[0].similarity + items[0].distance - 1.0) < 1e-3
-    assert items == sorted(items, key=lambda i: -i.similarity)
+    assert items == sorted(items, key=lambda i: -(i.score or 0.0))
     assert "Alice" in result.trace.system_prompt and "Alice" in result.reply.content
 
 

@@ -18,6 +18,7 @@ PAGES = {
     "app_pages/redis_keys.py": "Redis keys",
     "app_pages/summaries.py": "Summaries",
     "app_pages/vector_memory.py": "Vector memory",
+    "app_pages/recall_lab.py": "Recall Lab",
 }
 
 
@@ -137,3 +138,17 @@ def test_compare_runs_and_reports_recall(app_env):
     result = at.session_state["cmp_result"]
     assert {r["strategy"] for r in result["rows"]} == {"buffer", "facts"}
     json.dumps(result)  # exportable
+
+
+def test_recall_lab_runs_and_drills_into_a_question(app_env):
+    at = open_page("app_pages/recall_lab.py")
+    at.button(key="rl_run").click().run()
+    assert_clean(at, "Recall Lab")
+    metrics = {m.label: m.value for m in at.metric}
+    assert metrics["Questions"] == "11" and metrics["R@5"] == "100.0%"
+    at.radio(key="rl_show").set_value("all").run()
+    at.selectbox(key="rl_pick").set_value(0).run()
+    assert not at.exception
+    assert at.code[0].value == "What kind of dog did Nadia adopt?"
+    evidence = next(df.value for df in at.dataframe if "evidence" in df.value.columns)
+    assert list(evidence["evidence"]) == ["D1:1"] and "greyhound" in evidence["text"].iloc[0]

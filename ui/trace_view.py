@@ -34,9 +34,12 @@ def render_trace(data: dict[str, Any], key: str) -> None:
         st.code(part.text, language=None, wrap_lines=True)
 
     if trace.retrieved:
-        st.markdown("**Retrieved from long-term memory** (cosine similarity; distance = 1 − similarity)")
+        st.markdown("**Retrieved from long-term memory**, in rank order. Rank score: BM25 fused with the dense "
+                    "cosine; similarity: cosine (for episodes, of the session's best-matching turn); "
+                    "distance = 1 − similarity.")
         rows = [{
-            "kind": i.kind, "similarity": i.similarity, "distance": i.distance, "in context": i.included,
+            "kind": i.kind, "rank score": i.score, "similarity": i.similarity, "distance": i.distance,
+            "in context": i.included,
             "text": i.text, "session": i.source.get("session_id", ""),
         } for i in trace.retrieved]
         st.dataframe(pd.DataFrame(rows), hide_index=True, width="stretch", column_config={

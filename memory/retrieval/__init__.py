@@ -5,6 +5,6 @@ numbers the facts, episodic and hybrid strategies get.
 """
 
 from .bm25 import BM25, tokenize
-from .ranking import RETRIEVERS, Candidate, rank_candidates, rank_groups
+from .ranking import RETRIEVERS, Candidate, CandidateIndex, rank_candidates, rank_groups
 
-__all__ = ["BM25", "RETRIEVERS", "Candidate", "rank_candidates", "rank_groups", "tokenize"]
+__all__ = ["BM25", "RETRIEVERS", "Candidate", "CandidateIndex", "rank_candidates", "rank_groups", "tokenize"]

@@ -52,48 +52,71 @@ def _neighbours(cands: list[Candidate]) -> tuple[np.ndarray, np.ndarray]:
     return prev, nxt
 
 
-def rank_candidates(query: str, dense: np.ndarray, cands: list[Candidate], retriever: str = "hybrid",
-                    use_neighbours: bool = True) -> np.ndarray:
-    """A score per candidate (higher is better). ``dense`` holds each candidate's cosine to the query."""
+class CandidateIndex:
+    """Keyword indexes over a fixed candidate set, built once and reused for every query."""
+
+    def __init__(self, cands: list[Candidate], use_neighbours: bool = True) -> None:
+        self.cands = cands
+        n = len(cands)
+        self.prev, self.next = _neighbours(cands) if use_neighbours else (np.full(n, -1), np.full(n, -1))
+        self.use_neighbours = use_neighbours
+        tokens = [tokenize(c.text) for c in cands]
+        contexts = [
+            (tokens[p] if p >= 0 else []) + tokens[i] + (tokens[q] if q >= 0 else [])
+            for i, (p, q) in enumerate(zip(self.prev, self.next))
+        ]
+        self.turn_bm25 = BM25(contexts)
+        self.groups = list(dict.fromkeys(c.group for c in cands))
+        self._group_of = np.array([self.groups.index(c.group) for c in cands]) if n else np.zeros(0, dtype=int)
+        group_docs: list[list[str]] = [[] for _ in self.groups]
+        for gi, toks in zip(self._group_of, tokens):
+            group_docs[gi].extend(toks)
+        self.group_bm25 = BM25(group_docs)
+
+    def rank(self, query: str, dense: np.ndarray, retriever: str = "hybrid") -> np.ndarray:
+        """A score per candidate (higher is better). ``dense`` holds each candidate's cosine to the query."""
+        _check(retriever)
+        if not self.cands:
+            return np.zeros(0)
+        dense = np.asarray(dense, dtype=np.float64)
+        if retriever == "dense":
+            return dense
+        sparse = self.turn_bm25.scores(tokenize(query))
+        if retriever == "bm25":
+            return sparse
+        fused = DENSE_WEIGHT * zscore(dense) + (1 - DENSE_WEIGHT) * zscore(sparse)
+        if not self.use_neighbours:
+            return fused
+        base = minmax(fused)
+        prev, nxt = self.prev, self.next
+        best_neighbour = np.maximum(np.where(prev >= 0, base[prev], 0.0), np.where(nxt >= 0, base[nxt], 0.0))
+        return base + NEIGHBOUR_WEIGHT * best_neighbour
+
+    def rank_groups(self, query: str, dense: np.ndarray, retriever: str = "hybrid") -> dict[str, float]:
+        """A score per group (session): BM25 over the group's whole text, fused with its best candidate cosine."""
+        _check(retriever)
+        if not self.groups:
+            return {}
+        best = np.full(len(self.groups), -1.0)
+        np.maximum.at(best, self._group_of, np.asarray(dense, dtype=np.float64))
+        if retriever == "dense":
+            scores = best
+        else:
+            sparse = self.group_bm25.scores(tokenize(query))
+            scores = sparse if retriever == "bm25" else 0.5 * minmax(best) + 0.5 * minmax(sparse)
+        return {g: float(s) for g, s in zip(self.groups, scores)}
+
+
+def _check(retriever: str) -> None:
     if retriever not in RETRIEVERS:
         raise ValueError(f"unknown retriever {retriever!r}; choose one of {', '.join(RETRIEVERS)}")
-    if not cands:
-        return np.zeros(0)
-    if retriever == "dense":
-        return np.asarray(dense, dtype=np.float64)
-    prev, nxt = _neighbours(cands) if use_neighbours else (np.full(len(cands), -1), np.full(len(cands), -1))
-    texts = [
-        " ".join(t for t in (cands[p].text if p >= 0 else "", c.text, cands[n].text if n >= 0 else "") if t)
-        for c, p, n in zip(cands, prev, nxt)
-    ]
-    sparse = BM25([tokenize(t) for t in texts]).scores(tokenize(query))
-    if retriever == "bm25":
-        return sparse
-    fused = DENSE_WEIGHT * zscore(np.asarray(dense, dtype=np.float64)) + (1 - DENSE_WEIGHT) * zscore(sparse)
-    if not use_neighbours:
-        return fused
-    base = minmax(fused)
-    best_neighbour = np.maximum(np.where(prev >= 0, base[prev], 0.0), np.where(nxt >= 0, base[nxt], 0.0))
-    return base + NEIGHBOUR_WEIGHT * best_neighbour
+
+
+def rank_candidates(query: str, dense: np.ndarray, cands: list[Candidate], retriever: str = "hybrid",
+                    use_neighbours: bool = True) -> np.ndarray:
+    """One-off ranking of a candidate set (builds the index; reuse a CandidateIndex for many queries)."""
+    return CandidateIndex(cands, use_neighbours).rank(query, dense, retriever)
 
 
 def rank_groups(query: str, dense: np.ndarray, cands: list[Candidate], retriever: str = "hybrid") -> dict[str, float]:
-    """A score per group (session): BM25 over the group's whole text, fused with its best candidate cosine."""
-    if retriever not in RETRIEVERS:
-        raise ValueError(f"unknown retriever {retriever!r}; choose one of {', '.join(RETRIEVERS)}")
-    groups = list(dict.fromkeys(c.group for c in cands))
-    if not groups:
-        return {}
-    index = {g: i for i, g in enumerate(groups)}
-    best = np.full(len(groups), -1.0)
-    docs: list[list[str]] = [[] for _ in groups]
-    for c, d in zip(cands, dense):
-        gi = index[c.group]
-        best[gi] = max(best[gi], float(d))
-        docs[gi].extend(tokenize(c.text))
-    if retriever == "dense":
-        scores = best
-    else:
-        sparse = BM25(docs).scores(tokenize(query))
-        scores = sparse if retriever == "bm25" else 0.5 * minmax(best) + 0.5 * minmax(sparse)
-    return {g: float(s) for g, s in zip(groups, scores)}
+    return CandidateIndex(cands).rank_groups(query, dense, retriever)

@@ -19,6 +19,7 @@ from ..fact_store import FactStore
 from ..llm.base import LLM
 from ..messages import Message
 from ..session_store import SessionStore
+from ..turn_store import TurnStore
 from ..trace import PromptPart, Trace
 
 INSTRUCTIONS = (
@@ -64,6 +65,7 @@ class Services:
     sessions: SessionStore
     facts: FactStore
     episodes: EpisodeStore
+    turns: TurnStore
     llm: LLM
     embed: Callable[[list[str]], np.ndarray]
 

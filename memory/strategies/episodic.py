@@ -3,16 +3,16 @@ from __future__ import annotations
 from ..messages import Message
 from ..trace import Trace
 from .base import Context, Strategy
-from .parts import embed_query, episode_items, episodes_part, instructions, refresh_episode
+from .parts import embed_query, episode_items, episodes_part, index_user_turn, instructions, refresh_episode
 
 
 class EpisodicStrategy(Strategy):
     name = "episodic"
-    description = "Whole past sessions of this user, recalled by similarity to the current message."
+    description = "Whole past sessions of this user, ranked by their turns (BM25 + dense), shown as summaries."
 
     def build_context(self, user_id: str, session_id: str, query: Message, trace: Trace) -> Context:
         vector = embed_query(self.s, query, trace)
-        items = episode_items(self.s, user_id, session_id, vector, self.config.episodes_k, trace)
+        items = episode_items(self.s, user_id, session_id, query, vector, self.config.episodes_k, trace)
         trace.retrieved.extend(items)
         parts = [instructions()]
         episodes = episodes_part(items)
@@ -21,4 +21,5 @@ class EpisodicStrategy(Strategy):
         return Context(parts, [query])
 
     def after_turn(self, user_id: str, session_id: str, turn: list[Message], trace: Trace) -> None:
+        index_user_turn(self.s, user_id, session_id, turn, trace)
         refresh_episode(self.s, user_id, session_id, self.config.summary_max_tokens, trace)

@@ -11,7 +11,7 @@ class FactsStrategy(Strategy):
     description = "Long-term facts about the user, extracted from the conversation, retrieved by similarity."
 
     def build_context(self, user_id: str, session_id: str, query: Message, trace: Trace) -> Context:
-        items = fact_items(self.s, user_id, embed_query(self.s, query, trace), self.config.top_k, trace)
+        items = fact_items(self.s, user_id, query, embed_query(self.s, query, trace), self.config.top_k, trace)
         trace.retrieved.extend(items)
         parts = [instructions()]
         facts = facts_part(items)

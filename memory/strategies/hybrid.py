@@ -13,6 +13,7 @@ from .parts import (
     facts_part,
     fit_items,
     fold_if_needed,
+    index_user_turn,
     instructions,
     recent_messages,
     refresh_episode,
@@ -35,7 +36,7 @@ class HybridStrategy(Strategy):
         budget -= parts[0].tokens + count_tokens(query.content)
 
         vector = embed_query(self.s, query, trace)
-        facts = fact_items(self.s, user_id, vector, c.top_k, trace)
+        facts = fact_items(self.s, user_id, query, vector, c.top_k, trace)
         budget -= fit_items(facts, budget, trace)
         part = facts_part(facts)
         if part:
@@ -48,7 +49,7 @@ class HybridStrategy(Strategy):
         elif summary:
             trace.dropped.append(f"summary ({summary.tokens} tokens) over budget")
 
-        episodes = episode_items(self.s, user_id, session_id, vector, c.episodes_k, trace)
+        episodes = episode_items(self.s, user_id, session_id, query, vector, c.episodes_k, trace)
         budget -= fit_items(episodes, budget, trace)
         part = episodes_part(episodes)
         if part:
@@ -73,4 +74,5 @@ class HybridStrategy(Strategy):
         c = self.config
         extract_and_remember(self.s, user_id, session_id, turn, trace)
         fold_if_needed(self.s, user_id, session_id, c, trace)
+        index_user_turn(self.s, user_id, session_id, turn, trace)
         refresh_episode(self.s, user_id, session_id, c.summary_max_tokens, trace)

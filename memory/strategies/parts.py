@@ -34,24 +34,44 @@ def embed_query(s: Services, query: Message, trace: Trace) -> np.ndarray:
         return s.embed([query.content])[0]
 
 
-def _item(kind: str, hit: Hit) -> RetrievedItem:
+def _item(kind: str, hit: Hit, score: float | None = None) -> RetrievedItem:
     meta = hit.metadata
     source = {k: meta[k] for k in ("session_id", "created_at", "updated_at", "source_ids", "log_key",
                                     "n_messages", "slot") if k in meta}
-    return RetrievedItem(kind, hit.id, hit.text, round(hit.similarity, 4), round(hit.distance, 4), source)
+    return RetrievedItem(kind, hit.id, hit.text, round(hit.similarity, 4), round(hit.distance, 4), source,
+                         score=None if score is None else round(score, 4))
 
 
-def fact_items(s: Services, user_id: str, vector: np.ndarray, k: int, trace: Trace) -> list[RetrievedItem]:
+def fact_items(s: Services, user_id: str, query: Message, vector: np.ndarray, k: int,
+               trace: Trace) -> list[RetrievedItem]:
     with trace.timed("facts.query"):
-        hits = s.facts.search(user_id, vector, k)
-    return [_item("fact", h) for h in hits]
+        hits = s.facts.search(user_id, vector, k, query_text=query.content)
+    return [_item("fact", h, score) for h, score in hits]
 
 
-def episode_items(s: Services, user_id: str, session_id: str, vector: np.ndarray, k: int,
+def episode_items(s: Services, user_id: str, session_id: str, query: Message, vector: np.ndarray, k: int,
                   trace: Trace) -> list[RetrievedItem]:
+    """Past sessions ranked by the shared session ranking over their turns; shown by their episode summary."""
     with trace.timed("episodes.query"):
-        hits = s.episodes.search(user_id, vector, k, exclude_session=session_id)
-    return [_item("episode", h) for h in hits]
+        sessions = s.turns.search_sessions(user_id, query.content, vector, k, exclude_session=session_id)
+        episodes = {r.metadata.get("session_id"): r for r in s.episodes.get(user_id, [h.session_id for h in sessions])}
+    items = []
+    for h in sessions:
+        record = episodes.get(h.session_id)
+        text = record.text if record else "(no episode summary yet)"
+        meta = dict(record.metadata) if record else {"session_id": h.session_id}
+        hit = Hit(record.id if record else f"{user_id}/{h.session_id}", text, meta, 1.0 - h.similarity)
+        items.append(_item("episode", hit, h.score))
+    return items
+
+
+def index_user_turn(s: Services, user_id: str, session_id: str, turn: list[Message], trace: Trace) -> None:
+    """The user's own words go to the turn index that episodic recall ranks sessions by."""
+    with trace.timed("turns.index"):
+        rows = [(m.id, f"User: {m.content}", int(m.created_at * 1000), m.created_at)
+                for m in turn if m.role.value == "user"]
+        if rows:
+            s.turns.add(user_id, session_id, rows)
 
 
 def facts_part(items: list[RetrievedItem]) -> PromptPart | None:
