@@ -11,12 +11,14 @@ from ui.trace_view import render_trace
 st.title("Chat playground")
 ctx = current()
 lab, user, session = ctx.lab, ctx.user_id, ctx.session_id
-st.caption(f"User **{md_escape(user)}** · session **{md_escape(session)}** · LLM: {lab.llm_status().detail or lab.settings.anthropic_model}")
+llm = lab.llm_status()
+st.caption(f"User **{md_escape(user)}** · session **{md_escape(session)}** · LLM: {llm.mode} ({llm.version})")
 
 names = list(STRATEGIES)
 top = st.columns([2, 3])
-strategy = top[0].selectbox("Memory strategy", names, key="strategy",
-                            format_func=lambda n: f"{n} — {STRATEGIES[n].description}")
+strategy = top[0].selectbox(
+    "Memory strategy", names, key="strategy", format_func=lambda n: f"{n} — {STRATEGIES[n].description}"
+)
 base = lab.default_config()
 with top[1].expander("Strategy settings", expanded=False):
     c1, c2, c3 = st.columns(3)
@@ -38,8 +40,10 @@ with guarded("Reading the session"):
     log = lab.sessions.log(user, session)
     traces = lab.sessions.traces(user, session)
     if not log.messages:
-        st.info("This session is empty. Say something below — e.g. *My name is Alice. I use Python.* — then "
-                "start a new session in the sidebar and ask *What is my name?* with the facts or hybrid strategy.")
+        st.info(
+            "This session is empty. Say something below — e.g. *My name is Alice. I use Python.* — then "
+            "start a new session in the sidebar and ask *What is my name?* with the facts or hybrid strategy."
+        )
     for bad in log.corrupt:
         st.warning(f"Entry #{bad.index} of this session's log is corrupt and was skipped: {bad.error}")
     for message in log.messages:
@@ -47,7 +51,9 @@ with guarded("Reading the session"):
             st.markdown(md_escape(message.content))
             trace = traces.get(message.id)
             if trace is not None and (message.role.value == "assistant" or trace.get("error")):
-                label = "What the model saw" if not trace.get("error") else "What the model would have seen (call failed)"
+                label = (
+                    "What the model saw" if not trace.get("error") else "What the model would have seen (call failed)"
+                )
                 with st.expander(f"{label} · {trace.get('strategy')} · ~{trace.get('total_tokens', 0)} tokens"):
                     render_trace(trace, key=message.id)
 
@@ -72,8 +78,11 @@ if b2.button("Forget this user", icon=":material/person_remove:", width="stretch
     st.session_state["confirm"] = "forget"
 confirm = st.session_state.get("confirm")
 if confirm:
-    what = (f"delete every message, summary and trace of session '{session}'" if confirm == "clear"
-            else f"delete every Redis key, fact and episode of user '{user}'")
+    what = (
+        f"delete every message, summary and trace of session '{session}'"
+        if confirm == "clear"
+        else f"delete every Redis key, fact and episode of user '{user}'"
+    )
     st.warning(f"This will {what}. It cannot be undone.")
     y, n = st.columns(2)
     if y.button("Yes, delete", type="primary", key="confirm_yes"):

@@ -15,8 +15,10 @@ from ui.state import current, guarded, warm_model
 st.title("Compare strategies")
 ctx = current()
 lab = ctx.lab
-st.caption("Run a scripted conversation — facts planted early, distractor turns, then questions — through each "
-           "strategy in its own fresh user, and see tokens, recall of the planted facts, and latency per turn.")
+st.caption(
+    "Run a scripted conversation — facts planted early, distractor turns, then questions — through each "
+    "strategy in its own fresh user, and see tokens, recall of the planted facts, and latency per turn."
+)
 
 scenarios = shipped_scenarios()
 c1, c2 = st.columns([2, 3])
@@ -27,15 +29,18 @@ if source == "Shipped scenario":
     scenario = scenarios[name]
 else:
     upload = c1.file_uploader("Scenario file (.json)", type=["json"], key="cmp_upload")
-    c1.caption('Format: `{"name": "...", "turns": [{"user": "My name is Ada."}, '
-               '{"user": "What is my name?", "expect": ["Ada"], "session": "2"}]}`')
+    c1.caption(
+        'Format: `{"name": "...", "turns": [{"user": "My name is Ada."}, '
+        '{"user": "What is my name?", "expect": ["Ada"], "session": "2"}]}`'
+    )
     if upload is not None:
         try:
             scenario = load_scenario(upload.getvalue())
         except ScenarioError as exc:
             st.error(f"That file is not a scenario: {exc}")
-chosen = c2.multiselect("Strategies", list(STRATEGIES), default=["buffer", "summary", "facts", "hybrid"],
-                        key="cmp_strategies")
+chosen = c2.multiselect(
+    "Strategies", list(STRATEGIES), default=["buffer", "summary", "facts", "hybrid"], key="cmp_strategies"
+)
 base = lab.default_config()
 s1, s2, s3 = c2.columns(3)
 config = base.with_(
@@ -48,54 +53,121 @@ config = base.with_(
 if scenario is not None:
     with st.expander(f"{scenario.name}: {len(scenario.turns)} turns, {scenario.probes} questions"):
         st.caption(scenario.description)
-        st.dataframe(pd.DataFrame([{"turn": i + 1, "session": t.session, "user": t.user,
-                                    "expect in context": ", ".join(t.expect)}
-                                   for i, t in enumerate(scenario.turns)]), hide_index=True, width="stretch")
+        st.dataframe(
+            pd.DataFrame(
+                [
+                    {"turn": i + 1, "session": t.session, "user": t.user, "expect in context": ", ".join(t.expect)}
+                    for i, t in enumerate(scenario.turns)
+                ]
+            ),
+            hide_index=True,
+            width="stretch",
+        )
 
 run = st.button("Run comparison", type="primary", disabled=scenario is None or len(chosen) < 1, key="cmp_run")
 if run and scenario is not None:
     with guarded("Running the comparison"):
         warm_model(lab, repr(lab.settings))
         bar = st.progress(0.0, text="Starting…")
-        result = run_comparison(lab, scenario, chosen, config,
-                                progress=lambda done, total, label: bar.progress(done / total, text=label))
+        result = run_comparison(
+            lab, scenario, chosen, config, progress=lambda done, total, label: bar.progress(done / total, text=label)
+        )
         bar.empty()
-        st.session_state["cmp_result"] = {"rows": result.rows(), "recall": result.recall_by_strategy(),
-                                          "scenario": result.scenario, "run_id": result.run_id}
+        st.session_state["cmp_result"] = {
+            "rows": result.rows(),
+            "recall": result.recall_by_strategy(),
+            "scenario": result.scenario,
+            "run_id": result.run_id,
+        }
 
 data = st.session_state.get("cmp_result")
 if not data:
-    st.info("Pick a scenario and strategies, then **Run comparison**. Each strategy gets its own fresh user "
-            "(`cmp-<run>-<strategy>`), so you can open its memory on the other pages afterwards.")
+    st.info(
+        "Pick a scenario and strategies, then **Run comparison**. Each strategy gets its own fresh user "
+        "(`cmp-<run>-<strategy>`), so you can open its memory on the other pages afterwards."
+    )
 else:
     frame = pd.DataFrame(data["rows"])
     st.subheader(f"Results: {data['scenario']} (run {data['run_id']})")
     recall = data["recall"]
     cols = st.columns(len(recall))
     for col, (name, value) in zip(cols, recall.items()):
-        col.metric(f"{name} recall", f"{value:.0%}",
-                   help="Share of the planted facts found in the context sent for the questions")
-    summary = frame.groupby("strategy", sort=False).agg(
-        recall=("recall", "mean"), tokens_per_turn=("tokens_sent", "mean"), total_tokens=("tokens_sent", "sum"),
-        mean_latency_ms=("latency_ms", "mean")).reset_index()
-    st.dataframe(summary, hide_index=True, width="stretch", column_config={
-        "recall": st.column_config.ProgressColumn(min_value=0.0, max_value=1.0, format="%.2f"),
-        "tokens_per_turn": st.column_config.NumberColumn(format="%.0f"),
-        "mean_latency_ms": st.column_config.NumberColumn(format="%.0f"),
-    })
+        col.metric(
+            f"{name} recall",
+            f"{value:.0%}",
+            help="Share of the planted facts found in the context sent for the questions",
+        )
+    summary = (
+        frame.groupby("strategy", sort=False)
+        .agg(
+            recall=("recall", "mean"),
+            tokens_per_turn=("tokens_sent", "mean"),
+            total_tokens=("tokens_sent", "sum"),
+            mean_latency_ms=("latency_ms", "mean"),
+        )
+        .reset_index()
+    )
+    st.dataframe(
+        summary,
+        hide_index=True,
+        width="stretch",
+        column_config={
+            "recall": st.column_config.ProgressColumn(min_value=0.0, max_value=1.0, format="%.2f"),
+            "tokens_per_turn": st.column_config.NumberColumn(format="%.0f"),
+            "mean_latency_ms": st.column_config.NumberColumn(format="%.0f"),
+        },
+    )
     left, right = st.columns(2)
-    left.plotly_chart(px.line(frame, x="turn", y="tokens_sent", color="strategy", markers=True,
-                              title="Tokens sent per turn (estimate)"), width="stretch", key="cmp_tokens")
-    right.plotly_chart(px.line(frame, x="turn", y="latency_ms", color="strategy", markers=True,
-                               title="Latency per turn (ms)"), width="stretch", key="cmp_latency")
+    left.plotly_chart(
+        px.line(
+            frame, x="turn", y="tokens_sent", color="strategy", markers=True, title="Tokens sent per turn (estimate)"
+        ),
+        width="stretch",
+        key="cmp_tokens",
+    )
+    right.plotly_chart(
+        px.line(frame, x="turn", y="latency_ms", color="strategy", markers=True, title="Latency per turn (ms)"),
+        width="stretch",
+        key="cmp_latency",
+    )
     probes = frame[frame["is_probe"]].copy()
     if not probes.empty:
         probes["label"] = "turn " + probes["turn"].astype(str) + ": " + probes["user"].str.slice(0, 40)
-        fig = px.bar(probes, x="label", y="recall", color="strategy", barmode="group",
-                     title="Did each planted fact reach the context?", range_y=[0, 1.05])
+        fig = px.bar(
+            probes,
+            x="label",
+            y="recall",
+            color="strategy",
+            barmode="group",
+            title="Did each planted fact reach the context?",
+            range_y=[0, 1.05],
+        )
         st.plotly_chart(fig, width="stretch", key="cmp_recall")
-    st.dataframe(frame[["strategy", "turn", "session", "user", "tokens_sent", "latency_ms", "expected", "found",
-                        "recall", "reply", "error"]], hide_index=True, width="stretch")
-    st.download_button("Download results as CSV", frame.assign(
-        expected=frame["expected"].map(json.dumps), found=frame["found"].map(json.dumps)).to_csv(index=False),
-        file_name=f"memory-lab-compare-{data['run_id']}.csv", mime="text/csv", key="cmp_csv")
+    st.dataframe(
+        frame[
+            [
+                "strategy",
+                "turn",
+                "session",
+                "user",
+                "tokens_sent",
+                "latency_ms",
+                "expected",
+                "found",
+                "recall",
+                "reply",
+                "error",
+            ]
+        ],
+        hide_index=True,
+        width="stretch",
+    )
+    st.download_button(
+        "Download results as CSV",
+        frame.assign(expected=frame["expected"].map(json.dumps), found=frame["found"].map(json.dumps)).to_csv(
+            index=False
+        ),
+        file_name=f"memory-lab-compare-{data['run_id']}.csv",
+        mime="text/csv",
+        key="cmp_csv",
+    )

@@ -19,9 +19,11 @@ SAMPLE = PROJECT_ROOT / "samples" / "recall_sample.json"
 st.title("Recall Lab")
 ctx = current()
 lab = ctx.lab
-st.caption("Does the memory bring back the turns that hold the answer? Recall@k as the LoCoMo paper defines it: "
-           "the share of a question's evidence turns among the top-k retrieved items (a retrieved session covers "
-           "all its turns). Retrieval runs through the app's own turn store and ranking code.")
+st.caption(
+    "Does the memory bring back the turns that hold the answer? Recall@k as the LoCoMo paper defines it: "
+    "the share of a question's evidence turns among the top-k retrieved items (a retrieved session covers "
+    "all its turns). Retrieval runs through the app's own turn store and ranking code."
+)
 
 
 @st.cache_data(show_spinner="Reading the data set…", max_entries=4)
@@ -42,12 +44,22 @@ if choice in sources:
 else:
     upload = c1.file_uploader("LoCoMo-format JSON", type=["json"], key="rl_upload")
     raw = upload.getvalue() if upload is not None else None
-unit = c2.selectbox("Unit", UNITS, key="rl_unit", help="turn: dialog turns; session: whole sessions; fact: the "
-                    "data set's observations, each pointing at its source turn")
+unit = c2.selectbox(
+    "Unit",
+    UNITS,
+    key="rl_unit",
+    help="turn: dialog turns; session: whole sessions; fact: the "
+    "data set's observations, each pointing at its source turn",
+)
 retriever = c3.selectbox("Retriever", RETRIEVERS, index=2, key="rl_retriever")
 ks = c4.multiselect("k", [1, 3, 5, 10, 25, 50], default=[1, 5, 10, 25], key="rl_k")
-categories = st.multiselect("Question categories", [1, 2, 3, 4, 5], default=[1, 2, 3, 4], key="rl_cats",
-                            format_func=lambda c: f"{c} {CATEGORY_NAMES[c]}")
+categories = st.multiselect(
+    "Question categories",
+    [1, 2, 3, 4, 5],
+    default=[1, 2, 3, 4],
+    key="rl_cats",
+    format_func=lambda c: f"{c} {CATEGORY_NAMES[c]}",
+)
 
 conversations: list[Conversation] | None = None
 if raw is not None:
@@ -57,22 +69,40 @@ if raw is not None:
         st.error(f"That file is not in LoCoMo format: {exc}")
 dataset_label = choice if choice in sources else "upload"
 
-if st.button("Run evaluation", type="primary", disabled=conversations is None or not ks or not categories,
-             key="rl_run") and conversations is not None:
+if (
+    st.button(
+        "Run evaluation", type="primary", disabled=conversations is None or not ks or not categories, key="rl_run"
+    )
+    and conversations is not None
+):
     with guarded("Running the evaluation"):
         warm_model(lab, repr(lab.settings))
         bar = st.progress(0.0, text="Indexing…")
-        report = evaluate(lab, conversations, unit, retriever, ks, categories,
-                          progress=lambda d, t, label: bar.progress(min(1.0, d / max(t, 1)), text=label))
+        report = evaluate(
+            lab,
+            conversations,
+            unit,
+            retriever,
+            ks,
+            categories,
+            progress=lambda d, t, label: bar.progress(min(1.0, d / max(t, 1)), text=label),
+        )
         bar.empty()
         runs = st.session_state.setdefault("rl_runs", [])
-        runs.append({"label": f"#{len(runs) + 1} {unit}/{retriever} · {dataset_label[:24]}",
-                     "data_hash": hashlib.sha1(raw or b"").hexdigest(), "report": report})
+        runs.append(
+            {
+                "label": f"#{len(runs) + 1} {unit}/{retriever} · {dataset_label[:24]}",
+                "data_hash": hashlib.sha1(raw or b"").hexdigest(),
+                "report": report,
+            }
+        )
 
 runs = st.session_state.get("rl_runs", [])
 if not runs:
-    st.info("Pick the data, unit and retriever, then **Run evaluation**. The shipped sample runs in seconds; the "
-            "LoCoMo dev split takes about a minute the first time (its turns are embedded and stored once).")
+    st.info(
+        "Pick the data, unit and retriever, then **Run evaluation**. The shipped sample runs in seconds; the "
+        "LoCoMo dev split takes about a minute the first time (its turns are embedded and stored once)."
+    )
     st.stop()
 
 latest = runs[-1]["report"]
@@ -84,37 +114,87 @@ m[-2].metric("Questions", latest.n_questions)
 m[-1].metric("Time", f"{latest.seconds:.1f} s")
 
 left, right = st.columns(2)
-cat_rows = [{"category": f"{c} {CATEGORY_NAMES.get(c, '')}", "k": f"R@{k}", "recall": v}
-            for c, row in latest.by_category.items() for k, v in row.items()]
+cat_rows = [
+    {"category": f"{c} {CATEGORY_NAMES.get(c, '')}", "k": f"R@{k}", "recall": v}
+    for c, row in latest.by_category.items()
+    for k, v in row.items()
+]
 if cat_rows:
-    left.plotly_chart(px.bar(pd.DataFrame(cat_rows), x="category", y="recall", color="k", barmode="group",
-                             range_y=[0, 1], title="Recall@k per category (latest run)"), width="stretch",
-                      key="rl_cat_chart")
+    left.plotly_chart(
+        px.bar(
+            pd.DataFrame(cat_rows),
+            x="category",
+            y="recall",
+            color="k",
+            barmode="group",
+            range_y=[0, 1],
+            title="Recall@k per category (latest run)",
+        ),
+        width="stretch",
+        key="rl_cat_chart",
+    )
 curve = [{"run": r["label"], "k": k, "recall": v} for r in runs for k, v in r["report"].overall.items()]
-right.plotly_chart(px.line(pd.DataFrame(curve), x="k", y="recall", color="run", markers=True, range_y=[0, 1],
-                           title="Recall vs k (all runs)", log_x=True), width="stretch", key="rl_curve")
+right.plotly_chart(
+    px.line(
+        pd.DataFrame(curve),
+        x="k",
+        y="recall",
+        color="run",
+        markers=True,
+        range_y=[0, 1],
+        title="Recall vs k (all runs)",
+        log_x=True,
+    ),
+    width="stretch",
+    key="rl_curve",
+)
 if len(latest.by_conversation) > 1:
-    conv_rows = [{"conversation": s, "k": f"R@{k}", "recall": v}
-                 for s, row in latest.by_conversation.items() for k, v in row.items()]
-    st.plotly_chart(px.bar(pd.DataFrame(conv_rows), x="conversation", y="recall", color="k", barmode="group",
-                           range_y=[0, 1], title="Recall@k per conversation (latest run)"), width="stretch",
-                    key="rl_conv_chart")
+    conv_rows = [
+        {"conversation": s, "k": f"R@{k}", "recall": v}
+        for s, row in latest.by_conversation.items()
+        for k, v in row.items()
+    ]
+    st.plotly_chart(
+        px.bar(
+            pd.DataFrame(conv_rows),
+            x="conversation",
+            y="recall",
+            color="k",
+            barmode="group",
+            range_y=[0, 1],
+            title="Recall@k per conversation (latest run)",
+        ),
+        width="stretch",
+        key="rl_conv_chart",
+    )
 
 st.subheader("Questions")
 q1, q2 = st.columns([1, 3])
 k_at = q1.selectbox("Hit or miss at k", latest.k, index=min(2, len(latest.k) - 1), key="rl_hit_k")
 show = q2.radio("Show", ["misses", "all"], horizontal=True, key="rl_show")
-rows = [{"#": i, "conversation": q.sample_id, "category": q.category, "question": q.question,
-         f"R@{k_at}": q.recall[k_at], "hit": q.recall[k_at] >= 1.0,
-         "evidence rank": min((r for r in q.evidence_ranks.values() if r), default=None)}
-        for i, q in enumerate(latest.questions)]
+rows = [
+    {
+        "#": i,
+        "conversation": q.sample_id,
+        "category": q.category,
+        "question": q.question,
+        f"R@{k_at}": q.recall[k_at],
+        "hit": q.recall[k_at] >= 1.0,
+        "evidence rank": min((r for r in q.evidence_ranks.values() if r), default=None),
+    }
+    for i, q in enumerate(latest.questions)
+]
 shown = [r for r in rows if show == "all" or not r["hit"]]
 st.dataframe(pd.DataFrame(shown), hide_index=True, width="stretch", height=min(36 * (len(shown) + 1), 360))
 if not shown:
     st.success(f"No misses at k={k_at}.")
 else:
-    pick = st.selectbox("Open a question", [r["#"] for r in shown], key="rl_pick",
-                        format_func=lambda i: f"{latest.questions[i].sample_id}: {latest.questions[i].question}")
+    pick = st.selectbox(
+        "Open a question",
+        [r["#"] for r in shown],
+        key="rl_pick",
+        format_func=lambda i: f"{latest.questions[i].sample_id}: {latest.questions[i].question}",
+    )
     q = latest.questions[pick]
     turn_text = {}
     if conversations is not None:
@@ -125,13 +205,29 @@ else:
     st.code(q.question, language=None, wrap_lines=True)
     st.markdown(f"**Gold answer**: `{q.answer}` · category {q.category} {CATEGORY_NAMES.get(q.category, '')}")
     st.markdown("**Evidence turns** and where they ranked")
-    st.dataframe(pd.DataFrame([{"evidence": e, "rank": q.evidence_ranks.get(e), "text": turn_text.get(e, "")}
-                               for e in q.evidence]), hide_index=True, width="stretch")
+    st.dataframe(
+        pd.DataFrame(
+            [{"evidence": e, "rank": q.evidence_ranks.get(e), "text": turn_text.get(e, "")} for e in q.evidence]
+        ),
+        hide_index=True,
+        width="stretch",
+    )
     evidence = set(q.evidence)
-    top_rows = [{"rank": t["rank"], "evidence?": "✅" if evidence & set(t["covers"]) else "", "id": t["id"],
-                 "score": t["score"], "cosine": t["similarity"],
-                 "text": t.get("text") or ", ".join(t["covers"])} for t in q.top[: max(latest.k)]]
+    top_rows = [
+        {
+            "rank": t["rank"],
+            "evidence?": "✅" if evidence & set(t["covers"]) else "",
+            "id": t["id"],
+            "score": t["score"],
+            "cosine": t["similarity"],
+            "text": t.get("text") or ", ".join(t["covers"]),
+        }
+        for t in q.top[: max(latest.k)]
+    ]
     st.markdown(f"**Top {len(top_rows)} retrieved** (✅ = holds evidence)")
     frame = pd.DataFrame(top_rows)
-    st.dataframe(frame.style.apply(lambda r: ["background-color: #e3f4e1" if r["evidence?"] else "" for _ in r],
-                                   axis=1), hide_index=True, width="stretch")
+    st.dataframe(
+        frame.style.apply(lambda r: ["background-color: #e3f4e1" if r["evidence?"] else "" for _ in r], axis=1),
+        hide_index=True,
+        width="stretch",
+    )

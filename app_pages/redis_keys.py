@@ -18,8 +18,12 @@ st.caption("Live view of the keys Memory Lab writes. SCAN and pipelines only (ne
 
 f1, f2, f3 = st.columns([3, 1, 1])
 default_pattern = f"{prefix}:*{{{ctx.user_id}*" if ctx.user_id else f"{prefix}:*"
-pattern = f1.text_input("Pattern (Redis glob)", value=f"{prefix}:*", key="key_pattern",
-                        help=f"e.g. `{default_pattern}` for one user's keys, `{prefix}:s:*:buffer` for all buffers")
+pattern = f1.text_input(
+    "Pattern (Redis glob)",
+    value=f"{prefix}:*",
+    key="key_pattern",
+    help=f"e.g. `{default_pattern}` for one user's keys, `{prefix}:s:*:buffer` for all buffers",
+)
 page_size = f2.selectbox("Page size", [50, 100, 250, 500], index=1, key="key_page_size")
 live = f3.toggle("Live TTLs", value=True, key="key_live", help="Refresh the TTL column every second.")
 
@@ -43,33 +47,59 @@ with guarded("Scanning keys"):
     if nav[1].button("Next page", disabled=page.next_cursor == 0, key="key_next"):
         cursors.append(page.next_cursor)
         st.rerun()
-    nav[2].caption(f"Page {len(cursors)} · {len(rows)} keys on this page · {total:,} keys in the database"
-                   + ("" if page.next_cursor else " · end of scan"))
+    nav[2].caption(
+        f"Page {len(cursors)} · {len(rows)} keys on this page · {total:,} keys in the database"
+        + ("" if page.next_cursor else " · end of scan")
+    )
 
 if inspector is not None and not rows:
-    st.info("No keys match. A first-time user has none: send a message on the **Chat playground** and come back; "
-            f"or widen the pattern to `{prefix}:*`.")
+    st.info(
+        "No keys match. A first-time user has none: send a message on the **Chat playground** and come back; "
+        f"or widen the pattern to `{prefix}:*`."
+    )
 
 if inspector is not None and rows:
     no_ttl = [r.key for r in rows if r.ttl == -1]
     if no_ttl:
-        st.warning(f"{len(no_ttl)} key(s) on this page have no TTL and never expire (flagged ⚠ below). "
-                   "The fact log is meant to be permanent; session keys normally slide with activity.")
+        st.warning(
+            f"{len(no_ttl)} key(s) on this page have no TTL and never expire (flagged ⚠ below). "
+            "The fact log is meant to be permanent; session keys normally slide with activity."
+        )
 
     @st.fragment(run_every=1.0 if live else None)
     def key_table() -> None:
         names = [r.key for r in rows]
         with guarded("Refreshing TTLs"):
             ttls = inspector.ttls(names) if live else {r.key: r.ttl for r in rows}
-            frame = pd.DataFrame([{
-                "key": r.key, "type": r.type, "kind": r.kind, "user": r.user_id, "session": r.session_id,
-                "length": r.length, "memory (bytes)": r.memory,
-                "TTL (s)": ttls.get(r.key, r.ttl),
-                "expires": ("⚠ never" if ttls.get(r.key) == -1 else "gone" if ttls.get(r.key) == -2
-                            else time.strftime("%H:%M:%S", time.localtime(time.time() + ttls.get(r.key, 0)))),
-            } for r in rows])
-            st.dataframe(frame, hide_index=True, width="stretch", height=min(38 * (len(rows) + 1), 420),
-                         column_config={"TTL (s)": st.column_config.NumberColumn(format="%d")})
+            frame = pd.DataFrame(
+                [
+                    {
+                        "key": r.key,
+                        "type": r.type,
+                        "kind": r.kind,
+                        "user": r.user_id,
+                        "session": r.session_id,
+                        "length": r.length,
+                        "memory (bytes)": r.memory,
+                        "TTL (s)": ttls.get(r.key, r.ttl),
+                        "expires": (
+                            "⚠ never"
+                            if ttls.get(r.key) == -1
+                            else "gone"
+                            if ttls.get(r.key) == -2
+                            else time.strftime("%H:%M:%S", time.localtime(time.time() + ttls.get(r.key, 0)))
+                        ),
+                    }
+                    for r in rows
+                ]
+            )
+            st.dataframe(
+                frame,
+                hide_index=True,
+                width="stretch",
+                height=min(38 * (len(rows) + 1), 420),
+                column_config={"TTL (s)": st.column_config.NumberColumn(format="%d")},
+            )
 
     key_table()
 

@@ -14,11 +14,14 @@ from ui.state import current, guarded, md_escape
 st.title("Summaries")
 ctx = current()
 lab, user, session = ctx.lab, ctx.user_id, ctx.session_id
-st.caption(f"User **{md_escape(user)}** · session **{md_escape(session)}**. The summary and hybrid strategies fold "
-           "old buffer messages into a rolling summary once the buffer passes its threshold.")
+st.caption(
+    f"User **{md_escape(user)}** · session **{md_escape(session)}**. The summary and hybrid strategies fold "
+    "old buffer messages into a rolling summary once the buffer passes its threshold."
+)
 
-threshold = st.slider("Fold threshold to compare against (messages)", 2, 100, lab.settings.summary_threshold,
-                      key="sum_threshold")
+threshold = st.slider(
+    "Fold threshold to compare against (messages)", 2, 100, lab.settings.summary_threshold, key="sum_threshold"
+)
 
 with guarded("Reading the summary"):
     summary = lab.sessions.summary(user, session)
@@ -27,8 +30,10 @@ with guarded("Reading the summary"):
     length = len(buffer.messages) + len(buffer.corrupt)
 
     if not summary and not buffer.messages and not folds:
-        st.info("Nothing here yet. Chat a dozen turns with the **summary** or **hybrid** strategy on the "
-                "Chat playground (lower 'Fold when buffer passes' to see a fold sooner), then come back.")
+        st.info(
+            "Nothing here yet. Chat a dozen turns with the **summary** or **hybrid** strategy on the "
+            "Chat playground (lower 'Fold when buffer passes' to see a fold sooner), then come back."
+        )
 
     left, right = st.columns([2, 1])
     with left:
@@ -39,43 +44,72 @@ with guarded("Reading the summary"):
         else:
             st.caption("No summary yet: nothing has been folded in this session.")
     with right:
-        gauge = go.Figure(go.Indicator(
-            mode="gauge+number", value=length, title={"text": "Buffer before next fold"},
-            gauge={"axis": {"range": [0, max(threshold + 1, length)]},
-                   "bar": {"color": "#4c78a8"},
-                   "threshold": {"line": {"color": "#e45756", "width": 4}, "value": threshold}},
-        ))
+        gauge = go.Figure(
+            go.Indicator(
+                mode="gauge+number",
+                value=length,
+                title={"text": "Buffer before next fold"},
+                gauge={
+                    "axis": {"range": [0, max(threshold + 1, length)]},
+                    "bar": {"color": "#4c78a8"},
+                    "threshold": {"line": {"color": "#e45756", "width": 4}, "value": threshold},
+                },
+            )
+        )
         gauge.update_layout(height=250, margin=dict(l=20, r=20, t=50, b=10))
         st.plotly_chart(gauge, width="stretch", key="sum_gauge")
-        st.caption(f"{length} message(s) in the buffer; a fold happens after a turn that leaves more than "
-                   f"{threshold}.")
+        st.caption(f"{length} message(s) in the buffer; a fold happens after a turn that leaves more than {threshold}.")
 
     st.subheader("Messages still in the buffer")
     for bad in buffer.corrupt:
         st.warning(f"Corrupt buffer entry #{bad.index} skipped: {bad.error}")
     if buffer.messages:
-        st.dataframe(pd.DataFrame([{
-            "at": dt.datetime.fromtimestamp(m.created_at).strftime("%Y-%m-%d %H:%M:%S"),
-            "role": m.role.value, "content": m.content, "tokens": count_tokens(m.content),
-        } for m in buffer.messages]), hide_index=True, width="stretch")
+        st.dataframe(
+            pd.DataFrame(
+                [
+                    {
+                        "at": dt.datetime.fromtimestamp(m.created_at).strftime("%Y-%m-%d %H:%M:%S"),
+                        "role": m.role.value,
+                        "content": m.content,
+                        "tokens": count_tokens(m.content),
+                    }
+                    for m in buffer.messages
+                ]
+            ),
+            hide_index=True,
+            width="stretch",
+        )
     else:
         st.caption("The buffer is empty.")
 
     st.subheader("Fold history")
     if folds:
-        frame = pd.DataFrame([{
-            "when": dt.datetime.fromtimestamp(f.get("at", 0)).strftime("%Y-%m-%d %H:%M:%S"),
-            "messages folded": f.get("messages", 0), "corrupt skipped": f.get("corrupt", 0),
-            "tokens before": f.get("tokens_before", 0), "tokens after": f.get("tokens_after", 0),
-        } for f in folds])
+        frame = pd.DataFrame(
+            [
+                {
+                    "when": dt.datetime.fromtimestamp(f.get("at", 0)).strftime("%Y-%m-%d %H:%M:%S"),
+                    "messages folded": f.get("messages", 0),
+                    "corrupt skipped": f.get("corrupt", 0),
+                    "tokens before": f.get("tokens_before", 0),
+                    "tokens after": f.get("tokens_after", 0),
+                }
+                for f in folds
+            ]
+        )
         fig = go.Figure()
         fig.add_bar(x=frame["when"], y=frame["tokens before"], name="tokens before (summary + folded messages)")
         fig.add_bar(x=frame["when"], y=frame["tokens after"], name="tokens after (new summary)")
-        fig.add_scatter(x=frame["when"], y=frame["messages folded"], name="messages folded", yaxis="y2",
-                        mode="lines+markers")
-        fig.update_layout(barmode="group", height=340, margin=dict(l=10, r=10, t=30, b=10),
-                          yaxis=dict(title="tokens"), yaxis2=dict(title="messages", overlaying="y", side="right"),
-                          legend=dict(orientation="h", y=-0.25))
+        fig.add_scatter(
+            x=frame["when"], y=frame["messages folded"], name="messages folded", yaxis="y2", mode="lines+markers"
+        )
+        fig.update_layout(
+            barmode="group",
+            height=340,
+            margin=dict(l=10, r=10, t=30, b=10),
+            yaxis=dict(title="tokens"),
+            yaxis2=dict(title="messages", overlaying="y", side="right"),
+            legend=dict(orientation="h", y=-0.25),
+        )
         st.plotly_chart(fig, width="stretch", key="sum_folds")
         st.dataframe(frame, hide_index=True, width="stretch")
     else:

@@ -15,8 +15,10 @@ from ui.state import current, guarded, md_escape, warm_model
 st.title("Vector memory")
 ctx = current()
 lab, user = ctx.lab, ctx.user_id
-st.caption(f"Long-term memory of user **{md_escape(user)}** in Chroma ({lab.settings.chroma_mode}), embedded with "
-           "all-MiniLM-L6-v2 in cosine space. Similarity = 1 − cosine distance.")
+st.caption(
+    f"Long-term memory of user **{md_escape(user)}** in Chroma ({lab.settings.chroma_mode}), embedded with "
+    "all-MiniLM-L6-v2 in cosine space. Similarity = 1 − cosine distance."
+)
 
 
 def _when(ts: object) -> str:
@@ -29,35 +31,74 @@ with guarded("Reading Chroma"):
     episodes = lab.episodes.all(user, with_embeddings=True)
 
 if not facts and not episodes:
-    st.info("No long-term memories for this user yet. On the **Chat playground**, pick the **facts**, **episodic** "
-            "or **hybrid** strategy and tell it something about yourself (*I live in Berlin. I use Rust.*).")
+    st.info(
+        "No long-term memories for this user yet. On the **Chat playground**, pick the **facts**, **episodic** "
+        "or **hybrid** strategy and tell it something about yourself (*I live in Berlin. I use Rust.*)."
+    )
 
 tab_facts, tab_episodes, tab_log = st.tabs([f"Facts ({len(facts)})", f"Episodes ({len(episodes)})", "Add/update log"])
 with tab_facts:
     if facts:
-        st.dataframe(pd.DataFrame([{
-            "fact": r.text, "slot": r.metadata.get("slot", ""), "session": r.metadata.get("session_id", ""),
-            "created": _when(r.metadata.get("created_at")), "updated": _when(r.metadata.get("updated_at")),
-            "id": r.id,
-        } for r in facts]), hide_index=True, width="stretch")
+        st.dataframe(
+            pd.DataFrame(
+                [
+                    {
+                        "fact": r.text,
+                        "slot": r.metadata.get("slot", ""),
+                        "session": r.metadata.get("session_id", ""),
+                        "created": _when(r.metadata.get("created_at")),
+                        "updated": _when(r.metadata.get("updated_at")),
+                        "id": r.id,
+                    }
+                    for r in facts
+                ]
+            ),
+            hide_index=True,
+            width="stretch",
+        )
     else:
         st.caption("No facts.")
 with tab_episodes:
     if episodes:
-        st.dataframe(pd.DataFrame([{
-            "session": r.metadata.get("session_id", ""), "summary": r.text,
-            "messages": r.metadata.get("n_messages", 0), "last activity": _when(r.metadata.get("last_at")),
-            "transcript key": r.metadata.get("log_key", ""), "id": r.id,
-        } for r in episodes]), hide_index=True, width="stretch")
+        st.dataframe(
+            pd.DataFrame(
+                [
+                    {
+                        "session": r.metadata.get("session_id", ""),
+                        "summary": r.text,
+                        "messages": r.metadata.get("n_messages", 0),
+                        "last activity": _when(r.metadata.get("last_at")),
+                        "transcript key": r.metadata.get("log_key", ""),
+                        "id": r.id,
+                    }
+                    for r in episodes
+                ]
+            ),
+            hide_index=True,
+            width="stretch",
+        )
     else:
         st.caption("No episodes.")
 with tab_log, guarded("Reading the fact log"):
     log = lab.facts.history(user)
     if log:
-        st.dataframe(pd.DataFrame([{
-            "when": _when(e.get("at")), "event": e.get("event"), "fact": e.get("text"),
-            "previous": e.get("previous"), "similarity": e.get("similarity"), "session": e.get("session_id"),
-        } for e in reversed(log)]), hide_index=True, width="stretch")
+        st.dataframe(
+            pd.DataFrame(
+                [
+                    {
+                        "when": _when(e.get("at")),
+                        "event": e.get("event"),
+                        "fact": e.get("text"),
+                        "previous": e.get("previous"),
+                        "similarity": e.get("similarity"),
+                        "session": e.get("session_id"),
+                    }
+                    for e in reversed(log)
+                ]
+            ),
+            hide_index=True,
+            width="stretch",
+        )
     else:
         st.caption("No fact events yet.")
 
@@ -73,17 +114,33 @@ if query.strip() and (facts or episodes):
         query_vec = lab.embed([query])[0]
         fact_hits = lab.facts.search(user, query_vec, int(k), query_text=query)
         episode_hits = lab.episodes.search(user, query_vec, int(k))
-        hits = sorted([("fact", h) for h, _ in fact_hits] + [("episode", h) for h in episode_hits],
-                      key=lambda kh: -kh[1].similarity)[: int(k)]
+        hits = sorted(
+            [("fact", h) for h, _ in fact_hits] + [("episode", h) for h in episode_hits],
+            key=lambda kh: -kh[1].similarity,
+        )[: int(k)]
         strategy_rank = {h.id: i + 1 for i, (h, _) in enumerate(fact_hits)}
         hits_ids = {h.id for _, h in hits}
-        st.dataframe(pd.DataFrame([{
-            "rank": i + 1, "kind": kind, "text": h.text, "cosine similarity": round(h.similarity, 4),
-            "cosine distance": round(h.distance, 4), "session": h.metadata.get("session_id", ""),
-            "rank in facts strategy (BM25 + dense)": strategy_rank.get(h.id),
-        } for i, (kind, h) in enumerate(hits)]), hide_index=True, width="stretch", column_config={
-            "cosine similarity": st.column_config.ProgressColumn(min_value=0.0, max_value=1.0, format="%.3f"),
-        })
+        st.dataframe(
+            pd.DataFrame(
+                [
+                    {
+                        "rank": i + 1,
+                        "kind": kind,
+                        "text": h.text,
+                        "cosine similarity": round(h.similarity, 4),
+                        "cosine distance": round(h.distance, 4),
+                        "session": h.metadata.get("session_id", ""),
+                        "rank in facts strategy (BM25 + dense)": strategy_rank.get(h.id),
+                    }
+                    for i, (kind, h) in enumerate(hits)
+                ]
+            ),
+            hide_index=True,
+            width="stretch",
+            column_config={
+                "cosine similarity": st.column_config.ProgressColumn(min_value=0.0, max_value=1.0, format="%.3f"),
+            },
+        )
 elif query.strip():
     st.caption("Nothing to search yet.")
 
@@ -100,14 +157,28 @@ if len(records) >= 2:
         if not idx:
             continue
         fig.add_scatter(
-            x=coords[idx, 0], y=coords[idx, 1], mode="markers", name=f"{kind}s",
-            text=[records[i][1].text[:120] for i in idx], hovertemplate="%{text}<extra></extra>",
-            marker=dict(color=color, size=[16 if records[i][1].id in hits_ids else 9 for i in idx],
-                        line=dict(color="#e45756", width=[3 if records[i][1].id in hits_ids else 0 for i in idx])),
+            x=coords[idx, 0],
+            y=coords[idx, 1],
+            mode="markers",
+            name=f"{kind}s",
+            text=[records[i][1].text[:120] for i in idx],
+            hovertemplate="%{text}<extra></extra>",
+            marker=dict(
+                color=color,
+                size=[16 if records[i][1].id in hits_ids else 9 for i in idx],
+                line=dict(color="#e45756", width=[3 if records[i][1].id in hits_ids else 0 for i in idx]),
+            ),
         )
     if query_vec is not None:
-        fig.add_scatter(x=[coords[-1, 0]], y=[coords[-1, 1]], mode="markers+text", name="query", text=["query"],
-                        textposition="top center", marker=dict(symbol="star", size=18, color="#e45756"))
+        fig.add_scatter(
+            x=[coords[-1, 0]],
+            y=[coords[-1, 1]],
+            mode="markers+text",
+            name="query",
+            text=["query"],
+            textposition="top center",
+            marker=dict(symbol="star", size=18, color="#e45756"),
+        )
     fig.update_layout(height=420, margin=dict(l=10, r=10, t=10, b=10), xaxis_title="PC 1", yaxis_title="PC 2")
     st.plotly_chart(fig, width="stretch", key="vec_map")
     st.caption("Hits of the query are drawn larger with a red ring.")

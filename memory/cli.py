@@ -41,8 +41,13 @@ def render_trace(trace: Trace) -> str:
 def cmd_chat(lab: MemoryLab, a: argparse.Namespace) -> int:
     result = lab.chat(a.user, a.session, " ".join(a.text), strategy=a.strategy)
     if a.json:
-        _print_json({"reply": result.reply.content if result.reply else None, "error": result.error,
-                     "trace": result.trace.to_dict()})
+        _print_json(
+            {
+                "reply": result.reply.content if result.reply else None,
+                "error": result.error,
+                "trace": result.trace.to_dict(),
+            }
+        )
     else:
         if a.trace:
             print(render_trace(result.trace))
@@ -58,8 +63,7 @@ def cmd_chat(lab: MemoryLab, a: argparse.Namespace) -> int:
 def cmd_history(lab: MemoryLab, a: argparse.Namespace) -> int:
     read = lab.sessions.log(a.user, a.session)
     if a.json:
-        _print_json({"messages": [m.to_dict() for m in read.messages],
-                     "corrupt": [c.__dict__ for c in read.corrupt]})
+        _print_json({"messages": [m.to_dict() for m in read.messages], "corrupt": [c.__dict__ for c in read.corrupt]})
         return 0
     if not read.messages and not read.corrupt:
         print(f"no messages for user {a.user!r} in session {a.session!r}")
@@ -84,8 +88,10 @@ def cmd_sessions(lab: MemoryLab, a: argparse.Namespace) -> int:
 
 def cmd_forget(lab: MemoryLab, a: argparse.Namespace) -> int:
     counts = lab.forget_user(a.user)
-    print(f"forgot user {a.user!r}: {counts['redis_keys']} Redis keys, {counts['facts']} facts, "
-          f"{counts['episodes']} episodes")
+    print(
+        f"forgot user {a.user!r}: {counts['redis_keys']} Redis keys, {counts['facts']} facts, "
+        f"{counts['episodes']} episodes"
+    )
     return 0
 
 
@@ -149,8 +155,10 @@ def cmd_eval(lab: MemoryLab, a: argparse.Namespace) -> int:
         _print_json(report.to_json(with_questions=a.questions))
         return 0
     ks = report.k
-    print(f"recall@k on {a.data}: unit={report.unit} retriever={report.retriever} "
-          f"questions={report.n_questions} time={report.seconds:.1f}s")
+    print(
+        f"recall@k on {a.data}: unit={report.unit} retriever={report.retriever} "
+        f"questions={report.n_questions} time={report.seconds:.1f}s"
+    )
     print(f"{'':<16}" + "".join(f"{'R@' + str(k):>8}" for k in ks) + f"{'n':>7}")
 
     def row(label: str, values: dict[int, float], n: int) -> None:

@@ -15,9 +15,10 @@ from __future__ import annotations
 import json
 import time
 import uuid
+from collections.abc import Callable
 from dataclasses import asdict, dataclass, field
 from pathlib import Path
-from typing import Any, Callable
+from typing import Any
 
 from .keys import validate_id
 from .lab import MemoryLab
@@ -120,8 +121,14 @@ class Comparison:
 Progress = Callable[[int, int, str], None]
 
 
-def run_comparison(lab: MemoryLab, scenario: Scenario, strategies: list[str], config: StrategyConfig | None = None,
-                   progress: Progress | None = None, run_id: str | None = None) -> Comparison:
+def run_comparison(
+    lab: MemoryLab,
+    scenario: Scenario,
+    strategies: list[str],
+    config: StrategyConfig | None = None,
+    progress: Progress | None = None,
+    run_id: str | None = None,
+) -> Comparison:
     unknown = [s for s in strategies if s not in STRATEGIES]
     if unknown:
         raise ValueError(f"unknown strategies: {', '.join(unknown)}")
@@ -138,16 +145,28 @@ def run_comparison(lab: MemoryLab, scenario: Scenario, strategies: list[str], co
             result = lab.chat(user, f"s{turn.session}", turn.user, strategy=name, config=config)
             latency = (time.perf_counter() - start) * 1000
             trace = result.trace
-            seen = trace.system_prompt + "\n" + "\n".join(
-                str(m.get("content", "")) for m in trace.messages if m.get("id") != result.user_message.id
+            seen = (
+                trace.system_prompt
+                + "\n"
+                + "\n".join(str(m.get("content", "")) for m in trace.messages if m.get("id") != result.user_message.id)
             )
             found = [e for e in turn.expect if e.lower() in seen.lower()]
-            results.append(TurnResult(
-                strategy=name, turn=i + 1, session=turn.session, user=turn.user, is_probe=bool(turn.expect),
-                tokens_sent=trace.total_tokens, latency_ms=round(latency, 1), expected=list(turn.expect),
-                found=found, recall=(len(found) / len(turn.expect)) if turn.expect else None,
-                reply=result.reply.content if result.reply else "", error=result.error,
-            ))
+            results.append(
+                TurnResult(
+                    strategy=name,
+                    turn=i + 1,
+                    session=turn.session,
+                    user=turn.user,
+                    is_probe=bool(turn.expect),
+                    tokens_sent=trace.total_tokens,
+                    latency_ms=round(latency, 1),
+                    expected=list(turn.expect),
+                    found=found,
+                    recall=(len(found) / len(turn.expect)) if turn.expect else None,
+                    reply=result.reply.content if result.reply else "",
+                    error=result.error,
+                )
+            )
             done += 1
     if progress:
         progress(done, total, "done")

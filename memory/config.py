@@ -51,7 +51,9 @@ class Settings:
     token_budget: int = 2000
     fact_dup_similarity: float = 0.9
     max_message_chars: int = 32_000
-    locomo_path: Path = field(default_factory=lambda: PROJECT_ROOT.parent / "shared" / "data" / "locomo" / "locomo_dev.json")
+    locomo_path: Path = field(
+        default_factory=lambda: PROJECT_ROOT.parent / "shared" / "data" / "locomo" / "locomo_dev.json"
+    )
 
     @classmethod
     def from_env(cls, env: dict[str, str] | None = None) -> Settings:
@@ -67,8 +69,7 @@ class Settings:
             anthropic_api_key=_env_str(e, "ANTHROPIC_API_KEY"),
             anthropic_base_url=_env_str(e, "ANTHROPIC_BASE_URL"),
             anthropic_model=_env_str(e, "MEMLAB_ANTHROPIC_MODEL", base.anthropic_model) or "",
-            anthropic_small_model=_env_str(e, "MEMLAB_ANTHROPIC_SMALL_MODEL", base.anthropic_small_model)
-            or "",
+            anthropic_small_model=_env_str(e, "MEMLAB_ANTHROPIC_SMALL_MODEL", base.anthropic_small_model) or "",
             llm_timeout_s=_env_int(e, "MEMLAB_LLM_TIMEOUT", base.llm_timeout_s),
             key_prefix=_env_str(e, "MEMLAB_KEY_PREFIX", base.key_prefix) or base.key_prefix,
             buffer_size=_env_int(e, "MEMLAB_BUFFER_SIZE", base.buffer_size),

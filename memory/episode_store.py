@@ -9,7 +9,8 @@ when the user moves on; retrieval leaves the current session out.
 from __future__ import annotations
 
 import time
-from typing import Any, Callable
+from collections.abc import Callable
+from typing import Any
 
 import numpy as np
 
@@ -60,8 +61,9 @@ class EpisodeStore:
         return self.vectors.get(EPISODES, ids=[episode_id(user_id, sid) for sid in session_ids])
 
     def all(self, user_id: str, with_embeddings: bool = False) -> list[Record]:
-        return self.vectors.get(EPISODES, where={"user_id": validate_id("user", user_id)},
-                                with_embeddings=with_embeddings)
+        return self.vectors.get(
+            EPISODES, where={"user_id": validate_id("user", user_id)}, with_embeddings=with_embeddings
+        )
 
     def delete(self, user_id: str, session_id: str) -> None:
         self.vectors.delete(EPISODES, ids=[episode_id(user_id, session_id)])

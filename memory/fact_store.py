@@ -12,8 +12,9 @@ from __future__ import annotations
 import json
 import time
 import uuid
+from collections.abc import Callable
 from dataclasses import asdict, dataclass
-from typing import Any, Callable
+from typing import Any
 
 import numpy as np
 import redis
@@ -43,8 +44,9 @@ def _where_user(user_id: str, **extra: Any) -> dict[str, Any]:
 
 
 class FactStore:
-    def __init__(self, vectors: VectorStore, embed: Embed, client: redis.Redis, keys: Keys,
-                 dup_similarity: float = 0.9) -> None:
+    def __init__(
+        self, vectors: VectorStore, embed: Embed, client: redis.Redis, keys: Keys, dup_similarity: float = 0.9
+    ) -> None:
         self.vectors = vectors
         self.embed = embed
         self.r = client
@@ -88,8 +90,15 @@ class FactStore:
         self.vectors.upsert(FACTS, [Record(fact_id, fact.text, metadata)], vector[None, :])
         return FactEvent(now, "ADD", fact_id, fact.text, None, None, session_id)
 
-    def _touch(self, old: Record, vector: np.ndarray | None, fact: ExtractedFact, session_id: str, now: float,
-               new_text: str | None = None) -> None:
+    def _touch(
+        self,
+        old: Record,
+        vector: np.ndarray | None,
+        fact: ExtractedFact,
+        session_id: str,
+        now: float,
+        new_text: str | None = None,
+    ) -> None:
         meta = dict(old.metadata)
         sources = json.loads(meta.get("source_ids") or "[]")
         sources.extend(s for s in fact.source_ids if s not in sources)
@@ -103,8 +112,9 @@ class FactStore:
         if events:
             self.r.rpush(self.keys.user(user_id).fact_log, *[json.dumps(asdict(e)) for e in events])
 
-    def search(self, user_id: str, query_vector: np.ndarray, k: int, query_text: str | None = None,
-               retriever: str = "hybrid") -> list[tuple[Hit, float]]:
+    def search(
+        self, user_id: str, query_vector: np.ndarray, k: int, query_text: str | None = None, retriever: str = "hybrid"
+    ) -> list[tuple[Hit, float]]:
         """Top-k facts with their rank score: the dense cosine, or fused with BM25 when the query text is given."""
         n = self.count(user_id)
         if not n:
@@ -114,7 +124,8 @@ class FactStore:
             return [(h, h.similarity) for h in hits[:k]]
         cands = [Candidate(h.id, h.text) for h in hits]
         scores = CandidateIndex(cands, use_neighbours=False).rank(
-            query_text, np.array([h.similarity for h in hits]), retriever)
+            query_text, np.array([h.similarity for h in hits]), retriever
+        )
         order = np.argsort(-scores, kind="stable")[:k]
         return [(hits[i], float(scores[i])) for i in order]
 

@@ -9,6 +9,7 @@ one round trip.
 from __future__ import annotations
 
 import json
+import time
 from dataclasses import dataclass
 from typing import Any
 
@@ -44,13 +45,19 @@ class KeyInspector:
         self.r = client
         self.keys = keys
 
-    def scan_page(self, pattern: str = "*", cursor: int = 0, page_size: int = 100) -> KeyPage:
-        """Up to ``page_size`` keys matching ``pattern`` from ``cursor`` on, with their details."""
+    def scan_page(self, pattern: str = "*", cursor: int = 0, page_size: int = 100, budget_s: float = 0.25) -> KeyPage:
+        """About ``page_size`` keys matching ``pattern`` from ``cursor`` on, with their details.
+
+        A pattern that matches rarely needs many SCAN steps; after ``budget_s``
+        the page returns what it has with the cursor to continue from, so the
+        page never blocks on a large database.
+        """
         found: list[str] = []
+        deadline = time.monotonic() + budget_s
         while True:
-            cursor, batch = self.r.scan(cursor=cursor, match=pattern or "*", count=max(page_size, 500))
+            cursor, batch = self.r.scan(cursor=cursor, match=pattern or "*", count=page_size)
             found.extend(batch)
-            if cursor == 0 or len(found) >= page_size:
+            if cursor == 0 or len(found) >= page_size or time.monotonic() > deadline:
                 break
         found = sorted(set(found))  # a SCAN step may overshoot the page; a cursor cannot be split
         return KeyPage(self.describe(found), int(cursor))
@@ -74,11 +81,18 @@ class KeyInspector:
         for i, name in enumerate(names):
             length, mem = sizes[2 * i], sizes[2 * i + 1]
             parts = self.keys.parse(name) or {}
-            rows.append(KeyRow(
-                key=name, type=types[i], length=int(length) if isinstance(length, int) else 0,
-                ttl=int(ttls[i]), memory=int(mem) if isinstance(mem, int) else None,
-                user_id=parts.get("user_id", ""), session_id=parts.get("session_id", ""), kind=parts.get("kind", ""),
-            ))
+            rows.append(
+                KeyRow(
+                    key=name,
+                    type=types[i],
+                    length=int(length) if isinstance(length, int) else 0,
+                    ttl=int(ttls[i]),
+                    memory=int(mem) if isinstance(mem, int) else None,
+                    user_id=parts.get("user_id", ""),
+                    session_id=parts.get("session_id", ""),
+                    kind=parts.get("kind", ""),
+                )
+            )
         return rows
 
     def count(self) -> int:

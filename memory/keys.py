@@ -106,9 +106,9 @@ class Keys:
 
     def parse(self, key: str) -> dict[str, str] | None:
         """Split a key of ours into its parts, for the key browser."""
-        m = re.match(
-            rf"^{re.escape(self.prefix)}:s:\{{([^:}}]+):([^}}]+)\}}:(\w+)$", key
-        ) or re.match(rf"^{re.escape(self.prefix)}:u:\{{([^}}]+)\}}:(\w+)$", key)
+        m = re.match(rf"^{re.escape(self.prefix)}:s:\{{([^:}}]+):([^}}]+)\}}:(\w+)$", key) or re.match(
+            rf"^{re.escape(self.prefix)}:u:\{{([^}}]+)\}}:(\w+)$", key
+        )
         if m is None:
             return None
         if len(m.groups()) == 3:

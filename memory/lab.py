@@ -30,6 +30,8 @@ from .strategies import STRATEGIES, Services, Strategy, StrategyConfig
 from .trace import Trace
 from .turn_store import TurnStore
 
+RedisClient = redis.Redis
+
 
 class BackendUnavailable(RuntimeError):
     """A backend could not be reached; the message says what to check."""
@@ -70,11 +72,11 @@ class MemoryLab:
         self.keys = Keys(self.settings.key_prefix)
         self.embedded_redis = None if self.settings.redis_url else EmbeddedRedis(self.settings.data_dir / "redis")
         self._lock = threading.Lock()
-        self._redis: redis.Redis | None = None
+        self._redis: RedisClient | None = None
 
     # -- backends --------------------------------------------------------
     @property
-    def redis(self) -> redis.Redis:
+    def redis(self) -> RedisClient:
         """A client for the configured Redis; in embedded mode the server is (re)started on demand."""
         with self._lock:
             if self.embedded_redis is not None:
@@ -89,10 +91,14 @@ class MemoryLab:
                 self._redis = self._connect(self.settings.redis_url or "")
             return self._redis
 
-    def _connect(self, url: str) -> redis.Redis:
+    def _connect(self, url: str) -> RedisClient:
         self._redis_url = url
         return redis.Redis.from_url(
-            url, decode_responses=True, encoding_errors="replace", socket_connect_timeout=3, socket_timeout=10,
+            url,
+            decode_responses=True,
+            encoding_errors="replace",
+            socket_connect_timeout=3,
+            socket_timeout=10,
             health_check_interval=30,
         )
 
@@ -145,8 +151,9 @@ class MemoryLab:
         return STRATEGIES[name](self.services(), config or self.default_config())
 
     # -- one chat turn ---------------------------------------------------
-    def chat(self, user_id: str, session_id: str, text: str, strategy: str = "buffer",
-             config: StrategyConfig | None = None) -> ChatResult:
+    def chat(
+        self, user_id: str, session_id: str, text: str, strategy: str = "buffer", config: StrategyConfig | None = None
+    ) -> ChatResult:
         """Persist the user turn, build the context, call the LLM, persist the reply, do upkeep.
 
         The user turn is stored before the LLM is called, so a failed call
@@ -159,7 +166,9 @@ class MemoryLab:
             raise ValueError("the message is empty")
         limit = self.settings.max_message_chars
         if len(text) > limit:
-            raise ValueError(f"the message has {len(text):,} characters; the limit is {limit:,} (MEMLAB_MAX_MESSAGE_CHARS)")
+            raise ValueError(
+                f"the message has {len(text):,} characters; the limit is {limit:,} (MEMLAB_MAX_MESSAGE_CHARS)"
+            )
         strat = self.strategy(strategy, config)
         trace = Trace(strategy=strat.name, user_id=user_id, session_id=session_id, settings=strat.config.to_dict())
         trace.llm = {"provider": self.llm.provider, "label": self.llm.label}
@@ -218,14 +227,17 @@ class MemoryLab:
         try:
             client = self.redis
             info = client.info("server")
-            extra = {"url": self._redis_url}
+            extra: dict[str, Any] = {"url": self._redis_url}
             if self.embedded_redis is not None:
                 state = self.embedded_redis.read_state()
                 extra.update(pid=state.pid if state else None)
             return BackendStatus("Redis", s.redis_mode, location, True, str(info.get("redis_version", "")), extra=extra)
         except (redis.RedisError, BackendUnavailable, OSError) as exc:
-            fix = ("check REDIS_URL and that the server is up" if s.redis_url
-                   else "run `make run` again, or `python -m memory doctor` for details")
+            fix = (
+                "check REDIS_URL and that the server is up"
+                if s.redis_url
+                else "run `make run` again, or `python -m memory doctor` for details"
+            )
             return BackendStatus("Redis", s.redis_mode, location, False, detail=str(exc), fix=fix)
 
     def chroma_status(self) -> BackendStatus:
@@ -233,20 +245,44 @@ class MemoryLab:
         try:
             store = self.vectors
             ok = store.heartbeat()
-            return BackendStatus("Chroma", store.mode, store.location, ok, store.version,
-                                 fix="" if ok else "check CHROMA_HOST/CHROMA_PORT")
+            return BackendStatus(
+                "Chroma",
+                store.mode,
+                store.location,
+                ok,
+                store.version,
+                fix="" if ok else "check CHROMA_HOST/CHROMA_PORT",
+            )
         except Exception as exc:  # noqa: BLE001
             location = f"{s.chroma_host}:{s.chroma_port}" if s.chroma_host else str(s.data_dir / "chroma")
-            return BackendStatus("Chroma", s.chroma_mode, location, False, detail=str(exc),
-                                 fix="check CHROMA_HOST/CHROMA_PORT" if s.chroma_host else "check the data folder")
+            return BackendStatus(
+                "Chroma",
+                s.chroma_mode,
+                location,
+                False,
+                detail=str(exc),
+                fix="check CHROMA_HOST/CHROMA_PORT" if s.chroma_host else "check the data folder",
+            )
 
     def llm_status(self) -> BackendStatus:
         s = self.settings
         if s.anthropic_api_key:
-            return BackendStatus("LLM", "anthropic", s.anthropic_base_url or "api.anthropic.com", True,
-                                 s.anthropic_model, detail="key set (not shown)")
-        return BackendStatus("LLM", "offline", "in process", True, "offline-extractive-v1",
-                             detail="no ANTHROPIC_API_KEY: replies quote the memory they were given")
+            return BackendStatus(
+                "LLM",
+                "anthropic",
+                s.anthropic_base_url or "api.anthropic.com",
+                True,
+                s.anthropic_model,
+                detail="key set (not shown)",
+            )
+        return BackendStatus(
+            "LLM",
+            "offline",
+            "in process",
+            True,
+            "offline-extractive-v1",
+            detail="no ANTHROPIC_API_KEY: replies quote the memory they were given",
+        )
 
     def embedder_status(self, load: bool = False) -> BackendStatus:
         from .backends.embedder import MODEL_NAME, EmbedderError, model_path

@@ -12,8 +12,9 @@ from __future__ import annotations
 
 import json
 import time
+from collections.abc import Callable
 from dataclasses import dataclass, field
-from typing import Any, Callable
+from typing import Any
 
 import redis
 
@@ -70,8 +71,9 @@ class SessionStore:
         self._fold = client.register_script(FOLD_SCRIPT)
 
     # -- writes ----------------------------------------------------------
-    def append(self, user_id: str, session_id: str, message: Message, trim_to: int | None = None,
-               ttl_s: int | None = None) -> None:
+    def append(
+        self, user_id: str, session_id: str, message: Message, trim_to: int | None = None, ttl_s: int | None = None
+    ) -> None:
         """Append to the transcript and the buffer, trim, and slide the TTL: one MULTI round trip."""
         k = self.keys.session(user_id, session_id)
         raw = encode(message)
@@ -96,8 +98,9 @@ class SessionStore:
                 p.expire(u.sessions, max(ttl, int(self.r.ttl(u.sessions) or 0)))
             p.execute()
 
-    def save_trace(self, user_id: str, session_id: str, message_id: str, trace: dict[str, Any],
-                   ttl_s: int | None = None) -> None:
+    def save_trace(
+        self, user_id: str, session_id: str, message_id: str, trace: dict[str, Any], ttl_s: int | None = None
+    ) -> None:
         k = self.keys.session(user_id, session_id)
         ttl = self.ttl_s if ttl_s is None else ttl_s
         with self.r.pipeline(transaction=True) as p:
@@ -148,8 +151,16 @@ class SessionStore:
         return [(str(s), float(score)) for s, score in rows]
 
     # -- folding ---------------------------------------------------------
-    def fold(self, user_id: str, session_id: str, threshold: int, keep: int, summarize: Summarize,
-             attempts: int = 8, ttl_s: int | None = None) -> Fold | None:
+    def fold(
+        self,
+        user_id: str,
+        session_id: str,
+        threshold: int,
+        keep: int,
+        summarize: Summarize,
+        attempts: int = 8,
+        ttl_s: int | None = None,
+    ) -> Fold | None:
         """Fold all but the newest ``keep`` buffer messages into the summary once the buffer passes ``threshold``.
 
         Returns the fold made, or None when the buffer is under the threshold.

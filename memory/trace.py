@@ -8,9 +8,10 @@ assistant reply so an old turn can still show what the model saw.
 from __future__ import annotations
 
 import time
+from collections.abc import Iterator
 from contextlib import contextmanager
 from dataclasses import asdict, dataclass, field
-from typing import Any, Iterator
+from typing import Any
 
 from .messages import Message
 from .tokens import count_tokens

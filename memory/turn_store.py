@@ -10,8 +10,8 @@ changes, so a score is never an approximate-index artefact.
 from __future__ import annotations
 
 import threading
+from collections.abc import Callable
 from dataclasses import dataclass, field
-from typing import Callable
 
 import numpy as np
 
@@ -66,22 +66,35 @@ class TurnStore:
         self._cache: dict[str, _Loaded] = {}
         self._lock = threading.Lock()
 
-    def add(self, user_id: str, session_id: str, turns: list[tuple[str, str, int, float]],
-            progress: Progress | None = None) -> None:
+    def add(
+        self, user_id: str, session_id: str, turns: list[tuple[str, str, int, float]], progress: Progress | None = None
+    ) -> None:
         """Store (turn id, text, position, created_at) rows; re-adding an id overwrites it."""
         validate_id("user", user_id)
         for start in range(0, len(turns), self.batch):
-            chunk = turns[start:start + self.batch]
-            records = [Record(f"{user_id}/{session_id}/{tid}", text, {
-                "user_id": user_id, "session_id": session_id, "turn_id": tid, "position": int(pos),
-                "created_at": float(at)}) for tid, text, pos, at in chunk]
+            chunk = turns[start : start + self.batch]
+            records = [
+                Record(
+                    f"{user_id}/{session_id}/{tid}",
+                    text,
+                    {
+                        "user_id": user_id,
+                        "session_id": session_id,
+                        "turn_id": tid,
+                        "position": int(pos),
+                        "created_at": float(at),
+                    },
+                )
+                for tid, text, pos, at in chunk
+            ]
             self.vectors.upsert(TURNS, records, self.embed([r.text for r in records]))
             if progress:
                 progress(min(start + self.batch, len(turns)), len(turns))
 
     def count(self, user_id: str) -> int:
-        return len(self.vectors.collection(TURNS).get(where={"user_id": validate_id("user", user_id)},
-                                                      include=[])["ids"])
+        return len(
+            self.vectors.collection(TURNS).get(where={"user_id": validate_id("user", user_id)}, include=[])["ids"]
+        )
 
     def _load(self, user_id: str) -> _Loaded:
         count = self.count(user_id)
@@ -90,33 +103,57 @@ class TurnStore:
             if cached is not None and cached.count == count:
                 return cached
         records = self.vectors.get(TURNS, where={"user_id": user_id}, with_embeddings=True)
-        cands = [Candidate(str(r.metadata.get("turn_id", r.id)), r.text, str(r.metadata.get("session_id", "")),
-                           int(r.metadata.get("position", 0))) for r in records]
+        cands = [
+            Candidate(
+                str(r.metadata.get("turn_id", r.id)),
+                r.text,
+                str(r.metadata.get("session_id", "")),
+                int(r.metadata.get("position", 0)),
+            )
+            for r in records
+        ]
         vectors = np.array([r.embedding for r in records], dtype=np.float32) if records else np.zeros((0, 384))
         loaded = _Loaded(len(records), cands, vectors)
         with self._lock:
             self._cache[user_id] = loaded
         return loaded
 
-    def _scored(self, user_id: str, query_vector: np.ndarray,
-                exclude_session: str | None) -> tuple[CandidateIndex, np.ndarray]:
+    def _scored(
+        self, user_id: str, query_vector: np.ndarray, exclude_session: str | None
+    ) -> tuple[CandidateIndex, np.ndarray]:
         loaded = self._load(user_id)
         with self._lock:
             keep, index = loaded.view(exclude_session)
         dense = loaded.vectors[keep] @ query_vector if len(keep) else np.zeros(0)
         return index, dense
 
-    def search_turns(self, user_id: str, query: str, query_vector: np.ndarray, k: int, retriever: str = "hybrid",
-                     exclude_session: str | None = None) -> list[TurnHit]:
+    def search_turns(
+        self,
+        user_id: str,
+        query: str,
+        query_vector: np.ndarray,
+        k: int,
+        retriever: str = "hybrid",
+        exclude_session: str | None = None,
+    ) -> list[TurnHit]:
         index, dense = self._scored(user_id, query_vector, exclude_session)
         cands = index.cands
         scores = index.rank(query, dense, retriever)
         order = np.argsort(-scores, kind="stable")[:k]
-        return [TurnHit(cands[i].id, cands[i].text, cands[i].group, cands[i].position, float(scores[i]),
-                        float(dense[i])) for i in order]
+        return [
+            TurnHit(cands[i].id, cands[i].text, cands[i].group, cands[i].position, float(scores[i]), float(dense[i]))
+            for i in order
+        ]
 
-    def search_sessions(self, user_id: str, query: str, query_vector: np.ndarray, k: int,
-                        retriever: str = "hybrid", exclude_session: str | None = None) -> list[SessionHit]:
+    def search_sessions(
+        self,
+        user_id: str,
+        query: str,
+        query_vector: np.ndarray,
+        k: int,
+        retriever: str = "hybrid",
+        exclude_session: str | None = None,
+    ) -> list[SessionHit]:
         index, dense = self._scored(user_id, query_vector, exclude_session)
         cands = index.cands
         scores = index.rank_groups(query, dense, retriever)

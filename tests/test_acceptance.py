@@ -20,24 +20,27 @@ ROOT = Path(__file__).resolve().parent.parent
 def run_cli(data_dir: Path, *args: str) -> subprocess.CompletedProcess[str]:
     env = {k: v for k, v in os.environ.items() if k not in {"REDIS_URL", "CHROMA_HOST", "ANTHROPIC_API_KEY"}}
     env["MEMLAB_DATA_DIR"] = str(data_dir)
-    return subprocess.run([sys.executable, "-m", "memory", *args], cwd=ROOT, env=env, capture_output=True,
-                          text=True, timeout=300)
+    return subprocess.run(
+        [sys.executable, "-m", "memory", *args], cwd=ROOT, env=env, capture_output=True, text=True, timeout=300
+    )
 
 
 @pytest.mark.parametrize("strategy", ["buffer", "hybrid"])
 def test_alice_is_remembered_across_a_redis_and_process_restart(tmp_path, strategy):
     server = EmbeddedRedis(tmp_path / "redis")
     try:
-        told = run_cli(tmp_path, "chat", "--user", "alice", "--session", "s1", "--strategy", strategy,
-                       "My name is Alice.")
+        told = run_cli(
+            tmp_path, "chat", "--user", "alice", "--session", "s1", "--strategy", strategy, "My name is Alice."
+        )
         assert told.returncode == 0, told.stderr
         first_pid = server.read_state().pid
         stopped = run_cli(tmp_path, "redis", "stop")
         assert stopped.returncode == 0 and "stopped" in stopped.stdout
         assert server.read_state() is None
 
-        asked = run_cli(tmp_path, "chat", "--json", "--user", "alice", "--session", "s1", "--strategy", strategy,
-                        "What is my name?")
+        asked = run_cli(
+            tmp_path, "chat", "--json", "--user", "alice", "--session", "s1", "--strategy", strategy, "What is my name?"
+        )
         assert asked.returncode == 0, asked.stderr
         out = json.loads(asked.stdout)
         assert server.read_state().pid != first_pid  # a new redis-server, same data

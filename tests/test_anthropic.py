@@ -25,8 +25,15 @@ def _responder(body):
 
 def test_chat_through_the_sdk_with_facts(settings):
     with MessagesServer(_responder) as server:
-        lab = MemoryLab(replace(settings, anthropic_api_key="sk-test", anthropic_base_url=server.url,
-                                anthropic_model="claude-main", anthropic_small_model="claude-small"))
+        lab = MemoryLab(
+            replace(
+                settings,
+                anthropic_api_key="sk-test",
+                anthropic_base_url=server.url,
+                anthropic_model="claude-main",
+                anthropic_small_model="claude-small",
+            )
+        )
         assert lab.llm.provider == "anthropic"
         first = lab.chat("alice", "s1", "My name is Alice.", strategy="facts")
         assert first.error is None and first.trace.warnings == []
@@ -60,12 +67,15 @@ def test_a_failed_llm_call_loses_nothing(settings):
         result = lab.chat("carol", "s1", "Please remember the launch code 1234.", strategy="buffer")
         assert result.reply is None
         assert "HTTP 400" in result.error and "model is on fire" in result.error
-        assert [m.content for m in lab.sessions.log("carol", "s1").messages] == ["Please remember the launch code 1234."]
+        assert [m.content for m in lab.sessions.log("carol", "s1").messages] == [
+            "Please remember the launch code 1234."
+        ]
         assert lab.sessions.traces("carol", "s1")[result.user_message.id]["error"] == result.error
 
 
 def test_unreachable_server_is_a_clear_error(settings):
-    lab = MemoryLab(replace(settings, anthropic_api_key="sk-test", anthropic_base_url="http://127.0.0.1:9",
-                            llm_timeout_s=2))
+    lab = MemoryLab(
+        replace(settings, anthropic_api_key="sk-test", anthropic_base_url="http://127.0.0.1:9", llm_timeout_s=2)
+    )
     result = lab.chat("dave", "s1", "hello", strategy="buffer")
     assert result.reply is None and "Cannot reach Anthropic" in result.error

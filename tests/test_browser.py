@@ -18,11 +18,19 @@ from memory.backends.redis_server import free_port
 ROOT = Path(__file__).resolve().parent.parent
 SHOTS = ROOT / "artifacts" / "screenshots"
 CHROMIUM = shutil.which("chromium") or shutil.which("chromium-browser")
-PAGES = [("", "Chat playground"), ("compare", "Compare strategies"), ("redis_keys", "Redis keys"),
-         ("summaries", "Summaries"), ("vector_memory", "Vector memory"), ("recall_lab", "Recall Lab")]
+PAGES = [
+    ("", "Chat playground"),
+    ("compare", "Compare strategies"),
+    ("redis_keys", "Redis keys"),
+    ("summaries", "Summaries"),
+    ("vector_memory", "Vector memory"),
+    ("recall_lab", "Recall Lab"),
+]
 
-pytestmark = pytest.mark.skipif(CHROMIUM is None, reason="Chromium is not installed (Debian package 'chromium'); "
-                                "`make test` installs it where it can")
+pytestmark = pytest.mark.skipif(
+    CHROMIUM is None,
+    reason="Chromium is not installed (Debian package 'chromium'); `make test` installs it where it can",
+)
 
 
 @pytest.fixture()
@@ -31,9 +39,24 @@ def served_app(settings, tmp_path):
     env = dict(os.environ, MEMLAB_DATA_DIR=str(settings.data_dir), REDIS_URL=settings.redis_url)
     log = open(tmp_path / "streamlit.log", "w")
     proc = subprocess.Popen(
-        [sys.executable, "-m", "streamlit", "run", "app.py", "--server.address", "127.0.0.1",
-         "--server.port", str(port), "--server.headless", "true"],
-        cwd=ROOT, env=env, stdout=log, stderr=subprocess.STDOUT, start_new_session=True,
+        [
+            sys.executable,
+            "-m",
+            "streamlit",
+            "run",
+            "app.py",
+            "--server.address",
+            "127.0.0.1",
+            "--server.port",
+            str(port),
+            "--server.headless",
+            "true",
+        ],
+        cwd=ROOT,
+        env=env,
+        stdout=log,
+        stderr=subprocess.STDOUT,
+        start_new_session=True,
     )
     try:
         url = f"http://127.0.0.1:{port}/"
@@ -69,8 +92,10 @@ def test_every_page_renders_in_chromium(served_app):
     sync_api = pytest.importorskip("playwright.sync_api", reason="playwright (Python) is not installed")
     SHOTS.mkdir(parents=True, exist_ok=True)
     with sync_api.sync_playwright() as p:
-        browser = p.chromium.launch(executable_path=CHROMIUM, args=[
-            "--headless", "--no-sandbox", "--disable-gpu", "--disable-background-networking"])
+        browser = p.chromium.launch(
+            executable_path=CHROMIUM,
+            args=["--headless", "--no-sandbox", "--disable-gpu", "--disable-background-networking"],
+        )
         try:
             page = browser.new_page(viewport={"width": 1400, "height": 1000})
             page.goto(served_app)
@@ -78,8 +103,9 @@ def test_every_page_renders_in_chromium(served_app):
             box = page.get_by_test_id("stChatInputTextArea")
             box.fill("My name is Alice.")
             box.press("Enter")
-            page.wait_for_function("document.querySelectorAll('[data-testid=stChatMessage]').length >= 2",
-                                   timeout=120_000)
+            page.wait_for_function(
+                "document.querySelectorAll('[data-testid=stChatMessage]').length >= 2", timeout=120_000
+            )
             _idle(page)
             for path, title in PAGES:
                 page.goto(served_app + path)

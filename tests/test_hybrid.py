@@ -22,8 +22,13 @@ def test_hybrid_combines_every_memory(lab):
 def test_hybrid_stays_within_its_token_budget(lab):
     config = lab.default_config().with_(token_budget=150, summary_threshold=40, summary_keep=2)
     for i in range(8):
-        lab.chat("bob", "s1", f"Long statement {i}: " + "the quick brown fox jumps over the lazy dog " * 3,
-                 strategy="hybrid", config=config)
+        lab.chat(
+            "bob",
+            "s1",
+            f"Long statement {i}: " + "the quick brown fox jumps over the lazy dog " * 3,
+            strategy="hybrid",
+            config=config,
+        )
     result = lab.chat("bob", "s1", "What did I say?", strategy="hybrid", config=config)
     trace = result.trace
     total = sum(p.tokens for p in trace.system_parts) + sum(count_tokens(m["content"]) for m in trace.messages)

@@ -65,10 +65,12 @@ def test_bm25_prefers_the_matching_document_and_stems():
 
 
 def test_neighbour_boost_lifts_the_answer_after_a_question():
-    cands = [Candidate("a1", "Tom: How was the pottery class?", "s1", 0),
-             Candidate("a2", "Nadia: I made a lopsided bowl.", "s1", 1),
-             Candidate("b1", "Tom: The bus was late.", "s2", 0),
-             Candidate("b2", "Nadia: I bought a new bowl for soup.", "s2", 1)]
+    cands = [
+        Candidate("a1", "Tom: How was the pottery class?", "s1", 0),
+        Candidate("a2", "Nadia: I made a lopsided bowl.", "s1", 1),
+        Candidate("b1", "Tom: The bus was late.", "s2", 0),
+        Candidate("b2", "Nadia: I bought a new bowl for soup.", "s2", 1),
+    ]
     dense = np.array([0.6, 0.3, 0.1, 0.35])
     plain = rank_candidates("what did Nadia make at the pottery class?", dense, cands, "hybrid", use_neighbours=False)
     boosted = rank_candidates("what did Nadia make at the pottery class?", dense, cands, "hybrid")

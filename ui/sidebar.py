@@ -28,8 +28,10 @@ def render_banner(statuses: list[BackendStatus]) -> None:
     """A clear banner at the top of every page for each backend that is down."""
     for s in statuses:
         if not s.ok:
-            st.error(f"**{s.name} is unreachable** ({s.mode}, {s.location}). {s.fix}. Details: {s.detail}",
-                     icon=":material/error:")
+            st.error(
+                f"**{s.name} is unreachable** ({s.mode}, {s.location}). {s.fix}. Details: {s.detail}",
+                icon=":material/error:",
+            )
 
 
 def render_sidebar() -> list[BackendStatus]:
@@ -44,8 +46,9 @@ def render_sidebar() -> list[BackendStatus]:
             label = f"{icon} **{s.name}** · {s.mode}" + (f" · {s.version}" if s.version else "")
             st.markdown(label)
             if s.name == "LLM" and s.mode == "offline":
-                st.caption("Offline provider: replies quote the memory they were given (set ANTHROPIC_API_KEY "
-                           "for Claude).")
+                st.caption(
+                    "Offline provider: replies quote the memory they were given (set ANTHROPIC_API_KEY for Claude)."
+                )
             elif not s.ok:
                 st.caption(f"Fix: {s.fix}")
         st.divider()
@@ -64,7 +67,8 @@ def render_sidebar() -> list[BackendStatus]:
             st.caption(f"Sessions unavailable: {exc}")
         current = st.session_state["session_id"]
         options = sessions if current in sessions else [current] + sessions
-        st.selectbox("Session", options, key="session_id",
-                      help="Sessions of this user, newest first. A new one starts empty.")
+        st.selectbox(
+            "Session", options, key="session_id", help="Sessions of this user, newest first. A new one starts empty."
+        )
         st.button("New session", icon=":material/add:", on_click=_new_session, width="stretch")
     return statuses

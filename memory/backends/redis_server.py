@@ -18,10 +18,10 @@ import signal
 import socket
 import subprocess
 import time
+from collections.abc import Iterator
 from contextlib import contextmanager
 from dataclasses import dataclass
 from pathlib import Path
-from typing import Iterator
 
 import redis
 
@@ -137,14 +137,22 @@ class EmbeddedRedis:
         port = free_port()
         args = [
             executable,
-            "--port", str(port),
-            "--bind", "127.0.0.1",
-            "--dir", str(self.data_dir),
-            "--appendonly", "yes",
-            "--appendfsync", "everysec",
-            "--save", "",
-            "--daemonize", "no",
-            "--logfile", str(self.log_file),
+            "--port",
+            str(port),
+            "--bind",
+            "127.0.0.1",
+            "--dir",
+            str(self.data_dir),
+            "--appendonly",
+            "yes",
+            "--appendfsync",
+            "everysec",
+            "--save",
+            "",
+            "--daemonize",
+            "no",
+            "--logfile",
+            str(self.log_file),
         ]
         # A new session detaches the server from Streamlit's or the CLI's
         # process group, so it outlives them and is shared by all.
@@ -159,9 +167,7 @@ class EmbeddedRedis:
         deadline = time.monotonic() + timeout_s
         while time.monotonic() < deadline:
             if proc.poll() is not None:
-                raise RedisStartError(
-                    f"redis-server exited with code {proc.returncode}; see {self.log_file}"
-                )
+                raise RedisStartError(f"redis-server exited with code {proc.returncode}; see {self.log_file}")
             if self._answers(state):
                 self.state_file.write_text(json.dumps({"pid": state.pid, "port": state.port}))
                 return state

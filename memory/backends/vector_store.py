@@ -8,9 +8,10 @@ tries to download an ONNX model, which fails offline.
 from __future__ import annotations
 
 import os
+from collections.abc import Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Any, Sequence
+from typing import Any
 
 import numpy as np
 
@@ -116,8 +117,13 @@ class VectorStore:
             )
         return hits
 
-    def get(self, name: str, where: dict[str, Any] | None = None, ids: list[str] | None = None,
-            with_embeddings: bool = False) -> list[Record]:
+    def get(
+        self,
+        name: str,
+        where: dict[str, Any] | None = None,
+        ids: list[str] | None = None,
+        with_embeddings: bool = False,
+    ) -> list[Record]:
         include = ["documents", "metadatas"] + (["embeddings"] if with_embeddings else [])
         result = self.collection(name).get(where=where, ids=ids, include=include)
         embs = result.get("embeddings") if with_embeddings else None

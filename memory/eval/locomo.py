@@ -77,8 +77,12 @@ class Conversation:
         """A session as typed messages: speaker A as the user, speaker B as the assistant, with real dates."""
         base = session.date.timestamp() if session.date else 0.0
         return [
-            Message(Role.USER if t.speaker == self.speaker_a else Role.ASSISTANT, t.display, id=t.dia_id,
-                    created_at=base + t.position)
+            Message(
+                Role.USER if t.speaker == self.speaker_a else Role.ASSISTANT,
+                t.display,
+                id=t.dia_id,
+                created_at=base + t.position,
+            )
             for t in session.turns
         ]
 
@@ -121,16 +125,25 @@ def _parse_sample(sample: dict[str, Any]) -> Conversation:
         for pos, t in enumerate(turns_raw):
             m = _ID.search(str(t.get("dia_id", "")))
             dia = f"D{int(m.group(1))}:{int(m.group(2))}" if m else f"D{index}:{pos + 1}"
-            turns.append(Turn(dia, str(t.get("speaker", "?")), str(t.get("text", "")), index, pos,
-                              str(t.get("blip_caption") or "")))
+            turns.append(
+                Turn(
+                    dia,
+                    str(t.get("speaker", "?")),
+                    str(t.get("text", "")),
+                    index,
+                    pos,
+                    str(t.get("blip_caption") or ""),
+                )
+            )
         sessions.append(Session(index, date_text, parse_date(date_text), tuple(turns)))
     known = {t.dia_id for s in sessions for t in s.turns}
     questions = []
     for q in sample.get("qa", []):
         evidence, dropped = normalise_evidence(q.get("evidence", []), known)
         answer = q.get("answer", q.get("adversarial_answer", ""))
-        questions.append(Question(str(q.get("question", "")), str(answer), evidence, int(q.get("category", 0)),
-                                  dropped))
+        questions.append(
+            Question(str(q.get("question", "")), str(answer), evidence, int(q.get("category", 0)), dropped)
+        )
     observations: list[tuple[str, str]] = []
     for per_session in (sample.get("observation") or {}).values():
         if isinstance(per_session, dict):
@@ -139,8 +152,14 @@ def _parse_sample(sample: dict[str, Any]) -> Conversation:
                     if isinstance(pair, list) and len(pair) == 2:
                         ids, _ = normalise_evidence(pair[1], known)
                         observations.extend((str(pair[0]), i) for i in ids[:1])
-    return Conversation(str(sample.get("sample_id", f"conv-{id(sample)}")), str(conv.get("speaker_a", "A")),
-                        str(conv.get("speaker_b", "B")), sessions, questions, observations)
+    return Conversation(
+        str(sample.get("sample_id", f"conv-{id(sample)}")),
+        str(conv.get("speaker_a", "A")),
+        str(conv.get("speaker_b", "B")),
+        sessions,
+        questions,
+        observations,
+    )
 
 
 def load_locomo(source: str | Path | bytes) -> list[Conversation]:

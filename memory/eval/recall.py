@@ -7,7 +7,7 @@ Questions with no evidence are not scored.
 
 from __future__ import annotations
 
-from typing import Iterable, Sequence
+from collections.abc import Iterable, Sequence
 
 
 def recall_at_k(evidence: Sequence[str], retrieved: Sequence[Iterable[str]], k: int) -> float | None:

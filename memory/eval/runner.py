@@ -11,8 +11,9 @@ from __future__ import annotations
 import hashlib
 import re
 import time
+from collections.abc import Callable
 from dataclasses import asdict, dataclass, field
-from typing import Any, Callable
+from typing import Any
 
 from ..lab import MemoryLab
 from ..retrieval import RETRIEVERS
@@ -50,12 +51,16 @@ class EvalReport:
 
     def to_json(self, with_questions: bool = False) -> dict[str, Any]:
         data: dict[str, Any] = {
-            "unit": self.unit, "retriever": self.retriever, "k": self.k, "categories": self.categories,
+            "unit": self.unit,
+            "retriever": self.retriever,
+            "k": self.k,
+            "categories": self.categories,
             "n_questions": self.n_questions,
             "overall": {str(k): round(v, 4) for k, v in self.overall.items()},
             "by_category": {str(c): {str(k): round(v, 4) for k, v in r.items()} for c, r in self.by_category.items()},
-            "by_conversation": {s: {str(k): round(v, 4) for k, v in r.items()}
-                                for s, r in self.by_conversation.items()},
+            "by_conversation": {
+                s: {str(k): round(v, 4) for k, v in r.items()} for s, r in self.by_conversation.items()
+            },
             "seconds": round(self.seconds, 2),
         }
         if with_questions:
@@ -83,8 +88,10 @@ def _ingest(lab: MemoryLab, conv: Conversation, unit: str, progress: Callable[[i
             rows[f"D{turn.session}"].append((f"F{j}|{source}", fact, turn.position, 0.0))
         expected = len(conv.observations)
     else:
-        rows = {f"D{s.index}": [(t.dia_id, t.display, t.position, m.created_at)
-                                for t, m in zip(s.turns, conv.messages(s))] for s in conv.sessions}
+        rows = {
+            f"D{s.index}": [(t.dia_id, t.display, t.position, m.created_at) for t, m in zip(s.turns, conv.messages(s))]
+            for s in conv.sessions
+        }
         expected = len(conv.turns)
     if store.count(user) != expected:
         store.forget(user)
@@ -97,9 +104,16 @@ def _ingest(lab: MemoryLab, conv: Conversation, unit: str, progress: Callable[[i
     return user
 
 
-def evaluate(lab: MemoryLab, conversations: list[Conversation], unit: str = "turn", retriever: str = "hybrid",
-             ks: list[int] | None = None, categories: list[int] | None = None, progress: Progress | None = None,
-             keep_top: int = 25) -> EvalReport:
+def evaluate(
+    lab: MemoryLab,
+    conversations: list[Conversation],
+    unit: str = "turn",
+    retriever: str = "hybrid",
+    ks: list[int] | None = None,
+    categories: list[int] | None = None,
+    progress: Progress | None = None,
+    keep_top: int = 25,
+) -> EvalReport:
     if unit not in UNITS:
         raise ValueError(f"unknown unit {unit!r}; choose one of {', '.join(UNITS)}")
     if retriever not in RETRIEVERS:
@@ -117,8 +131,12 @@ def evaluate(lab: MemoryLab, conversations: list[Conversation], unit: str = "tur
     done = 0
     results: list[QuestionResult] = []
     for conv, questions in scored:
-        user = _ingest(lab, conv, unit,
-                       lambda d, t, s=conv.sample_id: report_progress(done, total, f"{s}: indexing {d}/{t}"))
+        user = _ingest(
+            lab,
+            conv,
+            unit,
+            lambda d, t, s=conv.sample_id, at=done: report_progress(at, total, f"{s}: indexing {d}/{t}"),
+        )
         done += 1
         if not questions:
             continue
@@ -129,23 +147,42 @@ def evaluate(lab: MemoryLab, conversations: list[Conversation], unit: str = "tur
                 hits = lab.turns.search_sessions(user, q.question, vec, len(session_turns), retriever)
                 covers = [session_turns.get(h.session_id, []) for h in hits]
                 ids = [h.session_id for h in hits]
-                top = [{"rank": i + 1, "id": h.session_id, "score": round(h.score, 4),
-                        "similarity": round(h.similarity, 4), "covers": covers[i][:3] + (["…"] if len(covers[i]) > 3 else [])}
-                       for i, h in enumerate(hits[:keep_top])]
-                ranks = {e: next((i + 1 for i, sid in enumerate(ids) if e in session_turns.get(sid, [])), None)
-                         for e in q.evidence}
+                top = [
+                    {
+                        "rank": i + 1,
+                        "id": h.session_id,
+                        "score": round(h.score, 4),
+                        "similarity": round(h.similarity, 4),
+                        "covers": covers[i][:3] + (["…"] if len(covers[i]) > 3 else []),
+                    }
+                    for i, h in enumerate(hits[:keep_top])
+                ]
+                ranks = {
+                    e: next((i + 1 for i, sid in enumerate(ids) if e in session_turns.get(sid, [])), None)
+                    for e in q.evidence
+                }
             else:
-                hits = lab.turns.search_turns(user, q.question, vec, 10**9, retriever)
-                covers = [[h.id.split("|")[-1]] for h in hits]
-                top = [{"rank": i + 1, "id": h.id, "text": h.text, "score": round(h.score, 4),
-                        "similarity": round(h.similarity, 4), "covers": covers[i]} for i, h in enumerate(hits[:keep_top])]
+                turn_hits = lab.turns.search_turns(user, q.question, vec, 10**9, retriever)
+                covers = [[h.id.split("|")[-1]] for h in turn_hits]
+                top = [
+                    {
+                        "rank": i + 1,
+                        "id": h.id,
+                        "text": h.text,
+                        "score": round(h.score, 4),
+                        "similarity": round(h.similarity, 4),
+                        "covers": covers[i],
+                    }
+                    for i, h in enumerate(turn_hits[:keep_top])
+                ]
                 first: dict[str, int] = {}
                 for i, cov in enumerate(covers):
                     first.setdefault(cov[0], i + 1)
                 ranks = {e: first.get(e) for e in q.evidence}
             recall = {k: recall_at_k(q.evidence, covers, k) or 0.0 for k in ks}
-            results.append(QuestionResult(conv.sample_id, q.question, q.answer, q.category, list(q.evidence),
-                                          recall, ranks, top))
+            results.append(
+                QuestionResult(conv.sample_id, q.question, q.answer, q.category, list(q.evidence), recall, ranks, top)
+            )
             done += 1
             report_progress(done, total, f"{conv.sample_id}: questions")
     seconds = time.perf_counter() - start
@@ -154,11 +191,22 @@ def evaluate(lab: MemoryLab, conversations: list[Conversation], unit: str = "tur
         return {k: mean(r.recall[k] for r in rows) or 0.0 for k in ks}
 
     return EvalReport(
-        unit=unit, retriever=retriever, k=ks, categories=categories, n_questions=len(results),
+        unit=unit,
+        retriever=retriever,
+        k=ks,
+        categories=categories,
+        n_questions=len(results),
         overall=table(results),
-        by_category={c: table([r for r in results if r.category == c]) for c in categories
-                     if any(r.category == c for r in results)},
-        by_conversation={c.sample_id: table([r for r in results if r.sample_id == c.sample_id])
-                         for c in conversations if any(r.sample_id == c.sample_id for r in results)},
-        seconds=seconds, questions=results,
+        by_category={
+            c: table([r for r in results if r.category == c])
+            for c in categories
+            if any(r.category == c for r in results)
+        },
+        by_conversation={
+            c.sample_id: table([r for r in results if r.sample_id == c.sample_id])
+            for c in conversations
+            if any(r.sample_id == c.sample_id for r in results)
+        },
+        seconds=seconds,
+        questions=results,
     )

@@ -28,7 +28,7 @@ FACTS_PROMPT = (
     "messages below. Reply with JSON only, in this form: "
     '{"facts": [{"fact": "The user\'s name is Alice.", "slot": "name"}]}. '
     "Write each fact in third person. 'slot' names a thing a user has only one of (name, location, "
-    "employer, role, favorite:<thing>) or is null. Reply {\"facts\": []} when there are none."
+    'employer, role, favorite:<thing>) or is null. Reply {"facts": []} when there are none.'
 )
 
 
@@ -70,8 +70,9 @@ def parse_facts_json(text: str, source_ids: tuple[str, ...]) -> list[ExtractedFa
 class AnthropicLLM(LLM):
     provider = "anthropic"
 
-    def __init__(self, api_key: str, model: str, small_model: str, base_url: str | None = None,
-                 timeout_s: float = 60.0) -> None:
+    def __init__(
+        self, api_key: str, model: str, small_model: str, base_url: str | None = None, timeout_s: float = 60.0
+    ) -> None:
         self.model = model
         self.small_model = small_model
         self.label = f"Anthropic ({model})"
@@ -80,7 +81,10 @@ class AnthropicLLM(LLM):
     def _call(self, model: str, system: str, messages: list[dict[str, Any]], max_tokens: int) -> LLMReply:
         try:
             response = self._client.messages.create(
-                model=model, max_tokens=max_tokens, system=system, messages=messages  # type: ignore[arg-type]
+                model=model,
+                max_tokens=max_tokens,
+                system=system,
+                messages=messages,  # type: ignore[arg-type]
             )
         except anthropic.AuthenticationError as exc:
             raise LLMError("Anthropic rejected the API key (check ANTHROPIC_API_KEY).") from exc
@@ -103,8 +107,12 @@ class AnthropicLLM(LLM):
     def summarize(self, previous: str, messages: list[Message], max_tokens: int) -> str:
         transcript = "\n".join(f"{m.role.value}: {m.content}" for m in messages)
         body = f"Previous summary:\n{previous or '(none)'}\n\nNew messages:\n{transcript}"
-        reply = self._call(self.small_model, SUMMARY_PROMPT.format(max_tokens=max_tokens),
-                           [{"role": "user", "content": body}], max_tokens * 2)
+        reply = self._call(
+            self.small_model,
+            SUMMARY_PROMPT.format(max_tokens=max_tokens),
+            [{"role": "user", "content": body}],
+            max_tokens * 2,
+        )
         return reply.text.strip()
 
     def extract_facts(self, messages: list[Message]) -> tuple[list[ExtractedFact], list[str]]:

@@ -9,7 +9,7 @@ token budget) and facts come from the rules in ``rules.py``.
 from __future__ import annotations
 
 import re
-from typing import Callable
+from collections.abc import Callable
 
 import numpy as np
 
@@ -25,8 +25,9 @@ _QUESTION_START = re.compile(
     r"^(what|who|where|when|which|why|how|do|does|did|is|are|am|can|could|should|would|will|have|has|tell me)\b",
     re.IGNORECASE,
 )
-_MY_THING = re.compile(r"\b(?:what(?:'s| is| are)|do you know|tell me|remind me of) my ([a-z]+(?: [a-z]+)?)\b",
-                       re.IGNORECASE)
+_MY_THING = re.compile(
+    r"\b(?:what(?:'s| is| are)|do you know|tell me|remind me of) my ([a-z]+(?: [a-z]+)?)\b", re.IGNORECASE
+)
 
 Embed = Callable[[list[str]], np.ndarray]
 
@@ -133,8 +134,7 @@ class OfflineLLM(LLM):
                 continue
             chosen.add(i)
             used += cost
-        return " ".join(unique[i] if unique[i].endswith((".", "!", "?")) else unique[i] + "."
-                        for i in sorted(chosen))
+        return " ".join(unique[i] if unique[i].endswith((".", "!", "?")) else unique[i] + "." for i in sorted(chosen))
 
     # -- facts -----------------------------------------------------------
     def extract_facts(self, messages: list[Message]) -> tuple[list[ExtractedFact], list[str]]:

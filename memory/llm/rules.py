@@ -9,8 +9,8 @@ fact in the same slot updates the old one instead of piling up beside it.
 from __future__ import annotations
 
 import re
+from collections.abc import Callable
 from dataclasses import dataclass
-from typing import Callable
 
 from ..messages import Message, Role
 from .base import ExtractedFact
@@ -39,34 +39,55 @@ def _clean(value: str) -> str:
 
 
 RULES: list[Rule] = [
-    _rule(r"\b(?:my name is|call me|i'm called|i am called)\s+([A-Za-z][\w'\-]*(?:\s+[A-Z][\w'\-]*)?)",
-          lambda m: (f"The user's name is {_clean(m.group(1))}.", "name")),
-    _rule(r"\bmy favou?rite ([a-z]+(?: [a-z]+)?) (?:is|are)\s+" + _VALUE + _END,
-          lambda m: (f"The user's favorite {m.group(1).lower()} is {_clean(m.group(2))}.",
-                     f"favorite:{m.group(1).lower()}")),
-    _rule(r"\bi(?:'m| am) allergic to\s+" + _VALUE + _END,
-          lambda m: (f"The user is allergic to {_clean(m.group(1))}.", None)),
-    _rule(r"\bi (?:live in|am based in|'m based in|reside in)\s+" + _VALUE + _END,
-          lambda m: (f"The user lives in {_clean(m.group(1))}.", "location")),
-    _rule(r"\bi(?:'m| am) (?:from|originally from)\s+" + _VALUE + _END,
-          lambda m: (f"The user is from {_clean(m.group(1))}.", "origin")),
-    _rule(r"\bi work (?:at|for)\s+" + _VALUE + _END,
-          lambda m: (f"The user works at {_clean(m.group(1))}.", "employer")),
-    _rule(r"\bi work as (?:an? )?" + _VALUE + _END,
-          lambda m: (f"The user works as {_clean(m.group(1))}.", "role")),
-    _rule(r"\b(?:we use|we're using|we are using|we run|we're running|we are running|we deploy (?:on|to)|"
-          r"we host on|our stack is|our team uses)\s+" + _VALUE + _END,
-          lambda m: (f"The user's team uses {_clean(m.group(1))}.", None)),
-    _rule(r"\b(?:i use|i'm using|i am using|i code in|i write|i program in)\s+" + _VALUE + _END,
-          lambda m: (f"The user uses {_clean(m.group(1))}.", None)),
-    _rule(r"\bi (?:really )?(?:like|love|enjoy|prefer)\s+" + _VALUE + _END,
-          lambda m: (f"The user likes {_clean(m.group(1))}.", None)),
-    _rule(r"\bi (?:don't like|do not like|hate|dislike|can't stand)\s+" + _VALUE + _END,
-          lambda m: (f"The user dislikes {_clean(m.group(1))}.", None)),
-    _rule(r"\bi have (?:an? |two |three )?" + _VALUE + _END,
-          lambda m: (f"The user has {_clean(m.group(1))}.", None)),
-    _rule(r"\bmy ([a-z]+(?: [a-z]+)?) (?:is|are)\s+" + _VALUE + _END,
-          lambda m: (f"The user's {m.group(1).lower()} is {_clean(m.group(2))}.", f"my:{m.group(1).lower()}")),
+    _rule(
+        r"\b(?:my name is|call me|i'm called|i am called)\s+([A-Za-z][\w'\-]*(?:\s+[A-Z][\w'\-]*)?)",
+        lambda m: (f"The user's name is {_clean(m.group(1))}.", "name"),
+    ),
+    _rule(
+        r"\bmy favou?rite ([a-z]+(?: [a-z]+)?) (?:is|are)\s+" + _VALUE + _END,
+        lambda m: (
+            f"The user's favorite {m.group(1).lower()} is {_clean(m.group(2))}.",
+            f"favorite:{m.group(1).lower()}",
+        ),
+    ),
+    _rule(
+        r"\bi(?:'m| am) allergic to\s+" + _VALUE + _END,
+        lambda m: (f"The user is allergic to {_clean(m.group(1))}.", None),
+    ),
+    _rule(
+        r"\bi (?:live in|am based in|'m based in|reside in)\s+" + _VALUE + _END,
+        lambda m: (f"The user lives in {_clean(m.group(1))}.", "location"),
+    ),
+    _rule(
+        r"\bi(?:'m| am) (?:from|originally from)\s+" + _VALUE + _END,
+        lambda m: (f"The user is from {_clean(m.group(1))}.", "origin"),
+    ),
+    _rule(
+        r"\bi work (?:at|for)\s+" + _VALUE + _END, lambda m: (f"The user works at {_clean(m.group(1))}.", "employer")
+    ),
+    _rule(r"\bi work as (?:an? )?" + _VALUE + _END, lambda m: (f"The user works as {_clean(m.group(1))}.", "role")),
+    _rule(
+        r"\b(?:we use|we're using|we are using|we run|we're running|we are running|we deploy (?:on|to)|"
+        r"we host on|our stack is|our team uses)\s+" + _VALUE + _END,
+        lambda m: (f"The user's team uses {_clean(m.group(1))}.", None),
+    ),
+    _rule(
+        r"\b(?:i use|i'm using|i am using|i code in|i write|i program in)\s+" + _VALUE + _END,
+        lambda m: (f"The user uses {_clean(m.group(1))}.", None),
+    ),
+    _rule(
+        r"\bi (?:really )?(?:like|love|enjoy|prefer)\s+" + _VALUE + _END,
+        lambda m: (f"The user likes {_clean(m.group(1))}.", None),
+    ),
+    _rule(
+        r"\bi (?:don't like|do not like|hate|dislike|can't stand)\s+" + _VALUE + _END,
+        lambda m: (f"The user dislikes {_clean(m.group(1))}.", None),
+    ),
+    _rule(r"\bi have (?:an? |two |three )?" + _VALUE + _END, lambda m: (f"The user has {_clean(m.group(1))}.", None)),
+    _rule(
+        r"\bmy ([a-z]+(?: [a-z]+)?) (?:is|are)\s+" + _VALUE + _END,
+        lambda m: (f"The user's {m.group(1).lower()} is {_clean(m.group(2))}.", f"my:{m.group(1).lower()}"),
+    ),
 ]
 
 

@@ -10,7 +10,8 @@ from functools import lru_cache
 import numpy as np
 import snowballstemmer
 
-STOPWORDS = frozenset("""
+STOPWORDS = frozenset(
+    """
 a about above after again against all am an and any are aren't as at be because been before being below between
 both but by can can't cannot could couldn't did didn't do does doesn't doing don't down during each few for from
 further had hadn't has hasn't have haven't having he he'd he'll he's her here here's hers herself him himself his
@@ -20,7 +21,8 @@ shouldn't so some such than that that's the their theirs them themselves then th
 they'll they're they've this those through to too under until up very was wasn't we we'd we'll we're we've were
 weren't what what's when when's where where's which while who who's whom why why's with won't would wouldn't you
 you'd you'll you're you've your yours yourself yourselves s t just also really yeah oh hey hi
-""".split())
+""".split()
+)
 
 _WORD = re.compile(r"[a-z0-9]+(?:'[a-z]+)?")
 _stemmer = snowballstemmer.stemmer("porter")

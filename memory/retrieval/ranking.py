@@ -112,8 +112,9 @@ def _check(retriever: str) -> None:
         raise ValueError(f"unknown retriever {retriever!r}; choose one of {', '.join(RETRIEVERS)}")
 
 
-def rank_candidates(query: str, dense: np.ndarray, cands: list[Candidate], retriever: str = "hybrid",
-                    use_neighbours: bool = True) -> np.ndarray:
+def rank_candidates(
+    query: str, dense: np.ndarray, cands: list[Candidate], retriever: str = "hybrid", use_neighbours: bool = True
+) -> np.ndarray:
     """One-off ranking of a candidate set (builds the index; reuse a CandidateIndex for many queries)."""
     return CandidateIndex(cands, use_neighbours).rank(query, dense, retriever)
 

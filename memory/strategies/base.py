@@ -8,8 +8,9 @@ episode refresh). Building blocks shared by several strategies live in
 from __future__ import annotations
 
 from abc import ABC, abstractmethod
+from collections.abc import Callable
 from dataclasses import asdict, dataclass, field, replace
-from typing import Any, Callable, ClassVar
+from typing import Any, ClassVar
 
 import numpy as np
 
@@ -19,8 +20,8 @@ from ..fact_store import FactStore
 from ..llm.base import LLM
 from ..messages import Message
 from ..session_store import SessionStore
-from ..turn_store import TurnStore
 from ..trace import PromptPart, Trace
+from ..turn_store import TurnStore
 
 INSTRUCTIONS = (
     "You are a helpful assistant with memory of this user. Use the memory below when it is relevant. "

@@ -36,21 +36,33 @@ def embed_query(s: Services, query: Message, trace: Trace) -> np.ndarray:
 
 def _item(kind: str, hit: Hit, score: float | None = None) -> RetrievedItem:
     meta = hit.metadata
-    source = {k: meta[k] for k in ("session_id", "created_at", "updated_at", "source_ids", "log_key",
-                                    "n_messages", "slot") if k in meta}
-    return RetrievedItem(kind, hit.id, hit.text, round(hit.similarity, 4), round(hit.distance, 4), source,
-                         score=None if score is None else round(score, 4))
+    source = {
+        k: meta[k]
+        for k in ("session_id", "created_at", "updated_at", "source_ids", "log_key", "n_messages", "slot")
+        if k in meta
+    }
+    return RetrievedItem(
+        kind,
+        hit.id,
+        hit.text,
+        round(hit.similarity, 4),
+        round(hit.distance, 4),
+        source,
+        score=None if score is None else round(score, 4),
+    )
 
 
-def fact_items(s: Services, user_id: str, query: Message, vector: np.ndarray, k: int,
-               trace: Trace) -> list[RetrievedItem]:
+def fact_items(
+    s: Services, user_id: str, query: Message, vector: np.ndarray, k: int, trace: Trace
+) -> list[RetrievedItem]:
     with trace.timed("facts.query"):
         hits = s.facts.search(user_id, vector, k, query_text=query.content)
     return [_item("fact", h, score) for h, score in hits]
 
 
-def episode_items(s: Services, user_id: str, session_id: str, query: Message, vector: np.ndarray, k: int,
-                  trace: Trace) -> list[RetrievedItem]:
+def episode_items(
+    s: Services, user_id: str, session_id: str, query: Message, vector: np.ndarray, k: int, trace: Trace
+) -> list[RetrievedItem]:
     """Past sessions ranked by the shared session ranking over their turns; shown by their episode summary."""
     with trace.timed("episodes.query"):
         sessions = s.turns.search_sessions(user_id, query.content, vector, k, exclude_session=session_id)
@@ -68,8 +80,9 @@ def episode_items(s: Services, user_id: str, session_id: str, query: Message, ve
 def index_user_turn(s: Services, user_id: str, session_id: str, turn: list[Message], trace: Trace) -> None:
     """The user's own words go to the turn index that episodic recall ranks sessions by."""
     with trace.timed("turns.index"):
-        rows = [(m.id, f"User: {m.content}", int(m.created_at * 1000), m.created_at)
-                for m in turn if m.role.value == "user"]
+        rows = [
+            (m.id, f"User: {m.content}", int(m.created_at * 1000), m.created_at) for m in turn if m.role.value == "user"
+        ]
         if rows:
             s.turns.add(user_id, session_id, rows)
 
@@ -126,8 +139,12 @@ def fold_if_needed(s: Services, user_id: str, session_id: str, config: StrategyC
     c = config
     with trace.timed("summary.fold"):
         fold = s.sessions.fold(
-            user_id, session_id, c.summary_threshold, c.summary_keep,
-            lambda prev, msgs: s.llm.summarize(prev, msgs, c.summary_max_tokens), ttl_s=c.ttl_s,
+            user_id,
+            session_id,
+            c.summary_threshold,
+            c.summary_keep,
+            lambda prev, msgs: s.llm.summarize(prev, msgs, c.summary_max_tokens),
+            ttl_s=c.ttl_s,
         )
     if fold is not None:
         trace.upkeep["fold"] = fold.to_dict()
