@@ -67,7 +67,7 @@ if raw is not None:
         conversations = _load(raw)
     except DatasetError as exc:
         st.error(f"That file is not in LoCoMo format: {exc}")
-dataset_label = choice if choice in sources else "upload"
+dataset_label = {SAMPLE: "sample", lab.settings.locomo_path: "LoCoMo dev"}.get(sources.get(choice), "upload")
 
 if (
     st.button(
@@ -91,7 +91,7 @@ if (
         runs = st.session_state.setdefault("rl_runs", [])
         runs.append(
             {
-                "label": f"#{len(runs) + 1} {unit}/{retriever} · {dataset_label[:24]}",
+                "label": f"#{len(runs) + 1} {dataset_label} {unit}/{retriever}",
                 "data_hash": hashlib.sha1(raw or b"").hexdigest(),
                 "report": report,
             }
@@ -211,6 +211,7 @@ else:
         ),
         hide_index=True,
         width="stretch",
+        height=36 * (len(top_rows) + 1) + 4,
     )
     evidence = set(q.evidence)
     top_rows = [
@@ -230,4 +231,5 @@ else:
         frame.style.apply(lambda r: ["background-color: #e3f4e1" if r["evidence?"] else "" for _ in r], axis=1),
         hide_index=True,
         width="stretch",
+        height=36 * (len(top_rows) + 1) + 4,
     )
