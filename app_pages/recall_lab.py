@@ -211,7 +211,6 @@ else:
         ),
         hide_index=True,
         width="stretch",
-        height=36 * (len(top_rows) + 1) + 4,
     )
     evidence = set(q.evidence)
     top_rows = [
