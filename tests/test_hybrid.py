@@ -15,7 +15,7 @@ def test_hybrid_combines_every_memory(lab):
     names = {p.name for p in result.trace.system_parts}
     assert {"instructions", "facts", "summary", "episodes"} <= names
     kinds = {i.kind for i in result.trace.retrieved}
-    assert kinds == {"fact", "episode"}
+    assert kinds == {"fact", "episode", "turn"}
     assert "Alice" in result.trace.system_prompt and "Alps" in result.trace.system_prompt
 
 

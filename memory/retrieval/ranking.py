@@ -5,7 +5,8 @@ BM25 miss different things, and z-scored weighted fusion keeps the size of
 each signal's lead where rank fusion throws it away. A question is often
 asked in one turn and answered in the next, so a turn also gains part of its
 best same-session neighbour's score; and BM25 reads each turn together with
-its neighbours for the same reason.
+its neighbours for the same reason. Finally a turn gains part of its whole
+session's score: the answer usually sits in the session about the topic.
 """
 
 from __future__ import annotations
@@ -19,6 +20,7 @@ from .bm25 import BM25, tokenize
 RETRIEVERS = ("dense", "bm25", "hybrid")
 DENSE_WEIGHT = 0.6
 NEIGHBOUR_WEIGHT = 0.3
+SESSION_WEIGHT = 0.5  # chosen by leave-one-conversation-out on LoCoMo dev (docs/recall.md)
 
 
 @dataclass(frozen=True)
@@ -90,7 +92,13 @@ class CandidateIndex:
         base = minmax(fused)
         prev, nxt = self.prev, self.next
         best_neighbour = np.maximum(np.where(prev >= 0, base[prev], 0.0), np.where(nxt >= 0, base[nxt], 0.0))
-        return base + NEIGHBOUR_WEIGHT * best_neighbour
+        scores = minmax(base + NEIGHBOUR_WEIGHT * best_neighbour)
+        if len(self.groups) > 1:
+            # A turn in the session that best matches the question is more likely to hold the answer.
+            session = self.rank_groups(query, dense, "hybrid")
+            prior = minmax(np.array([session[g] for g in self.groups]))[self._group_of]
+            scores = scores + SESSION_WEIGHT * prior
+        return scores
 
     def rank_groups(self, query: str, dense: np.ndarray, retriever: str = "hybrid") -> dict[str, float]:
         """A score per group (session): BM25 over the group's whole text, fused with its best candidate cosine."""

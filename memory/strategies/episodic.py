@@ -3,7 +3,16 @@ from __future__ import annotations
 from ..messages import Message
 from ..trace import Trace
 from .base import Context, Strategy
-from .parts import embed_query, episode_items, episodes_part, index_user_turn, instructions, refresh_episode
+from .parts import (
+    embed_query,
+    episode_items,
+    episodes_part,
+    index_user_turn,
+    instructions,
+    refresh_episode,
+    turn_items,
+    turns_part,
+)
 
 
 class EpisodicStrategy(Strategy):
@@ -13,11 +22,12 @@ class EpisodicStrategy(Strategy):
     def build_context(self, user_id: str, session_id: str, query: Message, trace: Trace) -> Context:
         vector = embed_query(self.s, query, trace)
         items = episode_items(self.s, user_id, session_id, query, vector, self.config.episodes_k, trace)
-        trace.retrieved.extend(items)
+        turns = turn_items(self.s, user_id, session_id, query, vector, self.config.top_k, trace)
+        trace.retrieved.extend(items + turns)
         parts = [instructions()]
-        episodes = episodes_part(items)
-        if episodes:
-            parts.append(episodes)
+        for part in (episodes_part(items), turns_part(turns)):
+            if part:
+                parts.append(part)
         return Context(parts, [query])
 
     def after_turn(self, user_id: str, session_id: str, turn: list[Message], trace: Trace) -> None:

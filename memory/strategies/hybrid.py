@@ -18,6 +18,8 @@ from .parts import (
     recent_messages,
     refresh_episode,
     summary_part,
+    turn_items,
+    turns_part,
 )
 
 
@@ -29,7 +31,7 @@ class HybridStrategy(Strategy):
         return None
 
     def build_context(self, user_id: str, session_id: str, query: Message, trace: Trace) -> Context:
-        """Fill the budget in order of value per token: facts, summary, episodes, then recent turns."""
+        """Fill the budget in order of value per token: facts, summary, episodes, past turns, then recent turns."""
         c = self.config
         budget = c.token_budget
         parts = [instructions()]
@@ -51,10 +53,12 @@ class HybridStrategy(Strategy):
 
         episodes = episode_items(self.s, user_id, session_id, query, vector, c.episodes_k, trace)
         budget -= fit_items(episodes, budget, trace)
-        part = episodes_part(episodes)
-        if part:
-            parts.append(part)
-        trace.retrieved.extend(facts + episodes)
+        turns = turn_items(self.s, user_id, session_id, query, vector, c.top_k, trace)
+        budget -= fit_items(turns, budget, trace)
+        for part in (episodes_part(episodes), turns_part(turns)):
+            if part:
+                parts.append(part)
+        trace.retrieved.extend(facts + episodes + turns)
 
         history = recent_messages(self.s, user_id, session_id, None, trace)
         kept: list[Message] = []

@@ -77,6 +77,34 @@ def episode_items(
     return items
 
 
+def turn_items(
+    s: Services, user_id: str, session_id: str, query: Message, vector: np.ndarray, k: int, trace: Trace
+) -> list[RetrievedItem]:
+    """What the user said in past sessions that best answers the message (the benchmark's turn ranking)."""
+    with trace.timed("turns.query"):
+        hits = s.turns.search_turns(user_id, query.content, vector, k, exclude_session=session_id)
+    return [
+        RetrievedItem(
+            "turn",
+            h.id,
+            h.text,
+            round(h.similarity, 4),
+            round(1.0 - h.similarity, 4),
+            {"session_id": h.session_id},
+            score=round(h.score, 4),
+        )
+        for h in hits
+    ]
+
+
+def turns_part(items: list[RetrievedItem]) -> PromptPart | None:
+    chosen = [i for i in items if i.included]
+    if not chosen:
+        return None
+    lines = [f"- [session {i.source.get('session_id', '?')}] {i.text}" for i in chosen]
+    return PromptPart("past turns", "Relevant things the user said in past sessions:\n" + "\n".join(lines))
+
+
 def index_user_turn(s: Services, user_id: str, session_id: str, turn: list[Message], trace: Trace) -> None:
     """The user's own words go to the turn index that episodic recall ranks sessions by."""
     with trace.timed("turns.index"):
