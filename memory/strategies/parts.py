@@ -98,11 +98,7 @@ def turn_items(
 
 
 def turns_part(items: list[RetrievedItem]) -> PromptPart | None:
-    chosen = [i for i in items if i.included]
-    if not chosen:
-        return None
-    lines = [f"- [session {i.source.get('session_id', '?')}] {i.text}" for i in chosen]
-    return PromptPart("past turns", "Relevant things the user said in past sessions:\n" + "\n".join(lines))
+    return _session_list_part("past turns", "Relevant things the user said in past sessions:", items)
 
 
 def index_user_turn(s: Services, user_id: str, session_id: str, turn: list[Message], trace: Trace) -> None:
@@ -123,11 +119,16 @@ def facts_part(items: list[RetrievedItem]) -> PromptPart | None:
 
 
 def episodes_part(items: list[RetrievedItem]) -> PromptPart | None:
+    return _session_list_part("episodes", "Relevant past sessions:", items)
+
+
+def _session_list_part(name: str, header: str, items: list[RetrievedItem]) -> PromptPart | None:
+    """Items kept in the context, one line each, tagged with the session they came from."""
     chosen = [i for i in items if i.included]
     if not chosen:
         return None
     lines = [f"- [session {i.source.get('session_id', '?')}] {i.text}" for i in chosen]
-    return PromptPart("episodes", "Relevant past sessions:\n" + "\n".join(lines))
+    return PromptPart(name, header + "\n" + "\n".join(lines))
 
 
 def fit_items(items: list[RetrievedItem], budget: int, trace: Trace) -> int:
