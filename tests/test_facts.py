@@ -14,6 +14,17 @@ def test_rules_find_the_users_own_statements_and_skip_questions():
         "The user's team uses Kubernetes.": None,
     }
     assert facts_from_text("What is my name?") == []
+    assert dict(facts_from_text("My name is Alice and I live in Berlin.")) == {
+        "The user's name is Alice.": "name",
+        "The user lives in Berlin.": "location",
+    }
+    assert facts_from_text("my name is Mary Jane Watson")[0][0] == "The user's name is Mary Jane Watson."
+
+
+def test_offline_answer_quotes_only_the_asked_clause(lab):
+    lab.chat("zoe", "s1", "My name is Zoe and I live in Oslo.", strategy="buffer")
+    reply = lab.chat("zoe", "s1", "What is my name?", strategy="buffer").reply.content
+    assert reply.startswith("Your name is Zoe.")
 
 
 def test_facts_are_extracted_and_recalled_with_cosine_scores(lab):

@@ -20,7 +20,7 @@ def render_trace(data: dict[str, Any], key: str) -> None:
     cols[0].metric("Strategy", trace.strategy)
     cols[1].metric("Tokens sent (est.)", trace.total_tokens)
     cols[2].metric("Total time", f"{trace.timings_ms.get('total', 0):.0f} ms")
-    cols[3].metric("Model", str(trace.llm.get("model_id") or trace.llm.get("provider", "?")))
+    cols[3].metric("LLM", str(trace.llm.get("provider", "?")), help=f"model: {trace.llm.get('model_id', '?')}")
     if trace.error:
         st.error(f"LLM call failed: {trace.error}")
     for warning in trace.warnings:
@@ -36,7 +36,8 @@ def render_trace(data: dict[str, Any], key: str) -> None:
     if trace.retrieved:
         st.markdown(
             "**Retrieved from long-term memory**, in rank order. Rank score: BM25 fused with the dense "
-            "cosine; similarity: cosine (for episodes, of the session's best-matching turn); "
+            "cosine, relative to this query's other candidates; "
+            "similarity: cosine (for episodes, of the session's best-matching turn); "
             "distance = 1 − similarity."
         )
         rows = [

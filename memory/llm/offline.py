@@ -95,7 +95,10 @@ class OfflineLLM(LLM):
         thing = _MY_THING.search(question)
         if thing:
             noun = re.escape(thing.group(1).lower())
-            slot = re.compile(rf"\b(?:my|the user's|user's|your) {noun} (?:is|are)\s+(.+?)[.!]?$", re.IGNORECASE)
+            slot = re.compile(
+                rf"\b(?:my|the user's|user's|your) {noun} (?:is|are)\s+(.+?)\s*(?:[.!,;]|\s(?:and|but|so)\s|$)",
+                re.IGNORECASE,
+            )
             for sentence, source in reversed(candidates):  # the newest statement wins
                 m = slot.search(sentence)
                 if m:

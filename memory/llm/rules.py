@@ -30,8 +30,8 @@ class Rule:
     build: Callable[[re.Match[str]], tuple[str, str | None]]
 
 
-def _rule(regex: str, build: Callable[[re.Match[str]], tuple[str, str | None]]) -> Rule:
-    return Rule(re.compile(regex, re.IGNORECASE), build)
+def _rule(regex: str, build: Callable[[re.Match[str]], tuple[str, str | None]], flags: int = re.IGNORECASE) -> Rule:
+    return Rule(re.compile(regex, flags), build)
 
 
 def _clean(value: str) -> str:
@@ -39,9 +39,11 @@ def _clean(value: str) -> str:
 
 
 RULES: list[Rule] = [
+    # Case-sensitive apart from the lead-in, so only a capitalised second word joins the name.
     _rule(
-        r"\b(?:my name is|call me|i'm called|i am called)\s+([A-Za-z][\w'\-]*(?:\s+[A-Z][\w'\-]*)?)",
+        r"\b(?i:my name is|call me|i'm called|i am called)\s+([A-Za-z][\w'\-]*(?:\s+[A-Z][\w'\-]*){0,2})",
         lambda m: (f"The user's name is {_clean(m.group(1))}.", "name"),
+        flags=0,
     ),
     _rule(
         r"\bmy favou?rite ([a-z]+(?: [a-z]+)?) (?:is|are)\s+" + _VALUE + _END,
