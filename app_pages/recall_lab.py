@@ -6,6 +6,7 @@ import hashlib
 
 import pandas as pd
 import plotly.express as px
+import plotly.graph_objects as go
 import streamlit as st
 
 from memory.config import PROJECT_ROOT
@@ -114,24 +115,18 @@ m[-2].metric("Questions", latest.n_questions)
 m[-1].metric("Time", f"{latest.seconds:.1f} s")
 
 left, right = st.columns(2)
-cat_rows = [
-    {"category": f"{c} {CATEGORY_NAMES.get(c, '')}", "k": f"R@{k}", "recall": v}
-    for c, row in latest.by_category.items()
-    for k, v in row.items()
-]
-if cat_rows:
+
+
+def recall_bars(table: dict[str, dict[int, float]], axis: str, title: str) -> go.Figure:
+    """Grouped bars of recall@k, one group per row of ``table`` (category or conversation)."""
+    rows = [{axis: name, "k": f"R@{k}", "recall": v} for name, row in table.items() for k, v in row.items()]
+    return px.bar(pd.DataFrame(rows), x=axis, y="recall", color="k", barmode="group", range_y=[0, 1], title=title)
+
+
+if latest.by_category:
+    by_category = {f"{c} {CATEGORY_NAMES.get(c, '')}": row for c, row in latest.by_category.items()}
     left.plotly_chart(
-        px.bar(
-            pd.DataFrame(cat_rows),
-            x="category",
-            y="recall",
-            color="k",
-            barmode="group",
-            range_y=[0, 1],
-            title="Recall@k per category (latest run)",
-        ),
-        width="stretch",
-        key="rl_cat_chart",
+        recall_bars(by_category, "category", "Recall@k per category (latest run)"), width="stretch", key="rl_cat_chart"
     )
 curve = [{"run": r["label"], "k": k, "recall": v} for r in runs for k, v in r["report"].overall.items()]
 right.plotly_chart(
@@ -149,21 +144,8 @@ right.plotly_chart(
     key="rl_curve",
 )
 if len(latest.by_conversation) > 1:
-    conv_rows = [
-        {"conversation": s, "k": f"R@{k}", "recall": v}
-        for s, row in latest.by_conversation.items()
-        for k, v in row.items()
-    ]
     st.plotly_chart(
-        px.bar(
-            pd.DataFrame(conv_rows),
-            x="conversation",
-            y="recall",
-            color="k",
-            barmode="group",
-            range_y=[0, 1],
-            title="Recall@k per conversation (latest run)",
-        ),
+        recall_bars(latest.by_conversation, "conversation", "Recall@k per conversation (latest run)"),
         width="stretch",
         key="rl_conv_chart",
     )

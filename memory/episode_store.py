@@ -50,7 +50,7 @@ class EpisodeStore:
         if exclude_session:
             clauses.append({"session_id": {"$ne": exclude_session}})
         where = clauses[0] if len(clauses) == 1 else {"$and": clauses}
-        available = len(self.vectors.collection(EPISODES).get(where=where, include=[])["ids"])
+        available = self.vectors.count(EPISODES, where)
         if not available:
             return []
         return self.vectors.query(EPISODES, query_vector, min(k, available), where)
@@ -69,7 +69,4 @@ class EpisodeStore:
         self.vectors.delete(EPISODES, ids=[episode_id(user_id, session_id)])
 
     def forget(self, user_id: str) -> int:
-        n = len(self.all(user_id))
-        if n:
-            self.vectors.delete(EPISODES, where={"user_id": validate_id("user", user_id)})
-        return n
+        return self.vectors.delete_where(EPISODES, {"user_id": validate_id("user", user_id)})

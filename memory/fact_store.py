@@ -130,7 +130,7 @@ class FactStore:
         return [(hits[i], float(scores[i])) for i in order]
 
     def count(self, user_id: str) -> int:
-        return len(self.vectors.collection(FACTS).get(where=_where_user(user_id), include=[])["ids"])
+        return self.vectors.count(FACTS, _where_user(user_id))
 
     def all(self, user_id: str, with_embeddings: bool = False) -> list[Record]:
         return self.vectors.get(FACTS, where=_where_user(user_id), with_embeddings=with_embeddings)
@@ -152,7 +152,4 @@ class FactStore:
         self._log(user_id, [FactEvent(time.time(), "DELETE", fact_id, records[0].text)])
 
     def forget(self, user_id: str) -> int:
-        n = self.count(user_id)
-        if n:
-            self.vectors.delete(FACTS, where=_where_user(user_id))
-        return n
+        return self.vectors.delete_where(FACTS, _where_user(user_id))

@@ -92,9 +92,7 @@ class TurnStore:
                 progress(min(start + self.batch, len(turns)), len(turns))
 
     def count(self, user_id: str) -> int:
-        return len(
-            self.vectors.collection(TURNS).get(where={"user_id": validate_id("user", user_id)}, include=[])["ids"]
-        )
+        return self.vectors.count(TURNS, {"user_id": validate_id("user", user_id)})
 
     def _load(self, user_id: str) -> _Loaded:
         count = self.count(user_id)
@@ -155,18 +153,13 @@ class TurnStore:
         exclude_session: str | None = None,
     ) -> list[SessionHit]:
         index, dense = self._scored(user_id, query_vector, exclude_session)
-        cands = index.cands
         scores = index.rank_groups(query, dense, retriever)
-        best: dict[str, float] = {}
-        for c, d in zip(cands, dense):
-            best[c.group] = max(best.get(c.group, -1.0), float(d))
+        best = dict(zip(index.groups, index.best_per_group(dense).tolist()))
         ranked = sorted(scores.items(), key=lambda kv: -kv[1])[:k]
         return [SessionHit(g, s, best[g]) for g, s in ranked]
 
     def forget(self, user_id: str) -> int:
-        n = self.count(user_id)
-        if n:
-            self.vectors.delete(TURNS, where={"user_id": validate_id("user", user_id)})
+        n = self.vectors.delete_where(TURNS, {"user_id": validate_id("user", user_id)})
         with self._lock:
             self._cache.pop(user_id, None)
         return n

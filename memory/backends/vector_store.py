@@ -142,5 +142,15 @@ class VectorStore:
             raise ValueError("refusing to delete a whole collection without a filter")
         self.collection(name).delete(ids=ids, where=where)
 
-    def count(self, name: str) -> int:
-        return int(self.collection(name).count())
+    def count(self, name: str, where: dict[str, Any] | None = None) -> int:
+        """Records in the collection, or only those matching ``where`` (ids only are fetched)."""
+        if where is None:
+            return int(self.collection(name).count())
+        return len(self.collection(name).get(where=where, include=[])["ids"])
+
+    def delete_where(self, name: str, where: dict[str, Any]) -> int:
+        """Delete the records matching ``where``; returns how many there were."""
+        n = self.count(name, where)
+        if n:
+            self.delete(name, where=where)
+        return n

@@ -100,13 +100,18 @@ class CandidateIndex:
             scores = scores + SESSION_WEIGHT * prior
         return scores
 
+    def best_per_group(self, dense: np.ndarray) -> np.ndarray:
+        """Each group's highest candidate cosine, in the order of ``self.groups``."""
+        best = np.full(len(self.groups), -1.0)
+        np.maximum.at(best, self._group_of, np.asarray(dense, dtype=np.float64))
+        return best
+
     def rank_groups(self, query: str, dense: np.ndarray, retriever: str = "hybrid") -> dict[str, float]:
         """A score per group (session): BM25 over the group's whole text, fused with its best candidate cosine."""
         _check(retriever)
         if not self.groups:
             return {}
-        best = np.full(len(self.groups), -1.0)
-        np.maximum.at(best, self._group_of, np.asarray(dense, dtype=np.float64))
+        best = self.best_per_group(dense)
         if retriever == "dense":
             scores = best
         else:
