@@ -5,7 +5,8 @@ from __future__ import annotations
 import streamlit as st
 
 from memory import STRATEGIES, StrategyConfig
-from ui.state import current, guarded, md_escape, warm_model
+from memory.messages import new_message_id
+from ui.state import current, guarded, md_escape, md_text, warm_model
 from ui.trace_view import render_trace
 
 st.title("Chat playground")
@@ -38,36 +39,47 @@ if config.summary_keep >= config.summary_threshold:
 
 with guarded("Reading the session"):
     log = lab.sessions.log(user, session)
-    traces = lab.sessions.traces(user, session)
-    if not log.messages:
+    stored = lab.sessions.traces(user, session)
+    traces = dict(stored.items)
+    if not log.messages and not log.corrupt:
         st.info(
             "This session is empty. Say something below — e.g. *My name is Alice. I use Python.* — then "
             "start a new session in the sidebar and ask *What is my name?* with the facts or hybrid strategy."
         )
     for bad in log.corrupt:
-        st.warning(f"Entry #{bad.index} of this session's log is corrupt and was skipped: {bad.error}")
+        st.warning(f"Entry #{bad.index} of this session's log is corrupt and was skipped: {md_text(bad.error)}")
+    for bad in stored.corrupt:
+        st.warning(f"Stored trace #{bad.index} of this session is corrupt and was skipped: {md_text(bad.error)}")
     for message in log.messages:
         with st.chat_message(message.role.value):
-            st.markdown(md_escape(message.content))
+            st.markdown(md_text(message.content))
             trace = traces.get(message.id)
-            if trace is not None and (message.role.value == "assistant" or trace.get("error")):
-                label = (
-                    "What the model saw" if not trace.get("error") else "What the model would have seen (call failed)"
-                )
-                with st.expander(f"{label} · {trace.get('strategy')} · ~{trace.get('total_tokens', 0)} tokens"):
+            if trace is not None and (message.role.value == "assistant" or trace.error):
+                label = "What the model saw" if not trace.error else "What the model would have seen (call failed)"
+                with st.expander(f"{label} · {md_escape(trace.strategy)} · ~{trace.total_tokens} tokens"):
                     render_trace(trace, key=message.id)
 
 if error := st.session_state.pop("chat_error", None):
-    st.error(f"{error} — your message was saved; send again to retry.")
+    st.error(f"{md_text(error)} — your message was saved; send it again (or press Retry) to retry.")
 
-prompt = st.chat_input(f"Message through the {strategy} strategy")
+pending = st.session_state.get("chat_pending")
+if pending and st.button("Retry the last message", icon=":material/replay:", key="chat_retry"):
+    st.session_state["chat_resend"] = pending["text"]
+
+prompt = st.chat_input(f"Message through the {strategy} strategy") or st.session_state.pop("chat_resend", None)
 if prompt:
+    # A retry of a message that failed keeps its id, so the engine stores it once however often it is sent.
+    same = pending and pending["text"] == prompt.strip() and pending["user"] == user and pending["session"] == session
+    message_id = pending["id"] if same else new_message_id()
+    st.session_state["chat_pending"] = {"id": message_id, "text": prompt.strip(), "user": user, "session": session}
     with guarded("Sending the message"):
         warm_model(lab, repr(lab.settings))
         with st.spinner("Building the context and asking the model…"):
-            result = lab.chat(user, session, prompt, strategy=strategy, config=config)
+            result = lab.chat(user, session, prompt, strategy=strategy, config=config, message_id=message_id)
         if result.error:
             st.session_state["chat_error"] = result.error
+        else:
+            st.session_state.pop("chat_pending", None)
         st.rerun()
 
 st.divider()
@@ -76,23 +88,24 @@ if b1.button("Clear this session", icon=":material/mop:", width="stretch"):
     st.session_state["confirm"] = "clear"
 if b2.button("Forget this user", icon=":material/person_remove:", width="stretch"):
     st.session_state["confirm"] = "forget"
+if deleted := st.session_state.pop("chat_deleted", None):
+    what, detail, ok = deleted
+    (st.success if ok else st.error)(f"{md_escape(what)}: {md_text(detail)}")
 confirm = st.session_state.get("confirm")
 if confirm:
     what = (
-        f"delete every message, summary and trace of session '{session}'"
+        f"delete every message, summary and trace of session '{session}', its episode and its indexed turns "
+        "(the user's facts are kept)"
         if confirm == "clear"
-        else f"delete every Redis key, fact and episode of user '{user}'"
+        else f"delete every Redis key, fact, episode and indexed turn of user '{user}'"
     )
-    st.warning(f"This will {what}. It cannot be undone.")
+    st.warning(f"This will {md_escape(what)}. It cannot be undone.")
     y, n = st.columns(2)
     if y.button("Yes, delete", type="primary", key="confirm_yes"):
         with guarded("Deleting"):
-            if confirm == "clear":
-                lab.clear_session(user, session)
-                st.toast(f"Session {session} cleared")
-            else:
-                counts = lab.forget_user(user)
-                st.toast(f"Forgot {user}: {counts}")
+            report = lab.clear_session(user, session) if confirm == "clear" else lab.forget_user(user)
+            what = f"Session {session} cleared" if confirm == "clear" else f"Forgot {user}"
+            st.session_state["chat_deleted"] = (what, report.describe(), report.ok)
         st.session_state.pop("confirm", None)
         st.rerun()
     if n.button("Cancel", key="confirm_no"):

@@ -10,7 +10,7 @@ import streamlit as st
 
 from memory import STRATEGIES
 from memory.compare import ScenarioError, load_scenario, run_comparison, shipped_scenarios
-from ui.state import current, guarded, warm_model
+from ui.state import current, guarded, md_text, warm_model
 
 st.title("Compare strategies")
 ctx = current()
@@ -37,7 +37,7 @@ else:
         try:
             scenario = load_scenario(upload.getvalue())
         except ScenarioError as exc:
-            st.error(f"That file is not a scenario: {exc}")
+            st.error(f"That file is not a scenario: {md_text(str(exc))}")
 chosen = c2.multiselect(
     "Strategies", list(STRATEGIES), default=["buffer", "summary", "facts", "hybrid"], key="cmp_strategies"
 )

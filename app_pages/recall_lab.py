@@ -13,7 +13,7 @@ from memory.config import PROJECT_ROOT
 from memory.eval.locomo import CATEGORY_NAMES, Conversation, DatasetError, load_locomo
 from memory.eval.runner import UNITS, evaluate
 from memory.retrieval import RETRIEVERS
-from ui.state import current, guarded, warm_model
+from ui.state import current, guarded, md_text, warm_model
 
 SAMPLE = PROJECT_ROOT / "samples" / "recall_sample.json"
 
@@ -67,7 +67,7 @@ if raw is not None:
     try:
         conversations = _load(raw)
     except DatasetError as exc:
-        st.error(f"That file is not in LoCoMo format: {exc}")
+        st.error(f"That file is not in LoCoMo format: {md_text(str(exc))}")
 dataset_label = {SAMPLE: "sample", lab.settings.locomo_path: "LoCoMo dev"}.get(sources.get(choice), "upload")
 
 if (
@@ -185,7 +185,9 @@ else:
                 turn_text = {t.dia_id: t.display for t in conv.turns}
     st.markdown("**Question**")
     st.code(q.question, language=None, wrap_lines=True)
-    st.markdown(f"**Gold answer**: `{q.answer}` · category {q.category} {CATEGORY_NAMES.get(q.category, '')}")
+    st.markdown(
+        f"**Gold answer**: {md_text(str(q.answer))} · category {q.category} {CATEGORY_NAMES.get(q.category, '')}"
+    )
     st.markdown("**Evidence turns** and where they ranked")
     st.dataframe(
         pd.DataFrame(

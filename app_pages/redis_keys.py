@@ -8,7 +8,8 @@ import pandas as pd
 import streamlit as st
 
 from memory.inspect import KeyInspector
-from ui.state import current, guarded
+from memory.stored import clean_text
+from ui.state import current, guarded, md_text
 
 st.title("Redis keys")
 ctx = current()
@@ -74,7 +75,7 @@ if inspector is not None and rows:
             frame = pd.DataFrame(
                 [
                     {
-                        "key": r.key,
+                        "key": clean_text(r.key),
                         "type": r.type,
                         "kind": r.kind,
                         "user": r.user_id,
@@ -104,7 +105,11 @@ if inspector is not None and rows:
     key_table()
 
     st.subheader("Inspect a key")
-    chosen = st.selectbox("Key", [r.key for r in rows], key="key_chosen")
+    # Options by position: a key name may hold bytes that are not text; the raw name is what we operate on.
+    picked = st.selectbox(
+        "Key", list(range(len(rows))), format_func=lambda i: clean_text(rows[i].key), key="key_chosen_index"
+    )
+    chosen = rows[picked].key if picked is not None and picked < len(rows) else None
     if chosen:
         with guarded("Reading the key"):
             contents = inspector.contents(chosen)
@@ -116,7 +121,8 @@ if inspector is not None and rows:
                 if msgs:
                     st.dataframe(pd.DataFrame(msgs), hide_index=True, width="stretch")
                 for bad in contents["corrupt"]:
-                    st.error(f"Entry #{bad['index']} is corrupt ({bad['error']}): {bad['raw'][:200]!r}")
+                    st.error(f"Entry #{bad['index']} is corrupt ({md_text(bad['error'])}):")
+                    st.code(bad["raw"][:200], language=None, wrap_lines=True)
             for field_name in ("items", "fields", "members", "value"):
                 if field_name in contents:
                     st.json(contents[field_name], expanded=1)
@@ -130,7 +136,7 @@ if inspector is not None and rows:
                         st.warning("Tick the box to confirm.")
                     else:
                         inspector.set_ttl(chosen, int(seconds))
-                        st.toast(f"TTL of {chosen} set to {seconds or 'none'}")
+                        st.toast(f"TTL of {md_text(clean_text(chosen))} set to {seconds or 'none'}")
             with b.form("delete_form"):
                 st.markdown("Delete this key. This cannot be undone.")
                 confirm_del = st.checkbox("I want to delete this key")
@@ -139,5 +145,5 @@ if inspector is not None and rows:
                         st.warning("Tick the box to confirm.")
                     else:
                         inspector.delete(chosen)
-                        st.toast(f"Deleted {chosen}")
+                        st.toast(f"Deleted {md_text(clean_text(chosen))}")
                         st.rerun()

@@ -9,7 +9,7 @@ import plotly.graph_objects as go
 import streamlit as st
 
 from memory.tokens import count_tokens
-from ui.state import current, guarded, md_escape
+from ui.state import current, guarded, md_escape, md_text
 
 st.title("Summaries")
 ctx = current()
@@ -26,7 +26,8 @@ threshold = st.slider(
 with guarded("Reading the summary"):
     summary = lab.sessions.summary(user, session)
     buffer = lab.sessions.buffer(user, session)
-    folds = lab.sessions.folds(user, session)
+    fold_read = lab.sessions.folds(user, session)
+    folds = fold_read.items
     length = len(buffer.messages) + len(buffer.corrupt)
 
     if not summary and not buffer.messages and not folds:
@@ -62,7 +63,7 @@ with guarded("Reading the summary"):
 
     st.subheader("Messages still in the buffer")
     for bad in buffer.corrupt:
-        st.warning(f"Corrupt buffer entry #{bad.index} skipped: {bad.error}")
+        st.warning(f"Corrupt buffer entry #{bad.index} skipped: {md_text(bad.error)}")
     if buffer.messages:
         st.dataframe(
             pd.DataFrame(
@@ -83,15 +84,17 @@ with guarded("Reading the summary"):
         st.caption("The buffer is empty.")
 
     st.subheader("Fold history")
+    for bad in fold_read.corrupt:
+        st.warning(f"Fold record #{bad.index} is corrupt and was skipped: {md_text(bad.error)}")
     if folds:
         frame = pd.DataFrame(
             [
                 {
-                    "when": dt.datetime.fromtimestamp(f.get("at", 0)).strftime("%Y-%m-%d %H:%M:%S"),
-                    "messages folded": f.get("messages", 0),
-                    "corrupt skipped": f.get("corrupt", 0),
-                    "tokens before": f.get("tokens_before", 0),
-                    "tokens after": f.get("tokens_after", 0),
+                    "when": dt.datetime.fromtimestamp(f.at).strftime("%Y-%m-%d %H:%M:%S"),
+                    "messages folded": f.messages,
+                    "corrupt skipped": f.corrupt,
+                    "tokens before": f.tokens_before,
+                    "tokens after": f.tokens_after,
                 }
                 for f in folds
             ]

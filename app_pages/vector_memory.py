@@ -10,7 +10,7 @@ import plotly.graph_objects as go
 import streamlit as st
 
 from ui.pca import pca_2d
-from ui.state import current, guarded, md_escape, warm_model
+from ui.state import current, guarded, md_escape, md_text, warm_model
 
 st.title("Vector memory")
 ctx = current()
@@ -80,18 +80,21 @@ with tab_episodes:
     else:
         st.caption("No episodes.")
 with tab_log, guarded("Reading the fact log"):
-    log = lab.facts.history(user)
+    fact_log = lab.facts.history(user)
+    log = fact_log.items
+    for bad in fact_log.corrupt:
+        st.warning(f"Fact log entry #{bad.index} is corrupt and was skipped: {md_text(bad.error)}")
     if log:
         st.dataframe(
             pd.DataFrame(
                 [
                     {
-                        "when": _when(e.get("at")),
-                        "event": e.get("event"),
-                        "fact": e.get("text"),
-                        "previous": e.get("previous"),
-                        "similarity": e.get("similarity"),
-                        "session": e.get("session_id"),
+                        "when": _when(e.at),
+                        "event": e.event,
+                        "fact": e.text,
+                        "previous": e.previous,
+                        "similarity": e.similarity,
+                        "session": e.session_id,
                     }
                     for e in reversed(log)
                 ]
@@ -195,9 +198,7 @@ if records:
             else:
                 with guarded("Deleting"):
                     kind, record = label[choice]
-                    if kind == "fact":
-                        lab.facts.delete(user, record.id)
-                    else:
-                        lab.episodes.delete(user, str(record.metadata.get("session_id")))
-                    st.toast("Deleted")
+                    memory_id = record.id if kind == "fact" else str(record.metadata.get("session_id"))
+                    deleted = lab.delete_memory(user, kind, memory_id)
+                    st.toast("Deleted" if deleted else "It was already gone")
                     st.rerun()

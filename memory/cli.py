@@ -1,21 +1,33 @@
-"""`python -m memory`: chat, inspect and manage memory from a terminal."""
+"""`python -m memory`: chat, inspect and manage memory from a terminal.
+
+Every failure is one line on stderr and an exit code (see ``errors.py`` and
+the README's "When things go wrong"); a traceback only with MEMLAB_DEBUG=1.
+"""
 
 from __future__ import annotations
 
 import argparse
 import datetime as dt
 import json
+import logging
+import os
 import sys
+import traceback
 from typing import Any
 
-from .keys import InvalidIdError
-from .lab import BackendUnavailable, MemoryLab
+from .errors import MemoryLabError
+from .lab import MemoryLab
 from .strategies import STRATEGIES
 from .trace import Trace
 
+EXIT_INTERNAL = 70
+
 
 def _when(ts: float) -> str:
-    return dt.datetime.fromtimestamp(ts).strftime("%Y-%m-%d %H:%M:%S")
+    try:
+        return dt.datetime.fromtimestamp(ts).strftime("%Y-%m-%d %H:%M:%S")
+    except (OverflowError, ValueError, OSError):
+        return f"(time {ts!r})"
 
 
 def _print_json(data: Any) -> None:
@@ -39,7 +51,7 @@ def render_trace(trace: Trace) -> str:
 
 
 def cmd_chat(lab: MemoryLab, a: argparse.Namespace) -> int:
-    result = lab.chat(a.user, a.session, " ".join(a.text), strategy=a.strategy)
+    result = lab.chat(a.user, a.session, " ".join(a.text), strategy=a.strategy, message_id=a.message_id)
     if a.json:
         _print_json(
             {
@@ -63,7 +75,7 @@ def cmd_chat(lab: MemoryLab, a: argparse.Namespace) -> int:
 def cmd_history(lab: MemoryLab, a: argparse.Namespace) -> int:
     read = lab.sessions.log(a.user, a.session)
     if a.json:
-        _print_json({"messages": [m.to_dict() for m in read.messages], "corrupt": [c.__dict__ for c in read.corrupt]})
+        _print_json({"messages": [m.to_dict() for m in read.messages], "corrupt": [c.to_dict() for c in read.corrupt]})
         return 0
     if not read.messages and not read.corrupt:
         print(f"no messages for user {a.user!r} in session {a.session!r}")
@@ -87,12 +99,15 @@ def cmd_sessions(lab: MemoryLab, a: argparse.Namespace) -> int:
 
 
 def cmd_forget(lab: MemoryLab, a: argparse.Namespace) -> int:
-    counts = lab.forget_user(a.user)
-    print(
-        f"forgot user {a.user!r}: {counts['redis_keys']} Redis keys, {counts['facts']} facts, "
-        f"{counts['episodes']} episodes"
-    )
-    return 0
+    report = lab.forget_user(a.user)
+    print(f"forgot user {a.user!r}: {report.describe()}")
+    return 0 if report.ok else 3
+
+
+def cmd_clear(lab: MemoryLab, a: argparse.Namespace) -> int:
+    report = lab.clear_session(a.user, a.session)
+    print(f"cleared session {a.session!r} of user {a.user!r}: {report.describe()} (the user's facts are kept)")
+    return 0 if report.ok else 3
 
 
 def cmd_doctor(lab: MemoryLab, a: argparse.Namespace) -> int:
@@ -184,6 +199,7 @@ def build_parser() -> argparse.ArgumentParser:
     c.add_argument("--strategy", default="buffer", choices=list(STRATEGIES))
     c.add_argument("--json", action="store_true", help="print {reply, trace} as JSON")
     c.add_argument("--trace", action="store_true", help="print what the model saw before the reply")
+    c.add_argument("--message-id", help="an id for this message; sending it again with the same id stores it once")
     c.add_argument("text", nargs="+")
     c.set_defaults(func=cmd_chat)
 
@@ -198,9 +214,14 @@ def build_parser() -> argparse.ArgumentParser:
     s.add_argument("--json", action="store_true")
     s.set_defaults(func=cmd_sessions)
 
-    f = sub.add_parser("forget", help="delete a user's Redis keys, facts and episodes")
+    f = sub.add_parser("forget", help="delete a user's Redis keys, facts, episodes and indexed turns")
     f.add_argument("--user", required=True)
     f.set_defaults(func=cmd_forget)
+
+    cl = sub.add_parser("clear", help="delete one session: messages, summary, traces, its episode and turns")
+    cl.add_argument("--user", required=True)
+    cl.add_argument("--session", required=True)
+    cl.set_defaults(func=cmd_clear)
 
     d = sub.add_parser("doctor", help="which backends are in use and whether they answer")
     d.add_argument("--json", action="store_true")
@@ -225,13 +246,29 @@ def build_parser() -> argparse.ArgumentParser:
 
 
 def main(argv: list[str] | None = None) -> int:
+    debug = os.environ.get("MEMLAB_DEBUG", "") not in ("", "0")
+    logging.basicConfig(
+        level=logging.DEBUG if debug else logging.ERROR, format="%(levelname)s %(name)s: %(message)s", stream=sys.stderr
+    )
     args = build_parser().parse_args(argv)
     try:
         lab = MemoryLab()
         return int(args.func(lab, args))
-    except (InvalidIdError, ValueError) as exc:
-        print(f"error: {exc}", file=sys.stderr)
-        return 2
-    except BackendUnavailable as exc:
-        print(f"error: {exc}", file=sys.stderr)
-        return 3
+    except MemoryLabError as exc:
+        print(f"error: {_one_line(exc)}", file=sys.stderr)
+        return exc.exit_code
+    except KeyboardInterrupt:
+        print("interrupted", file=sys.stderr)
+        return 130
+    except Exception as exc:  # noqa: BLE001 - the CLI's promise: one line, never a traceback
+        if debug:
+            traceback.print_exc()
+        print(
+            f"internal error: {type(exc).__name__}: {_one_line(exc)} (a bug; MEMLAB_DEBUG=1 shows the traceback)",
+            file=sys.stderr,
+        )
+        return EXIT_INTERNAL
+
+
+def _one_line(exc: BaseException) -> str:
+    return " ".join(str(exc).split())[:2000] or type(exc).__name__

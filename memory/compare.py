@@ -20,6 +20,7 @@ from dataclasses import asdict, dataclass, field
 from pathlib import Path
 from typing import Any
 
+from .errors import InputError
 from .keys import validate_id
 from .lab import MemoryLab
 from .strategies import STRATEGIES, StrategyConfig
@@ -27,7 +28,7 @@ from .strategies import STRATEGIES, StrategyConfig
 SCENARIO_DIR = Path(__file__).resolve().parent.parent / "scenarios"
 
 
-class ScenarioError(ValueError):
+class ScenarioError(InputError):
     """A scenario file that is not in the expected format."""
 
 

@@ -10,6 +10,8 @@ import os
 from dataclasses import dataclass, field, replace
 from pathlib import Path
 
+from .errors import InputError
+
 PROJECT_ROOT = Path(__file__).resolve().parent.parent
 
 
@@ -20,7 +22,17 @@ def _env_int(env: dict[str, str], name: str, default: int) -> int:
     try:
         return int(raw)
     except ValueError as exc:
-        raise ValueError(f"{name} must be a whole number, got {raw!r}") from exc
+        raise InputError(f"{name} must be a whole number, got {raw!r}") from exc
+
+
+def _env_float(env: dict[str, str], name: str, default: float) -> float:
+    raw = env.get(name, "").strip()
+    if not raw:
+        return default
+    try:
+        return float(raw)
+    except ValueError as exc:
+        raise InputError(f"{name} must be a number, got {raw!r}") from exc
 
 
 def _env_str(env: dict[str, str], name: str, default: str | None = None) -> str | None:
@@ -41,6 +53,7 @@ class Settings:
     anthropic_model: str = "claude-sonnet-4-5"
     anthropic_small_model: str = "claude-haiku-4-5"
     llm_timeout_s: int = 60
+    backend_timeout_s: float = 3.0
     key_prefix: str = "memlab"
     buffer_size: int = 20
     session_ttl_s: int = 7 * 24 * 3600
@@ -71,6 +84,7 @@ class Settings:
             anthropic_model=_env_str(e, "MEMLAB_ANTHROPIC_MODEL", base.anthropic_model) or "",
             anthropic_small_model=_env_str(e, "MEMLAB_ANTHROPIC_SMALL_MODEL", base.anthropic_small_model) or "",
             llm_timeout_s=_env_int(e, "MEMLAB_LLM_TIMEOUT", base.llm_timeout_s),
+            backend_timeout_s=_env_float(e, "MEMLAB_BACKEND_TIMEOUT", base.backend_timeout_s),
             key_prefix=_env_str(e, "MEMLAB_KEY_PREFIX", base.key_prefix) or base.key_prefix,
             buffer_size=_env_int(e, "MEMLAB_BUFFER_SIZE", base.buffer_size),
             session_ttl_s=_env_int(e, "MEMLAB_SESSION_TTL", base.session_ttl_s),
@@ -93,10 +107,11 @@ class Settings:
             ),
             (self.top_k >= 1, "MEMLAB_TOP_K must be at least 1"),
             (self.token_budget >= 100, "MEMLAB_TOKEN_BUDGET must be at least 100"),
+            (0.1 <= self.backend_timeout_s <= 600, "MEMLAB_BACKEND_TIMEOUT must be between 0.1 and 600 seconds"),
         ]
         for ok, message in checks:
             if not ok:
-                raise ValueError(message)
+                raise InputError(message)
         return self
 
     @property

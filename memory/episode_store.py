@@ -15,6 +15,7 @@ from typing import Any
 import numpy as np
 
 from .backends.vector_store import EPISODES, Hit, Record, VectorStore
+from .filters import where_session, where_user
 from .keys import validate_id
 from .messages import Message
 
@@ -46,7 +47,7 @@ class EpisodeStore:
         return eid
 
     def search(self, user_id: str, query_vector: np.ndarray, k: int, exclude_session: str | None = None) -> list[Hit]:
-        clauses: list[dict[str, Any]] = [{"user_id": validate_id("user", user_id)}]
+        clauses: list[dict[str, Any]] = [where_user(user_id)]
         if exclude_session:
             clauses.append({"session_id": {"$ne": exclude_session}})
         where = clauses[0] if len(clauses) == 1 else {"$and": clauses}
@@ -58,15 +59,18 @@ class EpisodeStore:
     def get(self, user_id: str, session_ids: list[str]) -> list[Record]:
         if not session_ids:
             return []
-        return self.vectors.get(EPISODES, ids=[episode_id(user_id, sid) for sid in session_ids])
+        ids = [episode_id(validate_id("user", user_id), validate_id("session", sid)) for sid in session_ids]
+        return self.vectors.get(EPISODES, ids=ids)
 
     def all(self, user_id: str, with_embeddings: bool = False) -> list[Record]:
-        return self.vectors.get(
-            EPISODES, where={"user_id": validate_id("user", user_id)}, with_embeddings=with_embeddings
-        )
+        return self.vectors.get(EPISODES, where=where_user(user_id), with_embeddings=with_embeddings)
 
-    def delete(self, user_id: str, session_id: str) -> None:
-        self.vectors.delete(EPISODES, ids=[episode_id(user_id, session_id)])
+    def delete(self, user_id: str, session_id: str) -> int:
+        """Delete one session's episode; returns how many there were (0 or 1)."""
+        return self.vectors.delete_where(EPISODES, where_session(user_id, session_id))
 
-    def forget(self, user_id: str) -> int:
-        return self.vectors.delete_where(EPISODES, {"user_id": validate_id("user", user_id)})
+    def clear_session(self, user_id: str, session_id: str) -> int:
+        return self.delete(user_id, session_id)
+
+    def forget_user(self, user_id: str) -> int:
+        return self.vectors.delete_where(EPISODES, where_user(user_id))

@@ -20,11 +20,18 @@ import numpy as np
 import redis
 
 from .backends.vector_store import FACTS, Hit, Record, VectorStore
+from .errors import StoredDataError
+from .filters import where_user
 from .keys import Keys, validate_id
 from .llm.base import ExtractedFact
 from .retrieval import Candidate, CandidateIndex
+from .session_store import Entries
+from .stored import CorruptEntry, as_dict, as_number, as_text, as_timestamp, load_json, preview
 
 Embed = Callable[[list[str]], np.ndarray]
+
+
+EVENTS = ("ADD", "UPDATE", "DUPLICATE", "DELETE", "EDIT")
 
 
 @dataclass
@@ -37,10 +44,22 @@ class FactEvent:
     similarity: float | None = None
     session_id: str | None = None
 
-
-def _where_user(user_id: str, **extra: Any) -> dict[str, Any]:
-    clauses = [{"user_id": validate_id("user", user_id)}] + [{k: v} for k, v in extra.items()]
-    return clauses[0] if len(clauses) == 1 else {"$and": clauses}
+    @classmethod
+    def from_dict(cls, data: Any) -> FactEvent:
+        d = as_dict(data, "fact event")
+        event = as_text(d.get("event"), "event")
+        if event not in EVENTS:
+            raise StoredDataError(f"unknown event {preview(event, 40)!r}")
+        similarity = d.get("similarity")
+        return cls(
+            at=as_timestamp(d.get("at"), "at"),
+            event=event,
+            fact_id=as_text(d.get("fact_id"), "fact_id"),
+            text=as_text(d.get("text"), "text"),
+            previous=as_text(d.get("previous"), "previous", optional=True),
+            similarity=None if similarity is None else float(as_number(similarity, "similarity")),
+            session_id=as_text(d.get("session_id"), "session_id", optional=True),
+        )
 
 
 class FactStore:
@@ -64,7 +83,7 @@ class FactStore:
     def _remember_one(self, user_id: str, session_id: str, fact: ExtractedFact, vector: np.ndarray) -> FactEvent:
         now = time.time()
         if fact.slot:
-            same_slot = self.vectors.get(FACTS, where=_where_user(user_id, slot=fact.slot))
+            same_slot = self.vectors.get(FACTS, where=where_user(user_id, slot=fact.slot))
             if same_slot:
                 old = same_slot[0]
                 if old.text.strip().lower() == fact.text.strip().lower():
@@ -72,7 +91,7 @@ class FactStore:
                     return FactEvent(now, "DUPLICATE", old.id, fact.text, old.text, 1.0, session_id)
                 self._touch(old, vector, fact, session_id, now, new_text=fact.text)
                 return FactEvent(now, "UPDATE", old.id, fact.text, old.text, None, session_id)
-        nearest = self.vectors.query(FACTS, vector, 1, _where_user(user_id)) if self.count(user_id) else []
+        nearest = self.vectors.query(FACTS, vector, 1, where_user(user_id)) if self.count(user_id) else []
         if nearest and nearest[0].similarity >= self.dup_similarity:
             hit = nearest[0]
             old = Record(hit.id, hit.text, hit.metadata)
@@ -100,7 +119,10 @@ class FactStore:
         new_text: str | None = None,
     ) -> None:
         meta = dict(old.metadata)
-        sources = json.loads(meta.get("source_ids") or "[]")
+        try:
+            sources = [s for s in load_json(meta.get("source_ids") or "[]") if isinstance(s, str)]
+        except (StoredDataError, TypeError):
+            sources = []  # damaged metadata: start the list again rather than fail the update
         sources.extend(s for s in fact.source_ids if s not in sources)
         meta.update(updated_at=now, source_ids=json.dumps(sources[-50:]), session_id=session_id)
         text = new_text or old.text
@@ -119,7 +141,7 @@ class FactStore:
         n = self.count(user_id)
         if not n:
             return []
-        hits = self.vectors.query(FACTS, query_vector, n, _where_user(user_id))
+        hits = self.vectors.query(FACTS, query_vector, n, where_user(user_id))
         if query_text is None or retriever == "dense":
             return [(h, h.similarity) for h in hits[:k]]
         cands = [Candidate(h.id, h.text) for h in hits]
@@ -130,26 +152,33 @@ class FactStore:
         return [(hits[i], float(scores[i])) for i in order]
 
     def count(self, user_id: str) -> int:
-        return self.vectors.count(FACTS, _where_user(user_id))
+        return self.vectors.count(FACTS, where_user(user_id))
 
     def all(self, user_id: str, with_embeddings: bool = False) -> list[Record]:
-        return self.vectors.get(FACTS, where=_where_user(user_id), with_embeddings=with_embeddings)
+        return self.vectors.get(FACTS, where=where_user(user_id), with_embeddings=with_embeddings)
 
-    def history(self, user_id: str) -> list[dict[str, Any]]:
-        out = []
-        for raw in self.r.lrange(self.keys.user(user_id).fact_log, 0, -1):
+    def history(self, user_id: str) -> Entries[FactEvent]:
+        """The user's fact log, oldest first; entries that are not events are reported, not raised."""
+        out: Entries[FactEvent] = Entries([])
+        for index, raw in enumerate(self.r.lrange(self.keys.user(user_id).fact_log, 0, -1)):
             try:
-                out.append(json.loads(raw))
-            except json.JSONDecodeError:
-                continue
+                out.items.append(FactEvent.from_dict(load_json(raw)))
+            except StoredDataError as exc:
+                out.corrupt.append(CorruptEntry(index, preview(raw), str(exc)))
         return out
 
-    def delete(self, user_id: str, fact_id: str) -> None:
+    def delete(self, user_id: str, fact_id: str) -> int:
+        """Delete one of the user's facts (logged); returns 1, or 0 when the user has no such fact."""
         records = self.vectors.get(FACTS, ids=[fact_id])
-        if not records or records[0].metadata.get("user_id") != user_id:
-            raise KeyError(f"no fact {fact_id!r} for user {user_id!r}")
+        if not records or records[0].metadata.get("user_id") != validate_id("user", user_id):
+            return 0
         self.vectors.delete(FACTS, ids=[fact_id])
         self._log(user_id, [FactEvent(time.time(), "DELETE", fact_id, records[0].text)])
+        return 1
 
-    def forget(self, user_id: str) -> int:
-        return self.vectors.delete_where(FACTS, _where_user(user_id))
+    def clear_session(self, user_id: str, session_id: str) -> int:
+        """Facts belong to the user, not to the session they were learned in: clearing a session keeps them."""
+        return 0
+
+    def forget_user(self, user_id: str) -> int:
+        return self.vectors.delete_where(FACTS, where_user(user_id))

@@ -8,15 +8,16 @@ one round trip.
 
 from __future__ import annotations
 
-import json
 import time
 from dataclasses import dataclass
 from typing import Any
 
 import redis
 
+from .errors import InputError, StoredDataError
 from .keys import Keys
 from .messages import decode_many
+from .stored import clean_text, load_json, printable
 
 
 @dataclass(frozen=True)
@@ -105,7 +106,14 @@ class KeyInspector:
             return {n: int(t) for n, t in zip(names, p.execute())}
 
     def contents(self, name: str, limit: int = 200) -> dict[str, Any]:
-        """A key's value, decoded: lists of messages as typed messages with corrupt entries marked."""
+        """A key's value, decoded for display: lists of messages as typed messages with corrupt entries marked.
+
+        Whatever the key holds, the result is plain, printable data: text that
+        is not UTF-8 shows U+FFFD, JSON nested too deeply stays text.
+        """
+        return dict(printable(self._contents(name, limit)))
+
+    def _contents(self, name: str, limit: int) -> dict[str, Any]:
         kind = self.r.type(name)
         out: dict[str, Any] = {"type": kind, "truncated": False}
         if kind == "list":
@@ -114,7 +122,7 @@ class KeyInspector:
             if name.endswith((":log", ":buffer")):
                 messages, corrupt = decode_many(raws)
                 out["messages"] = [m.to_dict() for m in messages]
-                out["corrupt"] = [c.__dict__ for c in corrupt]
+                out["corrupt"] = [c.to_dict() for c in corrupt]
             else:
                 out["items"] = [_maybe_json(r) for r in raws]
         elif kind == "hash":
@@ -129,7 +137,7 @@ class KeyInspector:
 
     def _ours(self, name: str) -> None:
         if not name.startswith(self.keys.prefix + ":"):
-            raise ValueError(f"{name!r} is not a Memory Lab key (prefix {self.keys.prefix}:); refusing to change it")
+            raise InputError(f"{name!r} is not a Memory Lab key (prefix {self.keys.prefix}:); refusing to change it")
 
     def delete(self, name: str) -> bool:
         self._ours(name)
@@ -142,7 +150,8 @@ class KeyInspector:
 
 
 def _maybe_json(raw: str) -> Any:
+    """JSON when it parses, else the text itself (cleaned): a key browser shows whatever is there."""
     try:
-        return json.loads(raw)
-    except (json.JSONDecodeError, TypeError):
-        return raw
+        return load_json(raw)
+    except StoredDataError:
+        return clean_text(raw)

@@ -11,15 +11,21 @@ from __future__ import annotations
 import re
 from dataclasses import dataclass
 
-ID_PATTERN = re.compile(r"^[A-Za-z0-9][A-Za-z0-9_.\-]{0,63}$")
+from .errors import InvalidIdError
+
+# Matched with fullmatch: with re.match, "$" also matches before a trailing
+# newline, so "alice\n" used to pass and make keys forget could not find.
+ID_PATTERN = re.compile(r"[A-Za-z0-9][A-Za-z0-9_.\-]{0,63}")
+
+__all__ = ["ID_PATTERN", "InvalidIdError", "Keys", "SessionKeys", "UserKeys", "is_valid_id", "validate_id"]
 
 
-class InvalidIdError(ValueError):
-    """A user or session id that Memory Lab will not put in a key."""
+def is_valid_id(value: object) -> bool:
+    return isinstance(value, str) and ID_PATTERN.fullmatch(value) is not None
 
 
 def validate_id(kind: str, value: object) -> str:
-    if not isinstance(value, str) or not ID_PATTERN.match(value):
+    if not is_valid_id(value):
         raise InvalidIdError(
             f"{kind} id {value!r} is not valid: use 1-64 characters from letters, digits, "
             "'_', '.', '-', starting with a letter or digit"
@@ -63,8 +69,13 @@ class SessionKeys:
         """Hash: assistant message id -> JSON trace of what the model saw."""
         return self._key("traces")
 
+    @property
+    def ids(self) -> str:
+        """Set of the message ids appended so far: a retried append of the same message is a no-op."""
+        return self._key("ids")
+
     def all(self) -> list[str]:
-        return [self.log, self.buffer, self.summary, self.folds, self.traces]
+        return [self.log, self.buffer, self.ids, self.summary, self.folds, self.traces]
 
 
 @dataclass(frozen=True)
@@ -78,12 +89,17 @@ class UserKeys:
         return f"{self.prefix}:u:{{{self.user_id}}}:sessions"
 
     @property
+    def expiries(self) -> str:
+        """Sorted set: session id -> when its keys expire (inf = never); expired sessions are pruned by it."""
+        return f"{self.prefix}:u:{{{self.user_id}}}:expiries"
+
+    @property
     def fact_log(self) -> str:
         """List of JSON events: every add/update/duplicate of a long-term fact."""
         return f"{self.prefix}:u:{{{self.user_id}}}:factlog"
 
     def all(self) -> list[str]:
-        return [self.sessions, self.fact_log]
+        return [self.sessions, self.expiries, self.fact_log]
 
 
 @dataclass(frozen=True)

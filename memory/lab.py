@@ -7,20 +7,23 @@ import, and the embedding model loads only when something needs it.
 
 from __future__ import annotations
 
+import logging
 import threading
 import time
+from collections.abc import Callable
 from dataclasses import dataclass, field
 from functools import cached_property
-from typing import Any
+from typing import Any, Protocol
 
 import numpy as np
-import redis
 
 from .backends.embedder import Embedder, get_embedder
+from .backends.redis_client import RedisClient, connect
 from .backends.redis_server import EmbeddedRedis
 from .backends.vector_store import VectorStore
 from .config import Settings
 from .episode_store import EpisodeStore
+from .errors import BackendTimeout, BackendUnavailable, InputError, MemoryLabError, RedisStartError
 from .fact_store import FactStore
 from .keys import Keys, validate_id
 from .llm import LLM, LLMError, make_llm
@@ -30,11 +33,34 @@ from .strategies import STRATEGIES, Services, Strategy, StrategyConfig
 from .trace import Trace
 from .turn_store import TurnStore
 
-RedisClient = redis.Redis
+log = logging.getLogger(__name__)
+
+__all__ = ["BackendStatus", "BackendUnavailable", "ChatResult", "DeletionReport", "MemoryLab"]
 
 
-class BackendUnavailable(RuntimeError):
-    """A backend could not be reached; the message says what to check."""
+class MemoryStore(Protocol):
+    """What every store holding a user's memory can do, so deletion is one walk over a list."""
+
+    def clear_session(self, user_id: str, session_id: str) -> int: ...
+
+    def forget_user(self, user_id: str) -> int: ...
+
+
+@dataclass
+class DeletionReport:
+    """How much each store deleted, and which stores failed (the others still ran)."""
+
+    counts: dict[str, int] = field(default_factory=dict)
+    errors: dict[str, str] = field(default_factory=dict)
+
+    @property
+    def ok(self) -> bool:
+        return not self.errors
+
+    def describe(self) -> str:
+        done = ", ".join(f"{n} {name.replace('_', ' ')}" for name, n in self.counts.items())
+        failed = "; ".join(f"{name} failed: {err}" for name, err in self.errors.items())
+        return done + (f" — {failed}" if failed else "")
 
 
 @dataclass
@@ -70,42 +96,48 @@ class MemoryLab:
     def __init__(self, settings: Settings | None = None) -> None:
         self.settings = settings or Settings.from_env()
         self.keys = Keys(self.settings.key_prefix)
-        self.embedded_redis = None if self.settings.redis_url else EmbeddedRedis(self.settings.data_dir / "redis")
+        self.embedded_redis = (
+            None
+            if self.settings.redis_url
+            else EmbeddedRedis(self.settings.data_dir / "redis", timeout_s=min(2.0, self.settings.backend_timeout_s))
+        )
         self._lock = threading.Lock()
         self._redis: RedisClient | None = None
+        self._redis_url = ""
 
     # -- backends --------------------------------------------------------
     @property
     def redis(self) -> RedisClient:
-        """A client for the configured Redis; in embedded mode the server is (re)started on demand."""
+        """The process's one client for the configured Redis, connected on first use.
+
+        In embedded mode the server is found or started when connecting; a
+        lost connection is recovered by ``reconnect`` (the health check calls
+        it), not by checking the server on every access.
+        """
+        client = self._redis
+        if client is not None:
+            return client
+        url = self.embedded_redis.ensure_running().url if self.embedded_redis else (self.settings.redis_url or "")
         with self._lock:
-            if self.embedded_redis is not None:
-                try:
-                    state = self.embedded_redis.ensure_running()
-                except Exception as exc:  # noqa: BLE001
-                    raise BackendUnavailable(f"embedded redis-server could not start: {exc}") from exc
-                url = state.url
-                if self._redis is None or self._redis_url != url:
-                    self._redis = self._connect(url)
-            elif self._redis is None:
-                self._redis = self._connect(self.settings.redis_url or "")
+            if self._redis is None or self._redis_url != url:
+                self._redis = connect(url, self.settings.backend_timeout_s)
+                self._redis_url = url
             return self._redis
 
-    def _connect(self, url: str) -> RedisClient:
-        self._redis_url = url
-        return redis.Redis.from_url(
-            url,
-            decode_responses=True,
-            encoding_errors="replace",
-            socket_connect_timeout=3,
-            socket_timeout=10,
-            health_check_interval=30,
-        )
+    def reconnect(self) -> RedisClient:
+        """Drop the held client (its server may have been restarted) and connect again."""
+        with self._lock:
+            old, self._redis = self._redis, None
+        if old is not None:
+            old.close()
+        return self.redis
 
     @cached_property
     def vectors(self) -> VectorStore:
         s = self.settings
-        return VectorStore(path=s.data_dir / "chroma", host=s.chroma_host, port=s.chroma_port)
+        return VectorStore(
+            path=s.data_dir / "chroma", host=s.chroma_host, port=s.chroma_port, timeout_s=max(s.backend_timeout_s, 5.0)
+        )
 
     @cached_property
     def embedder(self) -> Embedder:
@@ -147,32 +179,44 @@ class MemoryLab:
 
     def strategy(self, name: str, config: StrategyConfig | None = None) -> Strategy:
         if name not in STRATEGIES:
-            raise ValueError(f"unknown strategy {name!r}; choose one of {', '.join(STRATEGIES)}")
+            raise InputError(f"unknown strategy {name!r}; choose one of {', '.join(STRATEGIES)}")
         return STRATEGIES[name](self.services(), config or self.default_config())
 
     # -- one chat turn ---------------------------------------------------
     def chat(
-        self, user_id: str, session_id: str, text: str, strategy: str = "buffer", config: StrategyConfig | None = None
+        self,
+        user_id: str,
+        session_id: str,
+        text: str,
+        strategy: str = "buffer",
+        config: StrategyConfig | None = None,
+        message_id: str | None = None,
     ) -> ChatResult:
         """Persist the user turn, build the context, call the LLM, persist the reply, do upkeep.
 
         The user turn is stored before the LLM is called, so a failed call
-        loses nothing; upkeep failures become warnings on the trace.
+        loses nothing; upkeep failures become warnings on the trace. Retrying
+        a turn with the same ``message_id`` (after a timeout, say) never
+        stores the user's message twice.
         """
         validate_id("user", user_id)
         validate_id("session", session_id)
         text = (text or "").strip()
         if not text:
-            raise ValueError("the message is empty")
+            raise InputError("the message is empty")
         limit = self.settings.max_message_chars
         if len(text) > limit:
-            raise ValueError(
+            raise InputError(
                 f"the message has {len(text):,} characters; the limit is {limit:,} (MEMLAB_MAX_MESSAGE_CHARS)"
             )
+        try:
+            text.encode("utf-8")
+        except UnicodeEncodeError:
+            raise InputError("the message is not valid UTF-8 text") from None
         strat = self.strategy(strategy, config)
         trace = Trace(strategy=strat.name, user_id=user_id, session_id=session_id, settings=strat.config.to_dict())
         trace.llm = {"provider": self.llm.provider, "label": self.llm.label}
-        user_message = Message(Role.USER, text)
+        user_message = Message(Role.USER, text, **({"id": validate_id("message", message_id)} if message_id else {}))
         started = time.perf_counter()
         if "embedder" not in self.__dict__:
             with trace.timed("embedder.load"):
@@ -197,72 +241,100 @@ class MemoryLab:
         try:
             strat.after_turn(user_id, session_id, [user_message, reply], trace)
         except Exception as exc:  # noqa: BLE001 - upkeep must never lose the turn already stored
+            log.warning("memory upkeep failed for %s/%s", user_id, session_id, exc_info=True)
             trace.warnings.append(f"memory upkeep failed: {type(exc).__name__}: {exc}")
         trace.timings_ms["total"] = round((time.perf_counter() - started) * 1000, 2)
         self.sessions.save_trace(user_id, session_id, reply.id, trace.to_dict(), strat.config.ttl_s)
         return ChatResult(user_message, reply, trace)
 
-    # -- whole-user operations -------------------------------------------
-    def forget_user(self, user_id: str) -> dict[str, int]:
-        validate_id("user", user_id)
-        return {
-            "redis_keys": self.sessions.forget_user(user_id),
-            "facts": self.facts.forget(user_id),
-            "episodes": self.episodes.forget(user_id),
-            "turns": self.turns.forget(user_id),
-        }
+    # -- deletion: one owner ---------------------------------------------
+    def memory_stores(self) -> list[tuple[str, Callable[[], MemoryStore]]]:
+        """Every store that holds a user's memory, opened lazily: opening one may itself fail."""
+        return [
+            ("redis_keys", lambda: self.sessions),
+            ("facts", lambda: self.facts),
+            ("episodes", lambda: self.episodes),
+            ("turns", lambda: self.turns),
+        ]
 
-    def clear_session(self, user_id: str, session_id: str) -> int:
-        deleted = self.sessions.clear_session(user_id, session_id)
-        try:
-            self.episodes.delete(user_id, session_id)
-        except Exception:  # noqa: BLE001 - there may be no episode yet
-            pass
-        return deleted
+    def _walk(self, action: str, call: Callable[[MemoryStore], int]) -> DeletionReport:
+        """Run ``call`` on every store; one failing store neither stops the others nor goes unreported."""
+        report = DeletionReport()
+        for name, open_store in self.memory_stores():
+            try:
+                report.counts[name] = int(call(open_store()))
+            except MemoryLabError as exc:
+                log.warning("%s: the %s store failed: %s", action, name, exc)
+                report.errors[name] = str(exc)
+        return report
+
+    def clear_session(self, user_id: str, session_id: str) -> DeletionReport:
+        """Delete a session everywhere it is kept (messages, summary, traces, episode, indexed turns).
+
+        The user's facts are kept: they belong to the user, not to the session.
+        """
+        validate_id("user", user_id)
+        validate_id("session", session_id)
+        return self._walk("clear session", lambda store: store.clear_session(user_id, session_id))
+
+    def forget_user(self, user_id: str) -> DeletionReport:
+        validate_id("user", user_id)
+        return self._walk("forget user", lambda store: store.forget_user(user_id))
+
+    def delete_memory(self, user_id: str, kind: str, memory_id: str) -> int:
+        """Delete one long-term memory: a fact by id, or the episode of a session (by session id)."""
+        validate_id("user", user_id)
+        if kind == "fact":
+            return self.facts.delete(user_id, memory_id)
+        if kind == "episode":
+            return self.episodes.delete(user_id, memory_id)
+        raise InputError(f"unknown kind of memory {kind!r}; use 'fact' or 'episode'")
 
     # -- health ----------------------------------------------------------
     def redis_status(self) -> BackendStatus:
+        """PING-level health; a lost connection to the embedded server is recovered here (restarting it)."""
         s = self.settings
         location = s.redis_url or str(self.settings.data_dir / "redis")
         try:
-            client = self.redis
-            info = client.info("server")
+            try:
+                info = self.redis.info("server")
+            except BackendUnavailable as exc:
+                if self.embedded_redis is None or isinstance(exc, BackendTimeout):
+                    raise
+                log.info("embedded Redis connection lost (%s); finding or restarting the server", exc)
+                info = self.reconnect().info("server")
             extra: dict[str, Any] = {"url": self._redis_url}
             if self.embedded_redis is not None:
                 state = self.embedded_redis.read_state()
                 extra.update(pid=state.pid if state else None)
             return BackendStatus("Redis", s.redis_mode, location, True, str(info.get("redis_version", "")), extra=extra)
-        except (redis.RedisError, BackendUnavailable, OSError) as exc:
-            fix = (
-                "check REDIS_URL and that the server is up"
-                if s.redis_url
-                else "run `make run` again, or `python -m memory doctor` for details"
-            )
-            return BackendStatus("Redis", s.redis_mode, location, False, detail=str(exc), fix=fix)
+        except MemoryLabError as exc:
+            return BackendStatus("Redis", s.redis_mode, location, False, detail=str(exc), fix=self._redis_fix(exc))
+
+    def _redis_fix(self, exc: MemoryLabError) -> str:
+        if self.settings.redis_url:
+            if isinstance(exc, BackendTimeout):
+                return "the Redis at REDIS_URL is hung or overloaded: check the server"
+            return "check REDIS_URL and that the server is up"
+        if isinstance(exc, BackendTimeout):
+            return "stop the hung server with `python -m memory redis stop`; the next page load starts a fresh one"
+        if isinstance(exc, RedisStartError):
+            return f"see {self.settings.data_dir / 'redis' / 'redis.log'}"
+        return "see the details; `python -m memory doctor` checks again"
 
     def chroma_status(self) -> BackendStatus:
         s = self.settings
+        fix = "check CHROMA_HOST/CHROMA_PORT and that the server runs" if s.chroma_host else "see the details"
         try:
             store = self.vectors
-            ok = store.heartbeat()
-            return BackendStatus(
-                "Chroma",
-                store.mode,
-                store.location,
-                ok,
-                store.version,
-                fix="" if ok else "check CHROMA_HOST/CHROMA_PORT",
-            )
-        except Exception as exc:  # noqa: BLE001
-            location = f"{s.chroma_host}:{s.chroma_port}" if s.chroma_host else str(s.data_dir / "chroma")
-            return BackendStatus(
-                "Chroma",
-                s.chroma_mode,
-                location,
-                False,
-                detail=str(exc),
-                fix="check CHROMA_HOST/CHROMA_PORT" if s.chroma_host else "check the data folder",
-            )
+        except MemoryLabError as exc:
+            location = f"http://{s.chroma_host}:{s.chroma_port}" if s.chroma_host else str(s.data_dir / "chroma")
+            return BackendStatus("Chroma", s.chroma_mode, location, False, detail=str(exc), fix=fix)
+        ok = store.heartbeat()
+        detail = "" if ok else f"no heartbeat from Chroma at {store.location} within {store.timeout_s:g}s"
+        return BackendStatus(
+            "Chroma", store.mode, store.location, ok, store.version, detail=detail, fix="" if ok else fix
+        )
 
     def llm_status(self) -> BackendStatus:
         s = self.settings
@@ -285,14 +357,14 @@ class MemoryLab:
         )
 
     def embedder_status(self, load: bool = False) -> BackendStatus:
-        from .backends.embedder import MODEL_NAME, EmbedderError, model_path
+        from .backends.embedder import MODEL_NAME, model_path
 
         try:
             path = model_path()
             if load:
                 self.embedder.embed(["ping"])
             return BackendStatus("Embeddings", "local", path, True, MODEL_NAME)
-        except EmbedderError as exc:
+        except MemoryLabError as exc:
             return BackendStatus("Embeddings", "local", "", False, detail=str(exc), fix="run `make install`")
 
     def doctor(self, load_model: bool = True) -> list[BackendStatus]:
@@ -300,7 +372,7 @@ class MemoryLab:
 
     def stop_embedded_redis(self) -> bool:
         if self.embedded_redis is None:
-            raise RuntimeError("Redis is external (REDIS_URL is set); Memory Lab does not stop it")
+            raise InputError("Redis is external (REDIS_URL is set); Memory Lab does not stop it")
         with self._lock:
             self._redis = None
         return self.embedded_redis.stop()

@@ -3,7 +3,9 @@
 Messages are stored in Redis as JSON strings. The codec carries a version
 field so an older entry can still be read after the schema grows, and it is
 strict on decode: a corrupt entry raises `MessageDecodeError`, which readers
-turn into a reported skip instead of a crash.
+turn into a reported skip instead of a crash. A message is valid by
+construction (finite, plausible timestamp; text that is valid Unicode), so
+nothing that would crash a reader can be written in the first place.
 """
 
 from __future__ import annotations
@@ -15,6 +17,11 @@ from dataclasses import dataclass, field
 from enum import StrEnum
 from typing import Any
 
+from .errors import StoredDataError
+from .stored import MAX_TIMESTAMP, CorruptEntry, as_dict, as_text, as_timestamp, load_json, preview
+
+__all__ = ["CODEC_VERSION", "CorruptEntry", "Message", "MessageDecodeError", "Role", "decode", "decode_many", "encode"]
+
 CODEC_VERSION = 1
 
 
@@ -25,7 +32,7 @@ class Role(StrEnum):
     TOOL = "tool"
 
 
-class MessageDecodeError(ValueError):
+class MessageDecodeError(StoredDataError, ValueError):
     """A stored entry is not a message this codec can read."""
 
 
@@ -45,6 +52,19 @@ class Message:
     def __post_init__(self) -> None:
         if not isinstance(self.role, Role):
             object.__setattr__(self, "role", Role(self.role))
+        for name in ("content", "id", "tool_call_id", "model_id"):
+            value = getattr(self, name)
+            if value is not None and not isinstance(value, str):
+                raise ValueError(f"{name} must be a string")
+            if value is not None:
+                try:
+                    value.encode("utf-8")
+                except UnicodeEncodeError:
+                    raise ValueError(f"{name} is not valid Unicode text (undecodable bytes?)") from None
+        if isinstance(self.created_at, bool) or not isinstance(self.created_at, (int, float)):
+            raise ValueError("created_at must be a number")
+        if not 0 <= self.created_at <= MAX_TIMESTAMP:  # also false for NaN
+            raise ValueError(f"created_at {self.created_at!r} is not a plausible time")
         if self.role is Role.TOOL and not self.tool_call_id:
             raise ValueError("a tool message needs a tool_call_id")
         if self.role is not Role.TOOL and self.tool_call_id is not None:
@@ -68,30 +88,23 @@ class Message:
 
     @classmethod
     def from_dict(cls, data: Any) -> Message:
-        if not isinstance(data, dict):
-            raise MessageDecodeError("entry is not a JSON object")
-        version = data.get("v")
-        if version != CODEC_VERSION:
-            raise MessageDecodeError(f"unknown codec version {version!r}")
         try:
-            created = data["created_at"]
-            if isinstance(created, bool) or not isinstance(created, (int, float)):
-                raise MessageDecodeError("created_at is not a number")
-            for name in ("id", "role", "content"):
-                if not isinstance(data[name], str):
-                    raise MessageDecodeError(f"{name} is not a string")
+            data = as_dict(data, "entry")
+            version = data.get("v")
+            if version != CODEC_VERSION:
+                raise MessageDecodeError(f"unknown codec version {preview(repr(version), 40)}")
             return cls(
-                role=Role(data["role"]),
-                content=data["content"],
-                id=data["id"],
-                created_at=float(created),
-                tool_call_id=data.get("tool_call_id"),
-                model_id=data.get("model_id"),
+                role=Role(as_text(data.get("role"), "role")),
+                content=as_text(data.get("content"), "content"),
+                id=as_text(data.get("id"), "id"),
+                created_at=as_timestamp(data.get("created_at"), "created_at"),
+                tool_call_id=as_text(data.get("tool_call_id"), "tool_call_id", optional=True),
+                model_id=as_text(data.get("model_id"), "model_id", optional=True),
             )
         except MessageDecodeError:
             raise
-        except (KeyError, ValueError, TypeError) as exc:
-            raise MessageDecodeError(f"invalid message: {exc}") from exc
+        except (StoredDataError, ValueError, TypeError) as exc:
+            raise MessageDecodeError(f"invalid message: {preview(str(exc), 200)}") from exc
 
 
 def encode(message: Message) -> str:
@@ -100,23 +113,13 @@ def encode(message: Message) -> str:
 
 def decode(raw: str | bytes) -> Message:
     try:
-        text = raw.decode("utf-8") if isinstance(raw, bytes) else raw
-        data = json.loads(text)
-    except (UnicodeDecodeError, json.JSONDecodeError) as exc:
-        raise MessageDecodeError(f"not valid JSON: {exc}") from exc
+        data = load_json(raw)
+    except StoredDataError as exc:
+        raise MessageDecodeError(str(exc)) from exc
     return Message.from_dict(data)
 
 
-@dataclass(frozen=True)
-class CorruptEntry:
-    """A list entry that could not be decoded; kept so the UI can show it."""
-
-    index: int
-    raw: str
-    error: str
-
-
-def decode_many(raws: list[str | bytes], start_index: int = 0) -> tuple[list[Message], list[CorruptEntry]]:
+def decode_many(raws: list[str] | list[bytes], start_index: int = 0) -> tuple[list[Message], list[CorruptEntry]]:
     """Decode a Redis list range, skipping (and reporting) entries that are corrupt."""
     good: list[Message] = []
     bad: list[CorruptEntry] = []
@@ -124,6 +127,5 @@ def decode_many(raws: list[str | bytes], start_index: int = 0) -> tuple[list[Mes
         try:
             good.append(decode(raw))
         except MessageDecodeError as exc:
-            text = raw.decode("utf-8", "replace") if isinstance(raw, bytes) else raw
-            bad.append(CorruptEntry(start_index + offset, text[:500], str(exc)))
+            bad.append(CorruptEntry(start_index + offset, preview(raw), str(exc)))
     return good, bad

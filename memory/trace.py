@@ -13,7 +13,9 @@ from contextlib import contextmanager
 from dataclasses import asdict, dataclass, field
 from typing import Any
 
+from .errors import StoredDataError
 from .messages import Message
+from .stored import as_dict, as_number, as_text, as_timestamp, printable
 from .tokens import count_tokens
 
 
@@ -92,19 +94,80 @@ class Trace:
         return data
 
     @classmethod
-    def from_dict(cls, data: dict[str, Any]) -> Trace:
-        return cls(
-            strategy=data["strategy"],
-            user_id=data["user_id"],
-            session_id=data["session_id"],
-            settings=dict(data.get("settings", {})),
-            system_parts=[PromptPart(**p) for p in data.get("system_parts", [])],
-            messages=list(data.get("messages", [])),
-            retrieved=[RetrievedItem(**r) for r in data.get("retrieved", [])],
-            timings_ms=dict(data.get("timings_ms", {})),
-            warnings=list(data.get("warnings", [])),
-            dropped=list(data.get("dropped", [])),
-            llm=dict(data.get("llm", {})),
-            upkeep=dict(data.get("upkeep", {})),
-            error=data.get("error"),
-        )
+    def from_dict(cls, data: Any) -> Trace:
+        """A stored trace, validated field by field; anything off raises ``StoredDataError``.
+
+        Traces are read back from Redis, where anything may have been written,
+        and every field ends up in a table, a chart or a label on a page.
+        """
+        try:
+            d = as_dict(data, "trace")
+            llm = dict(as_dict(d.get("llm", {}), "llm"))
+            return cls(
+                strategy=as_text(d.get("strategy"), "strategy"),
+                user_id=as_text(d.get("user_id"), "user_id"),
+                session_id=as_text(d.get("session_id"), "session_id"),
+                settings=printable(as_dict(d.get("settings", {}), "settings")),
+                system_parts=[_part(p) for p in _list(d.get("system_parts"), "system_parts")],
+                messages=[_message_row(m) for m in _list(d.get("messages"), "messages")],
+                retrieved=[_retrieved(r) for r in _list(d.get("retrieved"), "retrieved")],
+                timings_ms={
+                    as_text(k, "timing"): float(as_number(v, "timing"))
+                    for k, v in as_dict(d.get("timings_ms", {}), "timings_ms").items()
+                },
+                warnings=[as_text(w, "warning") for w in _list(d.get("warnings"), "warnings")],
+                dropped=[as_text(w, "dropped") for w in _list(d.get("dropped"), "dropped")],
+                llm=printable(llm),
+                upkeep=printable(as_dict(d.get("upkeep", {}), "upkeep")),
+                error=as_text(d.get("error"), "error", optional=True),
+            )
+        except StoredDataError:
+            raise
+        except (TypeError, ValueError, RecursionError) as exc:
+            raise StoredDataError(f"not a trace: {exc}") from exc
+
+
+def _list(value: Any, name: str) -> list[Any]:
+    if value is None:
+        return []
+    if not isinstance(value, list):
+        raise StoredDataError(f"{name} is not a list")
+    return value
+
+
+def _part(value: Any) -> PromptPart:
+    d = as_dict(value, "prompt part")
+    tokens = d.get("tokens", 0)
+    return PromptPart(
+        as_text(d.get("name"), "part name"), as_text(d.get("text"), "part text"), int(as_number(tokens, "tokens"))
+    )
+
+
+def _message_row(value: Any) -> dict[str, Any]:
+    d = as_dict(value, "message")
+    row: dict[str, Any] = {
+        "role": as_text(d.get("role"), "role"),
+        "content": as_text(d.get("content"), "content"),
+        "created_at": as_timestamp(d.get("created_at", 0), "created_at"),
+    }
+    for name in ("id", "tool_call_id", "model_id"):
+        if d.get(name) is not None:
+            row[name] = as_text(d.get(name), name)
+    return row
+
+
+def _retrieved(value: Any) -> RetrievedItem:
+    d = as_dict(value, "retrieved item")
+    included = d.get("included", True)
+    if not isinstance(included, bool):
+        raise StoredDataError("included is not true/false")
+    return RetrievedItem(
+        kind=as_text(d.get("kind"), "kind"),
+        id=as_text(d.get("id"), "id"),
+        text=as_text(d.get("text"), "text"),
+        similarity=float(as_number(d.get("similarity"), "similarity")),
+        distance=float(as_number(d.get("distance"), "distance")),
+        source=printable(as_dict(d.get("source", {}), "source")),
+        included=included,
+        score=None if d.get("score") is None else float(as_number(d.get("score"), "score")),
+    )

@@ -16,6 +16,7 @@ from dataclasses import dataclass, field
 import numpy as np
 
 from .backends.vector_store import Record, VectorStore
+from .filters import where_session, where_user
 from .keys import validate_id
 from .retrieval import Candidate, CandidateIndex
 
@@ -71,6 +72,7 @@ class TurnStore:
     ) -> None:
         """Store (turn id, text, position, created_at) rows; re-adding an id overwrites it."""
         validate_id("user", user_id)
+        validate_id("session", session_id)
         for start in range(0, len(turns), self.batch):
             chunk = turns[start : start + self.batch]
             records = [
@@ -92,7 +94,7 @@ class TurnStore:
                 progress(min(start + self.batch, len(turns)), len(turns))
 
     def count(self, user_id: str) -> int:
-        return self.vectors.count(TURNS, {"user_id": validate_id("user", user_id)})
+        return self.vectors.count(TURNS, where_user(user_id))
 
     def _load(self, user_id: str) -> _Loaded:
         count = self.count(user_id)
@@ -100,7 +102,7 @@ class TurnStore:
             cached = self._cache.get(user_id)
             if cached is not None and cached.count == count:
                 return cached
-        records = self.vectors.get(TURNS, where={"user_id": user_id}, with_embeddings=True)
+        records = self.vectors.get(TURNS, where=where_user(user_id), with_embeddings=True)
         cands = [
             Candidate(
                 str(r.metadata.get("turn_id", r.id)),
@@ -158,8 +160,15 @@ class TurnStore:
         ranked = sorted(scores.items(), key=lambda kv: -kv[1])[:k]
         return [SessionHit(g, s, best[g]) for g, s in ranked]
 
-    def forget(self, user_id: str) -> int:
-        n = self.vectors.delete_where(TURNS, {"user_id": validate_id("user", user_id)})
+    def clear_session(self, user_id: str, session_id: str) -> int:
+        """Delete one session's turns, so a cleared session can no longer be recalled."""
+        n = self.vectors.delete_where(TURNS, where_session(user_id, session_id))
+        with self._lock:
+            self._cache.pop(user_id, None)
+        return n
+
+    def forget_user(self, user_id: str) -> int:
+        n = self.vectors.delete_where(TURNS, where_user(user_id))
         with self._lock:
             self._cache.pop(user_id, None)
         return n

@@ -70,7 +70,7 @@ def test_a_failed_llm_call_loses_nothing(settings):
         assert [m.content for m in lab.sessions.log("carol", "s1").messages] == [
             "Please remember the launch code 1234."
         ]
-        assert lab.sessions.traces("carol", "s1")[result.user_message.id]["error"] == result.error
+        assert dict(lab.sessions.traces("carol", "s1").items)[result.user_message.id].error == result.error
 
 
 def test_unreachable_server_is_a_clear_error(settings):

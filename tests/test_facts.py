@@ -46,7 +46,7 @@ def test_repeats_do_not_pile_up_and_slots_update(lab):
     lab.chat("alice", "s3", "Actually, call me Ally.", strategy="facts")
     texts = [r.text for r in lab.facts.all("alice")]
     assert "The user's name is Ally." in texts and "The user's name is Alice." not in texts
-    events = [e["event"] for e in lab.facts.history("alice")]
+    events = [e.event for e in lab.facts.history("alice").items]
     assert events == ["ADD", "DUPLICATE", "ADD", "DUPLICATE", "UPDATE"]
 
 
@@ -69,8 +69,10 @@ def test_facts_never_leak_across_users(lab):
 def test_forget_user_removes_redis_keys_and_chroma_records(lab):
     lab.chat("alice", "s1", "My name is Alice.", strategy="hybrid")
     lab.chat("bob", "s1", "My name is Bob.", strategy="hybrid")
-    counts = lab.forget_user("alice")
-    assert counts["facts"] == 1 and counts["episodes"] == 1 and counts["redis_keys"] >= 4
+    report = lab.forget_user("alice")
+    counts = report.counts
+    assert report.ok, report.errors
+    assert counts["facts"] == 1 and counts["episodes"] == 1 and counts["redis_keys"] >= 4 and counts["turns"] == 1
     assert lab.facts.all("alice") == [] and lab.episodes.all("alice") == []
     assert list(lab.redis.scan_iter(match="memlab:*alice*")) == []
     assert [r.text for r in lab.facts.all("bob")] == ["The user's name is Bob."]

@@ -24,14 +24,16 @@ def test_all_session_keys_share_one_hash_tag(user, session):
 
 @given(st.text(max_size=80))
 def test_ids_outside_the_pattern_are_rejected_with_a_clear_error(value):
-    if ID_PATTERN.match(value):
+    if ID_PATTERN.fullmatch(value):
         assert validate_id("user", value) == value
     else:
         with pytest.raises(InvalidIdError, match="not valid"):
             validate_id("user", value)
 
 
-@pytest.mark.parametrize("bad", ["", "a" * 65, "a:b", "a{b}", "a b", "*", "-start", "é", None, 5])
+@pytest.mark.parametrize(
+    "bad", ["", "a" * 65, "a:b", "a{b}", "a b", "*", "-start", "é", None, 5, "alice\n", "alice\r\n", "al\nice"]
+)
 def test_known_bad_ids(bad):
     with pytest.raises(InvalidIdError):
         Keys().session(bad, "s1")

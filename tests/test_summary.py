@@ -16,9 +16,9 @@ def test_fold_moves_old_messages_into_the_summary_and_records_it(lab):
     summary = lab.sessions.summary("u1", "s1")
     assert "Alice" in summary
     assert lab.sessions.buffer_length("u1", "s1") <= 6
-    folds = lab.sessions.folds("u1", "s1")
+    folds = lab.sessions.folds("u1", "s1").items
     assert len(folds) >= 1
-    assert folds[0]["messages"] >= 5 and folds[0]["tokens_after"] > 0 and folds[0]["tokens_before"] > 0
+    assert folds[0].messages >= 5 and folds[0].tokens_after > 0 and folds[0].tokens_before > 0
     result = lab.chat("u1", "s1", "What is my name?", strategy="summary", config=config)
     assert any(p.name == "summary" and "Alice" in p.text for p in result.trace.system_parts)
     assert "Alice" in result.reply.content
@@ -57,7 +57,7 @@ def test_no_message_is_lost_when_appends_race_a_fold(redis_client):
         t.join()
 
     in_buffer = [m.id for m in store.buffer("u", "s").messages]
-    folded = [mid for f in store.folds("u", "s") for mid in f["message_ids"]]
-    assert len(store.folds("u", "s")) > 3, "the test should actually fold"
+    folded = [mid for f in store.folds("u", "s").items for mid in f.message_ids]
+    assert len(store.folds("u", "s").items) > 3, "the test should actually fold"
     assert sorted(in_buffer + folded) == sorted(written)
     assert len(set(folded)) == len(folded)

@@ -9,7 +9,7 @@ import streamlit as st
 from memory.keys import InvalidIdError, validate_id
 from memory.lab import BackendStatus, MemoryLab
 
-from .state import BACKEND_ERRORS, DEFAULT_USER, get_lab
+from .state import BACKEND_ERRORS, DEFAULT_USER, get_lab, md_text
 
 
 def new_session_id() -> str:
@@ -29,7 +29,8 @@ def render_banner(statuses: list[BackendStatus]) -> None:
     for s in statuses:
         if not s.ok:
             st.error(
-                f"**{s.name} is unreachable** ({s.mode}, {s.location}). {s.fix}. Details: {s.detail}",
+                f"**{s.name} is unreachable** ({md_text(s.mode)}, {md_text(s.location)}). {md_text(s.fix)}. "
+                f"Details: {md_text(s.detail)}",
                 icon=":material/error:",
             )
 
@@ -50,7 +51,7 @@ def render_sidebar() -> list[BackendStatus]:
                     "Offline provider: replies quote the memory they were given (set ANTHROPIC_API_KEY for Claude)."
                 )
             elif not s.ok:
-                st.caption(f"Fix: {s.fix}")
+                st.caption(f"Fix: {md_text(s.fix)}")
         st.divider()
         st.subheader("User & session")
         st.text_input("User id", key="user_id", help="Letters, digits, '_', '.', '-' (1-64 characters).")
@@ -64,7 +65,7 @@ def render_sidebar() -> list[BackendStatus]:
         try:
             sessions = [sid for sid, _ in lab.sessions.sessions(user)]
         except BACKEND_ERRORS as exc:
-            st.caption(f"Sessions unavailable: {exc}")
+            st.caption(f"Sessions unavailable: {md_text(str(exc))}")
         current = st.session_state["session_id"]
         options = sessions if current in sessions else [current] + sessions
         st.selectbox(

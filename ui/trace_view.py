@@ -8,25 +8,39 @@ from typing import Any
 import pandas as pd
 import streamlit as st
 
+from memory.strategies import STRATEGIES
 from memory.tokens import count_tokens
 from memory.trace import Trace
 
 from .charts import hbar
+from .state import md_escape, md_text
 
 
-def render_trace(data: dict[str, Any], key: str) -> None:
-    trace = Trace.from_dict(data)
+def _when(ts: Any) -> str:
+    try:
+        return dt.datetime.fromtimestamp(float(ts)).strftime("%H:%M:%S")
+    except (TypeError, ValueError, OverflowError, OSError):
+        return ""
+
+
+def render_trace(trace: Trace, key: str) -> None:
+    """Render a validated trace (``SessionStore.traces`` decodes and checks it); stored text is shown as text."""
     cols = st.columns(4)
-    cols[0].metric("Strategy", trace.strategy)
+    cols[0].metric("Strategy", trace.strategy if trace.strategy in STRATEGIES else "(unknown)")
     cols[1].metric("Tokens sent (est.)", trace.total_tokens)
     cols[2].metric("Total time", f"{trace.timings_ms.get('total', 0):.0f} ms")
-    cols[3].metric("LLM", str(trace.llm.get("provider", "?")), help=f"model: {trace.llm.get('model_id', '?')}")
+    provider = trace.llm.get("provider")
+    cols[3].metric(
+        "LLM",
+        provider if provider in ("offline", "anthropic") else "?",
+        help=f"model: {md_escape(str(trace.llm.get('model_id', '?')))}",
+    )
     if trace.error:
-        st.error(f"LLM call failed: {trace.error}")
+        st.error(f"LLM call failed: {md_text(trace.error)}")
     for warning in trace.warnings:
-        st.warning(warning)
+        st.warning(md_text(warning))
     for dropped in trace.dropped:
-        st.caption(f"Left out: {dropped}")
+        st.caption(f"Left out: {md_text(dropped)}")
 
     st.markdown("**System prompt parts**")
     for part in trace.system_parts:
@@ -74,7 +88,7 @@ def render_trace(data: dict[str, Any], key: str) -> None:
                     "role": m.get("role"),
                     "content": m.get("content"),
                     "tokens": count_tokens(str(m.get("content", ""))),
-                    "at": dt.datetime.fromtimestamp(m.get("created_at", 0)).strftime("%H:%M:%S"),
+                    "at": _when(m.get("created_at", 0)),
                 }
                 for m in trace.messages
             ]

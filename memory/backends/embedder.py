@@ -15,15 +15,13 @@ from typing import TYPE_CHECKING
 
 import numpy as np
 
+from ..errors import EmbedderError
+
 if TYPE_CHECKING:
     from sentence_transformers import SentenceTransformer
 
 MODEL_NAME = "all-MiniLM-L6-v2"
 DIMENSIONS = 384
-
-
-class EmbedderError(RuntimeError):
-    """The packaged embedding model could not be loaded."""
 
 
 def model_path() -> str:

@@ -3,29 +3,73 @@
 Collections are created in cosine space and we always pass our own
 embeddings (``embeddings=`` / ``query_embeddings=``): left to itself Chroma
 tries to download an ONNX model, which fails offline.
+
+Chroma's own errors are wrapped here into ``VectorStoreError`` with the real
+cause (server down or hung, folder not writable, a damaged database file).
+Its HTTP client has no timeout of its own and talks to the server inside its
+constructor, so a server is first asked for a heartbeat with a short
+timeout, and the client's session is then given one.
 """
 
 from __future__ import annotations
 
+import functools
+import logging
 import os
-from collections.abc import Sequence
+from collections.abc import Callable, Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Any
+from typing import Any, TypeVar
 
+import httpx
 import numpy as np
 
 os.environ.setdefault("ANONYMIZED_TELEMETRY", "False")
 
 import chromadb  # noqa: E402
+from chromadb.api.shared_system_client import SharedSystemClient  # noqa: E402
 from chromadb.config import Settings as ChromaSettings  # noqa: E402
+
+from ..errors import MemoryLabError, VectorStoreError  # noqa: E402
+
+log = logging.getLogger(__name__)
 
 FACTS = "memlab_facts"
 EPISODES = "memlab_episodes"
 
+F = TypeVar("F", bound=Callable[..., Any])
 
-class VectorStoreError(RuntimeError):
-    """Chroma is unreachable or refused an operation."""
+
+def _explain(exc: BaseException, where: str, timeout_s: float) -> str:
+    """What probably went wrong, in words a user can act on."""
+    text = str(exc) or type(exc).__name__
+    if isinstance(exc, httpx.TimeoutException):
+        return f"Chroma at {where} did not answer within {timeout_s:g}s: the server is hung or overloaded"
+    if isinstance(exc, (httpx.ConnectError, ConnectionError)):
+        return f"cannot reach Chroma at {where} ({text}); check CHROMA_HOST/CHROMA_PORT and that the server runs"
+    lowered = text.lower()
+    if "readonly" in lowered or "read-only" in lowered or "permission denied" in lowered:
+        return f"Chroma cannot write to {where} (read-only or permission denied): make the folder writable"
+    if "not a database" in lowered or "malformed" in lowered or "file is not" in lowered:
+        return f"Chroma's database file under {where} is damaged ({text}); move it aside to start empty"
+    return f"Chroma at {where} failed: {type(exc).__name__}: {text}"
+
+
+def _wrapped(method: F) -> F:
+    """Turn any Chroma, httpx or OS error raised by a store method into a ``VectorStoreError``."""
+
+    @functools.wraps(method)
+    def call(self: VectorStore, *args: Any, **kwargs: Any) -> Any:
+        try:
+            return method(self, *args, **kwargs)
+        except (MemoryLabError, ValueError) as exc:
+            if isinstance(exc, MemoryLabError) or not type(exc).__module__.startswith("chromadb"):
+                raise
+            raise VectorStoreError(_explain(exc, self.location, self.timeout_s)) from exc
+        except Exception as exc:  # noqa: BLE001 - chroma raises many kinds; all are the same user problem
+            raise VectorStoreError(_explain(exc, self.location, self.timeout_s)) from exc
+
+    return call  # type: ignore[return-value]
 
 
 @dataclass(frozen=True)
@@ -50,23 +94,49 @@ class Record:
 
 
 class VectorStore:
-    def __init__(self, *, path: Path | None = None, host: str | None = None, port: int = 8000) -> None:
+    def __init__(
+        self, *, path: Path | None = None, host: str | None = None, port: int = 8000, timeout_s: float = 5.0
+    ) -> None:
         settings = ChromaSettings(anonymized_telemetry=False, allow_reset=False)
+        self.timeout_s = timeout_s
+        self.mode = "server" if host else "embedded"
+        self.location = f"http://{host}:{port}" if host else str(path)
         try:
             if host:
-                self.mode = "server"
-                self.location = f"http://{host}:{port}"
+                self._preflight()
                 self._client = chromadb.HttpClient(host=host, port=port, settings=settings)
+                session = getattr(getattr(self._client, "_server", None), "_session", None)
+                if isinstance(session, httpx.Client):
+                    session.timeout = httpx.Timeout(timeout_s, connect=min(timeout_s, 3.0))
             else:
                 assert path is not None, "an embedded Chroma needs a path"
                 path.mkdir(parents=True, exist_ok=True)
-                self.mode = "embedded"
-                self.location = str(path)
+                if not os.access(path, os.W_OK):
+                    raise PermissionError(f"permission denied: {path}")
                 self._client = chromadb.PersistentClient(path=str(path), settings=settings)
-        except Exception as exc:  # noqa: BLE001 - chroma raises many kinds on connect
-            raise VectorStoreError(f"cannot open Chroma ({host or path}): {exc}") from exc
+        except VectorStoreError:
+            raise
+        except Exception as exc:  # noqa: BLE001 - chroma raises many kinds on open
+            self._forget_failed_system()
+            raise VectorStoreError("cannot open " + _explain(exc, self.location, timeout_s)) from exc
         self._collections: dict[str, Any] = {}
 
+    def _preflight(self) -> None:
+        """A heartbeat with a timeout: chroma's own client would wait forever on a hung server."""
+        try:
+            httpx.get(f"{self.location}/api/v2/heartbeat", timeout=min(self.timeout_s, 3.0)).raise_for_status()
+        except httpx.HTTPStatusError:
+            pass  # it answered: an older or newer API path is still a live server
+        except httpx.HTTPError as exc:
+            raise VectorStoreError(_explain(exc, self.location, min(self.timeout_s, 3.0))) from exc
+
+    def _forget_failed_system(self) -> None:
+        """Chroma caches one system per path even when it failed to start; later opens then fail oddly."""
+        for identifier in [i for i in SharedSystemClient._identifier_to_system if self.location in i]:
+            SharedSystemClient._identifier_to_system.pop(identifier, None)
+            SharedSystemClient._identifier_to_refcount.pop(identifier, None)
+
+    @_wrapped
     def collection(self, name: str) -> Any:
         if not 3 <= len(name) <= 512:
             raise ValueError(f"a Chroma collection name needs 3-512 characters: {name!r}")
@@ -80,13 +150,15 @@ class VectorStore:
         try:
             self._client.heartbeat()
             return True
-        except Exception:  # noqa: BLE001
+        except Exception:  # noqa: BLE001 - any failure means "not healthy"; the caller shows it
+            log.info("Chroma heartbeat failed at %s", self.location, exc_info=True)
             return False
 
     @property
     def version(self) -> str:
         return str(chromadb.__version__)
 
+    @_wrapped
     def upsert(self, name: str, records: Sequence[Record], embeddings: np.ndarray) -> None:
         if not records:
             return
@@ -97,6 +169,7 @@ class VectorStore:
             embeddings=[list(map(float, v)) for v in embeddings],
         )
 
+    @_wrapped
     def query(self, name: str, embedding: np.ndarray, k: int, where: dict[str, Any]) -> list[Hit]:
         col = self.collection(name)
         result = col.query(
@@ -117,6 +190,7 @@ class VectorStore:
             )
         return hits
 
+    @_wrapped
     def get(
         self,
         name: str,
@@ -137,11 +211,13 @@ class VectorStore:
             for i, rid in enumerate(result["ids"])
         ]
 
+    @_wrapped
     def delete(self, name: str, *, ids: list[str] | None = None, where: dict[str, Any] | None = None) -> None:
         if ids is None and where is None:
             raise ValueError("refusing to delete a whole collection without a filter")
         self.collection(name).delete(ids=ids, where=where)
 
+    @_wrapped
     def count(self, name: str, where: dict[str, Any] | None = None) -> int:
         """Records in the collection, or only those matching ``where`` (ids only are fetched)."""
         if where is None:

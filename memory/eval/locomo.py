@@ -16,6 +16,7 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
+from ..errors import InputError
 from ..messages import Message, Role
 
 CATEGORY_NAMES = {1: "multi-hop", 2: "temporal", 3: "open-domain", 4: "single-hop", 5: "adversarial"}
@@ -23,7 +24,7 @@ _ID = re.compile(r"D:?(\d+):0*(\d+)")
 _SESSION_KEY = re.compile(r"^session_(\d+)$")
 
 
-class DatasetError(ValueError):
+class DatasetError(InputError):
     """The file is not in LoCoMo format."""
 
 

@@ -94,7 +94,7 @@ def _ingest(lab: MemoryLab, conv: Conversation, unit: str, progress: Callable[[i
         }
         expected = len(conv.turns)
     if store.count(user) != expected:
-        store.forget(user)
+        store.forget_user(user)
         done = 0
         for session_id, turns in rows.items():
             if turns:

@@ -6,12 +6,11 @@ from abc import ABC, abstractmethod
 from dataclasses import dataclass, field
 from typing import Any
 
+__all__ = ["LLM", "ExtractedFact", "LLMError", "LLMReply"]
+
+from ..errors import LLMError
 from ..messages import Message
 from ..trace import PromptPart
-
-
-class LLMError(RuntimeError):
-    """The provider failed; the message is fit to show a user as it is."""
 
 
 @dataclass(frozen=True)

@@ -59,6 +59,11 @@ class StrategyConfig:
         return asdict(self)
 
 
+def folding_cap(config: StrategyConfig) -> int:
+    """A hard bound on a folded buffer: folding keeps it short, this only holds if folding keeps failing."""
+    return max(10 * config.summary_threshold, 200)
+
+
 @dataclass
 class Services:
     """The stores and models a strategy may use; built once by the lab."""
@@ -90,8 +95,9 @@ class Strategy(ABC):
         """How long the Redis buffer may grow on append; None means folding keeps it short."""
         return self.config.buffer_size
 
-    def record(self, user_id: str, session_id: str, message: Message) -> None:
-        self.s.sessions.append(user_id, session_id, message, trim_to=self.trim_to(), ttl_s=self.config.ttl_s)
+    def record(self, user_id: str, session_id: str, message: Message) -> bool:
+        """Store a message; False when it was already stored (a retried turn)."""
+        return self.s.sessions.append(user_id, session_id, message, trim_to=self.trim_to(), ttl_s=self.config.ttl_s)
 
     @abstractmethod
     def build_context(self, user_id: str, session_id: str, query: Message, trace: Trace) -> Context: ...

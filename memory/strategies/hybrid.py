@@ -3,7 +3,7 @@ from __future__ import annotations
 from ..messages import Message
 from ..tokens import count_tokens
 from ..trace import Trace
-from .base import Context, Strategy
+from .base import Context, Strategy, folding_cap
 from .parts import (
     embed_query,
     episode_items,
@@ -28,7 +28,7 @@ class HybridStrategy(Strategy):
     description = "Buffer, rolling summary, facts and past episodes within one token budget."
 
     def trim_to(self) -> int | None:
-        return None
+        return folding_cap(self.config)
 
     def build_context(self, user_id: str, session_id: str, query: Message, trace: Trace) -> Context:
         """Fill the budget in order of value per token: facts, summary, episodes, past turns, then recent turns."""

@@ -2,7 +2,7 @@ from __future__ import annotations
 
 from ..messages import Message
 from ..trace import Trace
-from .base import Context, Strategy
+from .base import Context, Strategy, folding_cap
 from .parts import fold_if_needed, instructions, recent_messages, summary_part
 
 
@@ -11,7 +11,7 @@ class SummaryStrategy(Strategy):
     description = "Recent messages plus a rolling summary that older messages fold into."
 
     def trim_to(self) -> int | None:
-        return None  # folding, not trimming, keeps the buffer short: nothing is dropped unsummarised
+        return folding_cap(self.config)
 
     def build_context(self, user_id: str, session_id: str, query: Message, trace: Trace) -> Context:
         parts = [instructions()]

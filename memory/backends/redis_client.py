@@ -1,0 +1,100 @@
+"""The one Redis client type the engine uses: decoded, bounded in time, its errors wrapped.
+
+Three choices here matter for robustness:
+
+- Replies are decoded with ``surrogateescape``. A stored entry that is not
+  valid UTF-8 comes back as a string that encodes to *exactly* the stored
+  bytes again, so a compare-and-trim script (the fold) still matches it; the
+  message codec then reports such an entry as corrupt instead of reading a
+  lossy ``replace`` copy.
+- Every socket operation has a timeout, and only a dropped connection is
+  retried (once). redis-py's default retries timeouts ten times, which turned
+  a hung server into a hang of minutes.
+- redis-py's errors are turned into the engine's own (``errors.py``) at this
+  boundary, with the real cause in the message (refused, hung, wrong type).
+"""
+
+from __future__ import annotations
+
+from typing import Any
+
+import redis
+from redis.backoff import ExponentialBackoff
+from redis.exceptions import NoScriptError
+from redis.retry import Retry
+
+from ..errors import BackendError, BackendTimeout, BackendUnavailable, StoredDataError
+
+
+def describe_redis_error(
+    exc: redis.RedisError, where: str, timeout_s: float, command: str = ""
+) -> BackendError | StoredDataError:
+    """The engine's error for a redis-py error, saying what probably happened."""
+    text = str(exc) or type(exc).__name__
+    if isinstance(exc, redis.TimeoutError):
+        return BackendTimeout(
+            f"Redis at {where} did not answer within {timeout_s:g}s{' (' + command + ')' if command else ''}: "
+            "the server is hung (e.g. stopped with SIGSTOP), overloaded or behind a dead network link"
+        )
+    if isinstance(exc, redis.AuthenticationError):
+        return BackendUnavailable(f"Redis at {where} refused the credentials: {text}; check REDIS_URL")
+    if isinstance(exc, redis.BusyLoadingError):
+        return BackendUnavailable(f"Redis at {where} is still loading its data; try again in a moment")
+    if isinstance(exc, redis.ConnectionError):
+        return BackendUnavailable(f"cannot reach Redis at {where}: {text}")
+    if isinstance(exc, redis.ResponseError) and text.startswith("WRONGTYPE"):
+        return StoredDataError(
+            f"a Redis key{' used by ' + command if command else ''} holds another type of value than Memory Lab "
+            "writes there (written by something else?); inspect or delete it on the Redis keys page"
+        )
+    return BackendError(f"Redis at {where} refused {command or 'a command'}: {text}")
+
+
+class RedisClient(redis.Redis):
+    """A decoded client (``str`` replies) whose failures are ``MemoryLabError``s."""
+
+    where: str = "?"
+    timeout_s: float = 0.0
+
+    def execute_command(self, *args: Any, **options: Any) -> Any:
+        try:
+            return super().execute_command(*args, **options)
+        except NoScriptError:
+            raise  # redis-py's Script catches this to load the script; it must pass through
+        except redis.RedisError as exc:
+            command = " ".join(str(a) for a in args[:2])[:80]
+            raise describe_redis_error(exc, self.where, self.timeout_s, command) from exc
+
+    def pipeline(self, transaction: bool = True, shard_hint: Any = None) -> Any:
+        pipe = super().pipeline(transaction=transaction, shard_hint=shard_hint)
+        execute = pipe.execute
+        where, timeout_s = self.where, self.timeout_s
+
+        def guarded_execute(raise_on_error: bool = True) -> list[Any]:
+            try:
+                return execute(raise_on_error)
+            except redis.RedisError as exc:
+                raise describe_redis_error(exc, where, timeout_s, "a pipeline") from exc
+
+        pipe.execute = guarded_execute  # type: ignore[method-assign]
+        return pipe
+
+
+def connect(url: str, timeout_s: float) -> RedisClient:
+    """A client for ``url``; nothing is sent until the first command."""
+    try:
+        client = RedisClient.from_url(
+            url,
+            decode_responses=True,
+            encoding_errors="surrogateescape",
+            socket_connect_timeout=timeout_s,
+            socket_timeout=timeout_s,
+            health_check_interval=30,
+            retry=Retry(ExponentialBackoff(cap=0.5, base=0.05), 1, supported_errors=(redis.ConnectionError,)),
+        )
+    except (ValueError, redis.RedisError) as exc:
+        raise BackendUnavailable(f"REDIS_URL {url!r} is not a Redis URL: {exc}") from exc
+    kwargs = client.connection_pool.connection_kwargs
+    client.where = f"{kwargs.get('host', kwargs.get('path', '?'))}:{kwargs.get('port', '')}".rstrip(":")
+    client.timeout_s = timeout_s
+    return client
