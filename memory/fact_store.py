@@ -176,9 +176,5 @@ class FactStore:
         self._log(user_id, [FactEvent(time.time(), "DELETE", fact_id, records[0].text)])
         return 1
 
-    def clear_session(self, user_id: str, session_id: str) -> int:
-        """Facts belong to the user, not to the session they were learned in: clearing a session keeps them."""
-        return 0
-
     def forget_user(self, user_id: str) -> int:
         return self.vectors.delete_where(FACTS, where_user(user_id))

@@ -39,11 +39,15 @@ __all__ = ["BackendStatus", "BackendUnavailable", "ChatResult", "DeletionReport"
 
 
 class MemoryStore(Protocol):
-    """What every store holding a user's memory can do, so deletion is one walk over a list."""
-
-    def clear_session(self, user_id: str, session_id: str) -> int: ...
+    """What every store holding a user's memory can do, so forgetting a user is one walk over a list."""
 
     def forget_user(self, user_id: str) -> int: ...
+
+
+class SessionScopedStore(MemoryStore, Protocol):
+    """A store that also keeps things per session, so clearing a session walks it too."""
+
+    def clear_session(self, user_id: str, session_id: str) -> int: ...
 
 
 @dataclass
@@ -218,11 +222,11 @@ class MemoryLab:
         trace.llm = {"provider": self.llm.provider, "label": self.llm.label}
         user_message = Message(Role.USER, text, **({"id": validate_id("message", message_id)} if message_id else {}))
         started = time.perf_counter()
+        with trace.timed("record.user"):
+            strat.record(user_id, session_id, user_message)  # first: a Redis problem shows before any slow work
         if "embedder" not in self.__dict__:
             with trace.timed("embedder.load"):
                 _ = self.embedder
-        with trace.timed("record.user"):
-            strat.record(user_id, session_id, user_message)
         context = strat.build_context(user_id, session_id, user_message, trace)
         trace.system_parts = context.system_parts
         trace.set_messages(context.messages)
@@ -248,19 +252,26 @@ class MemoryLab:
         return ChatResult(user_message, reply, trace)
 
     # -- deletion: one owner ---------------------------------------------
-    def memory_stores(self) -> list[tuple[str, Callable[[], MemoryStore]]]:
-        """Every store that holds a user's memory, opened lazily: opening one may itself fail."""
+    def session_stores(self) -> list[tuple[str, Callable[[], SessionScopedStore]]]:
+        """Stores that keep things per session, opened lazily: opening one may itself fail."""
         return [
             ("redis_keys", lambda: self.sessions),
-            ("facts", lambda: self.facts),
             ("episodes", lambda: self.episodes),
             ("turns", lambda: self.turns),
         ]
 
-    def _walk(self, action: str, call: Callable[[MemoryStore], int]) -> DeletionReport:
+    def memory_stores(self) -> list[tuple[str, Callable[[], MemoryStore]]]:
+        """Every store that holds a user's memory; facts belong to the user, not to a session."""
+        stores: list[tuple[str, Callable[[], MemoryStore]]] = list(self.session_stores())
+        stores.insert(1, ("facts", lambda: self.facts))
+        return stores
+
+    def _walk(
+        self, action: str, stores: list[tuple[str, Callable[[], Any]]], call: Callable[[Any], int]
+    ) -> DeletionReport:
         """Run ``call`` on every store; one failing store neither stops the others nor goes unreported."""
         report = DeletionReport()
-        for name, open_store in self.memory_stores():
+        for name, open_store in stores:
             try:
                 report.counts[name] = int(call(open_store()))
             except MemoryLabError as exc:
@@ -275,11 +286,13 @@ class MemoryLab:
         """
         validate_id("user", user_id)
         validate_id("session", session_id)
-        return self._walk("clear session", lambda store: store.clear_session(user_id, session_id))
+        return self._walk(
+            "clear session", self.session_stores(), lambda store: store.clear_session(user_id, session_id)
+        )
 
     def forget_user(self, user_id: str) -> DeletionReport:
         validate_id("user", user_id)
-        return self._walk("forget user", lambda store: store.forget_user(user_id))
+        return self._walk("forget user", self.memory_stores(), lambda store: store.forget_user(user_id))
 
     def delete_memory(self, user_id: str, kind: str, memory_id: str) -> int:
         """Delete one long-term memory: a fact by id, or the episode of a session (by session id)."""

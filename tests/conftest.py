@@ -4,8 +4,11 @@ from __future__ import annotations
 
 import os
 import signal
+import subprocess
+import sys
+import time
 from collections.abc import Iterator
-from dataclasses import replace
+from dataclasses import dataclass, replace
 from pathlib import Path
 
 import pytest
@@ -50,6 +53,14 @@ def redis_client(redis_server: ServerState) -> Iterator[redis.Redis]:
 
 
 @pytest.fixture()
+def raw_redis(redis_server: ServerState, redis_client: redis.Redis) -> Iterator[redis.Redis]:
+    """A raw (bytes) client, to write exactly what any other program could."""
+    client = redis.Redis.from_url(redis_server.url)
+    yield client
+    client.close()
+
+
+@pytest.fixture()
 def settings(tmp_path: Path, redis_server: ServerState, redis_client: redis.Redis) -> Settings:
     return replace(Settings(), data_dir=tmp_path / "data", redis_url=redis_server.url)
 
@@ -64,3 +75,36 @@ def embed():
     from memory.backends.embedder import get_embedder
 
     return get_embedder().embed
+
+
+@dataclass
+class CliRun:
+    code: int
+    out: str
+    err: str
+    seconds: float
+
+
+def run_cli(*args: str, env: dict[str, str] | None = None, timeout: float = 120) -> CliRun:
+    """`python -m memory ARGS` in a fresh process, as a user would run it."""
+    full_env = {**os.environ, **(env or {})}
+    started = time.monotonic()
+    proc = subprocess.run(
+        [sys.executable, "-m", "memory", *args],
+        capture_output=True,
+        text=True,
+        env=full_env,
+        timeout=timeout,
+        cwd=str(Path(__file__).resolve().parent.parent),
+    )
+    return CliRun(proc.returncode, proc.stdout, proc.stderr, time.monotonic() - started)
+
+
+def assert_one_line_error(run: CliRun, code: int, *needles: str) -> None:
+    """The CLI's promise on failure: the documented exit code, one line on stderr, no traceback."""
+    assert run.code == code, (run.code, run.err)
+    assert "Traceback" not in run.err, run.err
+    lines = [line for line in run.err.splitlines() if line.strip()]
+    assert len(lines) == 1, lines
+    for needle in needles:
+        assert needle in lines[0], (needle, lines[0])

@@ -3,14 +3,24 @@
 from __future__ import annotations
 
 import json
+import os
+import signal
 import subprocess
 import sys
+import time
+from collections.abc import Iterator
+from concurrent.futures import ThreadPoolExecutor
+from pathlib import Path
 
+import pytest
 import redis
 
 from memory.backends.redis_server import EmbeddedRedis, pid_alive
+from memory.config import Settings
+from memory.errors import BackendTimeout
+from memory.lab import MemoryLab
 
-from .conftest import kill_pid
+from .conftest import assert_one_line_error, kill_pid, run_cli
 
 
 def test_start_reuse_stop_and_restart_keep_the_data(tmp_path):
@@ -61,3 +71,132 @@ def test_a_garbled_state_file_is_replaced(tmp_path):
 
 def test_stop_when_nothing_runs_says_so(tmp_path):
     assert EmbeddedRedis(tmp_path).stop() is False
+
+
+def _our_servers(data_dir: Path) -> list[int]:
+    """pids of redis-server processes whose working directory is ``data_dir``."""
+    found = []
+    for entry in os.listdir("/proc"):
+        if not entry.isdigit():
+            continue
+        try:
+            name = Path(f"/proc/{entry}/comm").read_text().strip()
+            cwd = Path(os.readlink(f"/proc/{entry}/cwd")).resolve()
+        except OSError:
+            continue
+        if name == "redis-server" and cwd == data_dir.resolve() and pid_alive(int(entry)):
+            found.append(int(entry))
+    return found
+
+
+@pytest.fixture()
+def data_dir(tmp_path: Path) -> Iterator[Path]:
+    """A fresh MEMLAB_DATA_DIR whose embedded server (if any) is stopped, by pid, whatever happens."""
+    yield tmp_path
+    for pid in _our_servers(tmp_path / "redis"):
+        os.kill(pid, signal.SIGCONT)
+        kill_pid(pid)
+
+
+def test_a_hung_server_is_reported_within_seconds_and_blocks_no_other_process(data_dir):
+    env = {"MEMLAB_DATA_DIR": str(data_dir)}
+    state = EmbeddedRedis(data_dir / "redis").ensure_running()
+    os.kill(state.pid, signal.SIGSTOP)
+    try:
+        # In process: the first command fails with a clear error well within 5 seconds.
+        lab = MemoryLab(Settings.from_env(env))
+        started = time.monotonic()
+        with pytest.raises(BackendTimeout, match="hung"):
+            lab.sessions.log("alice", "s1")
+        assert time.monotonic() - started < 5
+
+        # Three CLI processes at once: none queues behind another, each says what is wrong.
+        with ThreadPoolExecutor(3) as pool:
+            runs = list(
+                pool.map(
+                    lambda args: run_cli(*args, env=env, timeout=60),
+                    [
+                        ("history", "--user", "alice", "--session", "s1"),
+                        ("chat", "--user", "alice", "--session", "s1", "hello"),
+                        ("doctor", "--quick"),
+                    ],
+                )
+            )
+        history, chat, doctor = runs
+        assert_one_line_error(history, 3, "did not answer", "hung")
+        assert_one_line_error(chat, 3, "did not answer", "hung")
+        assert doctor.code == 1 and "DOWN" in doctor.out and "hung" in doctor.out and "Traceback" not in doctor.err
+        # Interpreter start-up is ~1.5 s of each run; the wait for Redis is bounded by the 2 s probe.
+        assert max(r.seconds for r in runs) < 10, [r.seconds for r in runs]
+        assert _our_servers(data_dir / "redis") == [state.pid], "a hung server must not be replaced by a second"
+    finally:
+        os.kill(state.pid, signal.SIGCONT)
+    # `redis stop` also works on a server that was stopped (it is continued, then shut down).
+    os.kill(state.pid, signal.SIGSTOP)
+    stop = run_cli("redis", "stop", env=env, timeout=60)
+    assert stop.code == 0, stop.err
+    assert not pid_alive(state.pid)
+
+
+def test_stop_never_signals_a_process_it_cannot_prove_is_our_server(data_dir):
+    bystander = subprocess.Popen(["sleep", "600"])
+    try:
+        (data_dir / "redis").mkdir()
+        (data_dir / "redis" / "server.json").write_text(json.dumps({"pid": bystander.pid, "port": 1}))
+        run = run_cli("redis", "stop", env={"MEMLAB_DATA_DIR": str(data_dir)})
+        assert_one_line_error(run, 5, f"pid {bystander.pid}", "not signalled")
+        assert bystander.poll() is None, "the unrelated process was signalled"
+
+        # Starting also leaves it alone: a fresh server replaces the state file.
+        (data_dir / "redis" / "server.json").write_text(json.dumps({"pid": bystander.pid, "port": 1}))
+        state = EmbeddedRedis(data_dir / "redis").ensure_running()
+        assert state.pid != bystander.pid and bystander.poll() is None
+        assert EmbeddedRedis(data_dir / "redis").stop() is True
+        assert bystander.poll() is None
+    finally:
+        bystander.kill()
+        bystander.wait()
+
+
+def test_stop_refuses_when_the_port_answers_as_another_server(data_dir, redis_server):
+    """A state file naming our pid but another server's port: SHUTDOWN goes to no one but our pid."""
+    ours = EmbeddedRedis(data_dir / "redis").ensure_running()
+    (data_dir / "redis" / "server.json").write_text(json.dumps({"pid": ours.pid, "port": redis_server.port}))
+    assert EmbeddedRedis(data_dir / "redis").stop() is True
+    assert not pid_alive(ours.pid)
+    assert redis.Redis(port=redis_server.port).ping(), "the other server was shut down"
+
+
+@pytest.mark.parametrize("damage", ["garbage", "deleted", "deleted with pidfile"])
+def test_one_server_per_data_dir_whatever_happened_to_the_state_file(data_dir, damage):
+    first = EmbeddedRedis(data_dir / "redis").ensure_running()
+    state_file = data_dir / "redis" / "server.json"
+    if damage == "garbage":
+        state_file.write_text("{garbage")
+    else:
+        state_file.unlink()
+        if damage == "deleted with pidfile":
+            (data_dir / "redis" / "redis.pid").unlink()
+    run = run_cli("history", "--user", "alice", "--session", "s1", env={"MEMLAB_DATA_DIR": str(data_dir)})
+    assert run.code == 0, run.err
+    assert _our_servers(data_dir / "redis") == [first.pid]
+    assert EmbeddedRedis(data_dir / "redis").read_state() == first, "the state file is written again"
+    assert EmbeddedRedis(data_dir / "redis").stop() is True
+    assert _our_servers(data_dir / "redis") == []
+
+
+def test_two_processes_starting_at_once_share_one_server(data_dir):
+    env = {"MEMLAB_DATA_DIR": str(data_dir)}
+    with ThreadPoolExecutor(4) as pool:
+        runs = list(pool.map(lambda _: run_cli("sessions", "--user", "alice", env=env), range(4)))
+    assert all(r.code == 0 for r in runs), [r.err for r in runs]
+    assert len(_our_servers(data_dir / "redis")) == 1
+
+
+def test_an_unusable_data_dir_is_named_with_its_cause(tmp_path):
+    blocker = tmp_path / "a-file"
+    blocker.write_text("not a folder")
+    run = run_cli("history", "--user", "u", "--session", "s", env={"MEMLAB_DATA_DIR": str(blocker / "data")})
+    assert_one_line_error(run, 3, str(blocker / "data" / "redis"), "Not a directory", "MEMLAB_DATA_DIR")
+    doctor = run_cli("doctor", "--quick", env={"MEMLAB_DATA_DIR": str(blocker / "data")})
+    assert doctor.code == 1 and "make run" not in doctor.out and "Not a directory" in doctor.out

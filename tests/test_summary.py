@@ -61,3 +61,17 @@ def test_no_message_is_lost_when_appends_race_a_fold(redis_client):
     assert len(store.folds("u", "s").items) > 3, "the test should actually fold"
     assert sorted(in_buffer + folded) == sorted(written)
     assert len(set(folded)) == len(folded)
+
+
+def test_an_entry_that_is_not_utf8_is_folded_away_and_folding_goes_on(lab, raw_redis):
+    """One undecodable entry used to stop folding for good (the client's lossy decode never matched)."""
+    config = lab.default_config().with_(summary_threshold=6, summary_keep=2)
+    lab.chat("u1", "s1", "My name is Alice.", strategy="summary", config=config)
+    raw_redis.rpush(lab.keys.session("u1", "s1").buffer, b"\xff\xfe not utf-8 \x80")
+    for i in range(20):
+        lab.chat("u1", "s1", f"Statement number {i} about the weather.", strategy="summary", config=config)
+    read = lab.sessions.folds("u1", "s1")
+    assert len(read.items) >= 5 and read.corrupt == []
+    assert sum(f.corrupt for f in read.items) == 1, "the corrupt entry is counted in the fold that removed it"
+    assert lab.sessions.buffer_length("u1", "s1") <= 6
+    assert "Alice" in lab.sessions.summary("u1", "s1")

@@ -12,10 +12,14 @@ Three choices here matter for robustness:
   a hung server into a hang of minutes.
 - redis-py's errors are turned into the engine's own (``errors.py``) at this
   boundary, with the real cause in the message (refused, hung, wrong type).
+- After a timeout or a refused connection the client fails fast for a couple
+  of seconds (a small circuit breaker): a page that makes ten reads shows
+  its "Redis is not answering" banner after one timeout, not ten.
 """
 
 from __future__ import annotations
 
+import time
 from typing import Any
 
 import redis
@@ -42,7 +46,7 @@ def describe_redis_error(
         return BackendUnavailable(f"Redis at {where} is still loading its data; try again in a moment")
     if isinstance(exc, redis.ConnectionError):
         return BackendUnavailable(f"cannot reach Redis at {where}: {text}")
-    if isinstance(exc, redis.ResponseError) and text.startswith("WRONGTYPE"):
+    if isinstance(exc, redis.ResponseError) and "WRONGTYPE" in text:
         return StoredDataError(
             f"a Redis key{' used by ' + command if command else ''} holds another type of value than Memory Lab "
             "writes there (written by something else?); inspect or delete it on the Redis keys page"
@@ -55,26 +59,44 @@ class RedisClient(redis.Redis):
 
     where: str = "?"
     timeout_s: float = 0.0
+    breaker_s: float = 2.0
+    _open_until: float = 0.0
+    _last_error: BackendUnavailable | None = None
+
+    def _check_breaker(self) -> None:
+        if self._last_error is not None and time.monotonic() < self._open_until:
+            error = type(self._last_error)(f"{self._last_error} (not retried for {self.breaker_s:g}s)")
+            raise error
+
+    def _trip(self, error: BackendError | StoredDataError) -> BackendError | StoredDataError:
+        if isinstance(error, BackendUnavailable):
+            self._last_error, self._open_until = error, time.monotonic() + self.breaker_s
+        return error
 
     def execute_command(self, *args: Any, **options: Any) -> Any:
+        self._check_breaker()
         try:
-            return super().execute_command(*args, **options)
+            result = super().execute_command(*args, **options)
         except NoScriptError:
             raise  # redis-py's Script catches this to load the script; it must pass through
         except redis.RedisError as exc:
             command = " ".join(str(a) for a in args[:2])[:80]
-            raise describe_redis_error(exc, self.where, self.timeout_s, command) from exc
+            raise self._trip(describe_redis_error(exc, self.where, self.timeout_s, command)) from exc
+        self._last_error = None
+        return result
 
     def pipeline(self, transaction: bool = True, shard_hint: Any = None) -> Any:
         pipe = super().pipeline(transaction=transaction, shard_hint=shard_hint)
         execute = pipe.execute
-        where, timeout_s = self.where, self.timeout_s
 
         def guarded_execute(raise_on_error: bool = True) -> list[Any]:
+            self._check_breaker()
             try:
-                return execute(raise_on_error)
+                result = execute(raise_on_error)
             except redis.RedisError as exc:
-                raise describe_redis_error(exc, where, timeout_s, "a pipeline") from exc
+                raise self._trip(describe_redis_error(exc, self.where, self.timeout_s, "a pipeline")) from exc
+            self._last_error = None
+            return list(result)
 
         pipe.execute = guarded_execute  # type: ignore[method-assign]
         return pipe

@@ -47,6 +47,8 @@ def _explain(exc: BaseException, where: str, timeout_s: float) -> str:
         return f"Chroma at {where} did not answer within {timeout_s:g}s: the server is hung or overloaded"
     if isinstance(exc, (httpx.ConnectError, ConnectionError)):
         return f"cannot reach Chroma at {where} ({text}); check CHROMA_HOST/CHROMA_PORT and that the server runs"
+    if isinstance(exc, OSError) and not isinstance(exc, ConnectionError) and exc.strerror:
+        return f"Chroma cannot use {where} ({exc.strerror}): make it a writable folder, or set MEMLAB_DATA_DIR"
     lowered = text.lower()
     if "readonly" in lowered or "read-only" in lowered or "permission denied" in lowered:
         return f"Chroma cannot write to {where} (read-only or permission denied): make the folder writable"
@@ -118,7 +120,7 @@ class VectorStore:
             raise
         except Exception as exc:  # noqa: BLE001 - chroma raises many kinds on open
             self._forget_failed_system()
-            raise VectorStoreError("cannot open " + _explain(exc, self.location, timeout_s)) from exc
+            raise VectorStoreError(_explain(exc, self.location, timeout_s)) from exc
         self._collections: dict[str, Any] = {}
 
     def _preflight(self) -> None:

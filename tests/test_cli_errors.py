@@ -1,0 +1,123 @@
+"""When a backend is down, hung or holds bad data, the CLI says so in one line with a documented exit code."""
+
+from __future__ import annotations
+
+import os
+import shutil
+import signal
+import subprocess
+import sys
+import time
+from collections.abc import Iterator
+from pathlib import Path
+
+import httpx
+import pytest
+
+from memory.backends.redis_server import free_port
+from memory.backends.vector_store import VectorStore
+from memory.errors import VectorStoreError
+
+from .conftest import assert_one_line_error, kill_pid, run_cli
+
+
+@pytest.fixture()
+def env(settings) -> dict[str, str]:
+    return {"REDIS_URL": settings.redis_url, "MEMLAB_DATA_DIR": str(settings.data_dir)}
+
+
+@pytest.fixture()
+def chroma_server(tmp_path: Path) -> Iterator[tuple[int, subprocess.Popen[bytes]]]:
+    """A real `chroma run` server on a free loopback port, stopped by pid whatever happens."""
+    exe = shutil.which("chroma", path=str(Path(sys.executable).parent)) or shutil.which("chroma")
+    if exe is None:
+        pytest.skip("the chroma CLI (shipped by the chromadb package) is not installed")
+    port = free_port()
+    proc = subprocess.Popen(
+        [exe, "run", "--path", str(tmp_path / "chroma-server"), "--host", "127.0.0.1", "--port", str(port)],
+        stdout=subprocess.DEVNULL,
+        stderr=subprocess.DEVNULL,
+        start_new_session=True,
+    )
+    try:
+        deadline = time.monotonic() + 60
+        while time.monotonic() < deadline:
+            try:
+                if httpx.get(f"http://127.0.0.1:{port}/api/v2/heartbeat", timeout=1).status_code == 200:
+                    break
+            except httpx.HTTPError:
+                time.sleep(0.2)
+        else:
+            pytest.fail("chroma run did not come up within 60 s")
+        yield port, proc
+    finally:
+        if proc.poll() is None:
+            os.kill(proc.pid, signal.SIGCONT)
+        kill_pid(proc.pid)
+        proc.wait(timeout=30)
+
+
+def test_unreachable_redis_url(env):
+    run = run_cli(
+        "history", "--user", "u", "--session", "s", env={**env, "REDIS_URL": f"redis://127.0.0.1:{free_port()}/0"}
+    )
+    assert_one_line_error(run, 3, "cannot reach Redis", "Connection refused")
+
+
+def test_a_redis_url_that_is_not_one(env):
+    run = run_cli("history", "--user", "u", "--session", "s", env={**env, "REDIS_URL": "http://nope"})
+    assert_one_line_error(run, 3, "not a Redis URL")
+
+
+def test_unreachable_chroma_server(env):
+    run = run_cli(
+        "chat", "--user", "u", "--session", "s", "--strategy", "facts", "hi",
+        env={**env, "CHROMA_HOST": "127.0.0.1", "CHROMA_PORT": str(free_port())},
+    )  # fmt: skip
+    assert_one_line_error(run, 3, "cannot reach Chroma", "CHROMA_HOST")
+
+
+def test_a_hung_chroma_server_is_an_error_within_seconds(env, chroma_server):
+    port, proc = chroma_server
+    store = VectorStore(host="127.0.0.1", port=port, timeout_s=2)
+    assert store.count("memlab_facts") == 0
+    os.kill(proc.pid, signal.SIGSTOP)
+    started = time.monotonic()
+    with pytest.raises(VectorStoreError, match="did not answer"):
+        store.count("memlab_facts")
+    assert time.monotonic() - started < 5
+    run = run_cli(
+        "chat", "--user", "u", "--session", "s", "--strategy", "facts", "hi",
+        env={**env, "CHROMA_HOST": "127.0.0.1", "CHROMA_PORT": str(port)},
+    )  # fmt: skip
+    assert_one_line_error(run, 3, "Chroma", "did not answer")
+    assert run.seconds < 15
+
+
+def test_a_damaged_chroma_file_is_named_and_stays_named(env, settings):
+    chroma_dir = settings.data_dir / "chroma"
+    chroma_dir.mkdir(parents=True)
+    (chroma_dir / "chroma.sqlite3").write_bytes(os.urandom(8192))
+    run = run_cli("chat", "--user", "u", "--session", "s", "--strategy", "facts", "hi", env=env)
+    assert_one_line_error(run, 3, "damaged", str(chroma_dir))
+    # A second open in the same process used to fail with "'RustBindingsAPI' object has no attribute 'bindings'".
+    for _ in range(2):
+        with pytest.raises(VectorStoreError, match="damaged") as caught:
+            VectorStore(path=chroma_dir)
+        assert "RustBindingsAPI" not in str(caught.value)
+
+
+def test_bad_input_and_bad_settings_exit_2(env):
+    assert_one_line_error(run_cli("chat", "--user", "alice\n", "--session", "s1", "hi", env=env), 2, "not valid")
+    assert_one_line_error(
+        run_cli("history", "--user", "u", "--session", "s", env={**env, "MEMLAB_BUFFER_SIZE": "x"}), 2
+    )
+    assert_one_line_error(run_cli("chat", "--user", "u", "--session", "s", " ", env=env), 2, "empty")
+    too_long = run_cli("chat", "--user", "u", "--session", "s", "x" * 40_000, env=env)
+    assert_one_line_error(too_long, 2, "MEMLAB_MAX_MESSAGE_CHARS")
+
+
+def test_an_id_with_a_trailing_newline_creates_nothing(env, lab):
+    run = run_cli("chat", "--user", "alice\n", "--session", "s1", "hi", env=env)
+    assert run.code == 2
+    assert list(lab.redis.scan_iter(match="*")) == []

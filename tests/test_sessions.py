@@ -1,0 +1,60 @@
+"""A user's session index: listed from the first message, idempotent appends, pruned when keys are gone."""
+
+from __future__ import annotations
+
+import time
+from dataclasses import replace
+
+from memory.lab import MemoryLab
+from memory.messages import Message, Role
+
+
+def test_a_retried_append_stores_the_message_once(lab):
+    message = Message(Role.USER, "My name is Alice.")
+    assert lab.sessions.append("alice", "s1", message) is True
+    assert lab.sessions.append("alice", "s1", message) is False  # the retry after a timeout
+    assert [m.id for m in lab.sessions.log("alice", "s1").messages] == [message.id]
+    assert [m.id for m in lab.sessions.buffer("alice", "s1").messages] == [message.id]
+
+
+def test_a_retried_chat_turn_stores_the_user_message_once(lab):
+    first = lab.chat("alice", "s1", "I use Python.", strategy="buffer", message_id="m-retry-1")
+    again = lab.chat("alice", "s1", "I use Python.", strategy="buffer", message_id="m-retry-1")
+    contents = [m.content for m in lab.sessions.log("alice", "s1").messages]
+    assert contents.count("I use Python.") == 1
+    assert first.reply is not None and again.reply is not None
+    # The retried turn still answers, from a context holding the message once.
+    assert [m["content"] for m in again.trace.messages].count("I use Python.") == 1
+
+
+def test_a_session_is_listed_as_soon_as_its_first_message_is_stored(lab):
+    lab.sessions.append("alice", "fresh", Message(Role.USER, "hello"))
+    assert [s for s, _ in lab.sessions.sessions("alice")] == ["fresh"]
+
+
+def test_expired_sessions_leave_the_index_on_read_and_on_write(settings):
+    lab = MemoryLab(replace(settings, session_ttl_s=1))
+    lab.sessions.append("alice", "short", Message(Role.USER, "gone soon"), ttl_s=1)
+    lab.sessions.append("alice", "long", Message(Role.USER, "still here"), ttl_s=3600)
+    time.sleep(2.2)
+    u = lab.keys.user("alice")
+    lab.sessions.append("alice", "long", Message(Role.USER, "a write prunes too"), ttl_s=3600)
+    assert lab.redis.zscore(u.sessions, "short") is None, "pruned on write"
+    assert [s for s, _ in lab.sessions.sessions("alice")] == ["long"]
+    assert 3500 < lab.redis.ttl(u.sessions) <= 3601, "the index lives as long as its longest-lived session"
+
+
+def test_a_session_whose_keys_were_deleted_leaves_the_index_on_read(lab):
+    lab.sessions.append("alice", "deleted", Message(Role.USER, "x"))
+    lab.sessions.append("alice", "kept", Message(Role.USER, "y"))
+    lab.redis.zadd(lab.keys.user("alice").sessions, {"deleted": time.time() - 3600})  # last active an hour ago
+    lab.redis.delete(*lab.keys.session("alice", "deleted").all())  # e.g. from the key browser
+    assert [s for s, _ in lab.sessions.sessions("alice")] == ["kept"]
+    assert lab.redis.zscore(lab.keys.user("alice").sessions, "deleted") is None
+
+
+def test_malformed_index_members_are_dropped_not_shown(lab, raw_redis):
+    lab.sessions.append("alice", "ok", Message(Role.USER, "x"))
+    raw_redis.zadd(lab.keys.user("alice").sessions, {b"![x](http://127.0.0.1:9/p.png)": 1.0, b"\xff": 2.0})
+    assert [s for s, _ in lab.sessions.sessions("alice")] == ["ok"]
+    assert lab.redis.zcard(lab.keys.user("alice").sessions) == 1
