@@ -26,11 +26,12 @@ browser:
 	  (apt-get update -qq >/dev/null 2>&1; DEBIAN_FRONTEND=noninteractive apt-get install -y -qq chromium >/dev/null 2>&1) \
 	  || echo "chromium not installed: the browser test will skip"; }
 
-test: install browser
+# Lint and types first: they take seconds and fail clearly.
+test: install browser lint typecheck
 	$(BIN)/python -m pytest
 
 lint: install
-	$(BIN)/python -m ruff check memory tests app_pages ui app.py
+	$(BIN)/python -m ruff check memory tests app_pages ui app.py benchmarks
 
 typecheck: install
 	$(BIN)/python -m mypy memory

@@ -17,8 +17,8 @@ from dataclasses import asdict, dataclass
 from typing import Any
 
 import numpy as np
-import redis
 
+from .backends.redis_client import RedisClient
 from .backends.vector_store import FACTS, Hit, Record, VectorStore
 from .errors import StoredDataError
 from .filters import where_user
@@ -64,7 +64,7 @@ class FactEvent:
 
 class FactStore:
     def __init__(
-        self, vectors: VectorStore, embed: Embed, client: redis.Redis, keys: Keys, dup_similarity: float = 0.9
+        self, vectors: VectorStore, embed: Embed, client: RedisClient, keys: Keys, dup_similarity: float = 0.9
     ) -> None:
         self.vectors = vectors
         self.embed = embed

@@ -12,8 +12,7 @@ import time
 from dataclasses import dataclass
 from typing import Any
 
-import redis
-
+from .backends.redis_client import RedisClient
 from .errors import InputError, StoredDataError
 from .keys import Keys
 from .messages import decode_many
@@ -42,7 +41,7 @@ _LENGTH = {"list": "llen", "hash": "hlen", "zset": "zcard", "set": "scard", "str
 
 
 class KeyInspector:
-    def __init__(self, client: redis.Redis, keys: Keys) -> None:
+    def __init__(self, client: RedisClient, keys: Keys) -> None:
         self.r = client
         self.keys = keys
 

@@ -11,7 +11,7 @@ import logging
 import threading
 import time
 from collections.abc import Callable
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, replace
 from functools import cached_property
 from typing import Any, Protocol
 
@@ -220,7 +220,9 @@ class MemoryLab:
         strat = self.strategy(strategy, config)
         trace = Trace(strategy=strat.name, user_id=user_id, session_id=session_id, settings=strat.config.to_dict())
         trace.llm = {"provider": self.llm.provider, "label": self.llm.label}
-        user_message = Message(Role.USER, text, **({"id": validate_id("message", message_id)} if message_id else {}))
+        user_message = Message(Role.USER, text)
+        if message_id:
+            user_message = replace(user_message, id=validate_id("message", message_id))
         started = time.perf_counter()
         with trace.timed("record.user"):
             strat.record(user_id, session_id, user_message)  # first: a Redis problem shows before any slow work

@@ -13,6 +13,7 @@ from __future__ import annotations
 import json
 import time
 import uuid
+from collections.abc import Sequence
 from dataclasses import dataclass, field
 from enum import StrEnum
 from typing import Any
@@ -119,7 +120,7 @@ def decode(raw: str | bytes) -> Message:
     return Message.from_dict(data)
 
 
-def decode_many(raws: list[str] | list[bytes], start_index: int = 0) -> tuple[list[Message], list[CorruptEntry]]:
+def decode_many(raws: Sequence[str | bytes], start_index: int = 0) -> tuple[list[Message], list[CorruptEntry]]:
     """Decode a Redis list range, skipping (and reporting) entries that are corrupt."""
     good: list[Message] = []
     bad: list[CorruptEntry] = []

@@ -29,8 +29,7 @@ from collections.abc import Callable
 from dataclasses import dataclass, field
 from typing import Any, Generic, TypeVar
 
-import redis
-
+from .backends.redis_client import RedisClient
 from .errors import StoredDataError
 from .keys import Keys, SessionKeys, is_valid_id
 from .messages import Message, decode_many, encode
@@ -154,7 +153,7 @@ Summarize = Callable[[str, list[Message]], str]
 
 
 class SessionStore:
-    def __init__(self, client: redis.Redis, keys: Keys, ttl_s: int) -> None:
+    def __init__(self, client: RedisClient, keys: Keys, ttl_s: int) -> None:
         self.r = client
         self.keys = keys
         self.ttl_s = ttl_s

@@ -20,7 +20,8 @@ Three choices here matter for robustness:
 from __future__ import annotations
 
 import time
-from typing import Any
+from collections.abc import Iterator
+from typing import Any, cast
 
 import redis
 from redis.backoff import ExponentialBackoff
@@ -85,6 +86,35 @@ class RedisClient(redis.Redis):
         self._last_error = None
         return result
 
+    # -- the decoded client's types, stated once -------------------------------
+    # redis-py types replies as ``bytes | str`` whatever ``decode_responses`` is;
+    # this client always decodes, so its readers return text.
+    def get(self, name: Any) -> str | None:
+        return cast("str | None", super().get(name))
+
+    def lrange(self, name: Any, start: int, end: int) -> list[str]:  # type: ignore[override]
+        return cast("list[str]", super().lrange(name, start, end))
+
+    def hgetall(self, name: Any) -> dict[str, str]:  # type: ignore[override]
+        return cast("dict[str, str]", super().hgetall(name))
+
+    def type(self, name: Any) -> str:
+        return cast(str, super().type(name))
+
+    def scan(  # type: ignore[override]
+        self, cursor: int = 0, match: Any = None, count: int | None = None, *args: Any, **kwargs: Any
+    ) -> tuple[int, list[str]]:
+        return cast("tuple[int, list[str]]", super().scan(cursor, match, count, *args, **kwargs))
+
+    def scan_iter(self, match: Any = None, count: int | None = None, *args: Any, **kwargs: Any) -> Iterator[str]:
+        return cast("Iterator[str]", super().scan_iter(match, count, *args, **kwargs))
+
+    def sscan_iter(self, name: Any, match: Any = None, count: int | None = None) -> Iterator[str]:
+        return cast("Iterator[str]", super().sscan_iter(name, match, count))
+
+    def zrevrange(self, name: Any, start: int, end: int, *args: Any, **kwargs: Any) -> list[Any]:
+        return cast("list[Any]", super().zrevrange(name, start, end, *args, **kwargs))
+
     def pipeline(self, transaction: bool = True, shard_hint: Any = None) -> Any:
         pipe = super().pipeline(transaction=transaction, shard_hint=shard_hint)
         execute = pipe.execute
@@ -105,14 +135,17 @@ class RedisClient(redis.Redis):
 def connect(url: str, timeout_s: float) -> RedisClient:
     """A client for ``url``; nothing is sent until the first command."""
     try:
-        client = RedisClient.from_url(
-            url,
-            decode_responses=True,
-            encoding_errors="surrogateescape",
-            socket_connect_timeout=timeout_s,
-            socket_timeout=timeout_s,
-            health_check_interval=30,
-            retry=Retry(ExponentialBackoff(cap=0.5, base=0.05), 1, supported_errors=(redis.ConnectionError,)),
+        client = cast(
+            RedisClient,
+            RedisClient.from_url(
+                url,
+                decode_responses=True,
+                encoding_errors="surrogateescape",
+                socket_connect_timeout=timeout_s,
+                socket_timeout=timeout_s,
+                health_check_interval=30,
+                retry=Retry(ExponentialBackoff(cap=0.5, base=0.05), 1, supported_errors=(redis.ConnectionError,)),
+            ),
         )
     except (ValueError, redis.RedisError) as exc:
         raise BackendUnavailable(f"REDIS_URL {url!r} is not a Redis URL: {exc}") from exc

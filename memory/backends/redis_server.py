@@ -40,6 +40,8 @@ from enum import Enum
 from pathlib import Path
 
 import redis
+from redis.backoff import NoBackoff
+from redis.retry import Retry
 
 from ..errors import BackendTimeout, BackendUnavailable, RedisStartError, RefusedError
 
@@ -233,7 +235,7 @@ class EmbeddedRedis:
             port=port,
             socket_connect_timeout=self.timeout_s,
             socket_timeout=self.timeout_s,
-            retry=None,
+            retry=Retry(NoBackoff(), 0),
         )
         try:
             return int(client.info("server").get("process_id", -1))
@@ -411,7 +413,9 @@ class EmbeddedRedis:
         if port:
             try:
                 if self._info_pid(port) == pid:
-                    client = redis.Redis(host="127.0.0.1", port=port, socket_timeout=timeout_s, retry=None)
+                    client = redis.Redis(
+                        host="127.0.0.1", port=port, socket_timeout=timeout_s, retry=Retry(NoBackoff(), 0)
+                    )
                     try:
                         client.shutdown(nosave=False)
                     except redis.ConnectionError:

@@ -168,7 +168,7 @@ def load_locomo(source: str | Path | bytes) -> list[Conversation]:
         raw = source if isinstance(source, bytes) else Path(source).read_bytes()
         data = json.loads(raw)
     except OSError as exc:
-        raise DatasetError(f"cannot read {source}: {exc}") from exc
+        raise DatasetError(f"cannot read {source!r}: {exc}") from exc
     except json.JSONDecodeError as exc:
         raise DatasetError(f"not valid JSON: {exc}") from exc
     if isinstance(data, dict):

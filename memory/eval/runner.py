@@ -8,6 +8,7 @@ through the same ranking code the app's strategies use.
 
 from __future__ import annotations
 
+import functools
 import hashlib
 import re
 import time
@@ -104,6 +105,12 @@ def _ingest(lab: MemoryLab, conv: Conversation, unit: str, progress: Callable[[i
     return user
 
 
+def _indexing_progress(
+    report: Callable[[int, int, str], None], at: int, total: int, sample: str, d: int, t: int
+) -> None:
+    report(at, total, f"{sample}: indexing {d}/{t}")
+
+
 def evaluate(
     lab: MemoryLab,
     conversations: list[Conversation],
@@ -135,7 +142,7 @@ def evaluate(
             lab,
             conv,
             unit,
-            lambda d, t, s=conv.sample_id, at=done: report_progress(at, total, f"{s}: indexing {d}/{t}"),
+            functools.partial(_indexing_progress, report_progress, done, total, conv.sample_id),
         )
         done += 1
         if not questions:

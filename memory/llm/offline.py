@@ -123,12 +123,12 @@ class OfflineLLM(LLM):
         if not sentences:
             return previous
         unique = list(dict.fromkeys(s for s, _ in sentences))
-        bonus = {s: b for s, b in sentences}
+        bonuses = {s: b for s, b in sentences}
         vectors = self._embed(unique)
         centroid = vectors.mean(axis=0)
         norm = float(np.linalg.norm(centroid)) or 1.0
         centrality = vectors @ (centroid / norm)
-        order = sorted(range(len(unique)), key=lambda i: -(float(centrality[i]) + bonus[unique[i]]))
+        order = sorted(range(len(unique)), key=lambda i: -(float(centrality[i]) + bonuses[unique[i]]))
         chosen: set[int] = set()
         used = 0
         for i in order:

@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+from typing import Any
+
 import numpy as np
 
 from ..backends.vector_store import Hit
@@ -36,7 +38,7 @@ def embed_query(s: Services, query: Message, trace: Trace) -> np.ndarray:
 
 def _item(kind: str, hit: Hit, score: float | None = None) -> RetrievedItem:
     meta = hit.metadata
-    source = {
+    source: dict[str, Any] = {
         k: meta[k]
         for k in ("session_id", "created_at", "updated_at", "source_ids", "log_key", "n_messages", "slot")
         if k in meta
