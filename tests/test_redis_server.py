@@ -200,3 +200,21 @@ def test_an_unusable_data_dir_is_named_with_its_cause(tmp_path):
     assert_one_line_error(run, 3, str(blocker / "data" / "redis"), "Not a directory", "MEMLAB_DATA_DIR")
     doctor = run_cli("doctor", "--quick", env={"MEMLAB_DATA_DIR": str(blocker / "data")})
     assert doctor.code == 1 and "make run" not in doctor.out and "Not a directory" in doctor.out
+
+
+def test_a_killed_server_is_restarted_by_the_next_health_check_with_its_data(data_dir):
+    lab = MemoryLab(Settings.from_env({"MEMLAB_DATA_DIR": str(data_dir)}))
+    lab.chat("alice", "s1", "My name is Alice.", strategy="buffer")
+    first = EmbeddedRedis(data_dir / "redis").read_state()
+    assert first is not None
+    time.sleep(1.2)  # appendfsync everysec: what was acknowledged a second ago is on disk
+    os.kill(first.pid, signal.SIGKILL)
+    deadline = time.monotonic() + 5
+    while pid_alive(first.pid) and time.monotonic() < deadline:
+        time.sleep(0.05)
+    # The page's sidebar runs this on every load: the held client's server is gone, so it finds or starts one.
+    status = lab.redis_status()
+    assert status.ok, status.detail
+    assert status.extra["pid"] != first.pid
+    assert [m.content for m in lab.sessions.log("alice", "s1").messages][0] == "My name is Alice."
+    assert _our_servers(data_dir / "redis") == [status.extra["pid"]]
