@@ -70,6 +70,10 @@ class VectorStoreError(BackendError):
 
     title = "Vector store error"
 
+    def __init__(self, message: str, hung: bool = False) -> None:
+        super().__init__(message)
+        self.hung = hung
+
 
 class EmbedderError(BackendError):
     """The packaged embedding model could not be loaded."""

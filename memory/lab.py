@@ -23,7 +23,14 @@ from .backends.redis_server import EmbeddedRedis
 from .backends.vector_store import VectorStore
 from .config import Settings
 from .episode_store import EpisodeStore
-from .errors import BackendTimeout, BackendUnavailable, InputError, MemoryLabError, RedisStartError
+from .errors import (
+    BackendTimeout,
+    BackendUnavailable,
+    InputError,
+    MemoryLabError,
+    RedisStartError,
+    VectorStoreError,
+)
 from .fact_store import FactStore
 from .keys import Keys, validate_id
 from .llm import LLM, LLMError, make_llm
@@ -94,6 +101,7 @@ class BackendStatus:
     detail: str = ""
     fix: str = ""
     extra: dict[str, Any] = field(default_factory=dict)
+    problem: str = "unreachable"  # or "not answering" (hung), for the banner's headline
 
 
 class MemoryLab:
@@ -324,31 +332,43 @@ class MemoryLab:
                 extra.update(pid=state.pid if state else None)
             return BackendStatus("Redis", s.redis_mode, location, True, str(info.get("redis_version", "")), extra=extra)
         except MemoryLabError as exc:
-            return BackendStatus("Redis", s.redis_mode, location, False, detail=str(exc), fix=self._redis_fix(exc))
+            problem = "not answering" if isinstance(exc, BackendTimeout) else "unreachable"
+            return BackendStatus(
+                "Redis", s.redis_mode, location, False, detail=str(exc), fix=self._redis_fix(exc), problem=problem
+            )
 
     def _redis_fix(self, exc: MemoryLabError) -> str:
         if self.settings.redis_url:
             if isinstance(exc, BackendTimeout):
-                return "the Redis at REDIS_URL is hung or overloaded: check the server"
-            return "check REDIS_URL and that the server is up"
+                return "The Redis at REDIS_URL is hung or overloaded: check the server"
+            return "Check REDIS_URL and that the server is up"
         if isinstance(exc, BackendTimeout):
-            return "stop the hung server with `python -m memory redis stop`; the next page load starts a fresh one"
+            return "Stop the hung server with `python -m memory redis stop`; the next page load starts a fresh one"
         if isinstance(exc, RedisStartError):
-            return f"see {self.settings.data_dir / 'redis' / 'redis.log'}"
-        return "see the details; `python -m memory doctor` checks again"
+            return f"See {self.settings.data_dir / 'redis' / 'redis.log'}"
+        return "See the details; `python -m memory doctor` checks again"
 
     def chroma_status(self) -> BackendStatus:
         s = self.settings
-        fix = "check CHROMA_HOST/CHROMA_PORT and that the server runs" if s.chroma_host else "see the details"
+        fix = "Check CHROMA_HOST/CHROMA_PORT and that the server runs" if s.chroma_host else "See the details"
         try:
             store = self.vectors
         except MemoryLabError as exc:
             location = f"http://{s.chroma_host}:{s.chroma_port}" if s.chroma_host else str(s.data_dir / "chroma")
-            return BackendStatus("Chroma", s.chroma_mode, location, False, detail=str(exc), fix=fix)
+            problem = "not answering" if isinstance(exc, VectorStoreError) and exc.hung else "unreachable"
+            return BackendStatus("Chroma", s.chroma_mode, location, False, detail=str(exc), fix=fix, problem=problem)
         ok = store.heartbeat()
         detail = "" if ok else f"no heartbeat from Chroma at {store.location} within {store.timeout_s:g}s"
+        problem = "unreachable" if ok else "not answering"
         return BackendStatus(
-            "Chroma", store.mode, store.location, ok, store.version, detail=detail, fix="" if ok else fix
+            "Chroma",
+            store.mode,
+            store.location,
+            ok,
+            store.version,
+            detail=detail,
+            fix="" if ok else fix,
+            problem=problem,
         )
 
     def llm_status(self) -> BackendStatus:

@@ -120,3 +120,72 @@ def test_every_page_renders_in_chromium(served_app):
             assert "Alice" in page.get_by_test_id("stChatMessage").last.inner_text()
         finally:
             browser.close()
+
+
+@pytest.fixture()
+def pixel_server():
+    """A local HTTP server that counts every request: an image fetched from stored text shows up here."""
+    import http.server
+    import socketserver
+    import threading
+
+    hits: list[str] = []
+
+    class Handler(http.server.BaseHTTPRequestHandler):
+        def do_GET(self) -> None:  # noqa: N802 - the stdlib's name
+            hits.append(self.path)
+            self.send_response(200)
+            self.end_headers()
+
+        def log_message(self, *args: object) -> None:
+            pass
+
+    server = socketserver.TCPServer(("127.0.0.1", free_port()), Handler)
+    thread = threading.Thread(target=server.serve_forever, daemon=True)
+    thread.start()
+    try:
+        yield server.server_address[1], hits
+    finally:
+        server.shutdown()
+        server.server_close()
+
+
+def test_stored_markup_is_never_fetched_by_the_browser(served_app, settings, pixel_server):
+    import json
+
+    import redis
+
+    from memory.lab import MemoryLab
+
+    sync_api = pytest.importorskip("playwright.sync_api", reason="playwright (Python) is not installed")
+    port, hits = pixel_server
+    image = f"![x](http://127.0.0.1:{port}/pixel.png)"
+    lab = MemoryLab(settings)
+    lab.chat("demo", "s1", f"Typed by the user: {image} and https://example.com/a_b.html", strategy="summary")
+    raw = redis.Redis.from_url(settings.redis_url)
+    k, u = lab.keys.session("demo", "s1"), lab.keys.user("demo")
+    entry = json.dumps({"v": image, "id": "x", "role": "user", "content": image, "created_at": 1})
+    for key in (k.log, k.buffer, k.folds, u.fact_log):
+        raw.rpush(key, entry)
+    raw.hset(k.traces, "x", json.dumps({"strategy": image, "warnings": [image]}))
+    with sync_api.sync_playwright() as p:
+        browser = p.chromium.launch(
+            executable_path=CHROMIUM,
+            args=["--headless", "--no-sandbox", "--disable-gpu", "--disable-background-networking"],
+        )
+        try:
+            page = browser.new_page(viewport={"width": 1400, "height": 2000})
+            for path in ("", "summaries", "redis_keys", "vector_memory"):
+                page.goto(served_app + path)
+                page.wait_for_selector("text=Backends", timeout=120_000)
+                _idle(page)
+                assert page.locator("[data-testid=stException]").count() == 0
+            page.goto(served_app)
+            page.wait_for_selector("text=Backends", timeout=120_000)
+            _idle(page)
+            page.screenshot(path=str(SHOTS / "stored-markup.png"))
+            link = page.locator("a[href='https://example.com/a_b.html']")
+            assert link.count() >= 1, "a URL the user typed stays a link, unescaped"
+        finally:
+            browser.close()
+    assert hits == [], f"the browser fetched {hits} from stored text"

@@ -29,7 +29,7 @@ def render_banner(statuses: list[BackendStatus]) -> None:
     for s in statuses:
         if not s.ok:
             st.error(
-                f"**{s.name} is unreachable** ({md_text(s.mode)}, {md_text(s.location)}). {md_text(s.fix)}. "
+                f"**{s.name} is {s.problem}** ({md_text(s.mode)}, {md_text(s.location)}). {md_text(s.fix)}. "
                 f"Details: {md_text(s.detail)}",
                 icon=":material/error:",
             )

@@ -186,7 +186,12 @@ class EmbeddedRedis:
         try:
             data = json.loads(self.state_file.read_text())
             state = ServerState(pid=int(data["pid"]), port=int(data["port"]))
-        except (OSError, ValueError, KeyError, TypeError, RecursionError):
+        except FileNotFoundError:
+            return None
+        except (OSError, ValueError, KeyError, TypeError, RecursionError) as exc:
+            log.warning(
+                "ignoring the unreadable state file %s (%s); the server is found from its pidfile", self.state_file, exc
+            )
             return None
         return state if state.pid > 0 and 0 < state.port < 65536 else None
 

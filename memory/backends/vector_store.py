@@ -57,6 +57,10 @@ def _explain(exc: BaseException, where: str, timeout_s: float) -> str:
     return f"Chroma at {where} failed: {type(exc).__name__}: {text}"
 
 
+def _is_timeout(exc: BaseException) -> bool:
+    return isinstance(exc, httpx.TimeoutException)
+
+
 def _wrapped(method: F) -> F:
     """Turn any Chroma, httpx or OS error raised by a store method into a ``VectorStoreError``."""
 
@@ -69,7 +73,7 @@ def _wrapped(method: F) -> F:
                 raise
             raise VectorStoreError(_explain(exc, self.location, self.timeout_s)) from exc
         except Exception as exc:  # noqa: BLE001 - chroma raises many kinds; all are the same user problem
-            raise VectorStoreError(_explain(exc, self.location, self.timeout_s)) from exc
+            raise VectorStoreError(_explain(exc, self.location, self.timeout_s), _is_timeout(exc)) from exc
 
     return call  # type: ignore[return-value]
 
@@ -120,7 +124,7 @@ class VectorStore:
             raise
         except Exception as exc:  # noqa: BLE001 - chroma raises many kinds on open
             self._forget_failed_system()
-            raise VectorStoreError(_explain(exc, self.location, timeout_s)) from exc
+            raise VectorStoreError(_explain(exc, self.location, timeout_s), _is_timeout(exc)) from exc
         self._collections: dict[str, Any] = {}
 
     def _preflight(self) -> None:
@@ -130,7 +134,7 @@ class VectorStore:
         except httpx.HTTPStatusError:
             pass  # it answered: an older or newer API path is still a live server
         except httpx.HTTPError as exc:
-            raise VectorStoreError(_explain(exc, self.location, min(self.timeout_s, 3.0))) from exc
+            raise VectorStoreError(_explain(exc, self.location, min(self.timeout_s, 3.0)), _is_timeout(exc)) from exc
 
     def _forget_failed_system(self) -> None:
         """Chroma caches one system per path even when it failed to start; later opens then fail oddly."""
