@@ -7,32 +7,33 @@ and the pages all agree on names and defaults.
 from __future__ import annotations
 
 import os
+from collections.abc import Callable
 from dataclasses import dataclass, field, replace
 from pathlib import Path
+from typing import TypeVar
 
 from .errors import InputError
 
+T = TypeVar("T")
 PROJECT_ROOT = Path(__file__).resolve().parent.parent
 
 
-def _env_int(env: dict[str, str], name: str, default: int) -> int:
+def _env_number(env: dict[str, str], name: str, default: T, parse: Callable[[str], T], kind: str) -> T:
     raw = env.get(name, "").strip()
     if not raw:
         return default
     try:
-        return int(raw)
+        return parse(raw)
     except ValueError as exc:
-        raise InputError(f"{name} must be a whole number, got {raw!r}") from exc
+        raise InputError(f"{name} must be {kind}, got {raw!r}") from exc
+
+
+def _env_int(env: dict[str, str], name: str, default: int) -> int:
+    return _env_number(env, name, default, int, "a whole number")
 
 
 def _env_float(env: dict[str, str], name: str, default: float) -> float:
-    raw = env.get(name, "").strip()
-    if not raw:
-        return default
-    try:
-        return float(raw)
-    except ValueError as exc:
-        raise InputError(f"{name} must be a number, got {raw!r}") from exc
+    return _env_number(env, name, default, float, "a number")
 
 
 def _env_str(env: dict[str, str], name: str, default: str | None = None) -> str | None:

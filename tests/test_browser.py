@@ -79,6 +79,14 @@ def served_app(settings, tmp_path):
         log.close()
 
 
+def launch(playwright):
+    """Headless Debian Chromium with the flags this machine needs (no background networking)."""
+    return playwright.chromium.launch(
+        executable_path=CHROMIUM,
+        args=["--headless", "--no-sandbox", "--disable-gpu", "--disable-background-networking"],
+    )
+
+
 def _idle(page) -> None:
     time.sleep(1.0)
     page.wait_for_function(
@@ -92,10 +100,7 @@ def test_every_page_renders_in_chromium(served_app):
     sync_api = pytest.importorskip("playwright.sync_api", reason="playwright (Python) is not installed")
     SHOTS.mkdir(parents=True, exist_ok=True)
     with sync_api.sync_playwright() as p:
-        browser = p.chromium.launch(
-            executable_path=CHROMIUM,
-            args=["--headless", "--no-sandbox", "--disable-gpu", "--disable-background-networking"],
-        )
+        browser = launch(p)
         try:
             page = browser.new_page(viewport={"width": 1400, "height": 1000})
             page.goto(served_app)
@@ -169,10 +174,7 @@ def test_stored_markup_is_never_fetched_by_the_browser(served_app, settings, pix
         raw.rpush(key, entry)
     raw.hset(k.traces, "x", json.dumps({"strategy": image, "warnings": [image]}))
     with sync_api.sync_playwright() as p:
-        browser = p.chromium.launch(
-            executable_path=CHROMIUM,
-            args=["--headless", "--no-sandbox", "--disable-gpu", "--disable-background-networking"],
-        )
+        browser = launch(p)
         try:
             page = browser.new_page(viewport={"width": 1400, "height": 2000})
             for path in ("", "summaries", "redis_keys", "vector_memory"):
