@@ -49,7 +49,7 @@ class EpisodeStore:
     def search(self, user_id: str, query_vector: np.ndarray, k: int, exclude_session: str | None = None) -> list[Hit]:
         clauses: list[dict[str, Any]] = [where_user(user_id)]
         if exclude_session:
-            clauses.append({"session_id": {"$ne": exclude_session}})
+            clauses.append({"session_id": {"$ne": validate_id("session", exclude_session)}})
         where = clauses[0] if len(clauses) == 1 else {"$and": clauses}
         available = self.vectors.count(EPISODES, where)
         if not available:
