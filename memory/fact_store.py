@@ -10,6 +10,7 @@ a fact changed. Reads are always filtered by user.
 from __future__ import annotations
 
 import json
+import re
 import time
 import uuid
 from collections.abc import Callable
@@ -73,14 +74,54 @@ class FactStore:
         self.dup_similarity = dup_similarity
 
     def remember(self, user_id: str, session_id: str, facts: list[ExtractedFact]) -> list[FactEvent]:
+        """Apply each change in order (a later statement wins) and log what it did."""
         if not facts:
             return []
         vectors = self.embed([f.text for f in facts])
-        events = [self._remember_one(user_id, session_id, f, v) for f, v in zip(facts, vectors)]
+        events: list[FactEvent] = []
+        for fact, vector in zip(facts, vectors):
+            if fact.action == "delete":
+                events.extend(self._delete_matching(user_id, session_id, fact))
+            elif fact.action == "replace" and fact.old_value:
+                events.extend(
+                    self._replace(user_id, session_id, fact) or [self._set(user_id, session_id, fact, vector)]
+                )
+            else:
+                events.append(self._set(user_id, session_id, fact, vector))
         self._log(user_id, events)
         return events
 
-    def _remember_one(self, user_id: str, session_id: str, fact: ExtractedFact, vector: np.ndarray) -> FactEvent:
+    def _holding(self, user_id: str, value: str, slot: str | None) -> list[Record]:
+        """The user's facts in ``slot`` (or any) that mention ``value`` as a whole word."""
+        records = self.vectors.get(FACTS, where=where_user(user_id, slot=slot) if slot else where_user(user_id))
+        pattern = re.compile(rf"(?<!\w){re.escape(value)}(?!\w)", re.IGNORECASE)
+        return [r for r in records if pattern.search(r.text)]
+
+    def _delete_matching(self, user_id: str, session_id: str, fact: ExtractedFact) -> list[FactEvent]:
+        """'I no longer live in Berlin': delete the fact in that slot if it holds that value (else nothing)."""
+        if fact.value:
+            doomed = self._holding(user_id, fact.value, fact.slot)
+        elif fact.slot:
+            doomed = self.vectors.get(FACTS, where=where_user(user_id, slot=fact.slot))
+        else:
+            doomed = []
+        if doomed:
+            self.vectors.delete(FACTS, ids=[r.id for r in doomed])
+        now = time.time()
+        return [FactEvent(now, "DELETE", r.id, r.text, r.text, None, session_id) for r in doomed]
+
+    def _replace(self, user_id: str, session_id: str, fact: ExtractedFact) -> list[FactEvent]:
+        """'We switched from Postgres to MySQL': rewrite every fact that mentions the old value."""
+        assert fact.old_value and fact.value
+        events = []
+        for old in self._holding(user_id, fact.old_value, None):
+            pattern = re.compile(rf"(?<!\w){re.escape(fact.old_value)}(?!\w)", re.IGNORECASE)
+            new_text = pattern.sub(fact.value, old.text)
+            self._touch(old, None, fact, session_id, time.time(), new_text=new_text)
+            events.append(FactEvent(time.time(), "UPDATE", old.id, new_text, old.text, None, session_id))
+        return events
+
+    def _set(self, user_id: str, session_id: str, fact: ExtractedFact, vector: np.ndarray) -> FactEvent:
         now = time.time()
         if fact.slot:
             same_slot = self.vectors.get(FACTS, where=where_user(user_id, slot=fact.slot))
@@ -126,7 +167,7 @@ class FactStore:
         sources.extend(s for s in fact.source_ids if s not in sources)
         meta.update(updated_at=now, source_ids=json.dumps(sources[-50:]), session_id=session_id)
         text = new_text or old.text
-        if vector is None or new_text is None:
+        if vector is None:
             vector = self.embed([text])[0]
         self.vectors.upsert(FACTS, [Record(old.id, text, meta)], vector[None, :])
 

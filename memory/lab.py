@@ -34,6 +34,7 @@ from .errors import (
 from .fact_store import FactStore
 from .keys import Keys, validate_id
 from .llm import LLM, LLMError, make_llm
+from .llm.offline import MODEL_ID as OFFLINE_MODEL_ID
 from .messages import Message, Role
 from .session_store import SessionStore
 from .strategies import STRATEGIES, Services, Strategy, StrategyConfig
@@ -249,6 +250,7 @@ class MemoryLab:
             self.sessions.save_trace(user_id, session_id, user_message.id, trace.to_dict(), strat.config.ttl_s)
             return ChatResult(user_message, None, trace, error=str(exc))
         trace.llm.update(model_id=answer.model_id, usage=answer.usage)
+        trace.mark_used(list(answer.used))
         reply = Message(Role.ASSISTANT, answer.text, model_id=answer.model_id)
         with trace.timed("record.reply"):
             strat.record(user_id, session_id, reply)
@@ -387,7 +389,7 @@ class MemoryLab:
             "offline",
             "in process",
             True,
-            "offline-extractive-v1",
+            OFFLINE_MODEL_ID,
             detail="no ANTHROPIC_API_KEY: replies quote the memory they were given",
         )
 

@@ -21,9 +21,14 @@ from .tokens import count_tokens
 
 @dataclass
 class PromptPart:
+    """One part of the system prompt; ``items`` are the memories it holds ({"ref", "text"}), so a reply
+    can say which it used; ``keeps`` (on the instructions) says what the strategy remembers, and for how long."""
+
     name: str
     text: str
     tokens: int = 0
+    items: list[dict[str, str]] = field(default_factory=list)
+    keeps: str = ""
 
     def __post_init__(self) -> None:
         if not self.tokens:
@@ -40,6 +45,11 @@ class RetrievedItem:
     source: dict[str, Any] = field(default_factory=dict)
     included: bool = True
     score: float | None = None  # the fused rank score (BM25 + dense), where the ranking used one
+    used: bool = False  # the reply drew on it
+
+    @property
+    def ref(self) -> str:
+        return f"{self.kind}:{self.id}"
 
 
 @dataclass
@@ -57,6 +67,16 @@ class Trace:
     llm: dict[str, Any] = field(default_factory=dict)
     upkeep: dict[str, Any] = field(default_factory=dict)
     error: str | None = None
+    used: list[str] = field(default_factory=list)  # refs of the context items the reply drew on
+
+    def mark_used(self, refs: list[str]) -> None:
+        """Record what the reply drew on: retrieved items and messages are flagged for the trace view."""
+        self.used = list(dict.fromkeys(refs))
+        chosen = set(self.used)
+        for item in self.retrieved:
+            item.used = item.ref in chosen
+        for row in self.messages:
+            row["used"] = f"message:{row.get('id')}" in chosen
 
     @contextmanager
     def timed(self, step: str) -> Iterator[None]:
@@ -120,6 +140,7 @@ class Trace:
                 llm=printable(llm),
                 upkeep=printable(as_dict(d.get("upkeep", {}), "upkeep")),
                 error=as_text(d.get("error"), "error", optional=True),
+                used=[as_text(u, "used") for u in _list(d.get("used"), "used")],
             )
         except StoredDataError:
             raise
@@ -138,8 +159,16 @@ def _list(value: Any, name: str) -> list[Any]:
 def _part(value: Any) -> PromptPart:
     d = as_dict(value, "prompt part")
     tokens = d.get("tokens", 0)
+    items = [
+        {"ref": as_text(as_dict(i, "item").get("ref"), "ref"), "text": as_text(i.get("text"), "item text")}
+        for i in _list(d.get("items"), "items")
+    ]
     return PromptPart(
-        as_text(d.get("name"), "part name"), as_text(d.get("text"), "part text"), int(as_number(tokens, "tokens"))
+        as_text(d.get("name"), "part name"),
+        as_text(d.get("text"), "part text"),
+        int(as_number(tokens, "tokens")),
+        items,
+        as_text(d.get("keeps", ""), "keeps"),
     )
 
 
@@ -150,6 +179,8 @@ def _message_row(value: Any) -> dict[str, Any]:
         "content": as_text(d.get("content"), "content"),
         "created_at": as_timestamp(d.get("created_at", 0), "created_at"),
     }
+    if d.get("used") is True:
+        row["used"] = True
     for name in ("id", "tool_call_id", "model_id"):
         if d.get(name) is not None:
             row[name] = as_text(d.get(name), name)
@@ -170,4 +201,5 @@ def _retrieved(value: Any) -> RetrievedItem:
         source=printable(as_dict(d.get("source", {}), "source")),
         included=included,
         score=None if d.get("score") is None else float(as_number(d.get("score"), "score")),
+        used=d.get("used") is True,
     )

@@ -10,7 +10,7 @@ def test_rules_find_the_users_own_statements_and_skip_questions():
     found = dict(facts_from_text("My name is Alice. I use Python and we run Kubernetes. What is my job?"))
     assert found == {
         "The user's name is Alice.": "name",
-        "The user uses Python.": None,
+        "The user codes in Python.": "language",
         "The user's team uses Kubernetes.": None,
     }
     assert facts_from_text("What is my name?") == []
@@ -42,7 +42,7 @@ def test_repeats_do_not_pile_up_and_slots_update(lab):
     lab.chat("alice", "s1", "My name is Alice.", strategy="facts")
     lab.chat("alice", "s2", "I use Python.", strategy="facts")
     lab.chat("alice", "s2", "I use Python.", strategy="facts")
-    assert sorted(r.text for r in lab.facts.all("alice")) == ["The user uses Python.", "The user's name is Alice."]
+    assert sorted(r.text for r in lab.facts.all("alice")) == ["The user codes in Python.", "The user's name is Alice."]
     lab.chat("alice", "s3", "Actually, call me Ally.", strategy="facts")
     texts = [r.text for r in lab.facts.all("alice")]
     assert "The user's name is Ally." in texts and "The user's name is Alice." not in texts

@@ -18,13 +18,24 @@ class LLMReply:
     text: str
     model_id: str
     usage: dict[str, Any] = field(default_factory=dict)
+    used: tuple[str, ...] = ()  # refs of the context items the reply drew on, where the provider knows
 
 
 @dataclass(frozen=True)
 class ExtractedFact:
+    """A change to the user's long-term memory that a message makes.
+
+    ``action`` is "set" (store ``text``, updating its ``slot``), "delete"
+    (remove the fact in ``slot``, or the one holding ``value``) or "replace"
+    (rewrite the fact holding ``old_value`` to hold ``value``).
+    """
+
     text: str
     slot: str | None = None
     source_ids: tuple[str, ...] = ()
+    action: str = "set"
+    value: str | None = None
+    old_value: str | None = None
 
 
 class LLM(ABC):

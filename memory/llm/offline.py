@@ -1,9 +1,15 @@
-"""The offline provider: deterministic, model-free, good enough to demo memory.
+"""The offline provider: deterministic, model-free, good enough to demo memory honestly.
 
-It never invents: a reply quotes what the strategy put in the context, so
-"What is my name?" is answered only when the memory actually held the name.
-Summaries are extractive (the most central sentences, by embedding, within a
-token budget) and facts come from the rules in ``rules.py``.
+- **Replies** answer from the context the strategy assembled (``answer.py``),
+  name which items they used, and say "not in memory" only when nothing in
+  the context answers.
+- **Acknowledgements** say what was understood and only promise what the
+  strategy actually keeps (the instructions part says it).
+- **Summaries** read as one: the user's current facts in the third person
+  (a newer value replaces an older one, "no longer" removes it), then the
+  user's other first-person statements, most central first, within the
+  token budget. Questions and small talk are left out.
+- **Facts** come from the rules in ``rules.py``.
 """
 
 from __future__ import annotations
@@ -16,35 +22,44 @@ import numpy as np
 from ..messages import Message, Role
 from ..tokens import count_tokens
 from ..trace import PromptPart
+from .answer import _MANY, answer, fact_topic, to_second_person
 from .base import LLM, ExtractedFact, LLMReply
-from .rules import extract_facts, facts_from_text, second_person, split_sentences
+from .rules import changes_from_text, extract_facts, second_person, split_sentences
 
-MODEL_ID = "offline-extractive-v1"
-MIN_SIMILARITY = 0.25
+MODEL_ID = "offline-extractive-v2"
 _QUESTION_START = re.compile(
-    r"^(what|who|where|when|which|why|how|do|does|did|is|are|am|can|could|should|would|will|have|has|tell me)\b",
+    r"^(what|who|where|when|which|why|how|do|does|did|is|are|am|can|could|should|would|will|have|has|"
+    r"tell me|remind me)\b",
     re.IGNORECASE,
 )
-_MY_THING = re.compile(
-    r"\b(?:what(?:'s| is| are)|do you know|tell me|remind me of) my ([a-z]+(?: [a-z]+)?)\b", re.IGNORECASE
+_SMALL_TALK = re.compile(
+    r"^(?:hi|hello|hey|thanks|thank you|ok|okay|cool|great|nice|bye|goodbye|good (?:morning|evening|night)|lol|haha|"
+    r"sure|yes|no|yep|nope|alright|sounds good|got it)\b[\s!,.]*$",
+    re.IGNORECASE,
 )
+_FIRST_PERSON = re.compile(r"\b(?:I|I'm|I've|I'll|my|me|we|our|us)\b")
 
 Embed = Callable[[list[str]], np.ndarray]
 
 
-def _is_question(text: str) -> bool:
+def is_question(text: str) -> bool:
     stripped = text.strip()
     return stripped.endswith("?") or bool(_QUESTION_START.match(stripped))
 
 
-def _to_second_person(sentence: str) -> str:
-    text = re.sub(r"^(?:User|user)(?: said)?:\s*", "", sentence.strip())
-    text = re.sub(r"\bI am\b", "you are", text)
-    text = re.sub(r"\bI'm\b", "you're", text)
-    text = re.sub(r"\bmy\b", "your", text)
-    text = re.sub(r"\bMy\b", "Your", text)
-    text = re.sub(r"\bI\b", "you", text)
-    return text
+def third_person(sentence: str) -> str:
+    """'I watched a film with my sister.' -> 'The user watched a film with their sister.'"""
+    text = sentence.strip().rstrip(".!")
+    for pattern, repl in (
+        (r"^I'm\b", "The user is"), (r"^I am\b", "The user is"), (r"^I've\b", "The user has"),
+        (r"^I'll\b", "The user will"), (r"^I\b", "The user"), (r"^We\b", "The user's team"), (r"^My\b", "Their"),
+        (r"\bI'm\b", "they are"), (r"\bI am\b", "they are"), (r"\bI've\b", "they have"), (r"\bI\b", "they"),
+        (r"\bmy\b", "their"), (r"\bme\b", "them"), (r"\bmine\b", "theirs"), (r"\bwe\b", "they"), (r"\bour\b", "their"),
+    ):  # fmt: skip
+        text = re.sub(pattern, repl, text)
+    if not text.startswith(("The user", "Their")):
+        text = "The user mentioned: " + text
+    return text + "."
 
 
 class OfflineLLM(LLM):
@@ -60,85 +75,102 @@ class OfflineLLM(LLM):
         if not users:
             return LLMReply("Say something and I will answer from memory.", MODEL_ID)
         question = users[-1]
-        if not _is_question(question.content):
-            return LLMReply(self._acknowledge(question.content), MODEL_ID)
-        candidates = self._candidates(system_parts, [m for m in messages if m.id != question.id])
-        return LLMReply(self._answer(question.content, candidates), MODEL_ID)
-
-    def _acknowledge(self, text: str) -> str:
-        facts = facts_from_text(text)
-        if facts:
-            return "Got it — I'll remember that " + "; ".join(second_person(f) for f, _ in facts) + "."
-        return "Noted. (Offline provider: I answer questions from what the memory gives me.)"
+        keeps = next((p.keeps for p in system_parts if p.name == "instructions" and p.keeps), "")
+        if not is_question(question.content):
+            return LLMReply(self._acknowledge(question.content, keeps), MODEL_ID)
+        history = [m for m in messages if m.id != question.id]
+        found = answer(question.content, system_parts, history, self._embed, keeps)
+        return LLMReply(found.text, MODEL_ID, used=tuple(found.used))
 
     @staticmethod
-    def _candidates(system_parts: list[PromptPart], history: list[Message]) -> list[tuple[str, str]]:
-        """(sentence, where it came from): memory parts first, then earlier user turns."""
-        out: list[tuple[str, str]] = []
-        for part in system_parts:
-            if part.name == "instructions":
-                continue
-            for line in part.text.splitlines():
-                line = re.sub(r"^\s*(?:[-*•]|\d+\.)\s*", "", line).strip()
-                if not line or line.endswith(":"):
-                    continue
-                line = re.sub(r"^\[[^\]]*\]\s*", "", line)  # "[score 0.81]" style prefixes
-                out.extend((s, part.name) for s in split_sentences(line) if not s.endswith("?"))
-        for message in history:
-            if message.role is Role.USER and not _is_question(message.content):
-                out.extend((s, "conversation") for s in split_sentences(message.content))
-        return out
-
-    def _answer(self, question: str, candidates: list[tuple[str, str]]) -> str:
-        if not candidates:
-            return "I don't have anything in memory about that yet."
-        thing = _MY_THING.search(question)
-        if thing:
-            noun = re.escape(thing.group(1).lower())
-            slot = re.compile(
-                rf"\b(?:my|the user's|user's|your) {noun} (?:is|are)\s+(.+?)\s*(?:[.!,;]|\s(?:and|but|so)\s|$)",
-                re.IGNORECASE,
-            )
-            for sentence, source in reversed(candidates):  # the newest statement wins
-                m = slot.search(sentence)
-                if m:
-                    return f"Your {thing.group(1)} is {m.group(1).strip()}. (from {source}: “{sentence}”)"
-        vectors = self._embed([question] + [re.sub(r"^User said:\s*", "", c) for c, _ in candidates])
-        scores = vectors[1:] @ vectors[0]
-        best = int(np.argmax(scores))
-        if float(scores[best]) < MIN_SIMILARITY:
-            return "I don't find anything about that in the memory I was given."
-        sentence, source = candidates[best]
-        return f"From {source} (similarity {float(scores[best]):.2f}): “{_to_second_person(sentence)}”"
+    def _acknowledge(text: str, keeps: str) -> str:
+        changes = changes_from_text(text)
+        if not changes:
+            return "Noted." + (f" (Offline provider: I answer from memory, which keeps {keeps}.)" if keeps else "")
+        said = []
+        for c in changes:
+            if c.action == "set":
+                said.append(second_person(c.text))
+            elif c.action == "delete":
+                said.append(f"that no longer holds: {second_person(c.text)}")
+            else:
+                said.append(f"{c.old_value} is now {c.value}")
+        scope = f" My memory keeps {keeps}." if keeps else ""
+        return "Noted: " + "; ".join(said) + "." + scope
 
     # -- summaries -------------------------------------------------------
     def summarize(self, previous: str, messages: list[Message], max_tokens: int) -> str:
-        sentences: list[tuple[str, float]] = [(s, 0.0) for s in split_sentences(previous)]
-        for m in messages:
-            if m.role is not Role.USER:
-                continue  # offline replies only echo memory; the user's words carry the content
-            for s in split_sentences(m.content):
-                bonus = 0.2 if facts_from_text(s) else 0.0
-                sentences.append((f"User said: {s}" if not s.startswith("User said:") else s, bonus))
-        if not sentences:
-            return previous
-        unique = list(dict.fromkeys(s for s, _ in sentences))
-        bonuses = {s: b for s, b in sentences}
-        vectors = self._embed(unique)
-        centroid = vectors.mean(axis=0)
-        norm = float(np.linalg.norm(centroid)) or 1.0
-        centrality = vectors @ (centroid / norm)
-        order = sorted(range(len(unique)), key=lambda i: -(float(centrality[i]) + bonuses[unique[i]]))
-        chosen: set[int] = set()
+        facts: dict[str, str] = {}  # one key per slot (or per fact where a person has many): newest wins
+        notes: list[str] = []
+        for sentence in split_sentences(previous):
+            topic = fact_topic(sentence)
+            if topic:
+                facts[_key(topic, sentence)] = sentence
+            elif sentence not in notes:
+                notes.append(sentence)
+        for message in messages:
+            if message.role is not Role.USER:
+                continue  # replies only echo memory; the user's words carry the content
+            for sentence in split_sentences(message.content):
+                if is_question(sentence) or _SMALL_TALK.match(sentence) or len(sentence.split()) < 3:
+                    continue
+                changes = changes_from_text(sentence)
+                for c in changes:
+                    _apply(facts, c.action, c.text, c.slot, c.value, c.old_value)
+                if not changes and _FIRST_PERSON.search(sentence):
+                    note = third_person(sentence)
+                    if note not in notes:
+                        notes.append(note)
+        return self._fit(list(facts.values()), notes, max_tokens)
+
+    def _fit(self, facts: list[str], notes: list[str], max_tokens: int) -> str:
+        """Facts first (they are what memory is for), then the most central notes, within the budget."""
+        chosen: list[str] = []
         used = 0
-        for i in order:
-            cost = count_tokens(unique[i])
-            if used + cost > max_tokens:
-                continue
-            chosen.add(i)
-            used += cost
-        return " ".join(unique[i] if unique[i].endswith((".", "!", "?")) else unique[i] + "." for i in sorted(chosen))
+        for sentence in facts:
+            cost = count_tokens(sentence) + 1
+            if used + cost <= max_tokens:
+                chosen.append(sentence)
+                used += cost
+        if notes:
+            vectors = self._embed(notes)
+            centroid = vectors.mean(axis=0)
+            centrality = vectors @ (centroid / (float(np.linalg.norm(centroid)) or 1.0))
+            ranked = sorted(range(len(notes)), key=lambda i: (-float(centrality[i]), i))
+            kept = set()
+            for i in ranked:
+                cost = count_tokens(notes[i]) + 1
+                if used + cost <= max_tokens:
+                    kept.add(i)
+                    used += cost
+            chosen.extend(notes[i] for i in sorted(kept))
+        return " ".join(chosen)
 
     # -- facts -----------------------------------------------------------
     def extract_facts(self, messages: list[Message]) -> tuple[list[ExtractedFact], list[str]]:
         return extract_facts(messages), []
+
+
+def _key(topic: str | None, text: str) -> str:
+    if topic and topic.split(":")[0] not in _MANY:
+        return topic
+    return text.lower()
+
+
+def _apply(facts: dict[str, str], action: str, text: str, slot: str | None, value: str | None, old: str | None) -> None:
+    """One change to the summary's facts, as the fact store would make it."""
+    if action == "set":
+        key = slot or _key(fact_topic(text), text)
+        facts.pop(key, None)  # re-inserted last: the summary lists facts in the order they became true
+        facts[key] = text
+        return
+    needle = (old if action == "replace" else value) or ""
+    for key, fact in list(facts.items()):
+        holds = needle and re.search(rf"(?<!\w){re.escape(needle)}(?!\w)", fact, re.IGNORECASE)
+        if action == "delete" and (holds or (slot and key == slot and not value)):
+            del facts[key]
+        elif action == "replace" and holds and value:
+            facts[key] = re.sub(rf"(?<!\w){re.escape(needle)}(?!\w)", value, fact, flags=re.IGNORECASE)
+
+
+__all__ = ["MODEL_ID", "OfflineLLM", "is_question", "third_person", "to_second_person"]

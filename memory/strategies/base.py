@@ -87,6 +87,10 @@ class Strategy(ABC):
     name: ClassVar[str]
     description: ClassVar[str]
 
+    def keeps(self) -> str:
+        """What this strategy remembers, in words for the instructions (and for the offline provider)."""
+        return f"the last {self.config.buffer_size} messages of this session; nothing carries over to a new session"
+
     def __init__(self, services: Services, config: StrategyConfig) -> None:
         self.s = services
         self.config = config

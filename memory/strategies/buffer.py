@@ -12,4 +12,4 @@ class BufferStrategy(Strategy):
 
     def build_context(self, user_id: str, session_id: str, query: Message, trace: Trace) -> Context:
         messages = recent_messages(self.s, user_id, session_id, self.config.buffer_size, trace)
-        return Context([instructions()], messages)
+        return Context([instructions(self.keeps())], messages)

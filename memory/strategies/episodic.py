@@ -19,12 +19,15 @@ class EpisodicStrategy(Strategy):
     name = "episodic"
     description = "Whole past sessions of this user, ranked by their turns (BM25 + dense), shown as summaries."
 
+    def keeps(self) -> str:
+        return "summaries of the user's past sessions and what they said in them (not the current session's messages)"
+
     def build_context(self, user_id: str, session_id: str, query: Message, trace: Trace) -> Context:
         vector = embed_query(self.s, query, trace)
         items = episode_items(self.s, user_id, session_id, query, vector, self.config.episodes_k, trace)
         turns = turn_items(self.s, user_id, session_id, query, vector, self.config.top_k, trace)
         trace.retrieved.extend(items + turns)
-        parts = [instructions()]
+        parts = [instructions(self.keeps())]
         for part in (episodes_part(items), turns_part(turns)):
             if part:
                 parts.append(part)

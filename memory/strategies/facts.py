@@ -10,10 +10,13 @@ class FactsStrategy(Strategy):
     name = "facts"
     description = "Long-term facts about the user, extracted from the conversation, retrieved by similarity."
 
+    def keeps(self) -> str:
+        return "facts the user states about themselves, across all their sessions (not the conversation itself)"
+
     def build_context(self, user_id: str, session_id: str, query: Message, trace: Trace) -> Context:
         items = fact_items(self.s, user_id, query, embed_query(self.s, query, trace), self.config.top_k, trace)
         trace.retrieved.extend(items)
-        parts = [instructions()]
+        parts = [instructions(self.keeps())]
         facts = facts_part(items)
         if facts:
             parts.append(facts)

@@ -30,11 +30,14 @@ class HybridStrategy(Strategy):
     def trim_to(self) -> int | None:
         return folding_cap(self.config)
 
+    def keeps(self) -> str:
+        return "facts about the user across sessions, a running summary, past sessions and recent messages"
+
     def build_context(self, user_id: str, session_id: str, query: Message, trace: Trace) -> Context:
         """Fill the budget in order of value per token: facts, summary, episodes, past turns, then recent turns."""
         c = self.config
         budget = c.token_budget
-        parts = [instructions()]
+        parts = [instructions(self.keeps())]
         budget -= parts[0].tokens + count_tokens(query.content)
 
         vector = embed_query(self.s, query, trace)

@@ -13,8 +13,9 @@ from ..trace import PromptPart, RetrievedItem, Trace
 from .base import INSTRUCTIONS, Services, StrategyConfig
 
 
-def instructions() -> PromptPart:
-    return PromptPart("instructions", INSTRUCTIONS)
+def instructions(keeps: str) -> PromptPart:
+    """The instructions, saying what this strategy keeps, so no reply promises more than that."""
+    return PromptPart("instructions", f"{INSTRUCTIONS} Your memory of this user keeps: {keeps}.", keeps=keeps)
 
 
 def recent_messages(s: Services, user_id: str, session_id: str, last: int | None, trace: Trace) -> list[Message]:
@@ -28,7 +29,11 @@ def recent_messages(s: Services, user_id: str, session_id: str, last: int | None
 def summary_part(s: Services, user_id: str, session_id: str, trace: Trace) -> PromptPart | None:
     with trace.timed("summary.read"):
         text = s.sessions.summary(user_id, session_id)
-    return PromptPart("summary", f"Summary of the earlier conversation:\n{text}") if text else None
+    if not text:
+        return None
+    return PromptPart(
+        "summary", f"Summary of the earlier conversation:\n{text}", items=[{"ref": "summary", "text": text}]
+    )
 
 
 def embed_query(s: Services, query: Message, trace: Trace) -> np.ndarray:
@@ -117,7 +122,11 @@ def facts_part(items: list[RetrievedItem]) -> PromptPart | None:
     chosen = [i for i in items if i.included]
     if not chosen:
         return None
-    return PromptPart("facts", "Known facts about the user:\n" + "\n".join(f"- {i.text}" for i in chosen))
+    return PromptPart(
+        "facts",
+        "Known facts about the user:\n" + "\n".join(f"- {i.text}" for i in chosen),
+        items=[{"ref": i.ref, "text": i.text} for i in chosen],
+    )
 
 
 def episodes_part(items: list[RetrievedItem]) -> PromptPart | None:
@@ -130,7 +139,7 @@ def _session_list_part(name: str, header: str, items: list[RetrievedItem]) -> Pr
     if not chosen:
         return None
     lines = [f"- [session {i.source.get('session_id', '?')}] {i.text}" for i in chosen]
-    return PromptPart(name, header + "\n" + "\n".join(lines))
+    return PromptPart(name, header + "\n" + "\n".join(lines), items=[{"ref": i.ref, "text": i.text} for i in chosen])
 
 
 def fit_items(items: list[RetrievedItem], budget: int, trace: Trace) -> int:

@@ -13,8 +13,13 @@ class SummaryStrategy(Strategy):
     def trim_to(self) -> int | None:
         return folding_cap(self.config)
 
+    def keeps(self) -> str:
+        return (
+            "this session's recent messages and a running summary of older ones; nothing carries over to a new session"
+        )
+
     def build_context(self, user_id: str, session_id: str, query: Message, trace: Trace) -> Context:
-        parts = [instructions()]
+        parts = [instructions(self.keeps())]
         summary = summary_part(self.s, user_id, session_id, trace)
         if summary:
             parts.append(summary)
