@@ -10,6 +10,7 @@ import streamlit as st
 
 from memory import STRATEGIES
 from memory.compare import ScenarioError, load_scenario, run_comparison, shipped_scenarios
+from ui.charts import STRATEGY_COLORS, score_chart
 from ui.state import current, guarded, md_text, warm_model
 
 st.title("Compare strategies")
@@ -17,7 +18,8 @@ ctx = current()
 lab = ctx.lab
 st.caption(
     "Run a scripted conversation — facts planted early, distractor turns, then questions — through each "
-    "strategy in its own fresh user, and see tokens, recall of the planted facts, and latency per turn."
+    "strategy in its own fresh user. Each question is judged twice: did the planted fact **reach the context**, "
+    "and did the reply **answer correctly** (the expected words, and not a value the user has since changed)."
 )
 
 scenarios = shipped_scenarios()
@@ -56,7 +58,13 @@ if scenario is not None:
         st.dataframe(
             pd.DataFrame(
                 [
-                    {"turn": i + 1, "session": t.session, "user": t.user, "expect in context": ", ".join(t.expect)}
+                    {
+                        "turn": i + 1,
+                        "session": t.session,
+                        "user": t.user,
+                        "expect": ", ".join(t.expect),
+                        "must not answer": ", ".join(t.reject),
+                    }
                     for i, t in enumerate(scenario.turns)
                 ]
             ),
@@ -75,7 +83,7 @@ if run and scenario is not None:
         bar.empty()
         st.session_state["cmp_result"] = {
             "rows": result.rows(),
-            "recall": result.recall_by_strategy(),
+            "summary": result.summary(),
             "scenario": result.scenario,
             "run_id": result.run_id,
         }
@@ -89,32 +97,27 @@ if not data:
 else:
     frame = pd.DataFrame(data["rows"])
     st.subheader(f"Results: {data['scenario']} (run {data['run_id']})")
-    recall = data["recall"]
-    cols = st.columns(len(recall))
-    for col, (name, value) in zip(cols, recall.items()):
+    summary = pd.DataFrame(data["summary"])
+    cols = st.columns(len(summary))
+    for col, row in zip(cols, summary.to_dict("records")):
         col.metric(
-            f"{name} recall",
-            f"{value:.0%}",
-            help="Share of the planted facts found in the context sent for the questions",
+            f"{row['strategy']}: answered",
+            f"{row['answered correctly']:.0%}",
+            f"reached context {row['reached context']:.0%}",
+            delta_color="off",
+            help="Answered correctly: the reply holds the expected words and no replaced value. "
+            "Reached context: the expected words were in what the model was sent.",
         )
-    summary = (
-        frame.groupby("strategy", sort=False)
-        .agg(
-            recall=("recall", "mean"),
-            tokens_per_turn=("tokens_sent", "mean"),
-            total_tokens=("tokens_sent", "sum"),
-            mean_latency_ms=("latency_ms", "mean"),
-        )
-        .reset_index()
-    )
+    st.plotly_chart(score_chart(summary), width="stretch", key="cmp_scores")
     st.dataframe(
         summary,
         hide_index=True,
         width="stretch",
         column_config={
-            "recall": st.column_config.ProgressColumn(min_value=0.0, max_value=1.0, format="%.2f"),
-            "tokens_per_turn": st.column_config.NumberColumn(format="%.0f"),
-            "mean_latency_ms": st.column_config.NumberColumn(format="%.0f"),
+            "reached context": st.column_config.ProgressColumn(min_value=0.0, max_value=1.0, format="percent"),
+            "answered correctly": st.column_config.ProgressColumn(min_value=0.0, max_value=1.0, format="percent"),
+            "tokens per turn": st.column_config.NumberColumn(format="%.0f"),
+            "mean latency ms": st.column_config.NumberColumn(format="%.0f"),
         },
     )
     left, right = st.columns(2)
@@ -133,15 +136,19 @@ else:
     probes = frame[frame["is_probe"]].copy()
     if not probes.empty:
         probes["label"] = "turn " + probes["turn"].astype(str) + ": " + probes["user"].str.slice(0, 40)
+        probes["answered"] = probes["correct"].astype(float)
         fig = px.bar(
             probes,
             x="label",
-            y="recall",
+            y="answered",
             color="strategy",
             barmode="group",
-            title="Did each planted fact reach the context?",
-            range_y=[0, 1.05],
+            title="Which questions each strategy answered correctly",
+            range_y=[0, 1.1],
+            color_discrete_map=STRATEGY_COLORS,
         )
+        fig.update_traces(base=0, marker_line_width=1.5, marker_line_color="rgba(0,0,0,0.35)")
+        fig.update_yaxes(tickformat=".0%")
         st.plotly_chart(fig, width="stretch", key="cmp_recall")
     st.dataframe(
         frame[
@@ -155,6 +162,8 @@ else:
                 "expected",
                 "found",
                 "recall",
+                "correct",
+                "rejected",
                 "reply",
                 "error",
             ]

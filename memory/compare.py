@@ -1,18 +1,25 @@
 """Run a scripted conversation through several strategies and measure them side by side.
 
 A scenario is JSON: ``{"name", "description", "turns": [{"user": "...",
-"expect": ["Alice"], "session": "2"}]}`` (``session`` optional, default "1":
-a new label starts a new session of the same user). Turns without ``expect`` plant facts or distract;
-a turn with ``expect`` is a probe: recall is the share of its expected
-strings found in what the model was sent *before* the probe itself (system
-prompt and earlier messages), so an answer cannot be credited for merely
-repeating the question. Each strategy runs in its own fresh user and
-session, so they cannot see each other's memory.
+"expect": ["Alice"], "reject": ["Bob"], "session": "2"}]}`` (``session``
+optional, default "1": a new label starts a new session of the same user).
+Turns without ``expect`` plant facts or distract; a turn with ``expect`` is
+a probe, judged twice:
+
+- **reached the context**: the share of its expected strings found in what
+  the model was sent *before* the probe itself (system prompt and earlier
+  messages), so an answer cannot be credited for repeating the question;
+- **answered correctly**: the reply contains every expected string and none
+  of the ``reject`` ones (a value the user has since changed: "I moved...").
+
+Strings match as whole words, case-insensitively. Each strategy runs in its
+own fresh user and session, so they cannot see each other's memory.
 """
 
 from __future__ import annotations
 
 import json
+import re
 import time
 import uuid
 from collections.abc import Callable
@@ -37,6 +44,7 @@ class Turn:
     user: str
     expect: tuple[str, ...] = ()
     session: str = "1"
+    reject: tuple[str, ...] = ()
 
 
 @dataclass(frozen=True)
@@ -60,15 +68,16 @@ def parse_scenario(data: Any) -> Scenario:
     for i, t in enumerate(turns_raw):
         if not isinstance(t, dict) or not isinstance(t.get("user"), str) or not t["user"].strip():
             raise ScenarioError(f"turn {i + 1} needs a non-empty 'user' text")
-        expect = t.get("expect", [])
-        if not isinstance(expect, list) or not all(isinstance(e, str) and e for e in expect):
-            raise ScenarioError(f"turn {i + 1}: 'expect' must be a list of strings")
+        expect, reject = t.get("expect", []), t.get("reject", [])
+        for name, value in (("expect", expect), ("reject", reject)):
+            if not isinstance(value, list) or not all(isinstance(e, str) and e for e in value):
+                raise ScenarioError(f"turn {i + 1}: '{name}' must be a list of strings")
         session = str(t.get("session", "1"))
         try:
             validate_id("session", session)
         except ValueError as exc:
             raise ScenarioError(f"turn {i + 1}: {exc}") from exc
-        turns.append(Turn(t["user"], tuple(expect), session))
+        turns.append(Turn(t["user"], tuple(expect), session, tuple(reject)))
     return Scenario(str(data.get("name") or "unnamed"), str(data.get("description") or ""), tuple(turns))
 
 
@@ -100,6 +109,8 @@ class TurnResult:
     recall: float | None = None
     reply: str = ""
     error: str | None = None
+    rejected: list[str] = field(default_factory=list)
+    correct: bool | None = None
 
 
 @dataclass
@@ -111,12 +122,47 @@ class Comparison:
     def rows(self) -> list[dict[str, Any]]:
         return [asdict(r) | {"scenario": self.scenario, "run_id": self.run_id} for r in self.results]
 
+    def strategies(self) -> list[str]:
+        return list(dict.fromkeys(r.strategy for r in self.results))
+
     def recall_by_strategy(self) -> dict[str, float]:
-        out: dict[str, float] = {}
-        for name in dict.fromkeys(r.strategy for r in self.results):
-            probes = [r.recall for r in self.results if r.strategy == name and r.recall is not None]
-            out[name] = sum(probes) / len(probes) if probes else 0.0
-        return out
+        """Share of expected strings that reached the context, per strategy."""
+        return {name: _mean([r.recall for r in self._probes(name)]) for name in self.strategies()}
+
+    def accuracy_by_strategy(self) -> dict[str, float]:
+        """Share of probes answered correctly (expected in the reply, nothing rejected), per strategy."""
+        return {name: _mean([float(bool(r.correct)) for r in self._probes(name)]) for name in self.strategies()}
+
+    def _probes(self, name: str) -> list[TurnResult]:
+        return [r for r in self.results if r.strategy == name and r.is_probe]
+
+    def summary(self) -> list[dict[str, Any]]:
+        """One row per strategy: what reached the context, what was answered, tokens and latency."""
+        recall, accuracy = self.recall_by_strategy(), self.accuracy_by_strategy()
+        rows = []
+        for name in self.strategies():
+            turns = [r for r in self.results if r.strategy == name]
+            rows.append(
+                {
+                    "strategy": name,
+                    "reached context": recall[name],
+                    "answered correctly": accuracy[name],
+                    "tokens per turn": _mean([r.tokens_sent for r in turns]),
+                    "total tokens": sum(r.tokens_sent for r in turns),
+                    "mean latency ms": _mean([r.latency_ms for r in turns]),
+                }
+            )
+        return rows
+
+
+def _mean(values: list[float | None]) -> float:
+    present = [v for v in values if v is not None]
+    return sum(present) / len(present) if present else 0.0
+
+
+def mentions(text: str, needle: str) -> bool:
+    """``needle`` as a whole word or phrase of ``text`` (plurals too), ignoring case: "Go" is not in "Gothenburg"."""
+    return re.search(rf"(?<!\w){re.escape(needle)}(?:s|es)?(?!\w)", text, re.IGNORECASE) is not None
 
 
 Progress = Callable[[int, int, str], None]
@@ -151,7 +197,9 @@ def run_comparison(
                 + "\n"
                 + "\n".join(str(m.get("content", "")) for m in trace.messages if m.get("id") != result.user_message.id)
             )
-            found = [e for e in turn.expect if e.lower() in seen.lower()]
+            found = [e for e in turn.expect if mentions(seen, e)]
+            reply = result.reply.content if result.reply else ""
+            rejected = [r for r in turn.reject if mentions(reply, r)]
             results.append(
                 TurnResult(
                     strategy=name,
@@ -164,8 +212,10 @@ def run_comparison(
                     expected=list(turn.expect),
                     found=found,
                     recall=(len(found) / len(turn.expect)) if turn.expect else None,
-                    reply=result.reply.content if result.reply else "",
+                    reply=reply,
                     error=result.error,
+                    rejected=rejected,
+                    correct=(all(mentions(reply, e) for e in turn.expect) and not rejected) if turn.expect else None,
                 )
             )
             done += 1

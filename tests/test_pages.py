@@ -129,14 +129,14 @@ def test_vector_memory_query_shows_scores(app_env):
     assert ((hits["cosine similarity"] + hits["cosine distance"] - 1).abs() < 1e-3).all()
 
 
-def test_compare_runs_and_reports_recall(app_env):
+def test_compare_runs_and_reports_context_and_answers(app_env):
     at = open_page("app_pages/compare.py")
     at.multiselect(key="cmp_strategies").set_value(["buffer", "facts"]).run()
     at.button(key="cmp_run").click().run()
     assert_clean(at, "Compare strategies")
-    metrics = {m.label: m.value for m in at.metric}
-    assert metrics["facts recall"] == "100%"
-    assert metrics["buffer recall"] == "0%"
+    metrics = {m.label: (m.value, m.delta) for m in at.metric}
+    assert metrics["facts: answered"] == ("100%", "reached context 100%")
+    assert metrics["buffer: answered"] == ("0%", "reached context 0%")
     result = at.session_state["cmp_result"]
     assert {r["strategy"] for r in result["rows"]} == {"buffer", "facts"}
     json.dumps(result)  # exportable

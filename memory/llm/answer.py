@@ -116,6 +116,8 @@ _FACT_TOPICS: list[tuple[re.Pattern[str], str]] = [
 ]
 # Topics a person has several of: every current candidate answers, not just the newest.
 _MANY = {"uses", "likes", "allergy", "trip", "pet"}
+# Topics read off a common verb ("like", "use"): a fact that names what was asked about answers first.
+_BROAD = {"uses", "likes"}
 _TOPIC_WORDS = {
     "name": "your name", "location": "where you live", "origin": "where you are from", "employer": "where you work",
     "role": "what you do", "language": "your programming language", "diet": "your diet", "allergy": "allergies",
@@ -195,10 +197,31 @@ def gather(system_parts: list[PromptPart], history: list[Message]) -> list[Candi
             for sentence in split_sentences(item["text"]):
                 out.extend(_from_sentence(sentence, item["ref"], part.name, order))
     for position, message in enumerate(history):
+        ref, order = f"message:{message.id}", 10.0 + position
         if message.role is Role.USER:
             for sentence in split_sentences(message.content):
-                out.extend(_from_sentence(sentence, f"message:{message.id}", "this conversation", 10.0 + position))
+                out.extend(_from_sentence(sentence, ref, "this conversation", order))
+        elif message.role is Role.ASSISTANT:
+            # What an earlier reply said about the user is in the context too ("Noted: you live in Oslo").
+            for statement in re.split(r"[;.]\s+|\.$", _NOTED.sub("", message.content)):
+                out.extend(
+                    c for c in _from_sentence(_first_person(statement), ref, "an earlier reply", order) if c.topic
+                )
     return out
+
+
+_NOTED = re.compile(r"^\s*Noted:\s*", re.I)
+
+
+def _first_person(statement: str) -> str:
+    """A reply's 'you live in Oslo' back into the user's 'I live in Oslo', for the fact rules."""
+    text = re.sub(r"\s*\(from [^)]*\)\s*$", "", statement.strip())
+    for pattern, repl in (
+        (r"\byou are\b", "I'm"), (r"\byou're\b", "I'm"), (r"\byou have\b", "I have"), (r"\byour\b", "my"),
+        (r"\bYour\b", "My"), (r"\byou\b", "I"), (r"\bYou\b", "I"),
+    ):  # fmt: skip
+        text = re.sub(pattern, repl, text)
+    return text
 
 
 def clauses(question: str) -> list[str]:
@@ -222,9 +245,24 @@ class Answer:
     used: list[str]
 
 
+_GENERIC = {
+    "what", "which", "where", "when", "does", "have", "about", "with", "that", "this", "your", "like", "likes",
+    "love", "enjoy", "into", "used", "using", "uses", "doing", "there", "they", "them", "would", "should",
+}  # fmt: skip
+
+
+def _content_words(text: str) -> set[str]:
+    return {w.lower() for w in re.findall(r"[A-Za-z]{4,}", text)} - _GENERIC
+
+
 def _by_topic(topic: str, clause: str, candidates: list[Candidate]) -> list[Candidate]:
     """The current answer(s) about ``topic``: the newest statement wins, a newer "no longer" takes it back."""
     about = [c for c in candidates if _matches(topic, c.topic)]
+    if topic in _BROAD:
+        # "Which editor do I like?" asks for a favourite editor: a fact naming the thing asked about answers it.
+        words = _content_words(clause)
+        naming = [c for c in candidates if c.topic and words & _content_words(c.sentence)]
+        about = naming or about
     if not about:
         return []
     newest: dict[str, Candidate] = {}

@@ -146,10 +146,17 @@ def _article(noun: str) -> str:
     return ("an " if noun[:1].lower() in "aeiou" else "a ") + noun
 
 
+def _leading_languages(value: str) -> str | None:
+    """'Rust for the new services' -> 'Rust': the languages a value starts with, if any."""
+    words = re.split(r"\s+(?:for|in|on|at|to|because|since|as)\s+", value, maxsplit=1)[0]
+    return words if _is_language_list(words) else None
+
+
 def _switch(m: re.Match[str]) -> Change | None:
     old, new = _clean(m.group(1) or ""), _clean(m.group(2))
     if not new:
         return None
+    new = _leading_languages(new) or new
     if _is_language_list(new):
         return _set(f"The user codes in {new}.", "language", new)
     if _diet(new):
