@@ -4,9 +4,18 @@ from __future__ import annotations
 
 import streamlit as st
 
-from memory import STRATEGIES, StrategyConfig
+from memory import STRATEGIES
 from memory.messages import new_message_id
-from ui.state import current, guarded, md_escape, md_text, warm_model
+from ui.state import (
+    CONFIG_WIDGETS,
+    current,
+    guarded,
+    keep_session_settings,
+    md_escape,
+    md_text,
+    restore_session_settings,
+    warm_model,
+)
 from ui.trace_view import render_trace
 
 st.title("Chat playground")
@@ -16,23 +25,22 @@ llm = lab.llm_status()
 st.caption(f"User **{md_escape(user)}** · session **{md_escape(session)}** · LLM: {llm.mode} ({llm.version})")
 
 names = list(STRATEGIES)
+restore_session_settings(lab, user, session, default_strategy=names[0])
 top = st.columns([2, 3])
 strategy = top[0].selectbox(
     "Memory strategy", names, key="strategy", format_func=lambda n: f"{n} — {STRATEGIES[n].description}"
 )
 base = lab.default_config()
 with top[1].expander("Strategy settings", expanded=False):
-    c1, c2, c3 = st.columns(3)
-    config = StrategyConfig(
-        buffer_size=c1.number_input("Buffer size N (messages)", 1, 500, base.buffer_size, key="cfg_n"),
-        ttl_s=c1.number_input("Session TTL (seconds, 0 = none)", 0, 365 * 24 * 3600, base.ttl_s, key="cfg_ttl"),
-        summary_threshold=c2.number_input("Fold when buffer passes", 2, 500, base.summary_threshold, key="cfg_thr"),
-        summary_keep=c2.number_input("Keep after fold", 0, 499, base.summary_keep, key="cfg_keep"),
-        summary_max_tokens=base.summary_max_tokens,
-        top_k=c3.number_input("Top-k facts", 1, 50, base.top_k, key="cfg_k"),
-        episodes_k=c3.number_input("Top-k episodes", 1, 20, base.episodes_k, key="cfg_ek"),
-        token_budget=c3.number_input("Token budget (hybrid)", 100, 200_000, base.token_budget, key="cfg_budget"),
-    )
+    columns = st.columns(3)
+    values = {
+        field_name: columns[i % 3].number_input(label, low, high, key=key)
+        for i, (field_name, (key, label, low, high)) in enumerate(CONFIG_WIDGETS.items())
+    }
+    st.caption("Stored with the session on its next turn, and restored whenever it is opened again.")
+config = base.with_(**{k: int(v) for k, v in values.items()})
+keep_session_settings()
+st.query_params["strategy"] = strategy
 if config.summary_keep >= config.summary_threshold:
     st.warning("'Keep after fold' must be below the fold threshold; using threshold − 1.")
     config = config.with_(summary_keep=config.summary_threshold - 1)
@@ -56,8 +64,15 @@ with guarded("Reading the session"):
             trace = traces.get(message.id)
             if trace is not None and (message.role.value == "assistant" or trace.error):
                 label = "What the model saw" if not trace.error else "What the model would have seen (call failed)"
-                with st.expander(f"{label} · {md_escape(trace.strategy)} · ~{trace.total_tokens} tokens"):
-                    render_trace(trace, key=message.id)
+                # Lazy: a trace is drawn only while its expander is open, so a long session stays fast.
+                panel = st.expander(
+                    f"{label} · {md_escape(trace.strategy)} · ~{trace.total_tokens} tokens",
+                    key=f"trace-{message.id}",
+                    on_change="rerun",
+                )
+                if panel.open:
+                    with panel:
+                        render_trace(trace, key=message.id)
 
 if error := st.session_state.pop("chat_error", None):
     st.error(f"{md_text(error)} — your message was saved; send it again (or press Retry) to retry.")

@@ -75,8 +75,13 @@ class SessionKeys:
         """Set of the message ids appended so far: a retried append of the same message is a no-op."""
         return self._key("ids")
 
+    @property
+    def meta(self) -> str:
+        """JSON: the strategy and settings this session was last used with, so every page can restore them."""
+        return self._key("meta")
+
     def all(self) -> list[str]:
-        return [self.log, self.buffer, self.ids, self.summary, self.folds, self.traces]
+        return [self.log, self.buffer, self.ids, self.summary, self.folds, self.traces, self.meta]
 
 
 @dataclass(frozen=True)

@@ -247,7 +247,9 @@ class MemoryLab:
         except LLMError as exc:
             trace.error = str(exc)
             trace.timings_ms["total"] = round((time.perf_counter() - started) * 1000, 2)
-            self.sessions.save_trace(user_id, session_id, user_message.id, trace.to_dict(), strat.config.ttl_s)
+            self.sessions.save_trace(
+                user_id, session_id, user_message.id, trace.to_dict(), strat.config.ttl_s, self._meta(strat)
+            )
             return ChatResult(user_message, None, trace, error=str(exc))
         trace.llm.update(model_id=answer.model_id, usage=answer.usage)
         trace.mark_used(list(answer.used))
@@ -260,8 +262,19 @@ class MemoryLab:
             log.warning("memory upkeep failed for %s/%s", user_id, session_id, exc_info=True)
             trace.warnings.append(f"memory upkeep failed: {type(exc).__name__}: {exc}")
         trace.timings_ms["total"] = round((time.perf_counter() - started) * 1000, 2)
-        self.sessions.save_trace(user_id, session_id, reply.id, trace.to_dict(), strat.config.ttl_s)
+        self.sessions.save_trace(user_id, session_id, reply.id, trace.to_dict(), strat.config.ttl_s, self._meta(strat))
         return ChatResult(user_message, reply, trace)
+
+    @staticmethod
+    def _meta(strategy: Strategy) -> dict[str, Any]:
+        return {"strategy": strategy.name, "config": strategy.config.to_dict()}
+
+    def session_settings(self, user_id: str, session_id: str) -> tuple[str, StrategyConfig] | None:
+        """The strategy and settings a session was last used with, so a page can restore them."""
+        meta = self.sessions.meta(user_id, session_id)
+        if meta is None or meta["strategy"] not in STRATEGIES:
+            return None
+        return meta["strategy"], StrategyConfig.from_dict(meta["config"], self.default_config())
 
     # -- deletion: one owner ---------------------------------------------
     def session_stores(self) -> list[tuple[str, Callable[[], SessionScopedStore]]]:

@@ -184,7 +184,14 @@ class SessionStore:
             raise StoredDataError(f"{exc} ({self._wrong_types(k) or 'session ' + k.tag})") from exc
 
     def _wrong_types(self, k: SessionKeys) -> str:
-        expected = {k.log: "list", k.buffer: "list", k.ids: "set", k.summary: "string", k.folds: "list"}
+        expected = {
+            k.log: "list",
+            k.buffer: "list",
+            k.ids: "set",
+            k.summary: "string",
+            k.folds: "list",
+            k.meta: "string",
+        }
         expected[k.traces] = "hash"
         try:
             with self.r.pipeline(transaction=False) as p:
@@ -201,15 +208,41 @@ class SessionStore:
         )
 
     def save_trace(
-        self, user_id: str, session_id: str, message_id: str, trace: dict[str, Any], ttl_s: int | None = None
+        self,
+        user_id: str,
+        session_id: str,
+        message_id: str,
+        trace: dict[str, Any],
+        ttl_s: int | None = None,
+        meta: dict[str, Any] | None = None,
     ) -> None:
+        """Store a turn's trace, and the session's strategy and settings (``meta``), in one round trip."""
         k = self.keys.session(user_id, session_id)
         ttl = self.ttl_s if ttl_s is None else ttl_s
         with self.r.pipeline(transaction=True) as p:
             p.hset(k.traces, message_id, json.dumps(trace, ensure_ascii=False))
+            if meta is not None:
+                p.set(k.meta, json.dumps({**meta, "updated_at": time.time()}, ensure_ascii=False))
             if ttl:
                 p.expire(k.traces, ttl)
+                if meta is not None:
+                    p.expire(k.meta, ttl)
             self._execute(p, k)
+
+    def meta(self, user_id: str, session_id: str) -> dict[str, Any] | None:
+        """The strategy and settings the session was last used with; None if unknown or unreadable."""
+        raw = self.r.get(self.keys.session(user_id, session_id).meta)
+        if raw is None:
+            return None
+        try:
+            data = as_dict(load_json(raw), "session meta")
+            return {
+                "strategy": as_text(data.get("strategy"), "strategy"),
+                "config": as_dict(data.get("config", {}), "config"),
+            }
+        except StoredDataError as exc:
+            log.warning("ignoring the unreadable settings of session %s/%s: %s", user_id, session_id, exc)
+            return None
 
     # -- reads -----------------------------------------------------------
     def buffer(self, user_id: str, session_id: str, last: int | None = None) -> BufferRead:

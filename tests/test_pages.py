@@ -41,6 +41,14 @@ def open_page(page: str, user: str = "alice", session: str = "s1") -> AppTest:
     return at
 
 
+def open_traces(at: AppTest) -> None:
+    """Open every trace expander, as a click would (they are keyed widgets that draw only when open)."""
+    for expander in at.expander:
+        if expander.key and expander.key.startswith("trace-"):
+            at.session_state[expander.key] = True
+    at.run()
+
+
 def assert_clean(at: AppTest, title: str) -> None:
     assert not at.exception, [e.value for e in at.exception]
     assert [t.value for t in at.title] == [title]
@@ -75,10 +83,15 @@ def test_chat_shows_the_reply_and_what_the_model_saw(app_env):
     assert "Alice" in reply
     labels = [e.label for e in at.expander]
     assert any(label.startswith("What the model saw · facts") for label in labels)
+    assert not at.code, "a closed trace is not drawn (lazy)"
+    open_traces(at)
     codes = " ".join(c.value for c in at.code)
     assert "The user's name is Alice." in codes
     frames = [df.value for df in at.dataframe]
-    assert any("similarity" in f.columns and (f["similarity"] > 0).all() for f in frames)
+    retrieved = next(f for f in frames if "relevance" in f.columns)
+    assert (retrieved["relevance"] > 0).all()
+    used = retrieved.loc[retrieved["used"] == "✓", "text"].tolist()
+    assert used == ["The user's name is Alice."], "the fact the reply used is marked, and only it"
 
 
 def test_chat_renders_user_markup_as_text(app_env):
@@ -263,3 +276,51 @@ def test_a_hung_redis_shows_a_banner_quickly(app_env, monkeypatch, tmp_path):
     finally:
         os.kill(state.pid, signal.SIGCONT)
         kill_pid(state.pid)
+
+
+def test_the_strategy_survives_a_page_switch(app_env):
+    at = open_page("app_pages/chat.py")
+    at.selectbox(key="strategy").set_value("facts").run()
+    at.number_input(key="cfg_k").set_value(7).run()
+    at.switch_page("app_pages/summaries.py").run()
+    at.switch_page("app_pages/chat.py").run()
+    assert at.selectbox(key="strategy").value == "facts"
+    assert at.number_input(key="cfg_k").value == 7
+
+
+def test_a_sessions_strategy_and_settings_are_stored_with_it(app_env):
+    first = open_page("app_pages/chat.py", user="alice", session="s7")
+    first.selectbox(key="strategy").set_value("summary").run()
+    first.number_input(key="cfg_thr").set_value(4).run()
+    first.chat_input[0].set_value("My name is Alice.").run()
+    assert not first.exception
+    again = open_page("app_pages/chat.py", user="alice", session="s7")  # another browser, another day
+    assert again.selectbox(key="strategy").value == "summary"
+    assert again.number_input(key="cfg_thr").value == 4
+    other = open_page("app_pages/chat.py", user="alice", session="fresh")
+    assert other.selectbox(key="strategy").value == "buffer", "a session with nothing stored starts from the defaults"
+
+
+def test_switching_user_opens_their_newest_session(app_env, lab):
+    from memory.messages import Message, Role
+
+    lab.sessions.append("bob", "b-old", Message(Role.USER, "old"))
+    lab.sessions.append("bob", "b-new", Message(Role.USER, "new"))
+    at = open_page("app_pages/chat.py", user="alice", session="a1")
+    at.sidebar.text_input(key="user_id").set_value("bob").run()
+    assert at.session_state["session_id"] == "b-new"
+    assert [m.markdown[0].value for m in at.chat_message] == ["new"]
+    at.sidebar.text_input(key="user_id").set_value("nobody").run()
+    assert at.session_state["session_id"] == "s1"
+
+
+def test_a_deep_link_reproduces_a_view(app_env, lab):
+    lab.chat("carol", "c2", "My name is Carol.", strategy="hybrid")
+    at = AppTest.from_file(APP, default_timeout=180)
+    at.query_params.update({"user": "carol", "session": "c2", "strategy": "facts"})
+    at.run()
+    assert not at.exception
+    assert (at.session_state["user_id"], at.session_state["session_id"]) == ("carol", "c2")
+    assert at.selectbox(key="strategy").value == "facts", "the link's strategy wins over the stored one"
+    assert at.chat_message[0].markdown[0].value.replace("\\", "") == "My name is Carol."
+    assert at.query_params["user"] in ("carol", ["carol"]) and at.query_params["session"] in ("c2", ["c2"])

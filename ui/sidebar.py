@@ -6,10 +6,12 @@ import datetime as dt
 
 import streamlit as st
 
-from memory.keys import InvalidIdError, validate_id
+from memory.errors import MemoryLabError
+from memory.keys import InvalidIdError, is_valid_id, validate_id
 from memory.lab import BackendStatus, MemoryLab
+from memory.strategies import STRATEGIES
 
-from .state import BACKEND_ERRORS, DEFAULT_USER, get_lab, md_text
+from .state import BACKEND_ERRORS, DEFAULT_USER, get_lab, md_text, start_model_warmup
 
 
 def new_session_id() -> str:
@@ -18,6 +20,36 @@ def new_session_id() -> str:
 
 def _new_session() -> None:
     st.session_state["session_id"] = new_session_id()
+
+
+def _user_changed() -> None:
+    """Switching user opens that user's newest session (or a first one), never the previous user's session id."""
+    user = st.session_state.get("user_id", "")
+    if not is_valid_id(user):
+        return
+    try:
+        sessions = get_lab().sessions.sessions(user)
+    except MemoryLabError:
+        sessions = []
+    st.session_state["session_id"] = sessions[0][0] if sessions else "s1"
+
+
+def apply_deep_link() -> None:
+    """`?user=…&session=…&strategy=…` reproduce a view; read once per browser session, then kept in sync."""
+    ss = st.session_state
+    if ss.get("_deep_link_read"):
+        return
+    ss["_deep_link_read"] = True
+    params = st.query_params
+    user, session, strategy = params.get("user"), params.get("session"), params.get("strategy")
+    if user and is_valid_id(user):
+        ss["user_id"] = user
+        if not session:
+            _user_changed()
+    if session and is_valid_id(session):
+        ss["session_id"] = session
+    if strategy in STRATEGIES:
+        ss["_link_strategy"] = strategy
 
 
 def backend_health(lab: MemoryLab) -> list[BackendStatus]:
@@ -37,9 +69,11 @@ def render_banner(statuses: list[BackendStatus]) -> None:
 
 def render_sidebar() -> list[BackendStatus]:
     lab = get_lab()
+    apply_deep_link()
     st.session_state.setdefault("user_id", DEFAULT_USER)
     st.session_state.setdefault("session_id", "s1")
     statuses = backend_health(lab)
+    model_ready = start_model_warmup(lab, repr(lab.settings))
     with st.sidebar:
         st.subheader("Backends")
         for s in statuses:
@@ -52,9 +86,16 @@ def render_sidebar() -> list[BackendStatus]:
                 )
             elif not s.ok:
                 st.caption(f"Fix: {md_text(s.fix)}")
+            elif s.name == "Embeddings" and not model_ready.is_set():
+                st.caption(":material/hourglass_top: Loading the model in the background (first start only)…")
         st.divider()
         st.subheader("User & session")
-        st.text_input("User id", key="user_id", help="Letters, digits, '_', '.', '-' (1-64 characters).")
+        st.text_input(
+            "User id",
+            key="user_id",
+            on_change=_user_changed,
+            help="Letters, digits, '_', '.', '-' (1-64 characters). Switching opens that user's newest session.",
+        )
         user = st.session_state["user_id"]
         try:
             validate_id("user", user)
@@ -72,4 +113,5 @@ def render_sidebar() -> list[BackendStatus]:
             "Session", options, key="session_id", help="Sessions of this user, newest first. A new one starts empty."
         )
         st.button("New session", icon=":material/add:", on_click=_new_session, width="stretch")
+    st.query_params.update({"user": user, "session": st.session_state["session_id"]})  # a link reproduces the view
     return statuses

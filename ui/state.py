@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import logging
 import re
+import threading
 from collections.abc import Iterator
 from contextlib import contextmanager
 from dataclasses import dataclass
@@ -35,6 +36,75 @@ def get_lab() -> MemoryLab:
 def warm_model(_lab: MemoryLab, key: str) -> bool:
     _lab.embed(["warm up"])
     return True
+
+
+@st.cache_resource(show_spinner=False)
+def start_model_warmup(_lab: MemoryLab, key: str) -> threading.Event:
+    """Load the embedding model in the background when the app starts, so the first turn does not wait for it."""
+    done = threading.Event()
+
+    def load() -> None:
+        try:
+            _lab.embed(["warm up"])
+        except MemoryLabError:
+            log.warning("the embedding model could not be loaded in the background", exc_info=True)
+        finally:
+            done.set()
+
+    threading.Thread(target=load, name="memlab-model-warmup", daemon=True).start()
+    return done
+
+
+# Widgets whose values belong to a session: restored from its stored settings, kept across page switches.
+# field -> (widget key, label, min, max)
+CONFIG_WIDGETS: dict[str, tuple[str, str, int, int]] = {
+    "buffer_size": ("cfg_n", "Buffer size N (messages)", 1, 500),
+    "ttl_s": ("cfg_ttl", "Session TTL (seconds, 0 = none)", 0, 365 * 24 * 3600),
+    "summary_threshold": ("cfg_thr", "Fold when buffer passes", 2, 500),
+    "summary_keep": ("cfg_keep", "Keep after fold", 0, 499),
+    "top_k": ("cfg_k", "Top-k facts and turns", 1, 50),
+    "episodes_k": ("cfg_ek", "Top-k episodes", 1, 20),
+    "token_budget": ("cfg_budget", "Token budget (hybrid)", 100, 200_000),
+}
+_SETTING_KEYS = ["strategy", *(key for key, *_ in CONFIG_WIDGETS.values())]
+
+
+def restore_session_settings(lab: MemoryLab, user: str, session: str, default_strategy: str) -> None:
+    """Before the chat page's widgets exist: the session's stored strategy and settings, else the last choice.
+
+    Streamlit forgets a widget's value when a page without it runs, so each
+    value is also kept under a shadow key (``keep_session_settings``).
+    """
+    ss = st.session_state
+    if ss.get("_settings_for") != (user, session):
+        ss["_settings_for"] = (user, session)
+        try:
+            stored = lab.session_settings(user, session)
+        except MemoryLabError as exc:
+            log.info("could not read the settings of %s/%s: %s", user, session, exc)
+            stored = None
+        if stored is not None:
+            name, config = stored
+            ss["_keep_strategy"] = name
+            for field_name, (key, _, low, high) in CONFIG_WIDGETS.items():
+                ss[f"_keep_{key}"] = min(max(int(getattr(config, field_name)), low), high)
+            for key in _SETTING_KEYS:
+                ss.pop(key, None)
+    if link := ss.pop("_link_strategy", None):
+        ss["_keep_strategy"] = link
+        ss.pop("strategy", None)
+    base = lab.default_config()
+    ss.setdefault("strategy", ss.get("_keep_strategy", default_strategy))
+    for field_name, (key, _, low, high) in CONFIG_WIDGETS.items():
+        ss.setdefault(key, ss.get(f"_keep_{key}", min(max(int(getattr(base, field_name)), low), high)))
+
+
+def keep_session_settings() -> None:
+    """After the widgets: remember their values for the next visit to the page."""
+    ss = st.session_state
+    for key in _SETTING_KEYS:
+        if key in ss:
+            ss[f"_keep_{key}"] = ss[key]
 
 
 @dataclass(frozen=True)

@@ -1,4 +1,4 @@
-"""Render a stored trace: exactly what the model saw, with scores, tokens and timings."""
+"""Render a stored trace: exactly what the model saw, how full the context was, and what the reply used."""
 
 from __future__ import annotations
 
@@ -6,6 +6,7 @@ import datetime as dt
 from typing import Any
 
 import pandas as pd
+import plotly.graph_objects as go
 import streamlit as st
 
 from memory.strategies import STRATEGIES
@@ -15,6 +16,18 @@ from memory.trace import Trace
 from .charts import hbar
 from .state import md_escape, md_text
 
+# Claude's context window; the offline provider has none to speak of.
+MODEL_WINDOW = {"anthropic": 200_000}
+PART_COLORS = {
+    "instructions": "#9d9da1",
+    "facts": "#54a24b",
+    "summary": "#f58518",
+    "episodes": "#b279a2",
+    "past turns": "#72b7b2",
+    "messages": "#4c78a8",
+}
+ROW_PX = 35
+
 
 def _when(ts: Any) -> str:
     try:
@@ -23,11 +36,53 @@ def _when(ts: Any) -> str:
         return ""
 
 
+def _fit_height(rows: int) -> int:
+    """Tall enough to show every row (Streamlit's default cuts tables at ~10)."""
+    return ROW_PX * (rows + 1) + 3
+
+
+def context_bar(trace: Trace) -> go.Figure:
+    """One stacked bar: tokens per part of the context, against the budget and the model's window."""
+    tokens = trace.tokens
+    fig = go.Figure()
+    for name, count in tokens.items():
+        if count:
+            fig.add_bar(
+                x=[count],
+                y=["context"],
+                orientation="h",
+                name=f"{name} ({count:,})",
+                marker_color=PART_COLORS.get(name, "#bab0ac"),
+                hovertemplate=f"{name}: %{{x:,}} tokens<extra></extra>",
+            )
+    total = sum(tokens.values())
+    budget = trace.settings.get("token_budget") if trace.strategy == "hybrid" else None
+    limit = max(total, budget or 0) * 1.15 or 1
+    if budget:
+        fig.add_vline(x=budget, line_dash="dash", line_color="#e45756", annotation_text=f"budget {budget:,}")
+    window = MODEL_WINDOW.get(str(trace.llm.get("provider")))
+    title = f"Context: ~{total:,} tokens"
+    if budget:
+        title += f" of the {budget:,}-token budget ({total / budget:.0%})"
+    if window:
+        title += f" · {total / window:.2%} of the model's {window:,}-token window"
+    fig.update_layout(
+        barmode="stack",
+        title=title,
+        height=170,
+        margin=dict(l=10, r=10, t=40, b=10),
+        xaxis=dict(range=[0, limit], title="estimated tokens"),
+        yaxis=dict(visible=False),
+        legend=dict(orientation="h", y=-0.6),
+    )
+    return fig
+
+
 def render_trace(trace: Trace, key: str) -> None:
     """Render a validated trace (``SessionStore.traces`` decodes and checks it); stored text is shown as text."""
     cols = st.columns(4)
     cols[0].metric("Strategy", trace.strategy if trace.strategy in STRATEGIES else "(unknown)")
-    cols[1].metric("Tokens sent (est.)", trace.total_tokens)
+    cols[1].metric("Tokens sent (est.)", f"{trace.total_tokens:,}")
     cols[2].metric("Total time", f"{trace.timings_ms.get('total', 0):.0f} ms")
     provider = trace.llm.get("provider")
     cols[3].metric(
@@ -41,6 +96,11 @@ def render_trace(trace: Trace, key: str) -> None:
         st.warning(md_text(warning))
     for dropped in trace.dropped:
         st.caption(f"Left out: {md_text(dropped)}")
+    st.plotly_chart(context_bar(trace), width="stretch", key=f"ctx-{key}")
+    if trace.used:
+        st.caption(
+            f":material/check_circle: The reply drew on {len(trace.used)} item(s) of this context, marked ✓ below."
+        )
 
     st.markdown("**System prompt parts**")
     for part in trace.system_parts:
@@ -48,35 +108,7 @@ def render_trace(trace: Trace, key: str) -> None:
         st.code(part.text, language=None, wrap_lines=True)
 
     if trace.retrieved:
-        st.markdown(
-            "**Retrieved from long-term memory**, in rank order. Rank score: BM25 fused with the dense "
-            "cosine, relative to this query's other candidates; "
-            "similarity: cosine (for episodes, of the session's best-matching turn); "
-            "distance = 1 − similarity."
-        )
-        rows = [
-            {
-                "kind": i.kind,
-                "rank score": i.score,
-                "similarity": i.similarity,
-                "distance": i.distance,
-                "in context": i.included,
-                "text": i.text,
-                "session": i.source.get("session_id", ""),
-            }
-            for i in trace.retrieved
-        ]
-        st.dataframe(
-            pd.DataFrame(rows),
-            hide_index=True,
-            width="stretch",
-            column_config={
-                "similarity": st.column_config.ProgressColumn(
-                    "similarity", min_value=0.0, max_value=1.0, format="%.3f"
-                ),
-                "distance": st.column_config.NumberColumn("distance", format="%.3f"),
-            },
-        )
+        _retrieved_table(trace, key)
     elif trace.strategy in {"facts", "episodic", "hybrid"}:
         st.caption("Nothing was retrieved from long-term memory for this turn.")
 
@@ -85,6 +117,7 @@ def render_trace(trace: Trace, key: str) -> None:
         pd.DataFrame(
             [
                 {
+                    "used": "✓" if m.get("used") else "",
                     "role": m.get("role"),
                     "content": m.get("content"),
                     "tokens": count_tokens(str(m.get("content", ""))),
@@ -95,6 +128,11 @@ def render_trace(trace: Trace, key: str) -> None:
         ),
         hide_index=True,
         width="stretch",
+        height=_fit_height(len(trace.messages)),
+        column_config={
+            "used": st.column_config.TextColumn("used", width="small"),
+            "content": st.column_config.TextColumn("content", width="large"),
+        },
     )
 
     left, right = st.columns(2)
@@ -104,3 +142,39 @@ def render_trace(trace: Trace, key: str) -> None:
     if trace.upkeep:
         st.markdown("**Memory upkeep after this turn**")
         st.json(trace.upkeep, expanded=False)
+
+
+def _retrieved_table(trace: Trace, key: str) -> None:
+    st.markdown(
+        "**Retrieved from long-term memory**, in rank order. *Relevance* is the cosine similarity to the "
+        "message (for an episode, of its best-matching turn), so items of every kind compare on one scale."
+    )
+    components = st.toggle("Show score components", key=f"components-{key}")
+    rows = []
+    for item in trace.retrieved:
+        row: dict[str, Any] = {
+            "used": "✓" if item.used else "",
+            "kind": item.kind,
+            "relevance": item.similarity,
+            "in context": item.included,
+            "text": item.text,
+            "session": item.source.get("session_id", ""),
+        }
+        if components:
+            row |= {"rank score (fused, per kind)": item.score, "cosine distance": item.distance}
+        rows.append(row)
+    st.dataframe(
+        pd.DataFrame(rows),
+        hide_index=True,
+        width="stretch",
+        height=_fit_height(len(rows)),
+        column_config={
+            "used": st.column_config.TextColumn("used", width="small", help="the reply drew on this item"),
+            "relevance": st.column_config.ProgressColumn("relevance", min_value=0.0, max_value=1.0, format="%.3f"),
+            "text": st.column_config.TextColumn("text", width="large"),
+            "rank score (fused, per kind)": st.column_config.NumberColumn(
+                format="%.3f", help="BM25 fused with the cosine, relative to this query's other candidates of the kind"
+            ),
+            "cosine distance": st.column_config.NumberColumn(format="%.3f", help="1 − relevance"),
+        },
+    )

@@ -73,7 +73,19 @@ class Embedder:
         return self.embed([text])[0]
 
 
+_LOAD_LOCK = threading.Lock()
+
+
 @lru_cache(maxsize=1)
-def get_embedder() -> Embedder:
-    """The process-wide embedder: loading the model takes seconds, so do it once."""
+def _load() -> Embedder:
     return Embedder()
+
+
+def get_embedder() -> Embedder:
+    """The process-wide embedder: loading the model takes seconds, so do it once (one thread loads, others wait)."""
+    with _LOAD_LOCK:
+        return _load()
+
+
+def embedder_loaded() -> bool:
+    return _load.cache_info().currsize > 0

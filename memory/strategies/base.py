@@ -55,6 +55,18 @@ class StrategyConfig:
     def with_(self, **changes: Any) -> StrategyConfig:
         return replace(self, **changes)
 
+    @classmethod
+    def from_dict(cls, data: Any, base: StrategyConfig | None = None) -> StrategyConfig:
+        """Settings read back from storage: known whole-number fields only, anything else keeps ``base``'s value."""
+        base = base or cls()
+        if not isinstance(data, dict):
+            return base
+        known = {k: v for k, v in data.items() if k in base.to_dict() and type(v) is int and 0 <= v <= 10**9}
+        merged = replace(base, **known)
+        if merged.summary_keep >= merged.summary_threshold or merged.buffer_size < 1 or merged.top_k < 1:
+            return base
+        return merged
+
     def to_dict(self) -> dict[str, Any]:
         return asdict(self)
 
