@@ -99,6 +99,17 @@ if prompt:
 
 st.divider()
 b1, b2, b3 = st.columns(3)
+export_panel = b3.popover(
+    "Export this session", icon=":material/download:", width="stretch", key="export_panel", on_change="rerun"
+)
+if export_panel.open:  # built only when opened
+    with export_panel, guarded("Exporting"):
+        from memory.portability import dumps, export_session, session_markdown
+
+        export = export_session(lab, user, session)
+        st.download_button("Transcript and traces (JSON)", dumps(export), f"{user}-{session}.json", "application/json")
+        st.download_button("Transcript (Markdown)", session_markdown(export), f"{user}-{session}.md", "text/markdown")
+        st.caption("`python -m memory import FILE` loads the JSON back.")
 if b1.button("Clear this session", icon=":material/mop:", width="stretch"):
     st.session_state["confirm"] = "clear"
 if b2.button("Forget this user", icon=":material/person_remove:", width="stretch"):

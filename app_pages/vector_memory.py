@@ -202,3 +202,38 @@ if records:
                     deleted = lab.delete_memory(user, kind, memory_id)
                     st.toast("Deleted" if deleted else "It was already gone")
                     st.rerun()
+
+st.subheader("Edit, undo, take away")
+edit_col, undo_col = st.columns([3, 1])
+if facts:
+    with edit_col.form("edit_fact"):
+        by_label = {f"{r.text[:90]}  ·  {r.id[:8]}": r for r in facts}
+        picked = st.selectbox("Fact", list(by_label), key="edit_fact_pick")
+        new_text = st.text_input("New text", value=by_label[picked].text if picked else "", key="edit_fact_text")
+        if st.form_submit_button("Save the edit", icon=":material/edit:"):
+            with guarded("Editing the fact"):
+                event = lab.facts.edit(user, by_label[picked].id, new_text)
+                st.session_state["vec_notice"] = f"Edited: {event.previous} → {event.text}"
+                st.rerun()
+else:
+    edit_col.caption("No facts to edit.")
+if undo_col.button("Undo the last change", icon=":material/undo:", key="undo_fact", width="stretch"):
+    with guarded("Undoing"):
+        event = lab.facts.undo_last(user)
+        st.session_state["vec_notice"] = f"Undone: {event.previous or '(nothing)'} → {event.text or '(removed)'}"
+        st.rerun()
+if notice := st.session_state.pop("vec_notice", None):
+    st.success(md_text(notice))
+
+with guarded("Preparing the export"):
+    from memory.portability import dumps, export_user
+
+    st.download_button(
+        "Download this user's memory (JSON)",
+        dumps(export_user(lab, user)),
+        file_name=f"memory-lab-{user}.json",
+        mime="application/json",
+        icon=":material/download:",
+        key="export_user",
+        help="Facts, episodes and the fact log; `python -m memory import FILE` loads it back.",
+    )

@@ -15,7 +15,7 @@ import sys
 import traceback
 from typing import Any
 
-from .errors import MemoryLabError
+from .errors import InputError, MemoryLabError
 from .lab import MemoryLab
 from .strategies import STRATEGIES
 from .trace import Trace
@@ -135,6 +135,46 @@ def cmd_redis(lab: MemoryLab, a: argparse.Namespace) -> int:
     return 0
 
 
+def cmd_export(lab: MemoryLab, a: argparse.Namespace) -> int:
+    from .portability import dumps, export_session, export_user, session_markdown
+
+    if a.session:
+        data = export_session(lab, a.user, a.session)
+        print(session_markdown(data) if a.markdown else dumps(data))
+    else:
+        if a.markdown:
+            raise InputError("--markdown is for a session export (give --session)")
+        print(dumps(export_user(lab, a.user)))
+    return 0
+
+
+def cmd_import(lab: MemoryLab, a: argparse.Namespace) -> int:
+    from .portability import import_document, load_document
+
+    try:
+        raw = sys.stdin.buffer.read() if a.file == "-" else open(a.file, "rb").read()  # noqa: SIM115
+    except OSError as exc:
+        raise InputError(f"cannot read {a.file}: {exc.strerror or exc}") from exc
+    counts = import_document(lab, load_document(raw), a.user)
+    print("imported " + ", ".join(f"{n} {what}" for what, n in counts.items()))
+    return 0
+
+
+def cmd_facts(lab: MemoryLab, a: argparse.Namespace) -> int:
+    if a.action == "edit":
+        if not a.fact_id or not a.text:
+            raise InputError("facts edit needs --fact-id and --text")
+        event = lab.facts.edit(a.user, a.fact_id, a.text)
+        print(f"edited: {event.previous!r} -> {event.text!r}")
+    elif a.action == "undo":
+        event = lab.facts.undo_last(a.user)
+        print(f"undone: now {event.text!r}" if event.text else f"undone: fact {event.fact_id} removed again")
+    else:
+        for r in lab.facts.all(a.user):
+            print(f"{r.id}\t{r.metadata.get('slot') or '-'}\t{r.text}")
+    return 0
+
+
 def _int_list(text: str) -> list[int]:
     try:
         values = [int(v) for v in text.split(",") if v.strip()]
@@ -238,6 +278,24 @@ def build_parser() -> argparse.ArgumentParser:
     e.add_argument("--questions", action="store_true", help="with --json: include every question's result")
     e.add_argument("--quiet", action="store_true", help="no progress bar")
     e.set_defaults(func=cmd_eval)
+
+    x = sub.add_parser("export", help="a session (transcript + traces, JSON or Markdown) or a user's memory (JSON)")
+    x.add_argument("--user", required=True)
+    x.add_argument("--session", help="export this session; without it, the user's facts and episodes")
+    x.add_argument("--markdown", action="store_true", help="a session as Markdown instead of JSON")
+    x.set_defaults(func=cmd_export)
+
+    i = sub.add_parser("import", help="load an export back (idempotent)")
+    i.add_argument("file", help="an export file, or - for standard input")
+    i.add_argument("--user", help="import into this user id instead of the one in the file")
+    i.set_defaults(func=cmd_import)
+
+    fa = sub.add_parser("facts", help="list, edit or undo a user's long-term facts")
+    fa.add_argument("action", choices=["list", "edit", "undo"])
+    fa.add_argument("--user", required=True)
+    fa.add_argument("--fact-id")
+    fa.add_argument("--text")
+    fa.set_defaults(func=cmd_facts)
 
     r = sub.add_parser("redis", help="manage the embedded redis-server")
     r.add_argument("action", choices=["stop", "start"])

@@ -21,7 +21,7 @@ import numpy as np
 
 from .backends.redis_client import RedisClient
 from .backends.vector_store import FACTS, Hit, Record, VectorStore
-from .errors import StoredDataError
+from .errors import InputError, StoredDataError
 from .filters import where_user
 from .keys import Keys, validate_id
 from .llm.base import ExtractedFact
@@ -32,18 +32,19 @@ from .stored import CorruptEntry, as_dict, as_number, as_text, as_timestamp, loa
 Embed = Callable[[list[str]], np.ndarray]
 
 
-EVENTS = ("ADD", "UPDATE", "DUPLICATE", "DELETE", "EDIT")
+EVENTS = ("ADD", "UPDATE", "DUPLICATE", "DELETE", "EDIT", "UNDO")
 
 
 @dataclass
 class FactEvent:
     at: float
-    event: str  # ADD | UPDATE | DUPLICATE | DELETE
+    event: str  # ADD | UPDATE | DUPLICATE | DELETE | EDIT (by hand) | UNDO
     fact_id: str
     text: str
     previous: str | None = None
     similarity: float | None = None
     session_id: str | None = None
+    slot: str | None = None
 
     @classmethod
     def from_dict(cls, data: Any) -> FactEvent:
@@ -60,6 +61,7 @@ class FactEvent:
             previous=as_text(d.get("previous"), "previous", optional=True),
             similarity=None if similarity is None else float(as_number(similarity, "similarity")),
             session_id=as_text(d.get("session_id"), "session_id", optional=True),
+            slot=as_text(d.get("slot"), "slot", optional=True),
         )
 
 
@@ -108,7 +110,10 @@ class FactStore:
         if doomed:
             self.vectors.delete(FACTS, ids=[r.id for r in doomed])
         now = time.time()
-        return [FactEvent(now, "DELETE", r.id, r.text, r.text, None, session_id) for r in doomed]
+        return [
+            FactEvent(now, "DELETE", r.id, r.text, r.text, None, session_id, str(r.metadata.get("slot") or "") or None)
+            for r in doomed
+        ]
 
     def _replace(self, user_id: str, session_id: str, fact: ExtractedFact) -> list[FactEvent]:
         """'We switched from Postgres to MySQL': rewrite every fact that mentions the old value."""
@@ -208,14 +213,81 @@ class FactStore:
                 out.corrupt.append(CorruptEntry(index, preview(raw), str(exc)))
         return out
 
+    def _own(self, user_id: str, fact_id: str) -> Record | None:
+        records = self.vectors.get(FACTS, ids=[fact_id])
+        return records[0] if records and records[0].metadata.get("user_id") == validate_id("user", user_id) else None
+
     def delete(self, user_id: str, fact_id: str) -> int:
         """Delete one of the user's facts (logged); returns 1, or 0 when the user has no such fact."""
-        records = self.vectors.get(FACTS, ids=[fact_id])
-        if not records or records[0].metadata.get("user_id") != validate_id("user", user_id):
+        record = self._own(user_id, fact_id)
+        if record is None:
             return 0
         self.vectors.delete(FACTS, ids=[fact_id])
-        self._log(user_id, [FactEvent(time.time(), "DELETE", fact_id, records[0].text)])
+        slot = str(record.metadata.get("slot") or "") or None
+        self._log(user_id, [FactEvent(time.time(), "DELETE", fact_id, record.text, record.text, None, None, slot)])
         return 1
+
+    def edit(self, user_id: str, fact_id: str, text: str) -> FactEvent:
+        """Change a fact's text by hand (re-embedded, logged as EDIT, undoable)."""
+        text = " ".join((text or "").split())
+        if not text:
+            raise InputError("a fact cannot be empty; delete it instead")
+        if len(text) > 2000:
+            raise InputError("a fact is limited to 2,000 characters")
+        record = self._own(user_id, fact_id)
+        if record is None:
+            raise InputError(f"user {user_id!r} has no fact {fact_id!r} (deleted meanwhile?)")
+        self._touch(record, None, ExtractedFact(text), str(record.metadata.get("session_id") or ""), time.time(), text)
+        event = FactEvent(time.time(), "EDIT", fact_id, text, record.text, None, None, None)
+        self._log(user_id, [event])
+        return event
+
+    def restore(self, user_id: str, fact_id: str, text: str, slot: str | None, session_id: str = "") -> None:
+        """Put a fact back under its own id (undo of a delete, or an import)."""
+        now = time.time()
+        metadata = {
+            "user_id": validate_id("user", user_id),
+            "session_id": session_id,
+            "created_at": now,
+            "updated_at": now,
+            "slot": slot or "",
+            "source_ids": "[]",
+        }
+        self.vectors.upsert(FACTS, [Record(fact_id, text, metadata)], self.embed([text]))
+
+    def undo_last(self, user_id: str) -> FactEvent:
+        """Undo the user's last change to their facts (an ADD, UPDATE, EDIT or DELETE), logged as UNDO."""
+        changes = [e for e in self.history(user_id).items if e.event != "DUPLICATE"]
+        if not changes:
+            raise InputError("there is no change to undo")
+        last = changes[-1]
+        if last.event == "UNDO":
+            raise InputError("the last change was already undone")
+        current = self._own(user_id, last.fact_id)
+        if last.event == "ADD":
+            if current is not None:
+                self.vectors.delete(FACTS, ids=[last.fact_id])
+            restored = ""
+        elif last.event in ("UPDATE", "EDIT"):
+            restored = last.previous or ""
+            if current is None or not restored:
+                raise InputError("the fact this change made is gone; nothing to undo")
+            self._touch(
+                current,
+                None,
+                ExtractedFact(restored),
+                str(current.metadata.get("session_id") or ""),
+                time.time(),
+                restored,
+            )
+        else:  # DELETE
+            restored = last.previous or last.text
+            self.restore(user_id, last.fact_id, restored, last.slot)
+        event = FactEvent(
+            time.time(), "UNDO", last.fact_id, restored, current.text if current else None, None, None, last.slot
+        )
+        self._log(user_id, [event])
+        return event
 
     def forget_user(self, user_id: str) -> int:
         return self.vectors.delete_where(FACTS, where_user(user_id))

@@ -324,3 +324,16 @@ def test_a_deep_link_reproduces_a_view(app_env, lab):
     assert at.selectbox(key="strategy").value == "facts", "the link's strategy wins over the stored one"
     assert at.chat_message[0].markdown[0].value.replace("\\", "") == "My name is Carol."
     assert at.query_params["user"] in ("carol", ["carol"]) and at.query_params["session"] in ("c2", ["c2"])
+
+
+def test_vector_memory_edits_and_undoes_a_fact_and_exports(app_env, lab):
+    lab.chat("alice", "s1", "I live in Berlin.", strategy="facts")
+    at = open_page("app_pages/vector_memory.py")
+    at.text_input(key="edit_fact_text").set_value("The user lives in Berlin-Mitte.")
+    at.button[[b.label for b in at.button].index("Save the edit")].click().run()
+    assert not at.exception
+    assert [r.text for r in lab.facts.all("alice")] == ["The user lives in Berlin-Mitte."]
+    assert any("Edited" in s.value for s in at.success)
+    at.button(key="undo_fact").click().run()
+    assert [r.text for r in lab.facts.all("alice")] == ["The user lives in Berlin."]
+    assert any(d.label.startswith("Download this user's memory") for d in at.get("download_button"))
