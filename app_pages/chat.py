@@ -89,8 +89,19 @@ if prompt:
     st.session_state["chat_pending"] = {"id": message_id, "text": prompt.strip(), "user": user, "session": session}
     with guarded("Sending the message"):
         warm_model(lab, repr(lab.settings))
-        with st.spinner("Building the context and asking the model…"):
-            result = lab.chat(user, session, prompt, strategy=strategy, config=config, message_id=message_id)
+        if lab.llm.provider == "anthropic":  # stream the reply as it is written
+            with st.chat_message("user"):
+                st.markdown(md_text(prompt))
+            with st.spinner("Building the context…"):
+                turn = lab.chat_stream(user, session, prompt, strategy=strategy, config=config, message_id=message_id)
+            with st.chat_message("assistant"):
+                st.write_stream(md_text(piece) for piece in turn)  # a reply is untrusted text too
+            result = turn.result
+        else:
+            with st.spinner("Building the context and asking the model…"):
+                result = lab.chat(user, session, prompt, strategy=strategy, config=config, message_id=message_id)
+        if result is None:
+            st.stop()
         if result.error:
             st.session_state["chat_error"] = result.error
         else:

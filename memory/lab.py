@@ -9,9 +9,8 @@ from __future__ import annotations
 
 import logging
 import threading
-import time
 from collections.abc import Callable
-from dataclasses import dataclass, field, replace
+from dataclasses import dataclass, field
 from functools import cached_property
 from typing import Any, Protocol
 
@@ -35,10 +34,9 @@ from .fact_store import FactStore
 from .keys import Keys, validate_id
 from .llm import LLM, LLMError, make_llm
 from .llm.offline import MODEL_ID as OFFLINE_MODEL_ID
-from .messages import Message, Role
 from .session_store import SessionStore
 from .strategies import STRATEGIES, Services, Strategy, StrategyConfig
-from .trace import Trace
+from .turn import ChatResult, Turn, TurnStream
 from .turn_store import TurnStore
 
 log = logging.getLogger(__name__)
@@ -73,23 +71,6 @@ class DeletionReport:
         done = ", ".join(f"{n} {name.replace('_', ' ')}" for name, n in self.counts.items())
         failed = "; ".join(f"{name} failed: {err}" for name, err in self.errors.items())
         return done + (f" — {failed}" if failed else "")
-
-
-@dataclass
-class ChatResult:
-    user_message: Message
-    reply: Message | None
-    trace: Trace
-    error: str | None = None
-
-    def to_dict(self) -> dict[str, Any]:
-        return {
-            "reply": self.reply.content if self.reply else None,
-            "error": self.error,
-            "user_message": self.user_message.to_dict(),
-            "reply_message": self.reply.to_dict() if self.reply else None,
-            "trace": self.trace.to_dict(),
-        }
 
 
 @dataclass
@@ -205,69 +186,36 @@ class MemoryLab:
         config: StrategyConfig | None = None,
         message_id: str | None = None,
     ) -> ChatResult:
-        """Persist the user turn, build the context, call the LLM, persist the reply, do upkeep.
+        """One turn: store the user's message, build the context, ask the LLM, store the reply, do upkeep.
 
-        The user turn is stored before the LLM is called, so a failed call
-        loses nothing; upkeep failures become warnings on the trace. Retrying
-        a turn with the same ``message_id`` (after a timeout, say) never
-        stores the user's message twice.
+        The user's message is stored before the LLM is called, so a failed call
+        loses nothing; retrying with the same ``message_id`` never stores it
+        twice. See ``turn.py``.
         """
-        validate_id("user", user_id)
-        validate_id("session", session_id)
-        text = (text or "").strip()
-        if not text:
-            raise InputError("the message is empty")
-        limit = self.settings.max_message_chars
-        if len(text) > limit:
-            raise InputError(
-                f"the message has {len(text):,} characters; the limit is {limit:,} (MEMLAB_MAX_MESSAGE_CHARS)"
-            )
+        turn = Turn.begin(self, user_id, session_id, text, strategy, config, message_id)
         try:
-            text.encode("utf-8")
-        except UnicodeEncodeError:
-            raise InputError("the message is not valid UTF-8 text") from None
-        strat = self.strategy(strategy, config)
-        trace = Trace(strategy=strat.name, user_id=user_id, session_id=session_id, settings=strat.config.to_dict())
-        trace.llm = {"provider": self.llm.provider, "label": self.llm.label}
-        user_message = Message(Role.USER, text)
-        if message_id:
-            user_message = replace(user_message, id=validate_id("message", message_id))
-        started = time.perf_counter()
-        with trace.timed("record.user"):
-            strat.record(user_id, session_id, user_message)  # first: a Redis problem shows before any slow work
-        if "embedder" not in self.__dict__:
-            with trace.timed("embedder.load"):
-                _ = self.embedder
-        context = strat.build_context(user_id, session_id, user_message, trace)
-        trace.system_parts = context.system_parts
-        trace.set_messages(context.messages)
-        try:
-            with trace.timed("llm.reply"):
-                answer = self.llm.reply(context.system_parts, context.messages)
+            with turn.trace.timed("llm.reply"):
+                answer = self.llm.reply(turn.context.system_parts, turn.context.messages)
         except LLMError as exc:
-            trace.error = str(exc)
-            trace.timings_ms["total"] = round((time.perf_counter() - started) * 1000, 2)
-            self.sessions.save_trace(
-                user_id, session_id, user_message.id, trace.to_dict(), strat.config.ttl_s, self._meta(strat)
-            )
-            return ChatResult(user_message, None, trace, error=str(exc))
-        trace.llm.update(model_id=answer.model_id, usage=answer.usage)
-        trace.mark_used(list(answer.used))
-        reply = Message(Role.ASSISTANT, answer.text, model_id=answer.model_id)
-        with trace.timed("record.reply"):
-            strat.record(user_id, session_id, reply)
-        try:
-            strat.after_turn(user_id, session_id, [user_message, reply], trace)
-        except Exception as exc:  # noqa: BLE001 - upkeep must never lose the turn already stored
-            log.warning("memory upkeep failed for %s/%s", user_id, session_id, exc_info=True)
-            trace.warnings.append(f"memory upkeep failed: {type(exc).__name__}: {exc}")
-        trace.timings_ms["total"] = round((time.perf_counter() - started) * 1000, 2)
-        self.sessions.save_trace(user_id, session_id, reply.id, trace.to_dict(), strat.config.ttl_s, self._meta(strat))
-        return ChatResult(user_message, reply, trace)
+            return turn.fail(exc)
+        return turn.finish(answer)
 
-    @staticmethod
-    def _meta(strategy: Strategy) -> dict[str, Any]:
-        return {"strategy": strategy.name, "config": strategy.config.to_dict()}
+    def chat_stream(
+        self,
+        user_id: str,
+        session_id: str,
+        text: str,
+        strategy: str = "buffer",
+        config: StrategyConfig | None = None,
+        message_id: str | None = None,
+    ) -> TurnStream:
+        """Like ``chat``, but the reply's text arrives as it is written: iterate the stream, then read ``result``.
+
+        Everything before the LLM call happens now, so a bad id or a Redis
+        problem raises here, not half-way through a page's stream.
+        """
+        turn = Turn.begin(self, user_id, session_id, text, strategy, config, message_id)
+        return TurnStream(turn.stream(self.llm))
 
     def session_settings(self, user_id: str, session_id: str) -> tuple[str, StrategyConfig] | None:
         """The strategy and settings a session was last used with, so a page can restore them."""

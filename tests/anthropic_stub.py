@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import json
+import re
 import threading
 from collections.abc import Callable
 from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
@@ -28,6 +29,7 @@ class MessagesServer:
     def __init__(self, responder: Responder) -> None:
         self.requests: list[dict[str, Any]] = []
         self.headers: list[dict[str, str]] = []
+        self.streamed: list[int] = []
         outer = self
 
         class Handler(BaseHTTPRequestHandler):
@@ -40,12 +42,41 @@ class MessagesServer:
                     status, payload = 404, {"type": "error", "error": {"type": "not_found_error", "message": "no"}}
                 else:
                     status, payload = responder(body)
+                if body.get("stream") and status == 200:
+                    self._stream(payload)
+                    return
                 data = json.dumps(payload).encode()
                 self.send_response(status)
                 self.send_header("content-type", "application/json")
                 self.send_header("content-length", str(len(data)))
                 self.end_headers()
                 self.wfile.write(data)
+
+            def _stream(self, message: dict[str, Any]) -> None:
+                """The Messages API's server-sent events for ``message``, its text in word-sized deltas."""
+                text = "".join(block.get("text", "") for block in message["content"])
+                start = dict(message, content=[], stop_reason=None, usage={"input_tokens": 11, "output_tokens": 1})
+                events: list[tuple[str, dict[str, Any]]] = [
+                    ("message_start", {"type": "message_start", "message": start}),
+                    ("content_block_start", {"type": "content_block_start", "index": 0,
+                                             "content_block": {"type": "text", "text": ""}}),
+                ]  # fmt: skip
+                for piece in re.findall(r"\S+\s*", text):
+                    delta = {"type": "text_delta", "text": piece}
+                    events.append(("content_block_delta", {"type": "content_block_delta", "index": 0, "delta": delta}))
+                events += [
+                    ("content_block_stop", {"type": "content_block_stop", "index": 0}),
+                    ("message_delta", {"type": "message_delta", "delta": {"stop_reason": "end_turn",
+                                       "stop_sequence": None}, "usage": {"output_tokens": 7}}),
+                    ("message_stop", {"type": "message_stop"}),
+                ]  # fmt: skip
+                self.send_response(200)
+                self.send_header("content-type", "text/event-stream")
+                self.end_headers()
+                for name, data in events:
+                    self.wfile.write(f"event: {name}\ndata: {json.dumps(data)}\n\n".encode())
+                    self.wfile.flush()
+                outer.streamed.append(len(events))
 
             def log_message(self, *args: Any) -> None:
                 pass

@@ -79,3 +79,40 @@ def test_unreachable_server_is_a_clear_error(settings):
     )
     result = lab.chat("dave", "s1", "hello", strategy="buffer")
     assert result.reply is None and "Cannot reach Anthropic" in result.error
+
+
+def test_a_reply_streams_through_the_sdk_and_the_turn_is_stored_whole(settings):
+    with MessagesServer(_responder) as server:
+        lab = MemoryLab(replace(settings, anthropic_api_key="sk-test", anthropic_base_url=server.url))
+        lab.chat("alice", "s1", "My name is Alice.", strategy="facts")
+        turn = lab.chat_stream("alice", "s2", "What is my name?", strategy="facts")
+        pieces = list(turn)
+        assert pieces == ["Your ", "name ", "is ", "Alice."], "the text arrives in pieces"
+        assert server.streamed and [r["model"] for r in server.requests if r.get("stream")] == ["claude-sonnet-4-5"]
+        result = turn.result
+        assert result is not None and result.error is None
+        assert result.reply.content == "Your name is Alice." and result.reply.model_id == "claude-test-reply"
+        assert result.trace.llm["usage"] == {"input_tokens": 11, "output_tokens": 7}
+        assert "llm.reply" in result.trace.timings_ms
+        assert [m.content for m in lab.sessions.log("alice", "s2").messages] == [
+            "What is my name?",
+            "Your name is Alice.",
+        ]
+
+
+def test_a_failed_stream_loses_nothing(settings):
+    def broken(body):
+        return 529, {"type": "error", "error": {"type": "overloaded_error", "message": "overloaded"}}
+
+    with MessagesServer(broken) as server:
+        lab = MemoryLab(replace(settings, anthropic_api_key="sk-test", anthropic_base_url=server.url, llm_timeout_s=5))
+        turn = lab.chat_stream("carol", "s1", "Remember 42.", strategy="buffer")
+        assert list(turn) == []
+        assert turn.result is not None and turn.result.reply is None and "529" in turn.result.error
+        assert [m.content for m in lab.sessions.log("carol", "s1").messages] == ["Remember 42."]
+
+
+def test_offline_streams_once(lab):
+    turn = lab.chat_stream("zoe", "s1", "My name is Zoe.", strategy="buffer")
+    assert "".join(turn).startswith("Noted: your name is Zoe.")
+    assert turn.result.reply.content.startswith("Noted: your name is Zoe.")

@@ -337,3 +337,22 @@ def test_vector_memory_edits_and_undoes_a_fact_and_exports(app_env, lab):
     at.button(key="undo_fact").click().run()
     assert [r.text for r in lab.facts.all("alice")] == ["The user lives in Berlin."]
     assert any(d.label.startswith("Download this user's memory") for d in at.get("download_button"))
+
+
+def test_chat_streams_with_anthropic(app_env, monkeypatch):
+    from .anthropic_stub import MessagesServer, message_body
+
+    def responder(body):
+        if "Extract durable facts" in (body.get("system") or ""):
+            return 200, message_body('{"facts": []}')
+        return 200, message_body("Streaming works, Alice.", model="claude-stream")
+
+    with MessagesServer(responder) as server:
+        monkeypatch.setenv("ANTHROPIC_API_KEY", "sk-test")
+        monkeypatch.setenv("ANTHROPIC_BASE_URL", server.url)
+        at = open_page("app_pages/chat.py")
+        at.chat_input[0].set_value("Hello there").run()
+        assert not at.exception, [e.value for e in at.exception]
+        assert server.streamed, "the page asked for a stream"
+        assert [m.name for m in at.chat_message] == ["user", "assistant"]
+        assert at.chat_message[1].markdown[0].value.replace("\\", "") == "Streaming works, Alice."

@@ -8,6 +8,8 @@ from __future__ import annotations
 
 import json
 import re
+from collections.abc import Generator, Iterator
+from contextlib import contextmanager
 from typing import Any
 
 import anthropic
@@ -67,6 +69,29 @@ def parse_facts_json(text: str, source_ids: tuple[str, ...]) -> list[ExtractedFa
     return facts
 
 
+@contextmanager
+def _errors() -> Iterator[None]:
+    """The SDK's errors as one LLMError each, worded for a user."""
+    try:
+        yield
+    except anthropic.AuthenticationError as exc:
+        raise LLMError("Anthropic rejected the API key (check ANTHROPIC_API_KEY).") from exc
+    except anthropic.APIConnectionError as exc:
+        raise LLMError(f"Cannot reach Anthropic ({exc}); check the network or ANTHROPIC_BASE_URL.") from exc
+    except anthropic.APIStatusError as exc:
+        raise LLMError(f"Anthropic returned HTTP {exc.status_code}: {exc.message}") from exc
+    except anthropic.APIError as exc:
+        raise LLMError(f"Anthropic call failed: {exc}") from exc
+
+
+def _to_reply(response: Any, model: str) -> LLMReply:
+    text = "".join(getattr(block, "text", "") for block in response.content)
+    usage = {}
+    if response.usage is not None:
+        usage = {"input_tokens": response.usage.input_tokens, "output_tokens": response.usage.output_tokens}
+    return LLMReply(text=text, model_id=response.model or model, usage=usage)
+
+
 class AnthropicLLM(LLM):
     provider = "anthropic"
 
@@ -79,30 +104,31 @@ class AnthropicLLM(LLM):
         self._client = anthropic.Anthropic(api_key=api_key, base_url=base_url, timeout=timeout_s, max_retries=2)
 
     def _call(self, model: str, system: str, messages: list[dict[str, Any]], max_tokens: int) -> LLMReply:
-        try:
+        with _errors():
             response = self._client.messages.create(
                 model=model,
                 max_tokens=max_tokens,
                 system=system,
                 messages=messages,  # type: ignore[arg-type]
             )
-        except anthropic.AuthenticationError as exc:
-            raise LLMError("Anthropic rejected the API key (check ANTHROPIC_API_KEY).") from exc
-        except anthropic.APIConnectionError as exc:
-            raise LLMError(f"Cannot reach Anthropic ({exc}); check the network or ANTHROPIC_BASE_URL.") from exc
-        except anthropic.APIStatusError as exc:
-            raise LLMError(f"Anthropic returned HTTP {exc.status_code}: {exc.message}") from exc
-        except anthropic.APIError as exc:
-            raise LLMError(f"Anthropic call failed: {exc}") from exc
-        text = "".join(getattr(block, "text", "") for block in response.content)
-        usage = {}
-        if response.usage is not None:
-            usage = {"input_tokens": response.usage.input_tokens, "output_tokens": response.usage.output_tokens}
-        return LLMReply(text=text, model_id=response.model or model, usage=usage)
+        return _to_reply(response, model)
 
     def reply(self, system_parts: list[PromptPart], messages: list[Message]) -> LLMReply:
         system = "\n\n".join(p.text for p in system_parts if p.text)
         return self._call(self.model, system, _to_api_messages(messages), 1024)
+
+    def stream_reply(self, system_parts: list[PromptPart], messages: list[Message]) -> Generator[str, None, LLMReply]:
+        system = "\n\n".join(p.text for p in system_parts if p.text)
+        with _errors():
+            with self._client.messages.stream(
+                model=self.model,
+                max_tokens=1024,
+                system=system,
+                messages=_to_api_messages(messages),  # type: ignore[arg-type]
+            ) as stream:
+                yield from stream.text_stream
+                final = stream.get_final_message()
+        return _to_reply(final, self.model)
 
     def summarize(self, previous: str, messages: list[Message], max_tokens: int) -> str:
         transcript = "\n".join(f"{m.role.value}: {m.content}" for m in messages)

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 from abc import ABC, abstractmethod
+from collections.abc import Generator
 from dataclasses import dataclass, field
 from typing import Any
 
@@ -44,6 +45,12 @@ class LLM(ABC):
 
     @abstractmethod
     def reply(self, system_parts: list[PromptPart], messages: list[Message]) -> LLMReply: ...
+
+    def stream_reply(self, system_parts: list[PromptPart], messages: list[Message]) -> Generator[str, None, LLMReply]:
+        """Yield the reply's text as it is written, then return it whole; providers that cannot stream yield once."""
+        answer = self.reply(system_parts, messages)
+        yield answer.text
+        return answer
 
     @abstractmethod
     def summarize(self, previous: str, messages: list[Message], max_tokens: int) -> str: ...

@@ -1,0 +1,151 @@
+"""One chat turn, in two halves around the LLM call, so a reply can be awaited whole or streamed.
+
+``Turn.begin`` checks the input, stores the user's message (first: a Redis
+problem shows before any slow work), loads the model if needed and builds
+the context with its trace. ``finish`` stores the reply, runs the upkeep
+(folding, facts, episodes; its failures become warnings on the trace) and
+stores the trace with the session's settings. ``fail`` stores the trace of
+a turn whose LLM call failed: the user's message is already safe.
+"""
+
+from __future__ import annotations
+
+import logging
+import time
+from collections.abc import Generator, Iterator
+from dataclasses import dataclass, replace
+from typing import TYPE_CHECKING, Any
+
+from .errors import InputError, LLMError
+from .keys import validate_id
+from .llm import LLM, LLMReply
+from .messages import Message, Role
+from .strategies import Context, Strategy, StrategyConfig
+from .trace import Trace
+
+if TYPE_CHECKING:
+    from .lab import MemoryLab
+
+log = logging.getLogger(__name__)
+
+
+@dataclass
+class ChatResult:
+    user_message: Message
+    reply: Message | None
+    trace: Trace
+    error: str | None = None
+
+    def to_dict(self) -> dict[str, Any]:
+        return {
+            "reply": self.reply.content if self.reply else None,
+            "error": self.error,
+            "user_message": self.user_message.to_dict(),
+            "reply_message": self.reply.to_dict() if self.reply else None,
+            "trace": self.trace.to_dict(),
+        }
+
+
+def _checked_text(text: str, limit: int) -> str:
+    text = (text or "").strip()
+    if not text:
+        raise InputError("the message is empty")
+    if len(text) > limit:
+        raise InputError(f"the message has {len(text):,} characters; the limit is {limit:,} (MEMLAB_MAX_MESSAGE_CHARS)")
+    try:
+        text.encode("utf-8")
+    except UnicodeEncodeError:
+        raise InputError("the message is not valid UTF-8 text") from None
+    return text
+
+
+@dataclass
+class Turn:
+    lab: MemoryLab
+    strategy: Strategy
+    user_id: str
+    session_id: str
+    user_message: Message
+    trace: Trace
+    context: Context
+    started: float
+
+    @classmethod
+    def begin(
+        cls,
+        lab: MemoryLab,
+        user_id: str,
+        session_id: str,
+        text: str,
+        strategy: str,
+        config: StrategyConfig | None,
+        message_id: str | None,
+    ) -> Turn:
+        validate_id("user", user_id)
+        validate_id("session", session_id)
+        text = _checked_text(text, lab.settings.max_message_chars)
+        strat = lab.strategy(strategy, config)
+        trace = Trace(strategy=strat.name, user_id=user_id, session_id=session_id, settings=strat.config.to_dict())
+        trace.llm = {"provider": lab.llm.provider, "label": lab.llm.label}
+        user_message = Message(Role.USER, text)
+        if message_id:
+            user_message = replace(user_message, id=validate_id("message", message_id))
+        started = time.perf_counter()
+        with trace.timed("record.user"):
+            strat.record(user_id, session_id, user_message)
+        if "embedder" not in lab.__dict__:
+            with trace.timed("embedder.load"):
+                _ = lab.embedder
+        context = strat.build_context(user_id, session_id, user_message, trace)
+        trace.system_parts = context.system_parts
+        trace.set_messages(context.messages)
+        return cls(lab, strat, user_id, session_id, user_message, trace, context, started)
+
+    def _save(self, message_id: str) -> None:
+        self.trace.timings_ms["total"] = round((time.perf_counter() - self.started) * 1000, 2)
+        meta = {"strategy": self.strategy.name, "config": self.strategy.config.to_dict()}
+        self.lab.sessions.save_trace(
+            self.user_id, self.session_id, message_id, self.trace.to_dict(), self.strategy.config.ttl_s, meta
+        )
+
+    def fail(self, exc: LLMError) -> ChatResult:
+        self.trace.error = str(exc)
+        self._save(self.user_message.id)
+        return ChatResult(self.user_message, None, self.trace, error=str(exc))
+
+    def finish(self, answer: LLMReply) -> ChatResult:
+        trace = self.trace
+        trace.llm.update(model_id=answer.model_id, usage=answer.usage)
+        trace.mark_used(list(answer.used))
+        reply = Message(Role.ASSISTANT, answer.text, model_id=answer.model_id)
+        with trace.timed("record.reply"):
+            self.strategy.record(self.user_id, self.session_id, reply)
+        try:
+            self.strategy.after_turn(self.user_id, self.session_id, [self.user_message, reply], trace)
+        except Exception as exc:  # noqa: BLE001 - upkeep must never lose the turn already stored
+            log.warning("memory upkeep failed for %s/%s", self.user_id, self.session_id, exc_info=True)
+            trace.warnings.append(f"memory upkeep failed: {type(exc).__name__}: {exc}")
+        self._save(reply.id)
+        return ChatResult(self.user_message, reply, trace)
+
+    def stream(self, llm: LLM) -> Generator[str, None, ChatResult]:
+        """Yield the reply's text as it arrives; return the finished turn."""
+        started = time.perf_counter()
+        try:
+            answer = yield from llm.stream_reply(self.context.system_parts, self.context.messages)
+        except LLMError as exc:
+            return self.fail(exc)
+        finally:
+            self.trace.timings_ms["llm.reply"] = round((time.perf_counter() - started) * 1000, 2)
+        return self.finish(answer)
+
+
+class TurnStream:
+    """Iterate for the reply's text (e.g. ``st.write_stream``); ``result`` is the whole turn once it has run out."""
+
+    def __init__(self, generator: Generator[str, None, ChatResult]) -> None:
+        self._generator = generator
+        self.result: ChatResult | None = None
+
+    def __iter__(self) -> Iterator[str]:
+        self.result = yield from self._generator
