@@ -201,16 +201,21 @@ def gather(system_parts: list[PromptPart], history: list[Message]) -> list[Candi
         if message.role is Role.USER:
             for sentence in split_sentences(message.content):
                 out.extend(_from_sentence(sentence, ref, "this conversation", order))
-        elif message.role is Role.ASSISTANT:
-            # What an earlier reply said about the user is in the context too ("Noted: you live in Oslo").
+        elif message.role is Role.ASSISTANT and _STATES.search(message.content):
+            # What an earlier reply stated about the user is in the context too ("Noted: you live in Oslo"),
+            # but not what it said about itself ("My memory keeps...", "I don't find...").
             for statement in re.split(r"[;.]\s+|\.$", _NOTED.sub("", message.content)):
-                out.extend(
-                    c for c in _from_sentence(_first_person(statement), ref, "an earlier reply", order) if c.topic
-                )
+                if _SELF_TALK.search(statement):
+                    continue
+                found = _from_sentence(_first_person(statement), ref, "an earlier reply", order)
+                out.extend(c for c in found if c.topic)
     return out
 
 
 _NOTED = re.compile(r"^\s*Noted:\s*", re.I)
+# Replies that state facts: acknowledgements, and answers naming their source.
+_STATES = re.compile(r"^\s*Noted:|\(from [^)]*\)\s*$", re.I)
+_SELF_TALK = re.compile(r"\b(?:my memory|memory I was given|I don't find|offline provider)\b", re.I)
 
 
 def _first_person(statement: str) -> str:
