@@ -122,7 +122,11 @@ def test_every_page_renders_in_chromium(served_app):
                 assert (SHOTS / f"{path or 'chat'}.png").stat().st_size > 10_000
             page.goto(served_app)
             page.wait_for_selector("text=Backends", timeout=120_000)
-            assert "Alice" in page.get_by_test_id("stChatMessage").last.inner_text()
+            _idle(page)
+            messages = page.get_by_test_id("stChatMessage")
+            messages.nth(1).wait_for(timeout=60_000)  # the reply, after the page has settled
+            shown = messages.all_inner_texts()
+            assert len(shown) == 2 and "Alice" in shown[1], shown
         finally:
             browser.close()
 
