@@ -5,7 +5,8 @@ from __future__ import annotations
 import streamlit as st
 
 from memory import STRATEGIES
-from memory.messages import new_message_id
+from memory.messages import Message, new_message_id
+from memory.trace import Trace
 from ui.state import (
     CONFIG_WIDGETS,
     current,
@@ -45,12 +46,31 @@ if config.summary_keep >= config.summary_threshold:
     st.warning("'Keep after fold' must be below the fold threshold; using threshold − 1.")
     config = config.with_(summary_keep=config.summary_threshold - 1)
 
+
+def show_message(message: Message, trace: Trace | None) -> None:
+    """One message, and under a reply (or a failed turn) what the model saw, drawn only when opened."""
+    with st.chat_message(message.role.value):
+        st.markdown(md_text(message.content))
+        if trace is None or not (message.role.value == "assistant" or trace.error):
+            return
+        label = "What the model saw" if not trace.error else "What the model would have seen (call failed)"
+        panel = st.expander(
+            f"{label} · {md_escape(trace.strategy)} · ~{trace.total_tokens} tokens",
+            key=f"trace-{message.id}",
+            on_change="rerun",
+        )
+        if panel.open:  # lazy: a long session stays fast
+            with panel:
+                render_trace(trace, key=message.id)
+
+
+hint = st.empty()
 with guarded("Reading the session"):
     log = lab.sessions.log(user, session)
     stored = lab.sessions.traces(user, session)
     traces = dict(stored.items)
     if not log.messages and not log.corrupt:
-        st.info(
+        hint.info(
             "This session is empty. Say something below — e.g. *My name is Alice. I use Python.* — then "
             "start a new session in the sidebar and ask *What is my name?* with the facts or hybrid strategy."
         )
@@ -59,23 +79,7 @@ with guarded("Reading the session"):
     for bad in stored.corrupt:
         st.warning(f"Stored trace #{bad.index} of this session is corrupt and was skipped: {md_text(bad.error)}")
     for message in log.messages:
-        with st.chat_message(message.role.value):
-            st.markdown(md_text(message.content))
-            trace = traces.get(message.id)
-            if trace is not None and (message.role.value == "assistant" or trace.error):
-                label = "What the model saw" if not trace.error else "What the model would have seen (call failed)"
-                # Lazy: a trace is drawn only while its expander is open, so a long session stays fast.
-                panel = st.expander(
-                    f"{label} · {md_escape(trace.strategy)} · ~{trace.total_tokens} tokens",
-                    key=f"trace-{message.id}",
-                    on_change="rerun",
-                )
-                if panel.open:
-                    with panel:
-                        render_trace(trace, key=message.id)
-
-if error := st.session_state.pop("chat_error", None):
-    st.error(f"{md_text(error)} — your message was saved; send it again (or press Retry) to retry.")
+        show_message(message, traces.get(message.id))
 
 pending = st.session_state.get("chat_pending")
 if pending and st.button("Retry the last message", icon=":material/replay:", key="chat_retry"):
@@ -83,6 +87,8 @@ if pending and st.button("Retry the last message", icon=":material/replay:", key
 
 prompt = st.chat_input(f"Message through the {strategy} strategy") or st.session_state.pop("chat_resend", None)
 if prompt:
+    # The new turn is drawn in place (no second run of the page), so a turn costs little beyond the engine's time.
+    hint.empty()
     # A retry of a message that failed keeps its id, so the engine stores it once however often it is sent.
     same = pending and pending["text"] == prompt.strip() and pending["user"] == user and pending["session"] == session
     message_id = pending["id"] if same else new_message_id()
@@ -100,13 +106,13 @@ if prompt:
         else:
             with st.spinner("Building the context and asking the model…"):
                 result = lab.chat(user, session, prompt, strategy=strategy, config=config, message_id=message_id)
-        if result is None:
-            st.stop()
-        if result.error:
-            st.session_state["chat_error"] = result.error
-        else:
+            show_message(result.user_message, result.trace if result.error else None)
+            if result.reply is not None:
+                show_message(result.reply, result.trace)
+        if result is not None and result.error:
+            st.error(f"{md_text(result.error)} — your message was saved; send it again (or press Retry) to retry.")
+        elif result is not None:
             st.session_state.pop("chat_pending", None)
-        st.rerun()
 
 st.divider()
 b1, b2, b3 = st.columns(3)

@@ -217,6 +217,14 @@ class MemoryLab:
         turn = Turn.begin(self, user_id, session_id, text, strategy, config, message_id)
         return TurnStream(turn.stream(self.llm))
 
+    def latest_settings(self, user_id: str, look_back: int = 5) -> tuple[str, StrategyConfig] | None:
+        """The strategy and settings of the user's most recent session that has them (a new one continues it)."""
+        for session_id, _ in self.sessions.sessions(user_id)[:look_back]:
+            found = self.session_settings(user_id, session_id)
+            if found is not None:
+                return found
+        return None
+
     def session_settings(self, user_id: str, session_id: str) -> tuple[str, StrategyConfig] | None:
         """The strategy and settings a session was last used with, so a page can restore them."""
         meta = self.sessions.meta(user_id, session_id)

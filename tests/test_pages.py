@@ -297,8 +297,11 @@ def test_a_sessions_strategy_and_settings_are_stored_with_it(app_env):
     again = open_page("app_pages/chat.py", user="alice", session="s7")  # another browser, another day
     assert again.selectbox(key="strategy").value == "summary"
     assert again.number_input(key="cfg_thr").value == 4
-    other = open_page("app_pages/chat.py", user="alice", session="fresh")
-    assert other.selectbox(key="strategy").value == "buffer", "a session with nothing stored starts from the defaults"
+    fresh = open_page("app_pages/chat.py", user="alice", session="fresh")
+    assert fresh.selectbox(key="strategy").value == "summary", "a new session continues with the user's latest strategy"
+    assert fresh.number_input(key="cfg_thr").value == 4
+    stranger = open_page("app_pages/chat.py", user="nobody-yet", session="s1")
+    assert stranger.selectbox(key="strategy").value == "buffer", "nothing stored anywhere: the defaults"
 
 
 def test_switching_user_opens_their_newest_session(app_env, lab):

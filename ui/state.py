@@ -70,7 +70,8 @@ _SETTING_KEYS = ["strategy", *(key for key, *_ in CONFIG_WIDGETS.values())]
 
 
 def restore_session_settings(lab: MemoryLab, user: str, session: str, default_strategy: str) -> None:
-    """Before the chat page's widgets exist: the session's stored strategy and settings, else the last choice.
+    """Before the chat page's widgets exist: the session's stored strategy and settings, else this browser's
+    last choice, else those of the user's most recent session, else the defaults.
 
     Streamlit forgets a widget's value when a page without it runs, so each
     value is also kept under a shadow key (``keep_session_settings``).
@@ -80,6 +81,8 @@ def restore_session_settings(lab: MemoryLab, user: str, session: str, default_st
         ss["_settings_for"] = (user, session)
         try:
             stored = lab.session_settings(user, session)
+            if stored is None and "_keep_strategy" not in ss:
+                stored = lab.latest_settings(user)  # a new session continues with the user's latest strategy
         except MemoryLabError as exc:
             log.info("could not read the settings of %s/%s: %s", user, session, exc)
             stored = None

@@ -197,7 +197,8 @@ def gather(system_parts: list[PromptPart], history: list[Message]) -> list[Candi
             for sentence in split_sentences(item["text"]):
                 out.extend(_from_sentence(sentence, item["ref"], part.name, order))
     for position, message in enumerate(history):
-        ref, order = f"message:{message.id}", 10.0 + position
+        # A reply ranks just below the statement it answered, so the user's own words are credited first.
+        ref, order = f"message:{message.id}", 10.0 + position - (1.5 if message.role is Role.ASSISTANT else 0.0)
         if message.role is Role.USER:
             for sentence in split_sentences(message.content):
                 out.extend(_from_sentence(sentence, ref, "this conversation", order))
