@@ -29,7 +29,7 @@ import numpy as np
 
 from ..messages import Message, Role
 from ..trace import PromptPart
-from .rules import PETS, RELATIONS, changes_from_text, second_person, split_sentences
+from .rules import DIETS, PETS, RELATIONS, changes_from_text, second_person, split_sentences
 
 Embed = Callable[[list[str]], np.ndarray]
 MIN_SIMILARITY = 0.35
@@ -95,13 +95,7 @@ _FACT_TOPICS: list[tuple[re.Pattern[str], str]] = [
     (re.compile(r"^The user works at"), "employer"),
     (re.compile(r"^The user works as"), "role"),
     (re.compile(r"^The user codes in"), "language"),
-    (
-        re.compile(
-            r"^The user (?:is (?:vegetarian|vegan|pescatarian|pescetarian|flexitarian|keto|halal|kosher|paleo|"
-            r"gluten-free|dairy-free|plant-based|lactose intolerant)|doesn't eat)\b"
-        ),
-        "diet",
-    ),  # fmt: skip
+    (re.compile(rf"^The user (?:is (?:{'|'.join(re.escape(d) for d in sorted(DIETS))})|doesn't eat)\b"), "diet"),
     (re.compile(r"^The user is allergic to"), "allergy"),
     (
         re.compile(r"^The user is planning a trip to ([\w'\- ]+?)(?: (?:in|on|this|next|from|for|with)\b|\.|$)"),
