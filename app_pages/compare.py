@@ -123,13 +123,27 @@ else:
     left, right = st.columns(2)
     left.plotly_chart(
         px.line(
-            frame, x="turn", y="tokens_sent", color="strategy", markers=True, title="Tokens sent per turn (estimate)"
+            frame,
+            x="turn",
+            y="tokens_sent",
+            color="strategy",
+            markers=True,
+            color_discrete_map=STRATEGY_COLORS,
+            title="Tokens sent per turn (estimate)",
         ),
         width="stretch",
         key="cmp_tokens",
     )
     right.plotly_chart(
-        px.line(frame, x="turn", y="latency_ms", color="strategy", markers=True, title="Latency per turn (ms)"),
+        px.line(
+            frame,
+            x="turn",
+            y="latency_ms",
+            color="strategy",
+            markers=True,
+            color_discrete_map=STRATEGY_COLORS,
+            title="Latency per turn (ms)",
+        ),
         width="stretch",
         key="cmp_latency",
     )
