@@ -19,7 +19,6 @@ own fresh user and session, so they cannot see each other's memory.
 from __future__ import annotations
 
 import json
-import re
 import time
 import uuid
 from collections.abc import Callable
@@ -30,6 +29,7 @@ from typing import Any
 from .errors import InputError
 from .keys import validate_id
 from .lab import MemoryLab
+from .llm.rules import whole_word
 from .strategies import STRATEGIES, StrategyConfig
 
 SCENARIO_DIR = Path(__file__).resolve().parent.parent / "scenarios"
@@ -162,7 +162,7 @@ def _mean(values: list[float | None]) -> float:
 
 def mentions(text: str, needle: str) -> bool:
     """``needle`` as a whole word or phrase of ``text`` (plurals too), ignoring case: "Go" is not in "Gothenburg"."""
-    return re.search(rf"(?<!\w){re.escape(needle)}(?:s|es)?(?!\w)", text, re.IGNORECASE) is not None
+    return whole_word(needle, plurals=True).search(text) is not None
 
 
 Progress = Callable[[int, int, str], None]

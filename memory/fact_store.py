@@ -10,7 +10,6 @@ a fact changed. Reads are always filtered by user.
 from __future__ import annotations
 
 import json
-import re
 import time
 import uuid
 from collections.abc import Callable
@@ -25,6 +24,7 @@ from .errors import InputError, StoredDataError
 from .filters import where_user
 from .keys import Keys, validate_id
 from .llm.base import ExtractedFact
+from .llm.rules import whole_word
 from .retrieval import Candidate, CandidateIndex
 from .session_store import Entries
 from .stored import CorruptEntry, as_dict, as_number, as_text, as_timestamp, load_json, preview
@@ -96,7 +96,7 @@ class FactStore:
     def _holding(self, user_id: str, value: str, slot: str | None) -> list[Record]:
         """The user's facts in ``slot`` (or any) that mention ``value`` as a whole word."""
         records = self.vectors.get(FACTS, where=where_user(user_id, slot=slot) if slot else where_user(user_id))
-        pattern = re.compile(rf"(?<!\w){re.escape(value)}(?!\w)", re.IGNORECASE)
+        pattern = whole_word(value)
         return [r for r in records if pattern.search(r.text)]
 
     def _delete_matching(self, user_id: str, session_id: str, fact: ExtractedFact) -> list[FactEvent]:
@@ -119,8 +119,8 @@ class FactStore:
         """'We switched from Postgres to MySQL': rewrite every fact that mentions the old value."""
         assert fact.old_value and fact.value
         events = []
+        pattern = whole_word(fact.old_value)
         for old in self._holding(user_id, fact.old_value, None):
-            pattern = re.compile(rf"(?<!\w){re.escape(fact.old_value)}(?!\w)", re.IGNORECASE)
             new_text = pattern.sub(fact.value, old.text)
             self._touch(old, None, fact, session_id, time.time(), new_text=new_text)
             events.append(FactEvent(time.time(), "UPDATE", old.id, new_text, old.text, None, session_id))

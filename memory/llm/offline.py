@@ -24,7 +24,7 @@ from ..tokens import count_tokens
 from ..trace import PromptPart
 from .answer import _MANY, answer, fact_topic, to_second_person
 from .base import LLM, ExtractedFact, LLMReply
-from .rules import changes_from_text, extract_facts, second_person, split_sentences
+from .rules import changes_from_text, extract_facts, second_person, split_sentences, whole_word
 
 MODEL_ID = "offline-extractive-v2"
 _QUESTION_START = re.compile(
@@ -165,12 +165,13 @@ def _apply(facts: dict[str, str], action: str, text: str, slot: str | None, valu
         facts[key] = text
         return
     needle = (old if action == "replace" else value) or ""
+    pattern = whole_word(needle)
     for key, fact in list(facts.items()):
-        holds = needle and re.search(rf"(?<!\w){re.escape(needle)}(?!\w)", fact, re.IGNORECASE)
+        holds = needle and pattern.search(fact)
         if action == "delete" and (holds or (slot and key == slot and not value)):
             del facts[key]
         elif action == "replace" and holds and value:
-            facts[key] = re.sub(rf"(?<!\w){re.escape(needle)}(?!\w)", value, fact, flags=re.IGNORECASE)
+            facts[key] = pattern.sub(value, fact)
 
 
 __all__ = ["MODEL_ID", "OfflineLLM", "is_question", "third_person", "to_second_person"]

@@ -69,6 +69,11 @@ JOB_NOUNS = (
 _TRAILING = re.compile(r"\s+(?:now|these days|nowadays|at the moment|currently|again|instead|as well|too)$", re.I)
 
 
+def whole_word(phrase: str, plurals: bool = False) -> re.Pattern[str]:
+    """``phrase`` as a whole word or phrase, ignoring case: "Go" is not in "Gothenburg"."""
+    return re.compile(rf"(?<!\w){re.escape(phrase)}{'(?:s|es)?' if plurals else ''}(?!\w)", re.IGNORECASE)
+
+
 def split_sentences(text: str) -> list[str]:
     return [s.strip() for s in _SENTENCE_SPLIT.split(text) if s and s.strip()]
 
