@@ -81,7 +81,19 @@ class SessionKeys:
         return self._key("meta")
 
     def all(self) -> list[str]:
-        return [self.log, self.buffer, self.ids, self.summary, self.folds, self.traces, self.meta]
+        return list(self.types())
+
+    def types(self) -> dict[str, str]:
+        """Each session key and the Redis type Memory Lab keeps in it, in one place with the names."""
+        return {
+            self.log: "list",
+            self.buffer: "list",
+            self.ids: "set",
+            self.summary: "string",
+            self.folds: "list",
+            self.traces: "hash",
+            self.meta: "string",
+        }
 
 
 @dataclass(frozen=True)

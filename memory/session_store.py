@@ -184,15 +184,7 @@ class SessionStore:
             raise StoredDataError(f"{exc} ({self._wrong_types(k) or 'session ' + k.tag})") from exc
 
     def _wrong_types(self, k: SessionKeys) -> str:
-        expected = {
-            k.log: "list",
-            k.buffer: "list",
-            k.ids: "set",
-            k.summary: "string",
-            k.folds: "list",
-            k.meta: "string",
-        }
-        expected[k.traces] = "hash"
+        expected = k.types()
         try:
             with self.r.pipeline(transaction=False) as p:
                 for key in expected:
@@ -283,9 +275,13 @@ class SessionStore:
         """The user's live sessions, newest first; expired, vanished and malformed entries are pruned."""
         u = self.keys.user(user_id)
         self.r.eval(INDEX_SCRIPT, 2, u.sessions, u.expiries, repr(time.time()), "", 0)
-        rows = self.r.zrevrange(u.sessions, 0, -1, withscores=True)
-        valid = [(str(s), float(t)) for s, t in rows if is_valid_id(s) and math.isfinite(float(t))]
-        junk = [s for s, t in rows if not (is_valid_id(s) and math.isfinite(float(t)))]
+        valid: list[tuple[str, float]] = []
+        junk: list[str] = []
+        for member, score in self.r.zrevrange(u.sessions, 0, -1, withscores=True):
+            if is_valid_id(member) and math.isfinite(float(score)):
+                valid.append((member, float(score)))
+            else:
+                junk.append(member)
         with self.r.pipeline(transaction=False) as p:
             for sid, _ in valid:
                 p.exists(self.keys.session(user_id, sid).log)
@@ -294,8 +290,10 @@ class SessionStore:
         gone = [sid for (sid, at), ok in zip(valid, alive) if not ok and now - at > INDEX_GRACE_S]
         if gone or junk:
             log.info("pruning %d vanished and %d malformed session index entries of %s", len(gone), len(junk), user_id)
-            self.r.zrem(u.sessions, *gone, *junk)
-            self.r.zrem(u.expiries, *gone, *junk)
+            with self.r.pipeline(transaction=False) as p:
+                p.zrem(u.sessions, *gone, *junk)
+                p.zrem(u.expiries, *gone, *junk)
+                p.execute()
         return [(sid, at) for (sid, at), ok in zip(valid, alive) if ok or now - at <= INDEX_GRACE_S]
 
     # -- folding ---------------------------------------------------------
