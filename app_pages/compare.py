@@ -10,7 +10,7 @@ import streamlit as st
 
 from memory import STRATEGIES
 from memory.compare import ScenarioError, load_scenario, run_comparison, shipped_scenarios
-from ui.charts import STRATEGY_COLORS, score_chart
+from ui.charts import STRATEGY_COLORS, per_turn, score_chart
 from ui.state import current, guarded, md_text, warm_model
 
 st.title("Compare strategies")
@@ -122,31 +122,9 @@ else:
     )
     left, right = st.columns(2)
     left.plotly_chart(
-        px.line(
-            frame,
-            x="turn",
-            y="tokens_sent",
-            color="strategy",
-            markers=True,
-            color_discrete_map=STRATEGY_COLORS,
-            title="Tokens sent per turn (estimate)",
-        ),
-        width="stretch",
-        key="cmp_tokens",
+        per_turn(frame, "tokens_sent", "Tokens sent per turn (estimate)"), width="stretch", key="cmp_tokens"
     )
-    right.plotly_chart(
-        px.line(
-            frame,
-            x="turn",
-            y="latency_ms",
-            color="strategy",
-            markers=True,
-            color_discrete_map=STRATEGY_COLORS,
-            title="Latency per turn (ms)",
-        ),
-        width="stretch",
-        key="cmp_latency",
-    )
+    right.plotly_chart(per_turn(frame, "latency_ms", "Latency per turn (ms)"), width="stretch", key="cmp_latency")
     probes = frame[frame["is_probe"]].copy()
     if not probes.empty:
         probes["label"] = "turn " + probes["turn"].astype(str) + ": " + probes["user"].str.slice(0, 40)

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import pandas as pd
+import plotly.express as px
 import plotly.graph_objects as go
 
 
@@ -64,3 +65,10 @@ def score_chart(summary: pd.DataFrame) -> go.Figure:
         legend=dict(orientation="h", y=-0.15),
     )
     return fig
+
+
+def per_turn(frame: pd.DataFrame, column: str, title: str) -> go.Figure:
+    """One line per strategy over the scenario's turns, in the strategy's colour."""
+    return px.line(
+        frame, x="turn", y=column, color="strategy", markers=True, color_discrete_map=STRATEGY_COLORS, title=title
+    )
