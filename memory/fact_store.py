@@ -32,6 +32,11 @@ from .stored import CorruptEntry, as_dict, as_number, as_text, as_timestamp, loa
 Embed = Callable[[list[str]], np.ndarray]
 
 
+def slot_of(metadata: dict[str, Any]) -> str | None:
+    """A stored fact's slot ("name", "trip:kyoto"...), or None; Chroma stores "no slot" as ""."""
+    return str(metadata.get("slot") or "") or None
+
+
 EVENTS = ("ADD", "UPDATE", "DUPLICATE", "DELETE", "EDIT", "UNDO")
 
 
@@ -110,10 +115,7 @@ class FactStore:
         if doomed:
             self.vectors.delete(FACTS, ids=[r.id for r in doomed])
         now = time.time()
-        return [
-            FactEvent(now, "DELETE", r.id, r.text, r.text, None, session_id, str(r.metadata.get("slot") or "") or None)
-            for r in doomed
-        ]
+        return [FactEvent(now, "DELETE", r.id, r.text, r.text, None, session_id, slot_of(r.metadata)) for r in doomed]
 
     def _replace(self, user_id: str, session_id: str, fact: ExtractedFact) -> list[FactEvent]:
         """'We switched from Postgres to MySQL': rewrite every fact that mentions the old value."""
@@ -223,7 +225,7 @@ class FactStore:
         if record is None:
             return 0
         self.vectors.delete(FACTS, ids=[fact_id])
-        slot = str(record.metadata.get("slot") or "") or None
+        slot = slot_of(record.metadata)
         self._log(user_id, [FactEvent(time.time(), "DELETE", fact_id, record.text, record.text, None, None, slot)])
         return 1
 

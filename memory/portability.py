@@ -24,6 +24,7 @@ from dataclasses import asdict
 from typing import Any
 
 from .errors import InputError, StoredDataError
+from .fact_store import slot_of
 from .keys import validate_id
 from .lab import MemoryLab
 from .messages import Message
@@ -130,7 +131,7 @@ def _import_user(lab: MemoryLab, data: dict[str, Any], user_id: str) -> dict[str
     for fact in data.get("facts", []):
         meta = as_dict(fact.get("metadata", {}), "fact metadata")
         fact_id = as_text(fact["id"], "fact id") if same_user else uuid.uuid4().hex
-        lab.facts.restore(user_id, fact_id, as_text(fact["text"], "fact"), str(meta.get("slot") or "") or None)
+        lab.facts.restore(user_id, fact_id, as_text(fact["text"], "fact"), slot_of(meta))
         facts += 1
     episodes = 0
     for episode in data.get("episodes", []):
