@@ -32,12 +32,6 @@ def get_lab() -> MemoryLab:
     return _lab_for(settings, repr(settings))
 
 
-@st.cache_resource(show_spinner="Loading the embedding model (first time only)…")
-def warm_model(_lab: MemoryLab, key: str) -> bool:
-    _lab.embed(["warm up"])
-    return True
-
-
 @st.cache_resource(show_spinner=False)
 def start_model_warmup(_lab: MemoryLab, key: str) -> threading.Event:
     """Load the embedding model in the background when the app starts, so the first turn does not wait for it."""
@@ -53,6 +47,14 @@ def start_model_warmup(_lab: MemoryLab, key: str) -> threading.Event:
 
     threading.Thread(target=load, name="memlab-model-warmup", daemon=True).start()
     return done
+
+
+def warm_model(lab: MemoryLab, key: str) -> None:
+    """Before work that embeds: wait for the background load (started by the sidebar), with a visible note."""
+    done = start_model_warmup(lab, key)
+    if not done.is_set():
+        with st.spinner("Loading the embedding model (first time only)…"):
+            done.wait()
 
 
 # Widgets whose values belong to a session: restored from its stored settings, kept across page switches.
