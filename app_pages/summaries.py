@@ -9,7 +9,7 @@ import plotly.graph_objects as go
 import streamlit as st
 
 from memory.tokens import count_tokens
-from ui.state import current, guarded, md_escape, md_text
+from ui.state import current, guarded, md_escape, md_text, settle_upkeep
 
 st.title("Summaries")
 ctx = current()
@@ -23,6 +23,7 @@ threshold = st.slider(
     "Fold threshold to compare against (messages)", 2, 100, lab.settings.summary_threshold, key="sum_threshold"
 )
 
+settle_upkeep(lab, user)
 with guarded("Reading the summary"):
     summary = lab.sessions.summary(user, session)
     buffer = lab.sessions.buffer(user, session)

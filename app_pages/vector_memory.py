@@ -10,7 +10,7 @@ import plotly.graph_objects as go
 import streamlit as st
 
 from ui.pca import pca_2d
-from ui.state import current, guarded, md_escape, md_text, warm_model
+from ui.state import current, guarded, md_escape, md_text, settle_upkeep, warm_model
 
 st.title("Vector memory")
 ctx = current()
@@ -26,6 +26,7 @@ def _when(ts: object) -> str:
 
 
 facts, episodes = [], []
+settle_upkeep(lab, user)
 with guarded("Reading Chroma"):
     facts = lab.facts.all(user, with_embeddings=True)
     episodes = lab.episodes.all(user, with_embeddings=True)

@@ -15,6 +15,7 @@ from typing import TypeVar
 from .errors import InputError
 
 T = TypeVar("T")
+UPKEEP_MODES = ("thread", "external", "inline")
 PROJECT_ROOT = Path(__file__).resolve().parent.parent
 
 
@@ -65,6 +66,10 @@ class Settings:
     token_budget: int = 2000
     fact_dup_similarity: float = 0.9
     max_message_chars: int = 32_000
+    upkeep_mode: str = "thread"  # thread (a worker in the app) | external (`python -m memory worker` only) | inline
+    upkeep_wait_s: float = 10.0
+    upkeep_claim_s: float = 30.0
+    upkeep_delay_s: float = 0.0
     locomo_path: Path = field(
         default_factory=lambda: PROJECT_ROOT.parent / "shared" / "data" / "locomo" / "locomo_dev.json"
     )
@@ -94,6 +99,10 @@ class Settings:
             top_k=_env_int(e, "MEMLAB_TOP_K", base.top_k),
             token_budget=_env_int(e, "MEMLAB_TOKEN_BUDGET", base.token_budget),
             max_message_chars=_env_int(e, "MEMLAB_MAX_MESSAGE_CHARS", base.max_message_chars),
+            upkeep_mode=(_env_str(e, "MEMLAB_UPKEEP", base.upkeep_mode) or base.upkeep_mode).lower(),
+            upkeep_wait_s=_env_float(e, "MEMLAB_UPKEEP_WAIT", base.upkeep_wait_s),
+            upkeep_claim_s=_env_float(e, "MEMLAB_UPKEEP_CLAIM", base.upkeep_claim_s),
+            upkeep_delay_s=_env_float(e, "MEMLAB_UPKEEP_DELAY", base.upkeep_delay_s),
             locomo_path=Path(_env_str(e, "MEMLAB_LOCOMO_PATH") or base.locomo_path),
         ).validated()
 
@@ -109,6 +118,10 @@ class Settings:
             (self.top_k >= 1, "MEMLAB_TOP_K must be at least 1"),
             (self.token_budget >= 100, "MEMLAB_TOKEN_BUDGET must be at least 100"),
             (0.1 <= self.backend_timeout_s <= 600, "MEMLAB_BACKEND_TIMEOUT must be between 0.1 and 600 seconds"),
+            (self.upkeep_mode in UPKEEP_MODES, f"MEMLAB_UPKEEP must be one of {', '.join(UPKEEP_MODES)}"),
+            (0 <= self.upkeep_wait_s <= 600, "MEMLAB_UPKEEP_WAIT must be between 0 and 600 seconds"),
+            (0.1 <= self.upkeep_claim_s <= 86400, "MEMLAB_UPKEEP_CLAIM must be between 0.1 and 86400 seconds"),
+            (0 <= self.upkeep_delay_s <= 600, "MEMLAB_UPKEEP_DELAY must be between 0 and 600 seconds"),
         ]
         for ok, message in checks:
             if not ok:

@@ -80,6 +80,11 @@ class SessionKeys:
         """JSON: the strategy and settings this session was last used with, so every page can restore them."""
         return self._key("meta")
 
+    @property
+    def jobs(self) -> str:
+        """Hash: assistant message id -> JSON outcome of that turn's upkeep job (done by a worker, later)."""
+        return self._key("jobs")
+
     def all(self) -> list[str]:
         return list(self.types())
 
@@ -93,6 +98,7 @@ class SessionKeys:
             self.folds: "list",
             self.traces: "hash",
             self.meta: "string",
+            self.jobs: "hash",
         }
 
 
@@ -116,8 +122,18 @@ class UserKeys:
         """List of JSON events: every add/update/duplicate of a long-term fact."""
         return f"{self.prefix}:u:{{{self.user_id}}}:factlog"
 
+    @property
+    def pending(self) -> str:
+        """Sorted set: upkeep job id -> when it was queued; a job leaves it when a worker has done it."""
+        return f"{self.prefix}:u:{{{self.user_id}}}:pending"
+
+    @property
+    def upkeep_lock(self) -> str:
+        """String with a TTL: held by the worker applying one of this user's jobs, so jobs apply one at a time."""
+        return f"{self.prefix}:u:{{{self.user_id}}}:upkeeplock"
+
     def all(self) -> list[str]:
-        return [self.sessions, self.expiries, self.fact_log]
+        return [self.sessions, self.expiries, self.fact_log, self.pending, self.upkeep_lock]
 
 
 @dataclass(frozen=True)
@@ -133,6 +149,11 @@ class Keys:
     def user_session_pattern(self, user_id: str) -> str:
         """SCAN pattern for all session keys of one user (ids hold no glob characters)."""
         return f"{self.prefix}:s:{{{validate_id('user', user_id)}:*"
+
+    @property
+    def jobs(self) -> str:
+        """Stream of upkeep jobs, read by the workers' consumer group (one stream for every user)."""
+        return f"{self.prefix}:jobs"
 
     @property
     def all_pattern(self) -> str:

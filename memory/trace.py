@@ -68,6 +68,14 @@ class Trace:
     upkeep: dict[str, Any] = field(default_factory=dict)
     error: str | None = None
     used: list[str] = field(default_factory=list)  # refs of the context items the reply drew on
+    job: dict[str, Any] = field(default_factory=dict)  # the upkeep job: status queued|done|failed|inline, worker...
+
+    def apply_outcome(self, outcome: dict[str, Any]) -> None:
+        """Fold a finished upkeep job's outcome (written later, by a worker) into this trace."""
+        self.job = {k: v for k, v in outcome.items() if k not in ("upkeep", "timings_ms", "warnings")}
+        self.upkeep = dict(outcome.get("upkeep") or {})
+        self.timings_ms.update({f"upkeep {k}": v for k, v in (outcome.get("timings_ms") or {}).items()})
+        self.warnings.extend(w for w in outcome.get("warnings") or [] if w not in self.warnings)
 
     def mark_used(self, refs: list[str]) -> None:
         """Record what the reply drew on: retrieved items and messages are flagged for the trace view."""
@@ -141,6 +149,7 @@ class Trace:
                 upkeep=printable(as_dict(d.get("upkeep", {}), "upkeep")),
                 error=as_text(d.get("error"), "error", optional=True),
                 used=[as_text(u, "used") for u in _list(d.get("used"), "used")],
+                job=printable(as_dict(d.get("job", {}), "job")),
             )
         except StoredDataError:
             raise

@@ -1,11 +1,16 @@
 """One chat turn, in two halves around the LLM call, so a reply can be awaited whole or streamed.
 
-``Turn.begin`` checks the input, stores the user's message (first: a Redis
-problem shows before any slow work), loads the model if needed and builds
-the context with its trace. ``finish`` stores the reply, runs the upkeep
-(folding, facts, episodes; its failures become warnings on the trace) and
-stores the trace with the session's settings. ``fail`` stores the trace of
-a turn whose LLM call failed: the user's message is already safe.
+Two round trips to Redis per turn. ``Turn.begin`` checks the input, then
+stores the user's message and reads what the context needs in one round
+trip (first: a Redis problem shows before any slow work). If the user has
+upkeep jobs still running and the strategy's context depends on them, it
+waits for them (briefly; the trace says which were still pending). Then it
+loads the model if needed and builds the context with its trace.
+``finish`` stores the reply, the trace, the session's settings and the
+turn's upkeep job in the second round trip; a worker does the upkeep
+(folding, facts, episodes) after the reply is shown and writes its outcome
+beside the trace (see ``upkeep.py``). ``fail`` stores the trace of a turn
+whose LLM call failed: the user's message is already safe.
 """
 
 from __future__ import annotations
@@ -22,6 +27,7 @@ from .llm import LLM, LLMReply
 from .messages import Message, Role
 from .strategies import Context, Strategy, StrategyConfig
 from .trace import Trace
+from .upkeep import Job
 
 if TYPE_CHECKING:
     from .lab import MemoryLab
@@ -91,42 +97,81 @@ class Turn:
         if message_id:
             user_message = replace(user_message, id=validate_id("message", message_id))
         started = time.perf_counter()
-        with trace.timed("record.user"):
-            strat.record(user_id, session_id, user_message)
+        reads = strat.reads()
+        with trace.timed("redis.store_and_read"):
+            view = lab.sessions.append_and_read(
+                user_id, session_id, user_message, reads, strat.trim_to(), strat.config.ttl_s
+            )
+        if view.pending and strat.waits_for_upkeep:
+            with trace.timed("upkeep.wait"):
+                still = lab.wait_for_upkeep(user_id)
+                view = lab.sessions.read(user_id, session_id, reads)
+            if still:
+                trace.job["pending_before"] = still
+                trace.warnings.append(
+                    f"memory still updating: {len(still)} earlier upkeep job(s) had not finished within "
+                    f"{lab.settings.upkeep_wait_s:g}s, so this context may miss what they add"
+                )
         if "embedder" not in lab.__dict__:
             with trace.timed("embedder.load"):
                 _ = lab.embedder
-        context = strat.build_context(user_id, session_id, user_message, trace)
+        context = strat.build_context(user_id, session_id, user_message, trace, view)
         trace.system_parts = context.system_parts
         trace.set_messages(context.messages)
         return cls(lab, strat, user_id, session_id, user_message, trace, context, started)
 
-    def _save(self, message_id: str) -> None:
+    @property
+    def meta(self) -> dict[str, Any]:
+        return {"strategy": self.strategy.name, "config": self.strategy.config.to_dict()}
+
+    def _total(self) -> None:
         self.trace.timings_ms["total"] = round((time.perf_counter() - self.started) * 1000, 2)
-        meta = {"strategy": self.strategy.name, "config": self.strategy.config.to_dict()}
-        self.lab.sessions.save_trace(
-            self.user_id, self.session_id, message_id, self.trace.to_dict(), self.strategy.config.ttl_s, meta
-        )
 
     def fail(self, exc: LLMError) -> ChatResult:
         self.trace.error = str(exc)
-        self._save(self.user_message.id)
+        self._total()
+        self.lab.sessions.save_trace(
+            self.user_id, self.session_id, self.user_message.id, self.trace.to_dict(), self.strategy.config.ttl_s,
+            self.meta,
+        )
         return ChatResult(self.user_message, None, self.trace, error=str(exc))
 
     def finish(self, answer: LLMReply) -> ChatResult:
-        trace = self.trace
+        """Store the reply with its trace and queue the upkeep: one round trip (the upkeep runs inline if so set)."""
+        lab, trace, strat = self.lab, self.trace, self.strategy
         trace.llm.update(model_id=answer.model_id, usage=answer.usage)
         trace.mark_used(list(answer.used))
         reply = Message(Role.ASSISTANT, answer.text, model_id=answer.model_id)
-        with trace.timed("record.reply"):
-            self.strategy.record(self.user_id, self.session_id, reply)
+        turn = [self.user_message, reply]
+        job: Job | None = None
+        if strat.has_upkeep and lab.settings.upkeep_mode == "inline":
+            self._upkeep_inline(turn)
+        elif strat.has_upkeep:
+            job = Job(reply.id, self.user_id, self.session_id, strat.name, strat.config.to_dict(), turn)
+            trace.job = {"status": "queued", "id": reply.id}
+        self._total()
+        with trace.timed("redis.store_reply"), lab.redis.pipeline(transaction=False) as pipe:
+            lab.sessions.stage_append(
+                pipe, self.user_id, self.session_id, reply, strat.trim_to(), strat.config.ttl_s, trace.to_dict(),
+                self.meta,
+            )
+            if job is not None:
+                lab.upkeep.stage(pipe, job)
+            lab.sessions.run(pipe, self.user_id, self.session_id)
+        if job is not None:
+            lab.ensure_worker()
+        return ChatResult(self.user_message, reply, trace)
+
+    def _upkeep_inline(self, turn: list[Message]) -> None:
+        """MEMLAB_UPKEEP=inline: the upkeep runs before the reply is stored, as before there were workers."""
+        trace = self.trace
         try:
-            self.strategy.after_turn(self.user_id, self.session_id, [self.user_message, reply], trace)
+            self.strategy.after_turn(self.user_id, self.session_id, turn, trace)
+            trace.job = {"status": "inline"}
         except Exception as exc:  # noqa: BLE001 - upkeep must never lose the turn already stored
             log.warning("memory upkeep failed for %s/%s", self.user_id, self.session_id, exc_info=True)
             trace.warnings.append(f"memory upkeep failed: {type(exc).__name__}: {exc}")
-        self._save(reply.id)
-        return ChatResult(self.user_message, reply, trace)
+            trace.job = {"status": "failed", "error": f"{type(exc).__name__}: {exc}"}
 
     def stream(self, llm: LLM) -> Generator[str, None, ChatResult]:
         """Yield the reply's text as it arrives; return the finished turn."""

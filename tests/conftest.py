@@ -20,9 +20,11 @@ os.environ.pop("ANTHROPIC_API_KEY", None)
 os.environ.pop("REDIS_URL", None)
 os.environ.pop("CHROMA_HOST", None)
 
+from memory.backends.redis_client import RedisClient, connect  # noqa: E402
 from memory.backends.redis_server import EmbeddedRedis, ServerState, pid_alive  # noqa: E402
 from memory.config import Settings  # noqa: E402
 from memory.lab import MemoryLab  # noqa: E402
+from memory.upkeep import WorkerThread  # noqa: E402
 
 
 def kill_pid(pid: int | None) -> None:
@@ -53,6 +55,14 @@ def redis_client(redis_server: ServerState) -> Iterator[redis.Redis]:
 
 
 @pytest.fixture()
+def engine_client(redis_server: ServerState, redis_client: redis.Redis) -> Iterator[RedisClient]:
+    """The engine's own client type (decoded, bounded, runs Lua by SHA) on the test server."""
+    client = connect(redis_server.url, 3.0)
+    yield client
+    client.close()
+
+
+@pytest.fixture()
 def raw_redis(redis_server: ServerState, redis_client: redis.Redis) -> Iterator[redis.Redis]:
     """A raw (bytes) client, to write exactly what any other program could."""
     client = redis.Redis.from_url(redis_server.url)
@@ -66,8 +76,17 @@ def settings(tmp_path: Path, redis_server: ServerState, redis_client: redis.Redi
 
 
 @pytest.fixture()
-def lab(settings: Settings) -> MemoryLab:
-    return MemoryLab(settings)
+def lab(settings: Settings) -> Iterator[MemoryLab]:
+    lab = MemoryLab(settings)
+    yield lab
+    lab.close()
+
+
+@pytest.fixture(autouse=True)
+def _stop_upkeep_workers() -> Iterator[None]:
+    """Worker threads a test started (through any lab or page) stop with it, before the next test's jobs exist."""
+    yield
+    WorkerThread.stop_all()
 
 
 @pytest.fixture(scope="session")

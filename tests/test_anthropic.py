@@ -52,7 +52,7 @@ def test_chat_through_the_sdk_with_facts(settings):
 def test_invalid_json_from_extraction_falls_back_with_a_warning(settings):
     with MessagesServer(_responder) as server:
         lab = MemoryLab(replace(settings, anthropic_api_key="sk-test", anthropic_base_url=server.url))
-        result = lab.chat("bob", "s1", "I use Python.", strategy="facts")
+        result = lab.chat("bob", "s1", "I use Python.", strategy="facts", wait_upkeep=True)
         assert result.reply is not None
         assert any("not valid JSON" in w for w in result.trace.warnings)
         assert [r.text for r in lab.facts.all("bob")] == ["The user codes in Python."]

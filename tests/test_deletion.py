@@ -12,14 +12,14 @@ from .conftest import run_cli
 
 def test_clearing_a_session_removes_it_from_recall(lab):
     lab.chat("alice", "s1", "I adopted a greyhound called Comet.", strategy="hybrid")
-    lab.chat("alice", "s2", "My name is Alice.", strategy="hybrid")
+    lab.chat("alice", "s2", "My name is Alice.", strategy="hybrid", wait_upkeep=True)
     assert lab.turns.count("alice") == 2
     report = lab.clear_session("alice", "s1")
     assert report.ok, report.errors
     assert report.counts["turns"] == 1 and report.counts["episodes"] == 1 and report.counts["redis_keys"] >= 4
     assert lab.sessions.log("alice", "s1").messages == []
     assert [s for s, _ in lab.sessions.sessions("alice")] == ["s2"]
-    result = lab.chat("alice", "s3", "What is my dog called?", strategy="episodic")
+    result = lab.chat("alice", "s3", "What is my dog called?", strategy="episodic", wait_upkeep=True)
     assert all("Comet" not in item.text for item in result.trace.retrieved)
     assert "Comet" not in result.reply.content
     assert lab.turns.count("alice") == 2  # s2's turn and the question just asked: s1's is gone

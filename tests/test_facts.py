@@ -41,9 +41,9 @@ def test_repeats_do_not_pile_up_and_slots_update(lab):
     lab.chat("alice", "s1", "My name is Alice.", strategy="facts")
     lab.chat("alice", "s1", "My name is Alice.", strategy="facts")
     lab.chat("alice", "s2", "I use Python.", strategy="facts")
-    lab.chat("alice", "s2", "I use Python.", strategy="facts")
+    lab.chat("alice", "s2", "I use Python.", strategy="facts", wait_upkeep=True)
     assert sorted(r.text for r in lab.facts.all("alice")) == ["The user codes in Python.", "The user's name is Alice."]
-    lab.chat("alice", "s3", "Actually, call me Ally.", strategy="facts")
+    lab.chat("alice", "s3", "Actually, call me Ally.", strategy="facts", wait_upkeep=True)
     texts = [r.text for r in lab.facts.all("alice")]
     assert "The user's name is Ally." in texts and "The user's name is Alice." not in texts
     events = [e.event for e in lab.facts.history("alice").items]
@@ -68,7 +68,7 @@ def test_facts_never_leak_across_users(lab):
 
 def test_forget_user_removes_redis_keys_and_chroma_records(lab):
     lab.chat("alice", "s1", "My name is Alice.", strategy="hybrid")
-    lab.chat("bob", "s1", "My name is Bob.", strategy="hybrid")
+    lab.chat("bob", "s1", "My name is Bob.", strategy="hybrid", wait_upkeep=True)
     report = lab.forget_user("alice")
     counts = report.counts
     assert report.ok, report.errors

@@ -30,8 +30,8 @@ def messages(draw: st.DrawFn) -> Message:
 
 @settings(max_examples=150, deadline=None, suppress_health_check=[HealthCheck.function_scoped_fixture])
 @given(batch=st.lists(messages(), min_size=1, max_size=5))
-def test_every_message_round_trips_through_redis_unchanged(redis_client, batch):
-    store = SessionStore(redis_client, Keys("prop"), ttl_s=60)
+def test_every_message_round_trips_through_redis_unchanged(redis_client, engine_client, batch):
+    store = SessionStore(engine_client, Keys("prop"), ttl_s=60)
     redis_client.delete(*store.keys.session("u1", "s1").all())
     for m in batch:
         store.append("u1", "s1", m)
@@ -65,8 +65,8 @@ def test_corrupt_entries_raise_a_decode_error(raw):
         decode(raw)
 
 
-def test_corrupt_entry_in_redis_is_skipped_and_reported(redis_client):
-    store = SessionStore(redis_client, Keys("t"), ttl_s=60)
+def test_corrupt_entry_in_redis_is_skipped_and_reported(redis_client, engine_client):
+    store = SessionStore(engine_client, Keys("t"), ttl_s=60)
     good = Message(Role.USER, "hello")
     store.append("u", "s", good)
     redis_client.rpush(store.keys.session("u", "s").log, "{garbage")

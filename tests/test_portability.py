@@ -13,7 +13,7 @@ from .conftest import run_cli
 
 
 def test_edit_a_fact_by_hand_and_undo_each_kind_of_change(lab):
-    lab.chat("maya", "s1", "I live in Gothenburg.", strategy="facts")
+    lab.chat("maya", "s1", "I live in Gothenburg.", strategy="facts", wait_upkeep=True)
     [fact] = lab.facts.all("maya")
     event = lab.facts.edit("maya", fact.id, "The user lives in Gothenburg, Sweden.")
     assert (event.event, event.previous) == ("EDIT", "The user lives in Gothenburg.")
@@ -27,14 +27,14 @@ def test_edit_a_fact_by_hand_and_undo_each_kind_of_change(lab):
     lab.facts.undo_last("maya")
     [back] = lab.facts.all("maya")
     assert (back.id, back.text, back.metadata["slot"]) == (fact.id, "The user lives in Gothenburg.", "location")
-    lab.chat("maya", "s1", "I moved to Malmö.", strategy="facts")  # an UPDATE by the rules, undone by hand
+    lab.chat("maya", "s1", "I moved to Malmö.", strategy="facts", wait_upkeep=True)  # an UPDATE by the rules, undone by hand
     lab.facts.undo_last("maya")
     assert [r.text for r in lab.facts.all("maya")] == ["The user lives in Gothenburg."]
     assert [e.event for e in lab.facts.history("maya").items][-2:] == ["UPDATE", "UNDO"]
 
 
 def test_a_users_memory_round_trips_through_export_and_import(lab):
-    lab.chat("maya", "s1", "My name is Maya and I live in Malmö.", strategy="hybrid")
+    lab.chat("maya", "s1", "My name is Maya and I live in Malmö.", strategy="hybrid", wait_upkeep=True)
     exported = json.loads(json.dumps(export_user(lab, "maya")))
     assert {f["text"] for f in exported["facts"]} == {"The user's name is Maya.", "The user lives in Malmö."}
     assert lab.forget_user("maya").ok

@@ -24,9 +24,9 @@ def test_fold_moves_old_messages_into_the_summary_and_records_it(lab):
     assert "Alice" in result.reply.content
 
 
-def test_no_message_is_lost_when_appends_race_a_fold(redis_client):
+def test_no_message_is_lost_when_appends_race_a_fold(engine_client):
     """Writers append while folders fold; every id ends up in the buffer or in exactly one fold."""
-    store = SessionStore(redis_client, __import__("memory.keys").keys.Keys("race"), ttl_s=600)
+    store = SessionStore(engine_client, __import__("memory.keys").keys.Keys("race"), ttl_s=600)
     written: list[str] = []
     lock = threading.Lock()
     stop = threading.Event()
@@ -70,6 +70,7 @@ def test_an_entry_that_is_not_utf8_is_folded_away_and_folding_goes_on(lab, raw_r
     raw_redis.rpush(lab.keys.session("u1", "s1").buffer, b"\xff\xfe not utf-8 \x80")
     for i in range(20):
         lab.chat("u1", "s1", f"Statement number {i} about the weather.", strategy="summary", config=config)
+    lab.wait_for_upkeep("u1")
     read = lab.sessions.folds("u1", "s1")
     assert len(read.items) >= 5 and read.corrupt == []
     assert sum(f.corrupt for f in read.items) == 1, "the corrupt entry is counted in the fold that removed it"

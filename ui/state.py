@@ -145,6 +145,17 @@ def guarded(what: str) -> Iterator[None]:
         st.error(f"{md_text(what)} failed unexpectedly: {md_text(type(exc).__name__)}: {md_text(str(exc))}")
 
 
+def settle_upkeep(lab: MemoryLab, user_id: str, wait_s: float = 2.0) -> None:
+    """Let the user's running upkeep jobs finish before a memory page reads (briefly); say so if they are not done."""
+    with guarded("Checking memory upkeep"):
+        still = lab.wait_for_upkeep(user_id, timeout_s=wait_s)
+        if still:
+            st.info(
+                f"Memory updating… {len(still)} upkeep job(s) of this user are still running; reload to see them.",
+                icon=":material/sync:",
+            )
+
+
 _MD_SPECIAL = re.compile(r"([\\`*_{}\[\]()#+\-.!|<>~$:=^&])")
 # A bare URL, minus punctuation that more likely ends the sentence than the link.
 _URL = re.compile(r"https?://[^\s<>\"'`]+?(?=[.,;:!?)\]]*(?:\s|$))", re.IGNORECASE)

