@@ -51,7 +51,11 @@ def render_trace(trace: Trace) -> str:
 
 
 def cmd_chat(lab: MemoryLab, a: argparse.Namespace) -> int:
+    if a.no_wait:
+        lab.worker_autostart = False  # leave the job queued for a worker rather than half-do it on exit
     result = lab.chat(a.user, a.session, " ".join(a.text), strategy=a.strategy, message_id=a.message_id)
+    if not a.no_wait:
+        result = lab.settle(result)  # the next process then sees this turn's facts, folds and episode
     if a.json:
         _print_json(
             {
@@ -229,6 +233,29 @@ def cmd_eval(lab: MemoryLab, a: argparse.Namespace) -> int:
     return 0
 
 
+def cmd_worker(lab: MemoryLab, a: argparse.Namespace) -> int:
+    """Apply upkeep jobs from the stream until stopped (SIGTERM, Ctrl-C), or until none are left (``--once``)."""
+    import signal
+
+    from .upkeep import GROUP, Worker
+
+    worker = Worker(lab, name=a.name, claim_idle_s=a.claim_after)
+    signal.signal(signal.SIGTERM, lambda *_: worker.stop.set())
+    where = lab.settings.redis_url or "embedded Redis"
+    print(f"upkeep worker {worker.name} on {where}, stream {lab.keys.jobs}, group {GROUP}", flush=True)
+    if a.once:
+        worker.block_ms = 200
+        while worker.run_once():
+            pass
+    else:
+        try:
+            worker.run()
+        except KeyboardInterrupt:
+            worker.stop.set()
+    print(f"upkeep worker {worker.name} stopped: {worker.done} done, {worker.failed} failed", flush=True)
+    return 0
+
+
 def build_parser() -> argparse.ArgumentParser:
     p = argparse.ArgumentParser(prog="python -m memory", description="Memory Lab's engine from the terminal.")
     sub = p.add_subparsers(dest="command", required=True)
@@ -240,8 +267,17 @@ def build_parser() -> argparse.ArgumentParser:
     c.add_argument("--json", action="store_true", help="print {reply, trace} as JSON")
     c.add_argument("--trace", action="store_true", help="print what the model saw before the reply")
     c.add_argument("--message-id", help="an id for this message; sending it again with the same id stores it once")
+    c.add_argument(
+        "--no-wait", action="store_true", help="do not wait for this turn's memory upkeep (a worker does it later)"
+    )
     c.add_argument("text", nargs="+")
     c.set_defaults(func=cmd_chat)
+
+    w = sub.add_parser("worker", help="apply memory upkeep jobs (facts, folds, episodes) from the Redis stream")
+    w.add_argument("--name", help="consumer name in the group (default: host-pid-random)")
+    w.add_argument("--claim-after", type=float, help="take over another worker's job idle this many seconds")
+    w.add_argument("--once", action="store_true", help="apply the jobs waiting now, then exit")
+    w.set_defaults(func=cmd_worker)
 
     h = sub.add_parser("history", help="the full transcript of a session")
     h.add_argument("--user", required=True)
@@ -309,6 +345,7 @@ def main(argv: list[str] | None = None) -> int:
         level=logging.DEBUG if debug else logging.ERROR, format="%(levelname)s %(name)s: %(message)s", stream=sys.stderr
     )
     args = build_parser().parse_args(argv)
+    lab: MemoryLab | None = None
     try:
         lab = MemoryLab()
         return int(args.func(lab, args))
@@ -326,6 +363,9 @@ def main(argv: list[str] | None = None) -> int:
             file=sys.stderr,
         )
         return EXIT_INTERNAL
+    finally:
+        if lab is not None:
+            lab.close()
 
 
 def _one_line(exc: BaseException) -> str:

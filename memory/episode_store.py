@@ -2,8 +2,10 @@
 
 An episode points back to its session's transcript in Redis (``log_key``),
 so the UI can open the full conversation behind a recalled episode. It is
-refreshed after each turn, so the current session is already an episode
-when the user moves on; retrieval leaves the current session out.
+extended after each turn (by the upkeep worker) with that turn only, so the
+current session is already an episode when the user moves on, at a cost
+per turn that does not grow with the session; retrieval leaves the current
+session out.
 """
 
 from __future__ import annotations
@@ -20,6 +22,9 @@ from .keys import validate_id
 from .messages import Message
 
 Embed = Callable[[list[str]], np.ndarray]
+
+
+EMPTY = "(empty session)"
 
 
 def episode_id(user_id: str, session_id: str) -> str:
@@ -42,7 +47,44 @@ class EpisodeStore:
             "updated_at": time.time(),
             "log_key": log_key,
         }
-        text = summary.strip() or "(empty session)"
+        text = summary.strip() or EMPTY
+        self.vectors.upsert(EPISODES, [Record(eid, text, metadata)], self.embed([text]))
+        return eid
+
+    def extend(
+        self,
+        user_id: str,
+        session_id: str,
+        turn: list[Message],
+        summarize: Callable[[str, list[Message]], str],
+        log_key: str,
+    ) -> str:
+        """Fold one turn into the session's episode: the summary so far plus the new messages, not the whole session.
+
+        So a turn's cost does not grow with the session. The episode records the
+        last message it covers (``through``): a replayed job adds nothing twice.
+        """
+        eid = episode_id(validate_id("user", user_id), validate_id("session", session_id))
+        found = self.vectors.get(EPISODES, ids=[eid])
+        old = found[0] if found else None
+        meta = dict(old.metadata) if old else {}
+        ids = [m.id for m in turn]
+        through = meta.get("through")
+        new = turn[ids.index(through) + 1 :] if through in ids else turn
+        if not new:
+            return eid
+        previous = old.text if old and old.text != EMPTY else ""
+        text = summarize(previous, new).strip() or previous or EMPTY
+        metadata: dict[str, Any] = {
+            "user_id": user_id,
+            "session_id": session_id,
+            "n_messages": int(meta.get("n_messages", 0) or 0) + len(new),
+            "first_at": meta.get("first_at", new[0].created_at),
+            "last_at": new[-1].created_at,
+            "updated_at": time.time(),
+            "log_key": log_key,
+            "through": new[-1].id,
+        }
         self.vectors.upsert(EPISODES, [Record(eid, text, metadata)], self.embed([text]))
         return eid
 

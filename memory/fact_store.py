@@ -21,11 +21,12 @@ import numpy as np
 from .backends.redis_client import RedisClient
 from .backends.vector_store import FACTS, Hit, Record, VectorStore
 from .errors import InputError, StoredDataError
+from .fact_index import FactIndex, UserFacts
 from .filters import where_user
 from .keys import Keys, validate_id
 from .llm.base import ExtractedFact
 from .llm.rules import whole_word
-from .retrieval import Candidate, CandidateIndex
+from .retrieval import fuse, tokenize
 from .session_store import Entries
 from .stored import CorruptEntry, as_dict, as_number, as_text, as_timestamp, load_json, preview
 
@@ -50,6 +51,7 @@ class FactEvent:
     similarity: float | None = None
     session_id: str | None = None
     slot: str | None = None
+    job: str | None = None  # the upkeep job (turn) that made it, so a replayed job is recognised
 
     @classmethod
     def from_dict(cls, data: Any) -> FactEvent:
@@ -67,85 +69,178 @@ class FactEvent:
             similarity=None if similarity is None else float(as_number(similarity, "similarity")),
             session_id=as_text(d.get("session_id"), "session_id", optional=True),
             slot=as_text(d.get("slot"), "slot", optional=True),
+            job=as_text(d.get("job"), "job", optional=True),
         )
+
+
+class _Writes:
+    """A batch's Chroma writes, sent at the end in one delete and one upsert (a later change to a fact wins)."""
+
+    def __init__(self) -> None:
+        self.upserts: dict[str, tuple[Record, np.ndarray]] = {}
+        self.deletes: set[str] = set()
+
+    def put(self, record: Record, vector: np.ndarray) -> None:
+        self.upserts[record.id] = (record, vector)
+        self.deletes.discard(record.id)
+
+    def delete(self, fact_id: str) -> None:
+        self.deletes.add(fact_id)
+        self.upserts.pop(fact_id, None)
+
+    def flush(self, vectors: VectorStore) -> None:
+        if self.deletes:
+            vectors.delete(FACTS, ids=sorted(self.deletes))
+        if self.upserts:
+            records = [r for r, _ in self.upserts.values()]
+            vectors.upsert(FACTS, records, np.stack([v for _, v in self.upserts.values()]))
+
+
+def derived_id(user_id: str, job: str, index: int) -> str:
+    """The id of the ``index``-th fact a job adds: the same on a retry, so a replayed job re-writes, not duplicates."""
+    return uuid.uuid5(uuid.NAMESPACE_URL, f"memlab:{user_id}:{job}:{index}").hex
 
 
 class FactStore:
     def __init__(
-        self, vectors: VectorStore, embed: Embed, client: RedisClient, keys: Keys, dup_similarity: float = 0.9
+        self,
+        vectors: VectorStore,
+        embed: Embed,
+        client: RedisClient,
+        keys: Keys,
+        dup_similarity: float = 0.9,
+        index: FactIndex | None = None,
     ) -> None:
         self.vectors = vectors
         self.embed = embed
         self.r = client
         self.keys = keys
         self.dup_similarity = dup_similarity
+        self.index = index or FactIndex(vectors, client, keys)
 
-    def remember(self, user_id: str, session_id: str, facts: list[ExtractedFact]) -> list[FactEvent]:
-        """Apply each change in order (a later statement wins) and log what it did."""
-        if not facts:
+    def remember(
+        self, user_id: str, session_id: str, facts: list[ExtractedFact], job: str | None = None
+    ) -> list[FactEvent]:
+        """Apply each change in order (a later statement wins), write them in one batch, and log what it did.
+
+        ``job`` names the turn the facts came from: a job that runs again (a
+        worker died before acknowledging it) finds its events in the log and
+        does nothing, and the facts it adds have ids derived from it.
+        """
+        if not facts or (job and self._logged(user_id, job)):
             return []
         vectors = self.embed([f.text for f in facts])
         events: list[FactEvent] = []
-        for fact, vector in zip(facts, vectors):
-            if fact.action == "delete":
-                events.extend(self._delete_matching(user_id, session_id, fact))
-            elif fact.action == "replace" and fact.old_value:
-                events.extend(
-                    self._replace(user_id, session_id, fact) or [self._set(user_id, session_id, fact, vector)]
-                )
-            else:
-                events.append(self._set(user_id, session_id, fact, vector))
-        self._log(user_id, events)
+        writes = _Writes()
+        with self.index.lock:
+            current = self.index.current(user_id)
+            try:
+                for i, (fact, vector) in enumerate(zip(facts, vectors)):
+                    new_id = derived_id(user_id, job, i) if job else uuid.uuid4().hex
+                    if fact.action == "delete":
+                        events.extend(self._delete_matching(current, writes, session_id, fact))
+                    elif fact.action == "replace" and fact.old_value:
+                        events.extend(
+                            self._replace(current, writes, session_id, fact)
+                            or [self._set(user_id, current, writes, session_id, fact, vector, new_id)]
+                        )
+                    else:
+                        events.append(self._set(user_id, current, writes, session_id, fact, vector, new_id))
+                writes.flush(self.vectors)
+            except BaseException:
+                self.index.forget(user_id)  # the cache may hold changes that never reached Chroma
+                raise
+            for event in events:
+                event.job = job
+            before = current.version
+            after = self._log(user_id, events)
+            self.index.advanced(user_id, before, after if events else before)
         return events
 
-    def _holding(self, user_id: str, value: str, slot: str | None) -> list[Record]:
-        """The user's facts in ``slot`` (or any) that mention ``value`` as a whole word."""
-        records = self.vectors.get(FACTS, where=where_user(user_id, slot=slot) if slot else where_user(user_id))
-        pattern = whole_word(value)
-        return [r for r in records if pattern.search(r.text)]
+    def _logged(self, user_id: str, job: str, look_back: int = 500) -> bool:
+        """Whether the fact log's recent events already hold this job's (it ran before)."""
+        for raw in self.r.lrange(self.keys.user(user_id).fact_log, -look_back, -1):
+            try:
+                if load_json(raw).get("job") == job:
+                    return True
+            except (StoredDataError, AttributeError):
+                continue
+        return False
 
-    def _delete_matching(self, user_id: str, session_id: str, fact: ExtractedFact) -> list[FactEvent]:
+    def _holding(self, current: UserFacts, value: str, slot: str | None) -> list[int]:
+        """Rows of the user's facts in ``slot`` (or any) that mention ``value`` as a whole word."""
+        pattern = whole_word(value)
+        rows = current.in_slot(slot) if slot else list(current.rows())
+        return [r for r in rows if pattern.search(current.texts[r])]
+
+    def _delete_matching(
+        self, current: UserFacts, writes: _Writes, session_id: str, fact: ExtractedFact
+    ) -> list[FactEvent]:
         """'I no longer live in Berlin': delete the fact in that slot if it holds that value (else nothing)."""
         if fact.value:
-            doomed = self._holding(user_id, fact.value, fact.slot)
+            doomed = self._holding(current, fact.value, fact.slot)
         elif fact.slot:
-            doomed = self.vectors.get(FACTS, where=where_user(user_id, slot=fact.slot))
+            doomed = current.in_slot(fact.slot)
         else:
             doomed = []
-        if doomed:
-            self.vectors.delete(FACTS, ids=[r.id for r in doomed])
         now = time.time()
-        return [FactEvent(now, "DELETE", r.id, r.text, r.text, None, session_id, slot_of(r.metadata)) for r in doomed]
+        events = []
+        for row in doomed:
+            record = current.record(row)
+            events.append(
+                FactEvent(
+                    now, "DELETE", record.id, record.text, record.text, None, session_id, slot_of(record.metadata)
+                )
+            )
+            writes.delete(record.id)
+            current.drop(record.id)
+        return events
 
-    def _replace(self, user_id: str, session_id: str, fact: ExtractedFact) -> list[FactEvent]:
+    def _replace(self, current: UserFacts, writes: _Writes, session_id: str, fact: ExtractedFact) -> list[FactEvent]:
         """'We switched from Postgres to MySQL': rewrite every fact that mentions the old value."""
         assert fact.old_value and fact.value
         events = []
         pattern = whole_word(fact.old_value)
-        for old in self._holding(user_id, fact.old_value, None):
+        for row in self._holding(current, fact.old_value, None):
+            old = current.record(row)
             new_text = pattern.sub(fact.value, old.text)
-            self._touch(old, None, fact, session_id, time.time(), new_text=new_text)
+            self._touch(current, writes, row, None, fact, session_id, time.time(), new_text=new_text)
             events.append(FactEvent(time.time(), "UPDATE", old.id, new_text, old.text, None, session_id))
         return events
 
-    def _set(self, user_id: str, session_id: str, fact: ExtractedFact, vector: np.ndarray) -> FactEvent:
+    def _set(
+        self,
+        user_id: str,
+        current: UserFacts,
+        writes: _Writes,
+        session_id: str,
+        fact: ExtractedFact,
+        vector: np.ndarray,
+        new_id: str,
+    ) -> FactEvent:
         now = time.time()
         if fact.slot:
-            same_slot = self.vectors.get(FACTS, where=where_user(user_id, slot=fact.slot))
+            same_slot = current.in_slot(fact.slot)
             if same_slot:
-                old = same_slot[0]
+                row = same_slot[0]
+                old = current.record(row)
+                if old.id == new_id:  # this job wrote it before it was interrupted
+                    return FactEvent(now, "ADD", old.id, old.text, None, None, session_id)
                 if old.text.strip().lower() == fact.text.strip().lower():
-                    self._touch(old, vector, fact, session_id, now)
+                    self._touch(current, writes, row, vector, fact, session_id, now)
                     return FactEvent(now, "DUPLICATE", old.id, fact.text, old.text, 1.0, session_id)
-                self._touch(old, vector, fact, session_id, now, new_text=fact.text)
+                self._touch(current, writes, row, vector, fact, session_id, now, new_text=fact.text)
                 return FactEvent(now, "UPDATE", old.id, fact.text, old.text, None, session_id)
-        nearest = self.vectors.query(FACTS, vector, 1, where_user(user_id)) if self.count(user_id) else []
-        if nearest and nearest[0].similarity >= self.dup_similarity:
-            hit = nearest[0]
-            old = Record(hit.id, hit.text, hit.metadata)
-            self._touch(old, None, fact, session_id, now)
-            return FactEvent(now, "DUPLICATE", hit.id, fact.text, hit.text, round(hit.similarity, 4), session_id)
-        fact_id = uuid.uuid4().hex
+        rows, cosines = current.cosines(vector)
+        if len(rows):
+            best = int(np.argmax(cosines))
+            row, similarity = int(rows[best]), float(cosines[best])
+            if current.ids[row] == new_id:
+                return FactEvent(now, "ADD", new_id, current.texts[row], None, None, session_id)
+            if similarity >= self.dup_similarity:
+                old = current.record(row)
+                self._touch(current, writes, row, None, fact, session_id, now)
+                return FactEvent(now, "DUPLICATE", old.id, fact.text, old.text, round(similarity, 4), session_id)
         metadata = {
             "user_id": user_id,
             "session_id": session_id,
@@ -154,53 +249,69 @@ class FactStore:
             "slot": fact.slot or "",
             "source_ids": json.dumps(list(fact.source_ids)),
         }
-        self.vectors.upsert(FACTS, [Record(fact_id, fact.text, metadata)], vector[None, :])
-        return FactEvent(now, "ADD", fact_id, fact.text, None, None, session_id)
+        writes.put(Record(new_id, fact.text, metadata), vector)
+        current.put(new_id, fact.text, metadata, vector)
+        return FactEvent(now, "ADD", new_id, fact.text, None, None, session_id)
 
     def _touch(
         self,
-        old: Record,
+        current: UserFacts,
+        writes: _Writes,
+        row: int,
         vector: np.ndarray | None,
         fact: ExtractedFact,
         session_id: str,
         now: float,
         new_text: str | None = None,
     ) -> None:
-        meta = dict(old.metadata)
-        try:
-            sources = [s for s in load_json(meta.get("source_ids") or "[]") if isinstance(s, str)]
-        except (StoredDataError, TypeError):
-            sources = []  # damaged metadata: start the list again rather than fail the update
-        sources.extend(s for s in fact.source_ids if s not in sources)
-        meta.update(updated_at=now, source_ids=json.dumps(sources[-50:]), session_id=session_id)
+        old = current.record(row)
+        meta = _merged_meta(old.metadata, fact, session_id, now)
         text = new_text or old.text
         if vector is None:
-            vector = self.embed([text])[0]
-        self.vectors.upsert(FACTS, [Record(old.id, text, meta)], vector[None, :])
+            vector = self.embed([text])[0] if text != old.text else current.vectors[row]
+        writes.put(Record(old.id, text, meta), vector)
+        current.put(old.id, text, meta, vector)
 
-    def _log(self, user_id: str, events: list[FactEvent]) -> None:
-        if events:
-            self.r.rpush(self.keys.user(user_id).fact_log, *[json.dumps(asdict(e)) for e in events])
+    def _log(self, user_id: str, events: list[FactEvent]) -> int:
+        """Append the events to the user's fact log; returns the log's new length (the facts' version)."""
+        if not events:
+            return 0
+        return int(self.r.rpush(self.keys.user(user_id).fact_log, *[json.dumps(asdict(e)) for e in events]))
 
     def search(
         self, user_id: str, query_vector: np.ndarray, k: int, query_text: str | None = None, retriever: str = "hybrid"
     ) -> list[tuple[Hit, float]]:
-        """Top-k facts with their rank score: the dense cosine, or fused with BM25 when the query text is given."""
-        n = self.count(user_id)
-        if not n:
-            return []
-        hits = self.vectors.query(FACTS, query_vector, n, where_user(user_id))
-        if query_text is None or retriever == "dense":
-            return [(h, h.similarity) for h in hits[:k]]
-        cands = [Candidate(h.id, h.text) for h in hits]
-        scores = CandidateIndex(cands, use_neighbours=False).rank(
-            query_text, np.array([h.similarity for h in hits]), retriever
-        )
-        order = np.argsort(-scores, kind="stable")[:k]
-        return [(hits[i], float(scores[i])) for i in order]
+        """Top-k facts with their rank score: the dense cosine, or fused with BM25 when the query text is given.
+
+        Served from the process's copy of the user's facts (``fact_index.py``):
+        one LLEN when nothing changed, whatever the number of facts.
+        """
+        with self.index.lock:
+            current = self.index.current(user_id)
+            rows, cosines = current.cosines(query_vector)
+            if not len(rows):
+                return []
+            if query_text is None or retriever == "dense":
+                scores = cosines.astype(np.float64)
+            else:
+                scores = fuse(cosines, current.bm25.scores(tokenize(query_text))[rows], retriever)
+            order = np.argsort(-scores, kind="stable")[:k]
+            return [
+                (
+                    Hit(
+                        current.ids[rows[i]],
+                        current.texts[rows[i]],
+                        dict(current.metas[rows[i]]),
+                        1.0 - float(cosines[i]),
+                    ),
+                    float(scores[i]),
+                )
+                for i in order
+            ]
 
     def count(self, user_id: str) -> int:
-        return self.vectors.count(FACTS, where_user(user_id))
+        with self.index.lock:
+            return len(self.index.current(user_id))
 
     def all(self, user_id: str, with_embeddings: bool = False) -> list[Record]:
         return self.vectors.get(FACTS, where=where_user(user_id), with_embeddings=with_embeddings)
@@ -239,13 +350,22 @@ class FactStore:
         record = self._own(user_id, fact_id)
         if record is None:
             raise InputError(f"user {user_id!r} has no fact {fact_id!r} (deleted meanwhile?)")
-        self._touch(record, None, ExtractedFact(text), str(record.metadata.get("session_id") or ""), time.time(), text)
+        self._rewrite(record, text)
         event = FactEvent(time.time(), "EDIT", fact_id, text, record.text, None, None, None)
         self._log(user_id, [event])
         return event
 
-    def restore(self, user_id: str, fact_id: str, text: str, slot: str | None, session_id: str = "") -> None:
-        """Put a fact back under its own id (undo of a delete, or an import)."""
+    def _rewrite(self, record: Record, text: str) -> None:
+        """A fact's new text by hand (edit, undo): re-embedded, written at once (the log entry follows)."""
+        meta = _merged_meta(
+            record.metadata, ExtractedFact(text), str(record.metadata.get("session_id") or ""), time.time()
+        )
+        self.vectors.upsert(FACTS, [Record(record.id, text, meta)], self.embed([text]))
+
+    def restore(
+        self, user_id: str, fact_id: str, text: str, slot: str | None, session_id: str = "", event: str | None = None
+    ) -> None:
+        """Put a fact back under its own id (undo of a delete, or an import, logged as ``event`` when given)."""
         now = time.time()
         metadata = {
             "user_id": validate_id("user", user_id),
@@ -256,6 +376,8 @@ class FactStore:
             "source_ids": "[]",
         }
         self.vectors.upsert(FACTS, [Record(fact_id, text, metadata)], self.embed([text]))
+        if event is not None:
+            self._log(user_id, [FactEvent(now, event, fact_id, text, None, None, session_id or None, slot)])
 
     def undo_last(self, user_id: str) -> FactEvent:
         """Undo the user's last change to their facts (an ADD, UPDATE, EDIT or DELETE), logged as UNDO."""
@@ -274,14 +396,7 @@ class FactStore:
             restored = last.previous or ""
             if current is None or not restored:
                 raise InputError("the fact this change made is gone; nothing to undo")
-            self._touch(
-                current,
-                None,
-                ExtractedFact(restored),
-                str(current.metadata.get("session_id") or ""),
-                time.time(),
-                restored,
-            )
+            self._rewrite(current, restored)
         else:  # DELETE
             restored = last.previous or last.text
             self.restore(user_id, last.fact_id, restored, last.slot)
@@ -292,4 +407,19 @@ class FactStore:
         return event
 
     def forget_user(self, user_id: str) -> int:
-        return self.vectors.delete_where(FACTS, where_user(user_id))
+        try:
+            return self.vectors.delete_where(FACTS, where_user(user_id))
+        finally:
+            self.index.forget(user_id)
+
+
+def _merged_meta(old: dict[str, Any], fact: ExtractedFact, session_id: str, now: float) -> dict[str, Any]:
+    """A fact's metadata after another statement of it: newest session and time, sources merged (last 50)."""
+    meta = dict(old)
+    try:
+        sources = [s for s in load_json(meta.get("source_ids") or "[]") if isinstance(s, str)]
+    except (StoredDataError, TypeError):
+        sources = []  # damaged metadata: start the list again rather than fail the update
+    sources.extend(s for s in fact.source_ids if s not in sources)
+    meta.update(updated_at=now, source_ids=json.dumps(sources[-50:]), session_id=session_id)
+    return meta

@@ -30,6 +30,7 @@ from .errors import (
     RedisStartError,
     VectorStoreError,
 )
+from .fact_index import FactIndex
 from .fact_store import FactStore
 from .keys import Keys, validate_id
 from .llm import LLM, LLMError, make_llm
@@ -100,6 +101,7 @@ class MemoryLab:
         self._redis: RedisClient | None = None
         self._redis_url = ""
         self._worker: WorkerThread | None = None
+        self.worker_autostart = True  # start the worker thread when a job is queued (MEMLAB_UPKEEP=thread)
         self.upkeep = Upkeep(self)
 
     # -- backends --------------------------------------------------------
@@ -158,7 +160,11 @@ class MemoryLab:
 
     @property
     def facts(self) -> FactStore:
-        return FactStore(self.vectors, self.embed, self.redis, self.keys, self.settings.fact_dup_similarity)
+        client = self.redis
+        index = getattr(self, "_fact_index", None)
+        if index is None or index.r is not client:
+            index = self._fact_index = FactIndex(self.vectors, client, self.keys)
+        return FactStore(self.vectors, self.embed, client, self.keys, self.settings.fact_dup_similarity, index)
 
     @cached_property
     def episodes(self) -> EpisodeStore:
@@ -181,7 +187,7 @@ class MemoryLab:
     # -- upkeep ----------------------------------------------------------
     def ensure_worker(self) -> None:
         """Start the app's own upkeep worker thread (MEMLAB_UPKEEP=thread), once per lab."""
-        if self.settings.upkeep_mode != "thread":
+        if self.settings.upkeep_mode != "thread" or not self.worker_autostart:
             return
         with self._lock:
             if self._worker is None or not self._worker.alive():
@@ -317,7 +323,9 @@ class MemoryLab:
             log.warning("could not wait for %s's upkeep jobs before deleting: %s", user_id, exc)
             return
         if still:
-            log.warning("deleting while %d upkeep job(s) of %s are unfinished; they may write again", len(still), user_id)
+            log.warning(
+                "deleting while %d upkeep job(s) of %s are unfinished; they may write again", len(still), user_id
+            )
 
     def clear_session(self, user_id: str, session_id: str) -> DeletionReport:
         """Delete a session everywhere it is kept (messages, summary, traces, episode, indexed turns).

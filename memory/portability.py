@@ -131,7 +131,7 @@ def _import_user(lab: MemoryLab, data: dict[str, Any], user_id: str) -> dict[str
     for fact in data.get("facts", []):
         meta = as_dict(fact.get("metadata", {}), "fact metadata")
         fact_id = as_text(fact["id"], "fact id") if same_user else uuid.uuid4().hex
-        lab.facts.restore(user_id, fact_id, as_text(fact["text"], "fact"), slot_of(meta))
+        lab.facts.restore(user_id, fact_id, as_text(fact["text"], "fact"), slot_of(meta), event="ADD")
         facts += 1
     episodes = 0
     for episode in data.get("episodes", []):

@@ -131,7 +131,11 @@ class Turn:
         self.trace.error = str(exc)
         self._total()
         self.lab.sessions.save_trace(
-            self.user_id, self.session_id, self.user_message.id, self.trace.to_dict(), self.strategy.config.ttl_s,
+            self.user_id,
+            self.session_id,
+            self.user_message.id,
+            self.trace.to_dict(),
+            self.strategy.config.ttl_s,
             self.meta,
         )
         return ChatResult(self.user_message, None, self.trace, error=str(exc))
@@ -152,7 +156,13 @@ class Turn:
         self._total()
         with trace.timed("redis.store_reply"), lab.redis.pipeline(transaction=False) as pipe:
             lab.sessions.stage_append(
-                pipe, self.user_id, self.session_id, reply, strat.trim_to(), strat.config.ttl_s, trace.to_dict(),
+                pipe,
+                self.user_id,
+                self.session_id,
+                reply,
+                strat.trim_to(),
+                strat.config.ttl_s,
+                trace.to_dict(),
                 self.meta,
             )
             if job is not None:

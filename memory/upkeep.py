@@ -47,6 +47,31 @@ GROUP = "upkeep"
 STALE_PENDING_S = 600.0
 
 UNLOCK = Lua("if redis.call('GET', KEYS[1]) == ARGV[1] then return redis.call('DEL', KEYS[1]) end return 0")
+RENEW = Lua(
+    "if redis.call('GET', KEYS[1]) == ARGV[1] then return redis.call('PEXPIRE', KEYS[1], ARGV[2]) end return 0"
+)
+# A user's upkeep lock lives this long unless its worker renews it (every third of it): a dead worker's
+# lock frees itself soon, a slow LLM call keeps it.
+LOCK_MS = 15_000
+
+
+class _Renewer:
+    """Keeps a held lock alive while its job runs (a thread that renews it until stopped)."""
+
+    def __init__(self, client: Any, key: str, token: str) -> None:
+        self._done = threading.Event()
+        self._thread = threading.Thread(target=self._run, args=(client, key, token), daemon=True)
+        self._thread.start()
+
+    def _run(self, client: Any, key: str, token: str) -> None:
+        while not self._done.wait(LOCK_MS / 3000):
+            try:
+                RENEW(client, [key], [token, LOCK_MS])
+            except MemoryLabError as exc:
+                log.warning("could not renew the upkeep lock %s: %s", key, exc)
+
+    def stop(self) -> None:
+        self._done.set()
 
 
 @dataclass
@@ -183,7 +208,7 @@ class Worker:
         lab: MemoryLab,
         name: str | None = None,
         claim_idle_s: float | None = None,
-        block_ms: int = 1000,
+        block_ms: int = 250,
     ) -> None:
         self.lab = lab
         self.name = name or f"{socket.gethostname()}-{os.getpid()}-{uuid.uuid4().hex[:6]}"
@@ -192,6 +217,7 @@ class Worker:
         self.stop = threading.Event()
         self.done = 0
         self.failed = 0
+        self.busy = False
         self._group_ready = False
 
     @property
@@ -226,7 +252,11 @@ class Worker:
         for entry_id, fields in entries:
             if entry_id is None or fields is None:
                 continue
-            self.handle(entry_id, fields)
+            self.busy = True
+            try:
+                self.handle(entry_id, fields)
+            finally:
+                self.busy = False
         return len(entries)
 
     def run(self) -> None:
@@ -266,10 +296,10 @@ class Worker:
         started = time.monotonic()
         lock = self.lab.keys.user(job.user_id).upkeep_lock
         token = f"{self.name}:{job.id}"
-        hold_ms = int(max(60.0, self.lab.settings.llm_timeout_s * 3) * 1000)
-        while not self._r.set(lock, token, nx=True, px=hold_ms):
+        while not self._r.set(lock, token, nx=True, px=LOCK_MS):
             if self.stop.wait(0.02):
                 raise MemoryLabError("worker stopping")
+        renewer = _Renewer(self._r, lock, token)
         waited_ms = (time.monotonic() - started) * 1000
         trace = Trace(strategy=job.strategy, user_id=job.user_id, session_id=job.session_id)
         outcome: dict[str, Any] = {"id": job.id, "worker": self.name, "waited_ms": round(waited_ms, 2)}
@@ -285,6 +315,7 @@ class Worker:
             outcome.update(status="failed", error=f"{type(exc).__name__}: {exc}")
             self.failed += 1
         finally:
+            renewer.stop()
             UNLOCK(self._r, [lock], [token])
         outcome.update(
             finished_at=time.time(), upkeep=trace.upkeep, timings_ms=trace.timings_ms, warnings=trace.warnings
@@ -328,11 +359,14 @@ class WorkerThread:
         """Stop every worker thread of this process (a test's labs must not work on the next test's jobs)."""
         for thread in list(cls.running):
             thread.stop()
+            thread.thread.join(5.0)
 
     def alive(self) -> bool:
         return self.thread.is_alive()
 
     def stop(self, timeout_s: float = 5.0) -> None:
+        """Ask the thread to stop; wait (up to ``timeout_s``) only if it is applying a job, so it can finish it."""
         self.worker.stop.set()
-        self.thread.join(timeout_s)
+        if self.worker.busy:
+            self.thread.join(timeout_s)
         WorkerThread.running.discard(self)

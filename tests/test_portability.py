@@ -27,7 +27,9 @@ def test_edit_a_fact_by_hand_and_undo_each_kind_of_change(lab):
     lab.facts.undo_last("maya")
     [back] = lab.facts.all("maya")
     assert (back.id, back.text, back.metadata["slot"]) == (fact.id, "The user lives in Gothenburg.", "location")
-    lab.chat("maya", "s1", "I moved to Malmö.", strategy="facts", wait_upkeep=True)  # an UPDATE by the rules, undone by hand
+    lab.chat(
+        "maya", "s1", "I moved to Malmö.", strategy="facts", wait_upkeep=True
+    )  # an UPDATE by the rules, undone by hand
     lab.facts.undo_last("maya")
     assert [r.text for r in lab.facts.all("maya")] == ["The user lives in Gothenburg."]
     assert [e.event for e in lab.facts.history("maya").items][-2:] == ["UPDATE", "UNDO"]

@@ -4,7 +4,17 @@ One copy of the method, so the numbers the Recall Lab reports are the
 numbers the facts, episodic and hybrid strategies get.
 """
 
-from .bm25 import BM25, tokenize
-from .ranking import RETRIEVERS, Candidate, CandidateIndex, rank_candidates, rank_groups
+from .bm25 import BM25, LiveBM25, tokenize
+from .ranking import RETRIEVERS, Candidate, CandidateIndex, fuse, rank_candidates, rank_groups
 
-__all__ = ["BM25", "RETRIEVERS", "Candidate", "CandidateIndex", "rank_candidates", "rank_groups", "tokenize"]
+__all__ = [
+    "BM25",
+    "RETRIEVERS",
+    "Candidate",
+    "CandidateIndex",
+    "LiveBM25",
+    "fuse",
+    "rank_candidates",
+    "rank_groups",
+    "tokenize",
+]

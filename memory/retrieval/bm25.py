@@ -58,3 +58,66 @@ class BM25:
             for i, tf in self.postings.get(term, ()):
                 out[i] += self.idf[term] * tf * (self.k1 + 1) / (tf + norm[i])
         return out
+
+
+class LiveBM25:
+    """BM25 over a set of documents that changes: add, replace or remove one without rebuilding the rest.
+
+    Scores equal ``BM25``'s over the live documents (same k1, b, idf and
+    length norm); rows keep their number until ``compact`` renumbers them.
+    """
+
+    def __init__(self, k1: float = 1.2, b: float = 0.75) -> None:
+        self.k1, self.b = k1, b
+        self.postings: dict[str, dict[int, int]] = {}
+        self.lengths = np.zeros(0, dtype=np.float64)
+        self.docs: list[Counter[str] | None] = []
+        self.live = 0
+        self.total = 0.0
+
+    def set(self, row: int, tokens: list[str]) -> None:
+        """Make ``row`` hold ``tokens`` (a new row must be the next number)."""
+        if row < len(self.docs):
+            self.remove(row)
+        else:
+            assert row == len(self.docs), "rows are added in order"
+            self.docs.append(None)
+            self.lengths = np.append(self.lengths, 0.0)
+        counts = Counter(tokens)
+        self.docs[row] = counts
+        for term, tf in counts.items():
+            self.postings.setdefault(term, {})[row] = tf
+        self.lengths[row] = len(tokens)
+        self.live += 1
+        self.total += len(tokens)
+
+    def remove(self, row: int) -> None:
+        counts = self.docs[row]
+        if counts is None:
+            return
+        for term in counts:
+            posting = self.postings[term]
+            del posting[row]
+            if not posting:
+                del self.postings[term]
+        self.docs[row] = None
+        self.live -= 1
+        self.total -= self.lengths[row]
+        self.lengths[row] = 0.0
+
+    def scores(self, query: list[str]) -> np.ndarray:
+        """A score per row (removed rows score 0)."""
+        out = np.zeros(len(self.docs))
+        if not self.live:
+            return out
+        avg = self.total / self.live
+        norm = self.k1 * (1 - self.b + self.b * self.lengths / (avg or 1.0))
+        for term in set(query):
+            posting = self.postings.get(term)
+            if not posting:
+                continue
+            idf = math.log(1 + (self.live - len(posting) + 0.5) / (len(posting) + 0.5))
+            rows = np.fromiter(posting.keys(), dtype=np.int64, count=len(posting))
+            tfs = np.fromiter(posting.values(), dtype=np.float64, count=len(posting))
+            out[rows] += idf * tfs * (self.k1 + 1) / (tfs + norm[rows])
+        return out

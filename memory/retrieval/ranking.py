@@ -43,6 +43,16 @@ def minmax(x: np.ndarray) -> np.ndarray:
     return (x - lo) / (hi - lo) if hi > lo else np.zeros_like(x)
 
 
+def fuse(dense: np.ndarray, sparse: np.ndarray, retriever: str = "hybrid") -> np.ndarray:
+    """One score per candidate from its cosine and its BM25 score: z-scored, weighted (see the module doc)."""
+    _check(retriever)
+    if retriever == "dense":
+        return np.asarray(dense, dtype=np.float64)
+    if retriever == "bm25":
+        return sparse
+    return DENSE_WEIGHT * zscore(np.asarray(dense, dtype=np.float64)) + (1 - DENSE_WEIGHT) * zscore(sparse)
+
+
 def _neighbours(cands: list[Candidate]) -> tuple[np.ndarray, np.ndarray]:
     """Index of the previous and next candidate in the same group (-1 where none)."""
     order = sorted(range(len(cands)), key=lambda i: (cands[i].group, cands[i].position))
@@ -84,10 +94,8 @@ class CandidateIndex:
         if retriever == "dense":
             return dense
         sparse = self.turn_bm25.scores(tokenize(query))
-        if retriever == "bm25":
-            return sparse
-        fused = DENSE_WEIGHT * zscore(dense) + (1 - DENSE_WEIGHT) * zscore(sparse)
-        if not self.use_neighbours:
+        fused = fuse(dense, sparse, retriever)
+        if retriever == "bm25" or not self.use_neighbours:
             return fused
         base = minmax(fused)
         prev, nxt = self.prev, self.next

@@ -11,8 +11,6 @@ class BufferStrategy(Strategy):
     name = "buffer"
     description = "The last N messages from a Redis list with a sliding TTL."
 
-    def build_context(
-        self, user_id: str, session_id: str, query: Message, trace: Trace, view: SessionView
-    ) -> Context:
+    def build_context(self, user_id: str, session_id: str, query: Message, trace: Trace, view: SessionView) -> Context:
         messages = recent_messages(view, trace)
         return Context([instructions(self.keeps())], messages)

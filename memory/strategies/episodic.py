@@ -26,9 +26,7 @@ class EpisodicStrategy(Strategy):
     def reads(self) -> Reads:
         return Reads()
 
-    def build_context(
-        self, user_id: str, session_id: str, query: Message, trace: Trace, view: SessionView
-    ) -> Context:
+    def build_context(self, user_id: str, session_id: str, query: Message, trace: Trace, view: SessionView) -> Context:
         vector = embed_query(self.s, query, trace)
         items = episode_items(self.s, user_id, session_id, query, vector, self.config.episodes_k, trace)
         turns = turn_items(self.s, user_id, session_id, query, vector, self.config.top_k, trace)
@@ -41,4 +39,4 @@ class EpisodicStrategy(Strategy):
 
     def after_turn(self, user_id: str, session_id: str, turn: list[Message], trace: Trace) -> None:
         index_user_turn(self.s, user_id, session_id, turn, trace)
-        refresh_episode(self.s, user_id, session_id, self.config.summary_max_tokens, trace)
+        refresh_episode(self.s, user_id, session_id, turn, self.config.summary_max_tokens, trace)

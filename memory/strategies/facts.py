@@ -17,9 +17,7 @@ class FactsStrategy(Strategy):
     def reads(self) -> Reads:
         return Reads()
 
-    def build_context(
-        self, user_id: str, session_id: str, query: Message, trace: Trace, view: SessionView
-    ) -> Context:
+    def build_context(self, user_id: str, session_id: str, query: Message, trace: Trace, view: SessionView) -> Context:
         items = fact_items(self.s, user_id, query, embed_query(self.s, query, trace), self.config.top_k, trace)
         trace.retrieved.extend(items)
         parts = [instructions(self.keeps())]

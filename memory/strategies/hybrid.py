@@ -37,9 +37,7 @@ class HybridStrategy(Strategy):
     def reads(self) -> Reads:
         return Reads(last=None, summary=True)
 
-    def build_context(
-        self, user_id: str, session_id: str, query: Message, trace: Trace, view: SessionView
-    ) -> Context:
+    def build_context(self, user_id: str, session_id: str, query: Message, trace: Trace, view: SessionView) -> Context:
         """Fill the budget in order of value per token: facts, summary, episodes, past turns, then recent turns."""
         c = self.config
         budget = c.token_budget
@@ -88,4 +86,4 @@ class HybridStrategy(Strategy):
         extract_and_remember(self.s, user_id, session_id, turn, trace)
         fold_if_needed(self.s, user_id, session_id, c, trace)
         index_user_turn(self.s, user_id, session_id, turn, trace)
-        refresh_episode(self.s, user_id, session_id, c.summary_max_tokens, trace)
+        refresh_episode(self.s, user_id, session_id, turn, c.summary_max_tokens, trace)

@@ -154,13 +154,15 @@ def fit_items(items: list[RetrievedItem], budget: int, trace: Trace) -> int:
     return used
 
 
-def refresh_episode(s: Services, user_id: str, session_id: str, max_tokens: int, trace: Trace) -> None:
+def refresh_episode(
+    s: Services, user_id: str, session_id: str, turn: list[Message], max_tokens: int, trace: Trace
+) -> None:
+    """Fold the turn into the session's episode summary (incremental: the cost does not grow with the session)."""
     with trace.timed("episode.refresh"):
-        read = s.sessions.log(user_id, session_id)
-        messages = read.messages[-200:]
-        summary = s.llm.summarize("", messages, max_tokens)
         key = s.sessions.keys.session(user_id, session_id).log
-        s.episodes.upsert(user_id, session_id, summary, messages, key)
+        s.episodes.extend(
+            user_id, session_id, turn, lambda previous, new: s.llm.summarize(previous, new, max_tokens), key
+        )
 
 
 def extract_and_remember(s: Services, user_id: str, session_id: str, turn: list[Message], trace: Trace) -> None:
@@ -168,7 +170,7 @@ def extract_and_remember(s: Services, user_id: str, session_id: str, turn: list[
         facts, warnings = s.llm.extract_facts(turn)
     trace.warnings.extend(warnings)
     with trace.timed("facts.store"):
-        events = s.facts.remember(user_id, session_id, facts)
+        events = s.facts.remember(user_id, session_id, facts, job=turn[-1].id if turn else None)
     trace.upkeep.setdefault("fact_events", []).extend(
         {"event": e.event, "text": e.text, "previous": e.previous} for e in events
     )

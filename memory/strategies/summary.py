@@ -22,9 +22,7 @@ class SummaryStrategy(Strategy):
     def reads(self) -> Reads:
         return Reads(last=None, summary=True)
 
-    def build_context(
-        self, user_id: str, session_id: str, query: Message, trace: Trace, view: SessionView
-    ) -> Context:
+    def build_context(self, user_id: str, session_id: str, query: Message, trace: Trace, view: SessionView) -> Context:
         parts = [instructions(self.keeps())]
         summary = summary_part(view)
         if summary:
