@@ -152,7 +152,7 @@ class Turn:
             self._upkeep_inline(turn)
         elif strat.has_upkeep:
             job = Job(reply.id, self.user_id, self.session_id, strat.name, strat.config.to_dict(), turn)
-            trace.job = {"status": "queued", "id": reply.id}
+            trace.job.update(status="queued", id=reply.id)
         self._total()
         with trace.timed("redis.store_reply"), lab.redis.pipeline(transaction=False) as pipe:
             lab.sessions.stage_append(

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import os
+import shutil
 import signal
 import subprocess
 import sys
@@ -11,6 +12,7 @@ from collections.abc import Iterator
 from dataclasses import dataclass, replace
 from pathlib import Path
 
+import httpx
 import pytest
 import redis
 
@@ -21,7 +23,7 @@ os.environ.pop("REDIS_URL", None)
 os.environ.pop("CHROMA_HOST", None)
 
 from memory.backends.redis_client import RedisClient, connect  # noqa: E402
-from memory.backends.redis_server import EmbeddedRedis, ServerState, pid_alive  # noqa: E402
+from memory.backends.redis_server import EmbeddedRedis, ServerState, free_port, pid_alive  # noqa: E402
 from memory.config import Settings  # noqa: E402
 from memory.lab import MemoryLab  # noqa: E402
 from memory.upkeep import WorkerThread  # noqa: E402
@@ -127,3 +129,34 @@ def assert_one_line_error(run: CliRun, code: int, *needles: str) -> None:
     assert len(lines) == 1, lines
     for needle in needles:
         assert needle in lines[0], (needle, lines[0])
+
+
+@pytest.fixture()
+def chroma_server(tmp_path: Path) -> Iterator[tuple[int, subprocess.Popen[bytes]]]:
+    """A real `chroma run` server on a free loopback port, stopped by pid whatever happens."""
+    exe = shutil.which("chroma", path=str(Path(sys.executable).parent)) or shutil.which("chroma")
+    if exe is None:
+        pytest.skip("the chroma CLI (shipped by the chromadb package) is not installed")
+    port = free_port()
+    proc = subprocess.Popen(
+        [exe, "run", "--path", str(tmp_path / "chroma-server"), "--host", "127.0.0.1", "--port", str(port)],
+        stdout=subprocess.DEVNULL,
+        stderr=subprocess.DEVNULL,
+        start_new_session=True,
+    )
+    try:
+        deadline = time.monotonic() + 60
+        while time.monotonic() < deadline:
+            try:
+                if httpx.get(f"http://127.0.0.1:{port}/api/v2/heartbeat", timeout=1).status_code == 200:
+                    break
+            except httpx.HTTPError:
+                time.sleep(0.2)
+        else:
+            pytest.fail("chroma run did not come up within 60 s")
+        yield port, proc
+    finally:
+        if proc.poll() is None:
+            os.kill(proc.pid, signal.SIGCONT)
+        kill_pid(proc.pid)
+        proc.wait(timeout=30)

@@ -3,58 +3,21 @@
 from __future__ import annotations
 
 import os
-import shutil
 import signal
-import subprocess
-import sys
 import time
-from collections.abc import Iterator
-from pathlib import Path
 
-import httpx
 import pytest
 
 from memory.backends.redis_server import free_port
 from memory.backends.vector_store import VectorStore
 from memory.errors import VectorStoreError
 
-from .conftest import assert_one_line_error, kill_pid, run_cli
+from .conftest import assert_one_line_error, run_cli
 
 
 @pytest.fixture()
 def env(settings) -> dict[str, str]:
     return {"REDIS_URL": settings.redis_url, "MEMLAB_DATA_DIR": str(settings.data_dir)}
-
-
-@pytest.fixture()
-def chroma_server(tmp_path: Path) -> Iterator[tuple[int, subprocess.Popen[bytes]]]:
-    """A real `chroma run` server on a free loopback port, stopped by pid whatever happens."""
-    exe = shutil.which("chroma", path=str(Path(sys.executable).parent)) or shutil.which("chroma")
-    if exe is None:
-        pytest.skip("the chroma CLI (shipped by the chromadb package) is not installed")
-    port = free_port()
-    proc = subprocess.Popen(
-        [exe, "run", "--path", str(tmp_path / "chroma-server"), "--host", "127.0.0.1", "--port", str(port)],
-        stdout=subprocess.DEVNULL,
-        stderr=subprocess.DEVNULL,
-        start_new_session=True,
-    )
-    try:
-        deadline = time.monotonic() + 60
-        while time.monotonic() < deadline:
-            try:
-                if httpx.get(f"http://127.0.0.1:{port}/api/v2/heartbeat", timeout=1).status_code == 200:
-                    break
-            except httpx.HTTPError:
-                time.sleep(0.2)
-        else:
-            pytest.fail("chroma run did not come up within 60 s")
-        yield port, proc
-    finally:
-        if proc.poll() is None:
-            os.kill(proc.pid, signal.SIGCONT)
-        kill_pid(proc.pid)
-        proc.wait(timeout=30)
 
 
 def test_unreachable_redis_url(env):

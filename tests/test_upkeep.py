@@ -1,0 +1,227 @@
+"""Upkeep off the reply path: two round trips a turn, jobs on a stream, workers that die, memory never going back."""
+
+from __future__ import annotations
+
+import os
+import signal
+import subprocess
+import sys
+import time
+from dataclasses import replace
+from pathlib import Path
+
+import pytest
+import redis
+
+from memory.errors import BackendError
+from memory.lab import MemoryLab
+from memory.llm.base import ExtractedFact
+from memory.messages import Message, Role
+from memory.upkeep import GROUP, Job, Worker
+
+from .conftest import run_cli
+
+ROOT = Path(__file__).resolve().parent.parent
+
+
+class RoundTrips:
+    """Counts packets sent to Redis: one per command, one per pipeline."""
+
+    def __init__(self, monkeypatch: pytest.MonkeyPatch) -> None:
+        self.count = 0
+        original = redis.connection.AbstractConnection.send_packed_command
+
+        def counting(conn, command, check_health=True):  # type: ignore[no-untyped-def]
+            self.count += 1
+            return original(conn, command, check_health)
+
+        monkeypatch.setattr(redis.connection.AbstractConnection, "send_packed_command", counting)
+
+
+def test_a_buffer_turn_is_two_round_trips(lab, monkeypatch):
+    lab.chat("u1", "s1", "warm up: load the scripts and the model", strategy="buffer")
+    trips = RoundTrips(monkeypatch)
+    result = lab.chat("u1", "s1", "My name is Alice.", strategy="buffer")
+    assert trips.count == 2, trips.count
+    assert [m["content"] for m in result.trace.messages][-1] == "My name is Alice."
+    stored = [m.content for m in lab.sessions.log("u1", "s1").messages]
+    assert stored[-2:] == ["My name is Alice.", result.reply.content]
+    [(_, trace)] = [t for t in lab.sessions.traces("u1", "s1").items if t[0] == result.reply.id]
+    assert trace.messages[-1]["content"] == "My name is Alice."
+    assert lab.sessions.meta("u1", "s1")["strategy"] == "buffer"
+
+
+def test_scripts_forgotten_by_the_server_are_loaded_again(lab):
+    lab.chat("u1", "s1", "first", strategy="summary")
+    lab.redis.script_flush()
+    result = lab.chat("u1", "s1", "second", strategy="summary")
+    assert [m["content"] for m in result.trace.messages][-1] == "second"
+    assert len(lab.sessions.log("u1", "s1").messages) == 4
+
+
+def test_the_next_turn_waits_for_the_users_earlier_upkeep(settings):
+    lab = MemoryLab(replace(settings, upkeep_delay_s=0.4))
+    try:
+        first = lab.chat("alice", "s1", "My name is Alice.", strategy="facts")
+        assert first.trace.job["status"] == "queued"
+        second = lab.chat("alice", "s2", "What is my name?", strategy="facts")
+        assert "Alice" in second.reply.content
+        assert second.trace.timings_ms["upkeep.wait"] > 100 and "pending_before" not in second.trace.job
+        outcome = dict(lab.sessions.traces("alice", "s1").items)[first.reply.id].job
+        assert outcome["status"] == "done" and outcome["worker"]
+    finally:
+        lab.close()
+
+
+def test_a_context_built_while_jobs_run_says_which_are_pending(settings):
+    lab = MemoryLab(replace(settings, upkeep_mode="external", upkeep_wait_s=0.3))
+    try:
+        first = lab.chat("alice", "s1", "My name is Alice.", strategy="facts")
+        second = lab.chat("alice", "s1", "What is my name?", strategy="facts")
+        assert second.trace.job["pending_before"] == [first.reply.id]
+        assert any("memory still updating" in w for w in second.trace.warnings)
+        assert lab.upkeep.backlog()["queued"] == 2
+        worker = Worker(lab, name="w-test", block_ms=50)
+        assert worker.run_once() == 2 and worker.done == 2
+        traces = dict(lab.sessions.traces("alice", "s1").items)
+        assert traces[first.reply.id].job["status"] == "done"
+        assert [e["event"] for e in traces[first.reply.id].upkeep["fact_events"]] == ["ADD"]
+        assert lab.upkeep.pending("alice") == [] and lab.upkeep.backlog()["queued"] == 0
+    finally:
+        lab.close()
+
+
+def test_a_job_that_runs_again_changes_nothing(lab):
+    """At-least-once delivery: a replay, even after a crash between the Chroma write and the log, adds nothing."""
+    facts = [ExtractedFact("The user's name is Alice.", "name", ("m1",)), ExtractedFact("The user likes tea.")]
+    events = lab.facts.remember("alice", "s1", facts, job="turn-1")
+    assert [e.event for e in events] == ["ADD", "ADD"]
+    assert lab.facts.remember("alice", "s1", facts, job="turn-1") == []  # the log holds this job: skipped
+    lab.redis.delete(lab.keys.user("alice").fact_log)  # as if the worker died before logging
+    again = lab.facts.remember("alice", "s1", facts, job="turn-1")
+    assert [e.event for e in again] == ["ADD", "ADD"] and {e.fact_id for e in again} == {e.fact_id for e in events}
+    assert sorted(r.text for r in lab.facts.all("alice")) == ["The user likes tea.", "The user's name is Alice."]
+
+    turn = [Message(Role.USER, "I went hiking in the Alps."), Message(Role.ASSISTANT, "Noted.")]
+    key = lab.keys.session("alice", "s1").log
+    lab.episodes.extend("alice", "s1", turn, lambda prev, new: prev + " " + new[0].content, key)
+    lab.episodes.extend("alice", "s1", turn, lambda prev, new: prev + " " + new[0].content, key)
+    [episode] = lab.episodes.all("alice")
+    assert episode.metadata["n_messages"] == 2 and episode.text.count("Alps") == 1
+
+
+def test_an_episode_costs_the_same_per_turn_however_long_the_session(lab):
+    """The summariser sees the summary so far and the new turn, never the whole session."""
+    seen: list[int] = []
+
+    def summarize(previous: str, new: list[Message]) -> str:
+        seen.append(len(new))
+        return (previous + " " + new[0].content)[-300:]
+
+    key = lab.keys.session("bob", "s1").log
+    for i in range(30):
+        turn = [Message(Role.USER, f"statement {i}"), Message(Role.ASSISTANT, "ok")]
+        lab.episodes.extend("bob", "s1", turn, summarize, key)
+    assert seen == [2] * 30
+    assert lab.episodes.all("bob")[0].metadata["n_messages"] == 60
+
+
+def _worker(env: dict[str, str], name: str, *extra: str) -> subprocess.Popen[str]:
+    return subprocess.Popen(
+        [sys.executable, "-m", "memory", "worker", "--name", name, *extra],
+        cwd=str(ROOT),
+        env={**os.environ, **env},
+        stdout=subprocess.PIPE,
+        stderr=subprocess.PIPE,
+        text=True,
+    )
+
+
+def _wait(predicate, timeout_s: float, what: str):  # type: ignore[no-untyped-def]
+    deadline = time.monotonic() + timeout_s
+    while time.monotonic() < deadline:
+        value = predicate()
+        if value:
+            return value
+        time.sleep(0.1)
+    raise AssertionError(f"timed out waiting for {what}")
+
+
+def test_a_worker_killed_mid_job_loses_nothing_and_applies_it_once(settings, chroma_server):
+    """Workers in other processes share a Chroma server (embedded Chroma belongs to one process)."""
+    port, _ = chroma_server
+    shared = replace(settings, upkeep_mode="external", chroma_host="127.0.0.1", chroma_port=port)
+    lab = MemoryLab(shared)
+    env = {
+        "REDIS_URL": settings.redis_url or "",
+        "MEMLAB_DATA_DIR": str(settings.data_dir),
+        "CHROMA_HOST": "127.0.0.1",
+        "CHROMA_PORT": str(port),
+    }
+    slow = _worker({**env, "MEMLAB_UPKEEP_DELAY": "120"}, "worker-a")
+    rescuer: subprocess.Popen[str] | None = None
+    try:
+        result = lab.chat("alice", "s1", "My name is Alice and I live in Oslo.", strategy="facts")
+        job_id = result.reply.id
+
+        def taken_by_a():  # type: ignore[no-untyped-def]
+            try:
+                rows = lab.redis.xpending_range(lab.keys.jobs, GROUP, "-", "+", 10)
+            except BackendError:  # no group until a worker has started
+                return []
+            return [r for r in rows if r["consumer"] == "worker-a"]
+
+        _wait(taken_by_a, 90, "worker A to take the job")
+        time.sleep(0.5)  # A is now inside the job (sleeping in it)
+        slow.send_signal(signal.SIGKILL)
+        slow.wait(10)
+        assert lab.upkeep.outcome("alice", "s1", job_id) is None, "A died before finishing"
+        rescuer = _worker({**env, "MEMLAB_UPKEEP_CLAIM": "1"}, "worker-b")
+        outcome = _wait(lambda: lab.upkeep.outcome("alice", "s1", job_id), 90, "worker B to finish the job")
+        assert outcome["status"] == "done" and outcome["worker"] == "worker-b"
+        facts = sorted(r.text for r in lab.facts.all("alice"))
+        assert facts == ["The user lives in Oslo.", "The user's name is Alice."]
+        assert [e.event for e in lab.facts.history("alice").items] == ["ADD", "ADD"]
+        assert lab.redis.xpending(lab.keys.jobs, GROUP)["pending"] == 0 and lab.upkeep.pending("alice") == []
+        answer = lab.chat("alice", "s2", "Where do I live?", strategy="facts")
+        assert "Oslo" in answer.reply.content
+    finally:
+        for proc in (slow, rescuer):
+            if proc is not None and proc.poll() is None:
+                proc.kill()
+                proc.wait(10)
+        lab.close()
+
+
+def test_cli_chat_waits_for_its_upkeep_so_a_new_process_remembers(settings):
+    env = {"REDIS_URL": settings.redis_url or "", "MEMLAB_DATA_DIR": str(settings.data_dir)}
+    told = run_cli("chat", "--user", "alice", "--session", "s1", "--strategy", "facts", "My name is Alice.", env=env)
+    assert told.code == 0, told.err
+    asked = run_cli("chat", "--user", "alice", "--session", "s2", "--strategy", "facts", "What is my name?", env=env)
+    assert asked.code == 0 and "Alice" in asked.out, (asked.out, asked.err)
+
+    queued = run_cli(
+        "chat", "--user", "bob", "--session", "s1", "--strategy", "facts", "--no-wait", "I live in Lima.", env=env
+    )
+    assert queued.code == 0, queued.err
+    lab = MemoryLab(settings)
+    try:
+        assert len(lab.upkeep.pending("bob")) == 1
+        done = run_cli("worker", "--once", env=env)
+        assert done.code == 0 and "1 done" in done.out, (done.out, done.err)
+        assert [r.text for r in lab.facts.all("bob")] == ["The user lives in Lima."]
+    finally:
+        lab.close()
+
+
+def test_a_job_that_is_not_a_job_is_dropped_with_a_warning(lab, caplog):
+    worker = Worker(lab, name="w", block_ms=50)
+    worker.ensure_group()
+    lab.redis.xadd(lab.keys.jobs, {"job": "\xff{not json"})
+    lab.redis.xadd(lab.keys.jobs, {"other": "field"})
+    good = Job("j1", "u1", "s1", "facts", {}, [Message(Role.USER, "I use Rust.")])
+    lab.redis.xadd(lab.keys.jobs, {"job": good.to_json()})
+    assert worker.run_once() == 3
+    assert worker.done == 1 and lab.upkeep.outcome("u1", "s1", "j1")["status"] == "done"
+    assert lab.redis.xlen(lab.keys.jobs) == 0
+    assert "dropping unreadable job" in caplog.text
