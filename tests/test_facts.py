@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import numpy as np
+
 from memory.llm.base import ExtractedFact
 from memory.llm.rules import facts_from_text
 
@@ -76,3 +78,59 @@ def test_forget_user_removes_redis_keys_and_chroma_records(lab):
     assert lab.facts.all("alice") == [] and lab.episodes.all("alice") == []
     assert list(lab.redis.scan_iter(match="memlab:*alice*")) == []
     assert [r.text for r in lab.facts.all("bob")] == ["The user's name is Bob."]
+
+
+def _full_read_search(lab, user_id, vector, k, query):  # type: ignore[no-untyped-def]
+    """The search as it was: every fact of the user from Chroma, BM25 rebuilt, fused (the reference)."""
+    from memory.backends.vector_store import FACTS
+    from memory.filters import where_user
+    from memory.retrieval import Candidate, CandidateIndex
+
+    n = lab.vectors.count(FACTS, where_user(user_id))
+    hits = lab.vectors.query(FACTS, vector, n, where_user(user_id))
+    scores = CandidateIndex([Candidate(h.id, h.text) for h in hits], use_neighbours=False).rank(
+        query, np.array([h.similarity for h in hits])
+    )
+    return [hits[i].id for i in np.argsort(-scores, kind="stable")[:k]]
+
+
+def test_search_from_the_cache_ranks_as_a_full_read_did(lab):
+    rng = np.random.default_rng(7)
+    topics = ["hiking", "Rust", "coffee", "Berlin", "piano", "cats", "chess", "sushi", "Kyoto", "marathons"]
+    verbs = ["likes", "talks about", "plans", "remembers", "dislikes"]
+    facts = [
+        ExtractedFact(f"The user {verbs[i % 5]} {topics[rng.integers(10)]} and {topics[rng.integers(10)]} (note {i}).")
+        for i in range(300)
+    ]
+    lab.facts.remember("alice", "s1", facts[:150])
+    lab.facts.remember("alice", "s2", facts[150:])
+    lab.facts.remember("bob", "s1", facts[:20])  # another user's facts never show
+    lab.facts.delete("alice", lab.facts.all("alice")[3].id)
+    queries = [f"what does the user think about {t}?" for t in topics] + ["marathons in Kyoto", "coffee and chess"]
+    for query in queries:
+        vector = lab.embed([query])[0]
+        ours = [h.id for h, _ in lab.facts.search("alice", vector, 5, query_text=query)]
+        assert ours == _full_read_search(lab, "alice", vector, 5, query), query
+
+
+def test_another_process_sees_fact_changes_without_reading_them_all(lab, monkeypatch):
+    """Two stores with their own caches (two app replicas): each change reaches the other through the fact log."""
+    from memory.fact_index import FactIndex
+    from memory.fact_store import FactStore
+
+    other = FactStore(lab.vectors, lab.embed, lab.redis, lab.keys, index=FactIndex(lab.vectors, lab.redis, lab.keys))
+    vector = lab.embed(["where does the user live?"])[0]
+    assert other.search("alice", vector, 3) == []
+    lab.facts.remember("alice", "s1", [ExtractedFact("The user lives in Oslo.", "location")])
+    reads: list[object] = []
+    original = lab.vectors.get
+    monkeypatch.setattr(lab.vectors, "get", lambda *a, **k: reads.append(k) or original(*a, **k))
+    assert [h.text for h, _ in other.search("alice", vector, 3)] == ["The user lives in Oslo."]
+    assert [k.get("ids") is not None for k in reads] == [True], "only the changed fact was fetched"
+    reads.clear()
+    other.search("alice", vector, 3)
+    assert reads == [], "nothing changed: nothing read"
+    lab.facts.remember("alice", "s1", [ExtractedFact("The user lives in Lima.", "location")])
+    assert [h.text for h, _ in other.search("alice", vector, 3)] == ["The user lives in Lima."]
+    lab.forget_user("alice")
+    assert other.search("alice", vector, 3) == []
