@@ -256,6 +256,18 @@ def cmd_worker(lab: MemoryLab, a: argparse.Namespace) -> int:
     return 0
 
 
+def cmd_bench(lab: MemoryLab, a: argparse.Namespace) -> int:
+    """The speed targets side by side (own throwaway servers; the user's data is not touched)."""
+    from .bench import render, run
+
+    report = run(quick=a.quick, progress=None if a.json else lambda m: print(f"… {m}", file=sys.stderr, flush=True))
+    if a.json:
+        _print_json(report.to_dict())
+    else:
+        print(render(report))
+    return 0
+
+
 def build_parser() -> argparse.ArgumentParser:
     p = argparse.ArgumentParser(prog="python -m memory", description="Memory Lab's engine from the terminal.")
     sub = p.add_subparsers(dest="command", required=True)
@@ -332,6 +344,11 @@ def build_parser() -> argparse.ArgumentParser:
     fa.add_argument("--fact-id")
     fa.add_argument("--text")
     fa.set_defaults(func=cmd_facts)
+
+    b = sub.add_parser("bench", help="measure the speed targets side by side (throwaway servers)")
+    b.add_argument("--quick", action="store_true", help="small sizes: seconds, not minutes")
+    b.add_argument("--json", action="store_true")
+    b.set_defaults(func=cmd_bench)
 
     r = sub.add_parser("redis", help="manage the embedded redis-server")
     r.add_argument("action", choices=["stop", "start"])

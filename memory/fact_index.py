@@ -18,7 +18,6 @@ ranking is the one a full read gave, without the read.
 
 from __future__ import annotations
 
-import json
 import threading
 from collections import OrderedDict
 from dataclasses import dataclass, field
@@ -28,9 +27,11 @@ import numpy as np
 
 from .backends.redis_client import RedisClient
 from .backends.vector_store import FACTS, Record, VectorStore
+from .errors import StoredDataError
 from .filters import where_user
 from .keys import Keys
 from .retrieval import LiveBM25, tokenize
+from .stored import as_dict, load_json
 
 MAX_USERS = 64  # users whose facts stay in memory (least recently used go first)
 
@@ -160,8 +161,8 @@ class FactIndex:
         ids: list[str] = []
         for raw in self.r.lrange(log_key, start, end - 1):
             try:
-                fact_id = json.loads(raw)["fact_id"]
-            except (ValueError, KeyError, TypeError):
+                fact_id = as_dict(load_json(raw), "fact event").get("fact_id")
+            except StoredDataError:
                 return None
             if not isinstance(fact_id, str):
                 return None

@@ -112,12 +112,33 @@ def encode(message: Message) -> str:
     return json.dumps(message.to_dict(), ensure_ascii=False, separators=(",", ":"))
 
 
+# Every turn reads the same buffer entries again; a decoded message is immutable, so the exact stored
+# text can map to it. Bounded by entries (oldest out first) and by size, so huge messages never fill it.
+# A plain dict: its single operations are atomic, so threads may share it without a lock.
+_DECODED: dict[str, Message] = {}
+_DECODED_MAX = 4096
+_DECODED_MAX_CHARS = 8192
+
+
 def decode(raw: str | bytes) -> Message:
+    cacheable = isinstance(raw, str) and len(raw) <= _DECODED_MAX_CHARS
+    if cacheable:
+        hit = _DECODED.get(raw)  # type: ignore[arg-type]
+        if hit is not None:
+            return hit
     try:
         data = load_json(raw)
     except StoredDataError as exc:
         raise MessageDecodeError(str(exc)) from exc
-    return Message.from_dict(data)
+    message = Message.from_dict(data)
+    if cacheable:
+        if len(_DECODED) >= _DECODED_MAX:
+            try:
+                del _DECODED[next(iter(_DECODED))]
+            except (KeyError, StopIteration, RuntimeError):
+                pass  # another thread evicted first
+        _DECODED[raw] = message  # type: ignore[index]
+    return message
 
 
 def decode_many(raws: Sequence[str | bytes], start_index: int = 0) -> tuple[list[Message], list[CorruptEntry]]:

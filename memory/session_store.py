@@ -54,9 +54,21 @@ if added == 1 then
 end
 local ttl = tonumber(ARGV[4])
 if ttl > 0 then
-  for i = 1, #KEYS do redis.call('EXPIRE', KEYS[i], ttl) end
+  local last = #KEYS
+  if ARGV[8] == '0' then last = 5 end
+  for i = 1, last do redis.call('EXPIRE', KEYS[i], ttl) end
 end
-return added
+if ARGV[9] == nil or ARGV[9] == '' then return added end
+local n = tonumber(ARGV[9])
+local items = {}
+if n >= 0 then
+  local start = 0
+  if n > 0 then start = -n end
+  items = redis.call('LRANGE', KEYS[2], start, -1)
+end
+local summary = ''
+if ARGV[10] == '1' then summary = redis.call('GET', KEYS[6]) or '' end
+return {added, items, redis.call('LLEN', KEYS[2]), summary}
 """
 
 INDEX_SCRIPT = """
@@ -86,6 +98,7 @@ else
   redis.call('EXPIREAT', KEYS[1], at)
   redis.call('EXPIREAT', KEYS[2], at)
 end
+if KEYS[3] then return {#gone, redis.call('ZRANGE', KEYS[3], 0, -1)} end
 return #gone
 """
 
@@ -216,18 +229,30 @@ class SessionStore:
         ttl_s: int | None = None,
         trace: dict[str, Any] | None = None,
         meta: dict[str, Any] | None = None,
+        index: bool = True,
+        reads: Reads | None = None,
     ) -> None:
-        """Queue the session's index entry and the append (with the turn's trace and settings, when given)."""
+        """Queue the session's index entry and the append (with the turn's trace and settings, when given).
+
+        ``index=False`` skips the index entry: a turn's reply follows its user
+        message, which indexed the session moments before.
+        """
         k = self.keys.session(user_id, session_id)
-        u = self.keys.user(user_id)
         ttl = self.ttl_s if ttl_s is None else ttl_s
-        INDEX.stage(pipe, [u.sessions, u.expiries], [repr(time.time()), session_id, ttl])
+        if index:
+            u = self.keys.user(user_id)
+            keys = [u.sessions, u.expiries] + ([u.pending] if reads is not None else [])
+            INDEX.stage(pipe, keys, [repr(time.time()), session_id, ttl])
         extra = [
             message.id if trace is not None else "",
             json.dumps(trace, ensure_ascii=False) if trace is not None else "",
             json.dumps({**meta, "updated_at": time.time()}, ensure_ascii=False) if meta is not None else "",
         ]
-        APPEND.stage(pipe, _append_keys(k), [message.id, encode(message), trim_to or 0, ttl, *extra])
+        # The session's other keys (summary, folds...) slide with the user's message; a reply, moments later,
+        # only slides the keys it writes.
+        read = [] if reads is None else [-1 if reads.last == 0 else reads.last or 0, int(reads.summary)]
+        args = [message.id, encode(message), trim_to or 0, ttl, *extra, int(index), *read]
+        APPEND.stage(pipe, _append_keys(k), args)
 
     def stage_reads(self, pipe: Any, user_id: str, session_id: str, reads: Reads) -> None:
         """Queue what a context needs (see ``Reads``) and the user's unfinished upkeep jobs."""
@@ -259,13 +284,21 @@ class SessionStore:
         trim_to: int | None = None,
         ttl_s: int | None = None,
     ) -> SessionView:
-        """Store the user's message and read what the context needs: one round trip."""
+        """Store the user's message and read what the context needs: one round trip, two scripts.
+
+        The index script also returns the user's unfinished upkeep jobs, the
+        append script the buffer's tail and the summary, so the round trip
+        carries two commands whatever the strategy reads.
+        """
         k = self.keys.session(user_id, session_id)
         with self.r.pipeline(transaction=False) as p:
-            self.stage_append(p, user_id, session_id, message, trim_to, ttl_s)
-            self.stage_reads(p, user_id, session_id, reads)
-            results = self._execute(p, k)
-        return self.view(results[2:], reads, bool(results[1]))
+            self.stage_append(p, user_id, session_id, message, trim_to, ttl_s, reads=reads)
+            (_, pending), (added, raws, length, summary) = self._execute(p, k)
+        buffer = BufferRead([], [])
+        if reads.last != 0:
+            messages, corrupt = decode_many(raws, max(0, int(length) - len(raws)))
+            buffer = BufferRead(messages, corrupt)
+        return SessionView(bool(added), buffer, clean_text(summary or ""), [str(j) for j in pending])
 
     def read(self, user_id: str, session_id: str, reads: Reads) -> SessionView:
         """The same reads without an append (after waiting for upkeep)."""
@@ -482,8 +515,8 @@ class SessionStore:
 
 
 def _append_keys(k: SessionKeys) -> list[str]:
-    """The append script's keys: the five it writes, in its order, then the rest (their TTL slides too)."""
-    first = [k.log, k.buffer, k.ids, k.traces, k.meta]
+    """The append script's keys in its order: the five it writes, the summary it may read, then the rest."""
+    first = [k.log, k.buffer, k.ids, k.traces, k.meta, k.summary]
     return first + [key for key in k.all() if key not in first]
 
 

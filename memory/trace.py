@@ -10,7 +10,7 @@ from __future__ import annotations
 import time
 from collections.abc import Iterator
 from contextlib import contextmanager
-from dataclasses import asdict, dataclass, field
+from dataclasses import dataclass, field, fields, is_dataclass
 from typing import Any
 
 from .errors import StoredDataError
@@ -115,7 +115,9 @@ class Trace:
         return sum(self.tokens.values())
 
     def to_dict(self) -> dict[str, Any]:
-        data = asdict(self)
+        # Not dataclasses.asdict: it deep-copies every message row and item (~1 ms a turn); the values are
+        # JSON-ready already, one level of copy is enough.
+        data = {f.name: _plain(getattr(self, f.name)) for f in fields(self)}
         data["tokens"] = self.tokens
         data["total_tokens"] = self.total_tokens
         data["system_prompt"] = self.system_prompt
@@ -155,6 +157,15 @@ class Trace:
             raise
         except (TypeError, ValueError, RecursionError) as exc:
             raise StoredDataError(f"not a trace: {exc}") from exc
+
+
+def _plain(value: Any) -> Any:
+    """A one-level JSON-ready copy: lists and dicts are new, parts and items become dicts of their fields."""
+    if isinstance(value, list):
+        return [vars(v).copy() if is_dataclass(v) else v for v in value]
+    if isinstance(value, dict):
+        return dict(value)
+    return value
 
 
 def _list(value: Any, name: str) -> list[Any]:

@@ -164,6 +164,7 @@ class Turn:
                 strat.config.ttl_s,
                 trace.to_dict(),
                 self.meta,
+                index=False,
             )
             if job is not None:
                 lab.upkeep.stage(pipe, job)

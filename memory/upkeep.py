@@ -22,6 +22,7 @@ from __future__ import annotations
 
 import json
 import logging
+import math
 import os
 import socket
 import threading
@@ -33,6 +34,7 @@ from typing import TYPE_CHECKING, Any
 
 from .backends.redis_client import Lua
 from .errors import MemoryLabError, StoredDataError
+from .keys import is_valid_id
 from .messages import Message, decode, encode
 from .stored import as_dict, as_int, as_number, as_text, as_timestamp, load_json, printable
 from .trace import Trace
@@ -47,9 +49,7 @@ GROUP = "upkeep"
 STALE_PENDING_S = 600.0
 
 UNLOCK = Lua("if redis.call('GET', KEYS[1]) == ARGV[1] then return redis.call('DEL', KEYS[1]) end return 0")
-RENEW = Lua(
-    "if redis.call('GET', KEYS[1]) == ARGV[1] then return redis.call('PEXPIRE', KEYS[1], ARGV[2]) end return 0"
-)
+RENEW = Lua("if redis.call('GET', KEYS[1]) == ARGV[1] then return redis.call('PEXPIRE', KEYS[1], ARGV[2]) end return 0")
 # A user's upkeep lock lives this long unless its worker renews it (every third of it): a dead worker's
 # lock frees itself soon, a slow LLM call keeps it.
 LOCK_MS = 15_000
@@ -153,10 +153,17 @@ class Upkeep:
     def pending(self, user_id: str) -> list[str]:
         """The user's jobs not done yet (lost entries older than ``STALE_PENDING_S`` are dropped)."""
         key = self.lab.keys.user(user_id).pending
+        now = time.time()
         with self._r.pipeline(transaction=False) as p:
-            p.zremrangebyscore(key, "-inf", f"({time.time() - STALE_PENDING_S}")
-            p.zrange(key, 0, -1)
-            return [str(j) for j in p.execute()[1]]
+            p.zremrangebyscore(key, "-inf", f"({now - STALE_PENDING_S}")
+            p.zrange(key, 0, -1, withscores=True)
+            rows = p.execute()[1]
+        pending = [str(m) for m, at in rows if is_valid_id(m) and math.isfinite(at) and at <= now + 60]
+        junk = [m for m, _ in rows if m not in pending]
+        if junk:  # not a job id we wrote (or from the future): it would hold every wait for nothing
+            log.warning("dropping %d malformed pending-job entries of %s", len(junk), user_id)
+            self._r.zrem(key, *junk)
+        return pending
 
     def wait_user(self, user_id: str, timeout_s: float, poll_s: float = 0.02) -> list[str]:
         """Wait until the user's queued jobs are done, at most ``timeout_s``; return those still pending."""

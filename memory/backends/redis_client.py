@@ -193,6 +193,45 @@ class RedisClient(redis.Redis):
         return pipe
 
 
+class SurrogatePacker:
+    """Packs commands like redis-py's hiredis serializer, but encodes text with ``surrogateescape``.
+
+    hiredis encodes ``str`` arguments as strict UTF-8, so a value read back
+    from a non-UTF-8 entry (decoded with ``surrogateescape``) could not be
+    sent again (e.g. to remove a malformed index member). Without hiredis,
+    redis-py's own Python serializer is used, which honours the encoder.
+    """
+
+    def pack(self, *args: Any) -> list[bytes]:
+        import hiredis
+
+        head = args[0]
+        if isinstance(head, str):
+            args = tuple(head.encode().split()) + args[1:]
+        elif b" " in head:
+            args = tuple(head.split()) + args[1:]
+        packed = tuple(
+            a.encode("utf-8", "surrogateescape")
+            if isinstance(a, str)
+            else bytes(a)
+            if isinstance(a, (bytearray, memoryview))
+            else a
+            for a in args
+        )
+        try:
+            return [hiredis.pack_command(packed)]  # type: ignore[arg-type]
+        except TypeError as exc:
+            raise redis.DataError(str(exc)) from exc
+
+
+def _packer() -> dict[str, Any]:
+    try:
+        import hiredis  # noqa: F401
+    except ImportError:
+        return {}
+    return {"command_packer": SurrogatePacker()}
+
+
 def connect(url: str, timeout_s: float) -> RedisClient:
     """A client for ``url``; nothing is sent until the first command."""
     try:
@@ -206,6 +245,7 @@ def connect(url: str, timeout_s: float) -> RedisClient:
                 socket_timeout=timeout_s,
                 health_check_interval=30,
                 retry=Retry(ExponentialBackoff(cap=0.5, base=0.05), 1, supported_errors=(redis.ConnectionError,)),
+                **_packer(),
             ),
         )
     except (ValueError, redis.RedisError) as exc:

@@ -1,0 +1,484 @@
+"""`python -m memory bench`: Memory Lab's speed targets, measured side by side in one run.
+
+Every comparison runs in the same process against the same throwaway
+servers, interleaved (A, B, A, B...) so a noisy neighbour slows both sides
+alike; results are ratios, which hold across machines better than times.
+Nothing here touches the user's data: it starts its own redis-server and
+Chroma in a temporary folder and removes them at the end.
+
+Sections: a buffer turn against the raw Redis floor and two common
+patterns; the facts search against a bare filtered Chroma query at two
+sizes; storing facts; the per-turn cost of episode upkeep; CLI start-up.
+"""
+
+from __future__ import annotations
+
+import json
+import os
+import resource
+import shutil
+import statistics
+import subprocess
+import sys
+import tempfile
+import time
+from collections.abc import Callable
+from dataclasses import dataclass, field, replace
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+
+Progress = Callable[[str], None]
+
+# Words for synthetic facts and queries: shared, so BM25 has real overlaps to score.
+_NOUNS = (
+    "hiking coffee chess piano sushi ramen cycling painting jazz tennis climbing pottery gardening baking "
+    "football poetry sailing skiing running yoga photography knitting surfing cooking dancing violin guitar "
+    "history physics astronomy robotics novels podcasts museums camping fishing birds cats dogs horses "
+    "tea wine cheese bread pasta curry tacos dumplings kimchi noodles"
+).split()
+_PLACES = "Oslo Lima Kyoto Berlin Lisbon Nairobi Denver Hanoi Quito Perth Bergen Porto Seville Krakow".split()
+_ADJ = "spicy quiet early weekend old new long short local foreign live classic".split()
+
+
+@dataclass
+class Target:
+    name: str
+    value: float
+    limit: float
+    better: str  # "lower" | "higher"
+    unit: str = "×"
+
+    @property
+    def met(self) -> bool:
+        return self.value <= self.limit if self.better == "lower" else self.value >= self.limit
+
+    def to_dict(self) -> dict[str, Any]:
+        return {**self.__dict__, "met": self.met}
+
+
+@dataclass
+class Report:
+    quick: bool
+    sections: dict[str, dict[str, Any]] = field(default_factory=dict)
+    targets: list[Target] = field(default_factory=list)
+
+    def to_dict(self) -> dict[str, Any]:
+        return {
+            "quick": self.quick,
+            "sections": self.sections,
+            "targets": [t.to_dict() for t in self.targets],
+            "all_met": all(t.met for t in self.targets),
+        }
+
+
+def p50_interleaved(variants: dict[str, Callable[[], Any]], repeats: int, warmup: int = 20) -> dict[str, float]:
+    """Median seconds per call of each variant, run round-robin so drift hits them all alike."""
+    for fn in variants.values():
+        for _ in range(warmup):
+            fn()
+    samples: dict[str, list[float]] = {name: [] for name in variants}
+    for _ in range(repeats):
+        for name, fn in variants.items():
+            started = time.perf_counter()
+            fn()
+            samples[name].append(time.perf_counter() - started)
+    return {name: statistics.median(xs) for name, xs in samples.items()}
+
+
+class RoundTripCounter:
+    """Counts what a client sends to Redis: one send per command or per pipeline, i.e. round trips."""
+
+    def __enter__(self) -> RoundTripCounter:
+        import redis.connection
+
+        self.count = 0
+        self._cls = redis.connection.AbstractConnection
+        self._original = self._cls.send_packed_command
+        original = self._original
+
+        def counting(conn: Any, command: Any, check_health: bool = True) -> None:
+            self.count += 1
+            original(conn, command, check_health)
+
+        self._cls.send_packed_command = counting  # type: ignore[method-assign]
+        return self
+
+    def __exit__(self, *exc: object) -> None:
+        self._cls.send_packed_command = self._original  # type: ignore[method-assign]
+
+
+def _fact_text(rng: np.random.Generator, i: int) -> str:
+    a, b = rng.choice(_NOUNS, 2, replace=False)
+    return f"The user likes {rng.choice(_ADJ)} {a} and {b} in {rng.choice(_PLACES)} (note {i})."
+
+
+def _random_units(rng: np.random.Generator, n: int, dim: int = 384) -> np.ndarray:
+    v = rng.standard_normal((n, dim)).astype(np.float32)
+    return v / np.linalg.norm(v, axis=1, keepdims=True)
+
+
+# -- sections ------------------------------------------------------------------------------------------
+def bench_turn(lab: Any, url: str, repeats: int) -> dict[str, Any]:
+    """One buffer turn's memory work: store the user's message, read the context, store the reply (+ trace)."""
+    import redis
+
+    from .llm.base import LLMReply
+    from .messages import Message, Role, encode
+    from .session_store import Reads
+    from .turn import Turn
+
+    raw = redis.Redis.from_url(url)
+    user_text, reply_text = "My name is Alice and I moved to Oslo last spring.", "Nice to meet you, Alice."
+    m_user, m_reply = encode(Message(Role.USER, user_text)), encode(Message(Role.ASSISTANT, reply_text))
+    n = lab.settings.buffer_size
+
+    def raw_floor() -> None:
+        with raw.pipeline(transaction=True) as p:
+            p.rpush("bench:raw", m_user)
+            p.rpush("bench:raw", m_reply)
+            p.ltrim("bench:raw", -n, -1)
+            p.expire("bench:raw", 3600)
+            p.lrange("bench:raw", 0, -1)
+            p.execute()
+
+    def seed_pattern() -> None:
+        """The seed article's buffer: RPUSH, LTRIM, EXPIRE per message, LRANGE + json.loads to read."""
+        for m in (m_user, m_reply):
+            raw.rpush("bench:seed", m)
+            raw.ltrim("bench:seed", -n, -1)
+            raw.expire("bench:seed", 3600)
+        [json.loads(x) for x in raw.lrange("bench:seed", 0, -1)]
+
+    def langchain_pattern() -> None:
+        """LangChain's RedisChatMessageHistory: LPUSH + EXPIRE per message; read all, reversed, json.loads."""
+        for m in (m_user, m_reply):
+            raw.lpush("bench:lc", m)
+            raw.expire("bench:lc", 3600)
+        [json.loads(x) for x in raw.lrange("bench:lc", 0, -1)[::-1]]  # (LangChain decodes bytes first)
+        raw.ltrim("bench:lc", 0, n - 1)  # (not in LangChain: keeps the list the same size as the others)
+
+    sessions = lab.sessions
+
+    def store_turn() -> None:
+        sessions.append_and_read("bench", "store", Message(Role.USER, user_text), Reads(last=n), n, 3600)
+        with lab.redis.pipeline(transaction=False) as p:
+            sessions.stage_append(p, "bench", "store", Message(Role.ASSISTANT, reply_text), n, 3600, index=False)
+            sessions.run(p, "bench", "store")
+
+    reply = LLMReply(reply_text, "bench")
+
+    def lab_turn() -> None:
+        Turn.begin(lab, "bench", "lab", user_text, "buffer", None, None).finish(reply)
+
+    variants = {
+        "raw floor (one MULTI)": raw_floor,
+        "seed article pattern": seed_pattern,
+        "LangChain RedisChatMessageHistory pattern": langchain_pattern,
+        "Memory Lab SessionStore": store_turn,
+        "Memory Lab turn (Turn.begin + finish, trace)": lab_turn,
+    }
+    times = p50_interleaved(variants, repeats)
+    trips: dict[str, int] = {}
+    for name, fn in variants.items():
+        with RoundTripCounter() as counter:
+            fn()
+        trips[name] = counter.count
+    floor = times["raw floor (one MULTI)"]
+    raw.close()
+    return {
+        "rows": [
+            {"path": name, "p50_us": round(t * 1e6, 1), "ratio": round(t / floor, 2), "round_trips": trips[name]}
+            for name, t in times.items()
+        ]
+    }
+
+
+def _fill_facts(lab: Any, user_id: str, n: int, filler: int, rng: np.random.Generator, progress: Progress) -> None:
+    """``n`` facts for ``user_id`` and ``filler`` facts of 1,000 other users, written straight to Chroma."""
+    from .backends.vector_store import FACTS, Record
+
+    now = time.time()
+    rows = [(user_id, i) for i in range(n)] + [(f"other{i % 1000}", n + i) for i in range(filler)]
+    batch = 5000
+    for start in range(0, len(rows), batch):
+        chunk = rows[start : start + batch]
+        records = [
+            Record(
+                f"{uid}-{i}",
+                _fact_text(rng, i),
+                {
+                    "user_id": uid,
+                    "session_id": "s1",
+                    "created_at": now,
+                    "updated_at": now,
+                    "slot": "",
+                    "source_ids": "[]",
+                },
+            )
+            for uid, i in chunk
+        ]
+        lab.vectors.upsert(FACTS, records, _random_units(rng, len(records)))
+        progress(f"  facts written: {min(start + batch, len(rows)):,} / {len(rows):,}")
+
+
+def bench_facts_search(lab: Any, sizes: list[int], filler: int, queries: int, progress: Progress) -> dict[str, Any]:
+    rng = np.random.default_rng(42)
+    rows = []
+    written = 0
+    for size in sizes:
+        user = f"bench{size}"
+        extra = max(0, filler - written - size)
+        progress(f"facts search at {size:,} facts (collection: {written + size + extra:,} rows)")
+        _fill_facts(lab, user, size, extra, rng, progress)
+        written += size + extra
+        texts = [f"what about {rng.choice(_NOUNS)} in {rng.choice(_PLACES)}?" for _ in range(queries)]
+        row = _search_at(lab, user, texts)
+        rows.append({"facts": size, "collection_rows": written, **row})
+    growth = {
+        "bare": round(rows[-1]["bare_p50_ms"] / rows[0]["bare_p50_ms"], 2),
+        "ours": round(rows[-1]["ours_p50_ms"] / rows[0]["ours_p50_ms"], 2),
+    }
+    return {"rows": rows, "growth": growth}
+
+
+def _search_at(lab: Any, user: str, texts: list[str]) -> dict[str, Any]:
+    """Bare filtered Chroma query vs ours for one user, interleaved; and ours vs a full read, for equality."""
+    from .backends.vector_store import FACTS
+    from .filters import where_user
+    from .retrieval import Candidate, CandidateIndex
+
+    started = time.perf_counter()
+    lab.facts.search(user, lab.embed([texts[0]])[0], 5, query_text=texts[0])  # loads the user's facts once
+    cold_ms = (time.perf_counter() - started) * 1000
+    order = iter(texts * 1000)
+
+    def bare() -> None:
+        q = next(order)
+        lab.vectors.query(FACTS, lab.embed([q])[0], 5, where_user(user))
+
+    def ours() -> None:
+        q = next(order)
+        lab.facts.search(user, lab.embed([q])[0], 5, query_text=q)
+
+    times = p50_interleaved({"bare": bare, "ours": ours}, repeats=len(texts), warmup=3)
+    same = 0
+    full_ms: list[float] = []
+    checked = texts[:20]
+    for q in checked:
+        vector = lab.embed([q])[0]
+        ours_ids = [h.id for h, _ in lab.facts.search(user, vector, 5, query_text=q)]
+        started = time.perf_counter()
+        hits = lab.vectors.query(FACTS, vector, lab.vectors.count(FACTS, where_user(user)), where_user(user))
+        scores = CandidateIndex([Candidate(h.id, h.text) for h in hits], use_neighbours=False).rank(
+            q, np.array([h.similarity for h in hits])
+        )
+        full_ms.append((time.perf_counter() - started) * 1000)
+        same += ours_ids == [hits[i].id for i in np.argsort(-scores, kind="stable")[:5]]
+    return {
+        "bare_p50_ms": round(times["bare"] * 1000, 2),
+        "ours_p50_ms": round(times["ours"] * 1000, 2),
+        "ratio": round(times["ours"] / times["bare"], 2),
+        "full_read_p50_ms": round(statistics.median(full_ms), 1),
+        "first_search_ms": round(cold_ms, 1),
+        "same_top5": f"{same}/{len(checked)}",
+    }
+
+
+def bench_ingest(lab: Any, statements: int, existing_user: str | None) -> dict[str, Any]:
+    """Extract, embed, dedupe and store facts from a conversation, ten turns per batch."""
+    from .messages import Message, Role
+
+    rng = np.random.default_rng(3)
+    out = {}
+    for label, user in (("empty memory", "ingest"), ("10k-fact memory", existing_user)):
+        if user is None:
+            continue
+        turns = [
+            Message(Role.USER, f"I like {rng.choice(_ADJ)} {rng.choice(_NOUNS)} with {rng.choice(_NOUNS)} #{i}.")
+            for i in range(statements)
+        ]
+        started = time.perf_counter()
+        stored = 0
+        for start in range(0, len(turns), 10):
+            facts, _ = lab.llm.extract_facts(turns[start : start + 10])
+            stored += len(lab.facts.remember(user, "ingest", facts))
+        seconds = time.perf_counter() - started
+        out[label] = {"facts": stored, "seconds": round(seconds, 2), "facts_per_s": round(stored / seconds, 1)}
+    return out
+
+
+def bench_episodes(lab: Any, turns: int) -> dict[str, Any]:
+    """Per-turn episode upkeep at the start and at the end of a long session."""
+    from .messages import Message, Role
+
+    key = lab.keys.session("bench", "episode").log
+    costs = []
+    for i in range(turns):
+        turn = [
+            Message(Role.USER, f"I spent day {i} {_NOUNS[i % len(_NOUNS)]} near {_PLACES[i % len(_PLACES)]}."),
+            Message(Role.ASSISTANT, "Noted."),
+        ]
+        started = time.perf_counter()
+        lab.episodes.extend(
+            "bench",
+            "episode",
+            turn,
+            lambda prev, new: lab.llm.summarize(prev, new, lab.settings.summary_max_tokens),
+            key,
+        )
+        costs.append((time.perf_counter() - started) * 1000)
+    first, last = statistics.median(costs[:5]), statistics.median(costs[-5:])
+    return {"turns": turns, "first5_ms": round(first, 2), "last5_ms": round(last, 2), "ratio": round(last / first, 2)}
+
+
+def bench_startup(data_dir: Path) -> dict[str, Any]:
+    """Wall time of CLI commands that need no model, each in a fresh process (as a user runs them)."""
+    env = {**os.environ, "MEMLAB_DATA_DIR": str(data_dir)}
+    env.pop("REDIS_URL", None)
+    commands = [
+        ["sessions", "--user", "bench"],
+        ["history", "--user", "bench", "--session", "s1"],
+        ["doctor", "--quick"],
+        ["redis", "stop"],
+    ]
+    subprocess.run([sys.executable, "-m", "memory", "sessions", "--user", "bench"], env=env, capture_output=True)
+    out = {}
+    for args in commands:
+        started = time.perf_counter()
+        proc = subprocess.run([sys.executable, "-m", "memory", *args], env=env, capture_output=True, text=True)
+        out[" ".join(args[:2] if args[0] != "history" else args[:1])] = {
+            "seconds": round(time.perf_counter() - started, 2),
+            "exit": proc.returncode,
+        }
+    return out
+
+
+def bench_model() -> dict[str, Any]:
+    """Loading the embedding model in a fresh process: seconds and peak memory."""
+    code = (
+        "import time, resource; t = time.perf_counter(); "
+        "from memory.backends.embedder import get_embedder; e = get_embedder(); e.embed(['warm up']); "
+        "print(time.perf_counter() - t, resource.getrusage(resource.RUSAGE_SELF).ru_maxrss)"
+    )
+    proc = subprocess.run(
+        [sys.executable, "-c", code], capture_output=True, text=True, cwd=str(Path(__file__).parent.parent)
+    )
+    try:
+        seconds, rss_kb = proc.stdout.split()
+        return {"load_s": round(float(seconds), 2), "peak_rss_mb": round(int(rss_kb) / 1024)}
+    except ValueError:
+        return {"error": (proc.stderr or proc.stdout).strip()[-300:]}
+
+
+# -- the run ---------------------------------------------------------------------------------------------
+def run(quick: bool = False, progress: Progress | None = None) -> Report:
+    from .backends.redis_server import EmbeddedRedis
+    from .config import Settings
+    from .lab import MemoryLab
+
+    say = progress or (lambda _message: None)
+    report = Report(quick)
+    folder = Path(tempfile.mkdtemp(prefix="memlab-bench-"))
+    server = EmbeddedRedis(folder / "redis")
+    try:
+        state = server.ensure_running()
+        lab = MemoryLab(replace(Settings(), data_dir=folder / "data", redis_url=state.url, upkeep_mode="inline"))
+        say("loading the embedding model")
+        lab.embed(["warm up"])
+        say("buffer turn")
+        report.sections["turn"] = bench_turn(lab, state.url, repeats=200 if quick else 2000)
+        sizes, filler, queries = ([200, 1000], 3000, 10) if quick else ([1000, 10000], 100_000, 40)
+        report.sections["facts_search"] = bench_facts_search(lab, sizes, filler, queries, say)
+        say("storing facts")
+        report.sections["ingest"] = bench_ingest(lab, 100 if quick else 500, f"bench{sizes[-1]}")
+        say("episode upkeep")
+        report.sections["episodes"] = bench_episodes(lab, 12 if quick else 30)
+        if not quick:
+            say("CLI start-up")
+            report.sections["startup"] = bench_startup(folder / "cli")
+            say("model load")
+            report.sections["model"] = bench_model()
+        lab.close()
+    finally:
+        server.stop()
+        shutil.rmtree(folder, ignore_errors=True)
+    report.sections["machine"] = {
+        "cpus": os.cpu_count(),
+        "python": sys.version.split()[0],
+        "peak_rss_mb": round(resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024),
+    }
+    _targets(report)
+    return report
+
+
+def _targets(report: Report) -> None:
+    s = report.sections
+    turn = {r["path"]: r for r in s["turn"]["rows"]}
+    ours = turn["Memory Lab turn (Turn.begin + finish, trace)"]
+    t = report.targets
+    t.append(Target("buffer turn round trips", ours["round_trips"], 2, "lower", ""))
+    t.append(Target("buffer turn vs raw floor", ours["ratio"], 2.5, "lower"))
+    last = s["facts_search"]["rows"][-1]
+    t.append(Target(f"facts search at {last['facts']:,} facts vs bare query", last["ratio"], 1.3, "lower"))
+    growth = s["facts_search"]["growth"]
+    t.append(Target("facts search growth vs bare query's", round(growth["ours"] / growth["bare"], 2), 1.0, "lower"))
+    same, total = (int(x) for x in last["same_top5"].split("/"))
+    t.append(Target("same top-5 as a full read", same / total, 1.0, "higher", ""))
+    for label, row in s["ingest"].items():
+        t.append(Target(f"storing facts ({label})", row["facts_per_s"], 100, "higher", " facts/s"))
+    t.append(Target("episode upkeep growth (last 5 turns / first 5)", s["episodes"]["ratio"], 1.5, "lower"))
+    for command, row in s.get("startup", {}).items():
+        t.append(Target(f"`{command}` start-up", row["seconds"], 1.0, "lower", " s"))
+
+
+def render(report: Report) -> str:
+    s = report.sections
+    lines = [f"Memory Lab bench{' (quick)' if report.quick else ''} — {s['machine']['cpus']} CPUs", ""]
+    lines.append("Buffer turn (store user message, read context, store reply), p50:")
+    for r in s["turn"]["rows"]:
+        lines.append(f"  {r['path']:<46} {r['p50_us']:>9,.1f} µs  {r['ratio']:>5.2f}×  {r['round_trips']} round trips")
+    lines.append("")
+    lines.append("Facts search (embed the query + top-5), p50:")
+    head = ("facts", "rows", "bare", "ours", "ratio", "full read", "first", "same top-5")
+    widths = (7, 8, 9, 9, 6, 10, 9, 10)
+    lines.append("  " + " ".join(f"{h:>{w}}" for h, w in zip(head, widths)))
+    for r in s["facts_search"]["rows"]:
+        lines.append(
+            f"  {r['facts']:>7,} {r['collection_rows']:>8,} {r['bare_p50_ms']:>7.2f}ms {r['ours_p50_ms']:>7.2f}ms "
+            f"{r['ratio']:>5.2f}× {r['full_read_p50_ms']:>8.1f}ms {r['first_search_ms']:>7.1f}ms {r['same_top5']:>10}"
+        )
+    g = s["facts_search"]["growth"]
+    lines.append(
+        f"  growth {s['facts_search']['rows'][0]['facts']:,} → {s['facts_search']['rows'][-1]['facts']:,}: "
+        f"bare {g['bare']}×, ours {g['ours']}×"
+    )
+    lines.append("")
+    lines.append("Storing facts (extract, embed, dedupe, store; 10 turns a batch):")
+    for label, r in s["ingest"].items():
+        lines.append(
+            f"  {label:<18} {r['facts']:>5} facts in {r['seconds']:>6.2f} s = {r['facts_per_s']:>7.1f} facts/s"
+        )
+    e = s["episodes"]
+    lines.append("")
+    lines.append(
+        f"Episode upkeep per turn: first 5 turns {e['first5_ms']} ms, last 5 of {e['turns']} {e['last5_ms']} ms "
+        f"({e['ratio']}×)"
+    )
+    if "startup" in s:
+        lines.append("")
+        lines.append("CLI start-up (fresh process, no model):")
+        for command, r in s["startup"].items():
+            lines.append(f"  python -m memory {command:<14} {r['seconds']:>5.2f} s (exit {r['exit']})")
+    if "model" in s:
+        m = s["model"]
+        lines.append("")
+        lines.append(f"Embedding model in a fresh process: {m}")
+    lines.append("")
+    lines.append("Targets:")
+    for target in report.targets:
+        mark = "✓" if target.met else "✗"
+        op = "≤" if target.better == "lower" else "≥"
+        lines.append(f"  {mark} {target.name}: {target.value:g}{target.unit} ({op} {target.limit:g}{target.unit})")
+    return "\n".join(lines)
