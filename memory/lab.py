@@ -8,10 +8,12 @@ import, and the embedding model loads only when something needs it.
 from __future__ import annotations
 
 import logging
+import os
 import threading
 from collections.abc import Callable
 from dataclasses import dataclass, field
 from functools import cached_property
+from pathlib import Path
 from typing import Any, Protocol
 
 import numpy as np
@@ -389,6 +391,44 @@ class MemoryLab:
             return f"See {self.settings.data_dir / 'redis' / 'redis.log'}"
         return "See the details; `python -m memory doctor` checks again"
 
+    def chroma_quick_status(self) -> BackendStatus:
+        """Chroma checked without loading chromadb (half a second): a server's heartbeat, or the folder's file."""
+        s = self.settings
+        if s.chroma_host:
+            import httpx
+
+            url = f"http://{s.chroma_host}:{s.chroma_port}"
+            try:
+                httpx.get(f"{url}/api/v2/heartbeat", timeout=2.0).raise_for_status()
+                return BackendStatus("Chroma", "server", url, True, detail="heartbeat (quick check)")
+            except httpx.HTTPError as exc:
+                return BackendStatus(
+                    "Chroma", "server", url, False, detail=f"no heartbeat: {exc}", fix="Check CHROMA_HOST/CHROMA_PORT"
+                )
+        folder = s.data_dir / "chroma"
+        database = folder / "chroma.sqlite3"
+        if database.exists():
+            with database.open("rb") as f:
+                if f.read(16) != b"SQLite format 3\x00":
+                    return BackendStatus(
+                        "Chroma",
+                        "embedded",
+                        str(folder),
+                        False,
+                        detail=f"{database} is not a SQLite database (damaged)",
+                        fix="Move the folder aside to start empty",
+                    )
+        writable = os.access(folder if folder.exists() else s.data_dir if s.data_dir.exists() else Path("."), os.W_OK)
+        detail = "database file looks valid (quick check)" if database.exists() else "empty: created on first use"
+        return BackendStatus(
+            "Chroma",
+            "embedded",
+            str(folder),
+            writable,
+            detail=detail if writable else "folder not writable",
+            fix="" if writable else "Make the data folder writable or set MEMLAB_DATA_DIR",
+        )
+
     def chroma_status(self) -> BackendStatus:
         s = self.settings
         fix = "Check CHROMA_HOST/CHROMA_PORT and that the server runs" if s.chroma_host else "See the details"
@@ -444,7 +484,9 @@ class MemoryLab:
             return BackendStatus("Embeddings", "local", "", False, detail=str(exc), fix="run `make install`")
 
     def doctor(self, load_model: bool = True) -> list[BackendStatus]:
-        return [self.redis_status(), self.chroma_status(), self.embedder_status(load_model), self.llm_status()]
+        """Every backend's health; without ``load_model`` (``doctor --quick``) neither the model nor chromadb loads."""
+        chroma = self.chroma_status() if load_model else self.chroma_quick_status()
+        return [self.redis_status(), chroma, self.embedder_status(load_model), self.llm_status()]
 
     def stop_embedded_redis(self) -> bool:
         if self.embedded_redis is None:

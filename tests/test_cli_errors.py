@@ -68,6 +68,8 @@ def test_a_damaged_chroma_file_is_named_and_stays_named(env, settings):
         with pytest.raises(VectorStoreError, match="damaged") as caught:
             VectorStore(path=chroma_dir)
         assert "RustBindingsAPI" not in str(caught.value)
+    quick = run_cli("doctor", "--quick", env=env)  # the quick check reads the file's header, not chromadb
+    assert quick.code == 1 and "not a SQLite database" in quick.out and quick.seconds < 5, quick
 
 
 def test_bad_input_and_bad_settings_exit_2(env):

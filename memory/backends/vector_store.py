@@ -21,16 +21,13 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any, TypeVar
 
-import httpx
 import numpy as np
 
+from ..errors import MemoryLabError, VectorStoreError
+
+# chromadb (and httpx under it) load only when a store is opened: commands that need no vector store
+# (history, sessions, redis stop) start in a fraction of the time.
 os.environ.setdefault("ANONYMIZED_TELEMETRY", "False")
-
-import chromadb  # noqa: E402
-from chromadb.api.shared_system_client import SharedSystemClient  # noqa: E402
-from chromadb.config import Settings as ChromaSettings  # noqa: E402
-
-from ..errors import MemoryLabError, VectorStoreError  # noqa: E402
 
 log = logging.getLogger(__name__)
 
@@ -42,6 +39,8 @@ F = TypeVar("F", bound=Callable[..., Any])
 
 def _explain(exc: BaseException, where: str, timeout_s: float) -> str:
     """What probably went wrong, in words a user can act on."""
+    import httpx
+
     text = str(exc) or type(exc).__name__
     if isinstance(exc, httpx.TimeoutException):
         return f"Chroma at {where} did not answer within {timeout_s:g}s: the server is hung or overloaded"
@@ -58,6 +57,8 @@ def _explain(exc: BaseException, where: str, timeout_s: float) -> str:
 
 
 def _is_timeout(exc: BaseException) -> bool:
+    import httpx
+
     return isinstance(exc, httpx.TimeoutException)
 
 
@@ -103,6 +104,10 @@ class VectorStore:
     def __init__(
         self, *, path: Path | None = None, host: str | None = None, port: int = 8000, timeout_s: float = 5.0
     ) -> None:
+        import chromadb
+        import httpx
+        from chromadb.config import Settings as ChromaSettings
+
         settings = ChromaSettings(anonymized_telemetry=False, allow_reset=False)
         self.timeout_s = timeout_s
         self.mode = "server" if host else "embedded"
@@ -129,6 +134,8 @@ class VectorStore:
 
     def _preflight(self) -> None:
         """A heartbeat with a timeout: chroma's own client would wait forever on a hung server."""
+        import httpx
+
         try:
             httpx.get(f"{self.location}/api/v2/heartbeat", timeout=min(self.timeout_s, 3.0)).raise_for_status()
         except httpx.HTTPStatusError:
@@ -138,6 +145,8 @@ class VectorStore:
 
     def _forget_failed_system(self) -> None:
         """Chroma caches one system per path even when it failed to start; later opens then fail oddly."""
+        from chromadb.api.shared_system_client import SharedSystemClient
+
         for identifier in [i for i in SharedSystemClient._identifier_to_system if self.location in i]:
             SharedSystemClient._identifier_to_system.pop(identifier, None)
             SharedSystemClient._identifier_to_refcount.pop(identifier, None)
@@ -162,6 +171,8 @@ class VectorStore:
 
     @property
     def version(self) -> str:
+        import chromadb
+
         return str(chromadb.__version__)
 
     @_wrapped
