@@ -23,6 +23,7 @@ from .backends.redis_client import RedisClient, connect
 from .backends.redis_server import EmbeddedRedis
 from .backends.vector_store import VectorStore
 from .config import Settings
+from .embedding_cache import EmbeddingCache
 from .episode_store import EpisodeStore
 from .errors import (
     BackendTimeout,
@@ -146,6 +147,16 @@ class MemoryLab:
 
     def embed(self, texts: list[str]) -> np.ndarray:
         return self.embedder.embed(texts)
+
+    @cached_property
+    def dataset_embed(self) -> EmbeddingCache:
+        """Embeddings of benchmark data kept on disk (shared by every data folder): see ``embedding_cache.py``."""
+        from .backends.embedder import MODEL_NAME, model_path
+        from .backends.onnx_model import cache_dir
+
+        weights = Path(model_path()) / "model.safetensors"
+        key = f"{MODEL_NAME}:{weights.stat().st_size}"
+        return EmbeddingCache(self.embed, cache_dir() / f"embeddings-{MODEL_NAME}.sqlite3", key)
 
     @cached_property
     def llm(self) -> LLM:

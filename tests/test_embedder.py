@@ -45,3 +45,22 @@ def test_a_fresh_process_embeds_without_importing_torch():
     )
     assert out.returncode == 0, out.stderr
     assert out.stdout.split() == ["False", "False"]
+
+
+def test_data_set_embeddings_are_cached_on_disk_by_model_and_text(tmp_path):
+    from memory.embedding_cache import EmbeddingCache
+
+    calls: list[list[str]] = []
+
+    def embed(texts: list[str]) -> np.ndarray:
+        calls.append(list(texts))
+        return get_embedder().embed(texts)
+
+    cache = EmbeddingCache(embed, tmp_path / "vectors.sqlite3", "minilm:1")
+    first = cache(["alpha", "beta", "alpha"])
+    assert calls == [["alpha", "beta"]], "each new text embedded once, in one call"
+    again = EmbeddingCache(embed, tmp_path / "vectors.sqlite3", "minilm:1")(["beta", "alpha", "gamma"])
+    assert calls[1:] == [["gamma"]], "a new process reads the known vectors from disk"
+    assert np.allclose(again[0], first[1]) and np.allclose(again[1], first[0])
+    EmbeddingCache(embed, tmp_path / "vectors.sqlite3", "another-model:2")(["alpha"])
+    assert calls[-1] == ["alpha"], "vectors are keyed by model"

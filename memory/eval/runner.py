@@ -18,6 +18,7 @@ from typing import Any
 
 from ..lab import MemoryLab
 from ..retrieval import RETRIEVERS
+from ..turn_store import TurnStore
 from .locomo import Conversation
 from .recall import mean, recall_at_k
 
@@ -80,7 +81,7 @@ def eval_user(conv: Conversation, unit: str) -> str:
 
 def _ingest(lab: MemoryLab, conv: Conversation, unit: str, progress: Callable[[int, int], None]) -> str:
     user = eval_user(conv, unit)
-    store = lab.turns
+    store = TurnStore(lab.vectors, lab.dataset_embed)  # the data set's vectors come from the disk cache
     if unit == "fact":
         rows = {f"D{t.session}": [] for t in conv.turns}  # type: dict[str, list[tuple[str, str, int, float]]]
         by_id = {t.dia_id: t for t in conv.turns}
@@ -96,6 +97,7 @@ def _ingest(lab: MemoryLab, conv: Conversation, unit: str, progress: Callable[[i
         expected = len(conv.turns)
     if store.count(user) != expected:
         store.forget_user(user)
+        lab.dataset_embed([text for turns in rows.values() for _, text, _, _ in turns])  # one call: even batches
         done = 0
         for session_id, turns in rows.items():
             if turns:
@@ -147,7 +149,7 @@ def evaluate(
         done += 1
         if not questions:
             continue
-        vectors = lab.embed([q.question for q in questions])
+        vectors = lab.dataset_embed([q.question for q in questions])
         session_turns = {f"D{s.index}": [t.dia_id for t in s.turns] for s in conv.sessions}
         for q, vec in zip(questions, vectors):
             if unit == "session":
