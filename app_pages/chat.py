@@ -113,6 +113,28 @@ if prompt:
             st.error(f"{md_text(result.error)} — your message was saved; send it again (or press Retry) to retry.")
         elif result is not None:
             st.session_state.pop("chat_pending", None)
+            if result.trace.job.get("status") == "queued" and result.reply is not None:
+                st.session_state["upkeep_watch"] = (user, session, result.reply.id)
+
+
+@st.fragment(run_every=0.5)
+def upkeep_watch() -> None:
+    """'Memory updating…' under the new turn until its upkeep job is done, then redraw the page with the outcome."""
+    watched = st.session_state.get("upkeep_watch")
+    if not watched or watched[:2] != (user, session):
+        return
+    outcome = None
+    with guarded("Checking memory upkeep"):
+        outcome = lab.upkeep.outcome(*watched)
+    if outcome is None:
+        st.caption(":material/sync: Memory updating… (facts, summary, episode are written after the reply)")
+        return
+    st.session_state.pop("upkeep_watch", None)
+    st.rerun()  # the whole page: the turn's trace now shows what the upkeep did
+
+
+if st.session_state.get("upkeep_watch"):
+    upkeep_watch()
 
 st.divider()
 b1, b2, b3 = st.columns(3)

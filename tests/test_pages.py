@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import json
+import time
 from pathlib import Path
 
 import pytest
@@ -359,3 +360,21 @@ def test_chat_streams_with_anthropic(app_env, monkeypatch):
         assert server.streamed, "the page asked for a stream"
         assert [m.name for m in at.chat_message] == ["user", "assistant"]
         assert at.chat_message[1].markdown[0].value.replace("\\", "") == "Streaming works, Alice."
+
+
+def test_the_chat_page_says_memory_is_updating_until_the_upkeep_is_done(app_env, monkeypatch):
+    monkeypatch.setenv("MEMLAB_UPKEEP_DELAY", "1.5")
+    at = open_page("app_pages/chat.py", session="upkeep")
+    at.selectbox(key="strategy").set_value("facts").run()
+    at.chat_input[0].set_value("My name is Alice.").run()
+    assert_clean(at, "Chat playground")
+    assert any("Memory updating" in c.value for c in at.caption)
+    assert "upkeep_watch" in at.session_state
+    deadline = time.monotonic() + 30
+    while "upkeep_watch" in at.session_state and time.monotonic() < deadline:
+        time.sleep(0.5)
+        at.run()
+    assert "upkeep_watch" not in at.session_state, "the watch ends once the worker has written the outcome"
+    open_traces(at)
+    assert any("Done by worker" in c.value for c in at.caption)
+    assert not any("Memory updating" in c.value for c in at.caption)

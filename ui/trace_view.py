@@ -139,9 +139,32 @@ def render_trace(trace: Trace, key: str) -> None:
     left.plotly_chart(hbar(trace.tokens, "Tokens per part (estimate)", "tokens"), width="stretch", key=f"tok-{key}")
     timings = {k: v for k, v in trace.timings_ms.items() if k != "total"}
     right.plotly_chart(hbar(timings, "Time per step", "ms"), width="stretch", key=f"time-{key}")
-    if trace.upkeep:
+    job = trace.job
+    if job or trace.upkeep:
         st.markdown("**Memory upkeep after this turn**")
-        st.json(trace.upkeep, expanded=False)
+        st.caption(upkeep_line(job))
+        if trace.upkeep:
+            st.json(trace.upkeep, expanded=False)
+
+
+def upkeep_line(job: dict[str, Any]) -> str:
+    """One line on a turn's upkeep job: where it stands, who did it, how long it waited."""
+    status = job.get("status")
+    pending = job.get("pending_before") or []
+    before = (
+        f" This context was built while {len(pending)} earlier job(s) were still running." if pending else ""
+    )
+    if status == "queued":
+        return "Memory updating… the upkeep job (facts, summary, episode) runs after the reply." + before
+    if status == "done":
+        waited = float(job.get("waited_ms") or 0)
+        wait = f", after waiting {waited:.0f} ms for the user's previous job" if waited >= 1 else ""
+        return f"Done by worker {md_escape(str(job.get('worker', '?')))}{wait}." + before
+    if status == "failed":
+        return f"Failed: {md_text(str(job.get('error', '')))} (the turn itself is stored)." + before
+    if status == "inline":
+        return "Done before the reply was stored (MEMLAB_UPKEEP=inline)." + before
+    return "This strategy keeps nothing beyond the messages: no upkeep." + before
 
 
 def _retrieved_table(trace: Trace, key: str) -> None:
