@@ -286,13 +286,13 @@ def _search_at(lab: Any, user: str, texts: list[str]) -> dict[str, Any]:
     }
 
 
-def bench_ingest(lab: Any, statements: int, existing_user: str | None) -> dict[str, Any]:
+def bench_ingest(lab: Any, statements: int, existing_user: str | None, existing_size: int = 0) -> dict[str, Any]:
     """Extract, embed, dedupe and store facts from a conversation, ten turns per batch."""
     from .messages import Message, Role
 
     rng = np.random.default_rng(3)
     out = {}
-    for label, user in (("empty memory", "ingest"), ("10k-fact memory", existing_user)):
+    for label, user in (("empty memory", "ingest"), (f"{existing_size:,}-fact memory", existing_user)):
         if user is None:
             continue
         turns = [
@@ -355,21 +355,54 @@ def bench_startup(data_dir: Path) -> dict[str, Any]:
     return out
 
 
-def bench_model() -> dict[str, Any]:
-    """Loading the embedding model in a fresh process: seconds and peak memory."""
-    code = (
-        "import time, resource; t = time.perf_counter(); "
-        "from memory.backends.embedder import get_embedder; e = get_embedder(); e.embed(['warm up']); "
-        "print(time.perf_counter() - t, resource.getrusage(resource.RUSAGE_SELF).ru_maxrss)"
-    )
-    proc = subprocess.run(
-        [sys.executable, "-c", code], capture_output=True, text=True, cwd=str(Path(__file__).parent.parent)
-    )
-    try:
-        seconds, rss_kb = proc.stdout.split()
-        return {"load_s": round(float(seconds), 2), "peak_rss_mb": round(int(rss_kb) / 1024)}
-    except ValueError:
-        return {"error": (proc.stderr or proc.stdout).strip()[-300:]}
+_MODEL_PROBE = """
+import os, resource, time
+started = time.perf_counter()
+from memory.backends.embedder import get_embedder
+embedder = get_embedder(); embedder.embed(["warm up"])
+loaded = time.perf_counter() - started
+texts = [f"I like hiking and sentence number {i} about Oslo." for i in range(256)]
+t = time.perf_counter(); embedder.embed(texts); batch = time.perf_counter() - t
+t = time.perf_counter()
+for _ in range(20): embedder.embed(["What is my name?"])
+one = (time.perf_counter() - t) / 20
+rss_load = resource.getrusage(resource.RUSAGE_SELF).ru_maxrss
+from dataclasses import replace
+from pathlib import Path
+from memory.config import Settings
+from memory.lab import MemoryLab
+lab = MemoryLab(replace(Settings(), data_dir=Path(os.environ["BENCH_DIR"]), upkeep_mode="inline"))
+for name in ("buffer", "summary", "facts", "episodic", "hybrid"):
+    lab.chat("bench", name, "My name is Alice and I live in Oslo.", strategy=name)
+rss_turns = resource.getrusage(resource.RUSAGE_SELF).ru_maxrss
+lab.stop_embedded_redis()
+print(embedder.backend, loaded, batch, one, rss_load, rss_turns)
+"""
+
+
+def bench_model(folder: Path) -> dict[str, Any]:
+    """Each embedder backend in a fresh process: load time, batch and one-query speed, and peak memory after
+    a turn of every strategy (embedded Redis and Chroma included)."""
+    out: dict[str, Any] = {}
+    for backend in ("onnx", "torch"):
+        env = {**os.environ, "MEMLAB_EMBEDDER": backend, "BENCH_DIR": str(folder / backend)}
+        env.pop("REDIS_URL", None)
+        env.pop("CHROMA_HOST", None)
+        root = str(Path(__file__).parent.parent)
+        proc = subprocess.run([sys.executable, "-c", _MODEL_PROBE], capture_output=True, text=True, env=env, cwd=root)
+        try:
+            used, loaded, batch, one, rss_load, rss_turns = proc.stdout.split()[-6:]
+            out[backend] = {
+                "backend": used,
+                "load_s": round(float(loaded), 2),
+                "embed_256_s": round(float(batch), 3),
+                "embed_one_ms": round(float(one) * 1000, 2),
+                "rss_after_load_mb": round(int(rss_load) / 1024),
+                "rss_after_a_turn_per_strategy_mb": round(int(rss_turns) / 1024),
+            }
+        except ValueError:
+            out[backend] = {"error": (proc.stderr or proc.stdout).strip()[-300:]}
+    return out
 
 
 # -- the run ---------------------------------------------------------------------------------------------
@@ -392,14 +425,14 @@ def run(quick: bool = False, progress: Progress | None = None) -> Report:
         sizes, filler, queries = ([200, 1000], 3000, 10) if quick else ([1000, 10000], 100_000, 40)
         report.sections["facts_search"] = bench_facts_search(lab, sizes, filler, queries, say)
         say("storing facts")
-        report.sections["ingest"] = bench_ingest(lab, 100 if quick else 500, f"bench{sizes[-1]}")
+        report.sections["ingest"] = bench_ingest(lab, 100 if quick else 500, f"bench{sizes[-1]}", sizes[-1])
         say("episode upkeep")
         report.sections["episodes"] = bench_episodes(lab, 12 if quick else 30)
         if not quick:
             say("CLI start-up")
             report.sections["startup"] = bench_startup(folder / "cli")
-            say("model load")
-            report.sections["model"] = bench_model()
+            say("embedding model, each backend in a fresh process")
+            report.sections["model"] = bench_model(folder / "model")
         lab.close()
     finally:
         server.stop()
@@ -431,6 +464,10 @@ def _targets(report: Report) -> None:
     t.append(Target("episode upkeep growth (last 5 turns / first 5)", s["episodes"]["ratio"], 1.5, "lower"))
     for command, row in s.get("startup", {}).items():
         t.append(Target(f"`{command}` start-up", row["seconds"], 1.0, "lower", " s"))
+    model = s.get("model", {})
+    if "load_s" in model.get("onnx", {}) and "load_s" in model.get("torch", {}):
+        ratio = round(model["onnx"]["load_s"] / model["torch"]["load_s"], 2)
+        t.append(Target("model load, ONNX / torch", ratio, 1, "lower"))
 
 
 def render(report: Report) -> str:
@@ -472,9 +509,18 @@ def render(report: Report) -> str:
         for command, r in s["startup"].items():
             lines.append(f"  python -m memory {command:<14} {r['seconds']:>5.2f} s (exit {r['exit']})")
     if "model" in s:
-        m = s["model"]
         lines.append("")
-        lines.append(f"Embedding model in a fresh process: {m}")
+        lines.append(
+            "Embedding model in a fresh process (load, 256 texts, one query; peak RSS after load / a turn each):"
+        )
+        for backend, m in s["model"].items():
+            if "error" in m:
+                lines.append(f"  {backend:<6} failed: {m['error']}")
+                continue
+            lines.append(
+                f"  {backend:<6} {m['load_s']:>5.2f} s  {m['embed_256_s']:>6.3f} s  {m['embed_one_ms']:>6.2f} ms  "
+                f"{m['rss_after_load_mb']:>5} MB / {m['rss_after_a_turn_per_strategy_mb']:>5} MB"
+            )
     lines.append("")
     lines.append("Targets:")
     for target in report.targets:

@@ -1,0 +1,33 @@
+"""`python -m memory bench --quick` runs end to end on its own servers and reports every section and target."""
+
+from __future__ import annotations
+
+import json
+
+from .conftest import run_cli
+
+
+def test_bench_quick_reports_every_section_and_target():
+    run = run_cli("bench", "--quick", "--json", timeout=600)
+    assert run.code == 0, run.err[-2000:]
+    report = json.loads(run.out)
+    sections = report["sections"]
+    paths = {r["path"]: r for r in sections["turn"]["rows"]}
+    assert len(paths) == 5 and paths["raw floor (one MULTI)"]["ratio"] == 1.0
+    assert all(r["p50_us"] > 0 and r["round_trips"] >= 1 for r in paths.values())
+    assert paths["Memory Lab turn (Turn.begin + finish, trace)"]["round_trips"] == 2
+    assert [r["facts"] for r in sections["facts_search"]["rows"]] == [200, 1000]
+    assert all(r["same_top5"].endswith("/10") for r in sections["facts_search"]["rows"])
+    assert set(sections["facts_search"]["growth"]) == {"bare", "ours"}
+    assert all(r["facts"] > 0 and r["facts_per_s"] > 0 for r in sections["ingest"].values())
+    assert sections["episodes"]["turns"] == 12
+    names = [t["name"] for t in report["targets"]]
+    assert "buffer turn round trips" in names and "same top-5 as a full read" in names
+    assert all(isinstance(t["met"], bool) for t in report["targets"])
+    assert isinstance(report["all_met"], bool)
+
+
+def test_bench_text_output_names_the_targets():
+    run = run_cli("bench", "--quick", timeout=600)
+    assert run.code == 0, run.err[-2000:]
+    assert "Targets:" in run.out and "raw floor" in run.out and "Facts search" in run.out
