@@ -310,27 +310,55 @@ def bench_ingest(lab: Any, statements: int, existing_user: str | None, existing_
 
 
 def bench_episodes(lab: Any, turns: int) -> dict[str, Any]:
-    """Per-turn episode upkeep at the start and at the end of a long session."""
+    """Per-turn episode upkeep early, midway and late in a long session, and what re-summarising the
+    whole session (the method before) costs at the same points.
+
+    The episode summary grows until it reaches its token budget, then stays
+    there; the cost per turn follows it and then stays flat, whatever the
+    session's length. The target compares the late window with the middle one.
+    """
     from .messages import Message, Role
+    from .tokens import count_tokens
 
     key = lab.keys.session("bench", "episode").log
-    costs = []
+    budget = lab.settings.summary_max_tokens
+    costs: list[float] = []
+    whole: dict[int, dict[str, float]] = {}
+    history: list[Message] = []
+    marks = {9, turns // 2 - 1, turns - 1}
     for i in range(turns):
         turn = [
             Message(Role.USER, f"I spent day {i} {_NOUNS[i % len(_NOUNS)]} near {_PLACES[i % len(_PLACES)]}."),
             Message(Role.ASSISTANT, "Noted."),
         ]
+        history.extend(turn)
         started = time.perf_counter()
-        lab.episodes.extend(
-            "bench",
-            "episode",
-            turn,
-            lambda prev, new: lab.llm.summarize(prev, new, lab.settings.summary_max_tokens),
-            key,
-        )
+        lab.episodes.extend("bench", "episode", turn, lambda prev, new: lab.llm.summarize(prev, new, budget), key)
         costs.append((time.perf_counter() - started) * 1000)
-    first, last = statistics.median(costs[:5]), statistics.median(costs[-5:])
-    return {"turns": turns, "first5_ms": round(first, 2), "last5_ms": round(last, 2), "ratio": round(last / first, 2)}
+        if i in marks:
+            started = time.perf_counter()
+            lab.embed([lab.llm.summarize("", history[-400:], budget)])
+            episode = lab.episodes.get("bench", ["episode"])[0].text
+            whole[i + 1] = {
+                "ms": round((time.perf_counter() - started) * 1000, 2),
+                "summariser_input_tokens": sum(count_tokens(m.content) for m in history[-400:]),
+                "incremental_input_tokens": count_tokens(episode) + sum(count_tokens(m.content) for m in turn),
+            }
+
+    def window(end: int) -> float:
+        return round(statistics.median(costs[max(0, end - 5) : end]), 2)
+
+    early, middle, late = window(10), window(turns // 2), window(turns)
+    return {
+        "turns": turns,
+        "per_turn_ms": {
+            "turns 6-10": early,
+            f"turns {turns // 2 - 4}-{turns // 2}": middle,
+            f"turns {turns - 4}-{turns}": late,
+        },
+        "whole_session_ms_at_turn": whole,
+        "ratio": round(late / middle, 2),
+    }
 
 
 def bench_startup(data_dir: Path) -> dict[str, Any]:
@@ -356,7 +384,7 @@ def bench_startup(data_dir: Path) -> dict[str, Any]:
 
 
 _MODEL_PROBE = """
-import os, resource, time
+import os, time
 started = time.perf_counter()
 from memory.backends.embedder import get_embedder
 embedder = get_embedder(); embedder.embed(["warm up"])
@@ -366,7 +394,9 @@ t = time.perf_counter(); embedder.embed(texts); batch = time.perf_counter() - t
 t = time.perf_counter()
 for _ in range(20): embedder.embed(["What is my name?"])
 one = (time.perf_counter() - t) / 20
-rss_load = resource.getrusage(resource.RUSAGE_SELF).ru_maxrss
+def hwm():  # VmHWM: unlike ru_maxrss, not inherited from the forking parent
+    return int([l for l in open("/proc/self/status") if l.startswith("VmHWM")][0].split()[1])
+rss_load = hwm()
 from dataclasses import replace
 from pathlib import Path
 from memory.config import Settings
@@ -374,7 +404,7 @@ from memory.lab import MemoryLab
 lab = MemoryLab(replace(Settings(), data_dir=Path(os.environ["BENCH_DIR"]), upkeep_mode="inline"))
 for name in ("buffer", "summary", "facts", "episodic", "hybrid"):
     lab.chat("bench", name, "My name is Alice and I live in Oslo.", strategy=name)
-rss_turns = resource.getrusage(resource.RUSAGE_SELF).ru_maxrss
+rss_turns = hwm()
 lab.stop_embedded_redis()
 print(embedder.backend, loaded, batch, one, rss_load, rss_turns)
 """
@@ -427,7 +457,7 @@ def run(quick: bool = False, progress: Progress | None = None) -> Report:
         say("storing facts")
         report.sections["ingest"] = bench_ingest(lab, 100 if quick else 500, f"bench{sizes[-1]}", sizes[-1])
         say("episode upkeep")
-        report.sections["episodes"] = bench_episodes(lab, 12 if quick else 30)
+        report.sections["episodes"] = bench_episodes(lab, 60 if quick else 120)
         if not quick:
             say("CLI start-up")
             report.sections["startup"] = bench_startup(folder / "cli")
@@ -461,7 +491,7 @@ def _targets(report: Report) -> None:
     t.append(Target("same top-5 as a full read", same / total, 1.0, "higher", ""))
     for label, row in s["ingest"].items():
         t.append(Target(f"storing facts ({label})", row["facts_per_s"], 100, "higher", " facts/s"))
-    t.append(Target("episode upkeep growth (last 5 turns / first 5)", s["episodes"]["ratio"], 1.5, "lower"))
+    t.append(Target("episode upkeep per turn, late / middle of the session", s["episodes"]["ratio"], 1.5, "lower"))
     for command, row in s.get("startup", {}).items():
         t.append(Target(f"`{command}` start-up", row["seconds"], 1.0, "lower", " s"))
     model = s.get("model", {})
@@ -499,10 +529,14 @@ def render(report: Report) -> str:
         )
     e = s["episodes"]
     lines.append("")
-    lines.append(
-        f"Episode upkeep per turn: first 5 turns {e['first5_ms']} ms, last 5 of {e['turns']} {e['last5_ms']} ms "
-        f"({e['ratio']}×)"
-    )
+    windows = ", ".join(f"{k} {v} ms" for k, v in e["per_turn_ms"].items())
+    lines.append(f"Episode upkeep per turn (incremental): {windows} (late / middle {e['ratio']}×)")
+    lines.append("  summariser input per turn, incremental vs re-summarising the whole session (the method before):")
+    for at, w in e["whole_session_ms_at_turn"].items():
+        lines.append(
+            f"    turn {at:>4}: {w['incremental_input_tokens']:>5} vs {w['summariser_input_tokens']:>6} tokens "
+            f"(whole-session pass with the offline summariser: {w['ms']} ms)"
+        )
     if "startup" in s:
         lines.append("")
         lines.append("CLI start-up (fresh process, no model):")

@@ -93,7 +93,8 @@ class UserFacts:
             return rows, np.zeros(0, dtype=np.float32)
         q = np.asarray(query, dtype=np.float32)
         q = q / (float(np.linalg.norm(q)) or 1.0)
-        return rows, self.vectors[rows] @ q
+        every = self.vectors[: len(self.ids)] @ q  # a view: no copy of the matrix, tombstones are dropped after
+        return rows, every if len(rows) == len(every) else every[rows]
 
     def in_slot(self, slot: str) -> list[int]:
         return [r for r in self.rows() if self.metas[r].get("slot") == slot]

@@ -295,7 +295,7 @@ class FactStore:
                 scores = cosines.astype(np.float64)
             else:
                 scores = fuse(cosines, current.bm25.scores(tokenize(query_text))[rows], retriever)
-            order = np.argsort(-scores, kind="stable")[:k]
+            order = _top(scores, k)
             return [
                 (
                     Hit(
@@ -411,6 +411,15 @@ class FactStore:
             return self.vectors.delete_where(FACTS, where_user(user_id))
         finally:
             self.index.forget(user_id)
+
+
+def _top(scores: np.ndarray, k: int) -> np.ndarray:
+    """Indices of the k highest scores, best first (ties in row order, as a stable full sort would give)."""
+    if len(scores) <= k:
+        return np.argsort(-scores, kind="stable")
+    kth = np.partition(-scores, k - 1)[k - 1]
+    candidates = np.flatnonzero(-scores <= kth)  # the top k and any ties with the k-th
+    return candidates[np.argsort(-scores[candidates], kind="stable")][:k]
 
 
 def _merged_meta(old: dict[str, Any], fact: ExtractedFact, session_id: str, now: float) -> dict[str, Any]:

@@ -20,7 +20,7 @@ def test_bench_quick_reports_every_section_and_target():
     assert all(r["same_top5"].endswith("/10") for r in sections["facts_search"]["rows"])
     assert set(sections["facts_search"]["growth"]) == {"bare", "ours"}
     assert all(r["facts"] > 0 and r["facts_per_s"] > 0 for r in sections["ingest"].values())
-    assert sections["episodes"]["turns"] == 12
+    assert sections["episodes"]["turns"] == 60 and len(sections["episodes"]["per_turn_ms"]) == 3
     names = [t["name"] for t in report["targets"]]
     assert "buffer turn round trips" in names and "same top-5 as a full read" in names
     assert all(isinstance(t["met"], bool) for t in report["targets"])

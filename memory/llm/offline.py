@@ -68,6 +68,7 @@ class OfflineLLM(LLM):
 
     def __init__(self, embed: Embed) -> None:
         self._embed = embed
+        self._notes: dict[str, np.ndarray] = {}
 
     # -- replies ---------------------------------------------------------
     def reply(self, system_parts: list[PromptPart], messages: list[Message]) -> LLMReply:
@@ -133,7 +134,7 @@ class OfflineLLM(LLM):
                 chosen.append(sentence)
                 used += cost
         if notes:
-            vectors = self._embed(notes)
+            vectors = self._note_vectors(notes)
             centroid = vectors.mean(axis=0)
             centrality = vectors @ (centroid / (float(np.linalg.norm(centroid)) or 1.0))
             ranked = sorted(range(len(notes)), key=lambda i: (-float(centrality[i]), i))
@@ -145,6 +146,18 @@ class OfflineLLM(LLM):
                     used += cost
             chosen.extend(notes[i] for i in sorted(kept))
         return " ".join(chosen)
+
+    def _note_vectors(self, notes: list[str]) -> np.ndarray:
+        """Embeddings of summary notes, remembered: a rolling summary brings back the same notes every turn,
+        so a fold or an episode update embeds only the new ones and costs the same at turn 300 as at 30."""
+        cache = self._notes
+        missing = list(dict.fromkeys(n for n in notes if n not in cache))
+        if missing:
+            for note, vector in zip(missing, self._embed(missing)):
+                cache[note] = vector
+            while len(cache) > 4096:
+                cache.pop(next(iter(cache)))
+        return np.stack([cache[n] for n in notes])
 
     # -- facts -----------------------------------------------------------
     def extract_facts(self, messages: list[Message]) -> tuple[list[ExtractedFact], list[str]]:
