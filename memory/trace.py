@@ -114,13 +114,16 @@ class Trace:
     def total_tokens(self) -> int:
         return sum(self.tokens.values())
 
-    def to_dict(self) -> dict[str, Any]:
+    def to_dict(self, derived: bool = True) -> dict[str, Any]:
+        """The trace as JSON-ready data; ``derived=False`` leaves out what is computed from the rest (token
+        counts, the joined system prompt), which is how it is stored: a smaller write on every turn."""
         # Not dataclasses.asdict: it deep-copies every message row and item (~1 ms a turn); the values are
         # JSON-ready already, one level of copy is enough.
         data = {f.name: _plain(getattr(self, f.name)) for f in fields(self)}
-        data["tokens"] = self.tokens
-        data["total_tokens"] = self.total_tokens
-        data["system_prompt"] = self.system_prompt
+        if derived:
+            data["tokens"] = self.tokens
+            data["total_tokens"] = self.total_tokens
+            data["system_prompt"] = self.system_prompt
         return data
 
     @classmethod

@@ -134,7 +134,7 @@ class Turn:
             self.user_id,
             self.session_id,
             self.user_message.id,
-            self.trace.to_dict(),
+            self.trace.to_dict(derived=False),
             self.strategy.config.ttl_s,
             self.meta,
         )
@@ -162,7 +162,7 @@ class Turn:
                 reply,
                 strat.trim_to(),
                 strat.config.ttl_s,
-                trace.to_dict(),
+                trace.to_dict(derived=False),
                 self.meta,
                 index=False,
             )
