@@ -158,7 +158,7 @@ def upkeep_line(job: dict[str, Any]) -> str:
         return "Memory updating… the upkeep job (facts, summary, episode) runs after the reply." + before
     if status == "done":
         waited = float(job.get("waited_ms") or 0)
-        wait = f", after waiting {waited:.0f} ms for the user's previous job" if waited >= 1 else ""
+        wait = f", after waiting {waited:.0f} ms for the user's previous job" if waited >= 50 else ""
         return f"Done by worker {md_escape(str(job.get('worker', '?')))}{wait}." + before
     if status == "failed":
         return f"Failed: {md_text(str(job.get('error', '')))} (the turn itself is stored)." + before
