@@ -33,7 +33,7 @@ from dataclasses import asdict, dataclass, field
 from typing import TYPE_CHECKING, Any
 
 from .backends.redis_client import Lua
-from .errors import MemoryLabError, StoredDataError
+from .errors import BackendTimeout, BackendUnavailable, MemoryLabError, StoredDataError
 from .keys import is_valid_id
 from .messages import Message, decode, encode
 from .stored import as_dict, as_int, as_number, as_text, as_timestamp, load_json, printable
@@ -277,6 +277,7 @@ class Worker:
                 log.warning("upkeep worker %s: %s; retrying in %.1fs", self.name, exc, pause)
                 self.stop.wait(pause)
                 pause = min(pause * 2, 10.0)
+                self._recover(exc)
             except Exception:  # noqa: BLE001 - the worker must outlive any one bad job
                 log.exception("upkeep worker %s: unexpected error", self.name)
                 self.stop.wait(pause)
@@ -284,6 +285,17 @@ class Worker:
             self._r.xgroup_delconsumer(self.lab.keys.jobs, GROUP, self.name)
         except Exception:  # noqa: BLE001 - leaving is best effort; an idle consumer is harmless
             log.debug("could not remove consumer %s", self.name, exc_info=True)
+
+    def _recover(self, exc: MemoryLabError) -> None:
+        """A lost embedded server is found or started again (as any command would); a hung one is left alone."""
+        lost = isinstance(exc, BackendUnavailable) and not isinstance(exc, BackendTimeout)
+        if self.lab.embedded_redis is None or not lost:
+            return
+        try:
+            self.lab.reconnect()
+            self._group_ready = False
+        except MemoryLabError as again:
+            log.warning("upkeep worker %s: Redis still unavailable: %s", self.name, again)
 
     def handle(self, entry_id: str, fields: dict[str, Any]) -> None:
         """Apply one job once (checking its recorded outcome first), record the outcome, acknowledge it."""
