@@ -195,47 +195,40 @@ def bench_turn(lab: Any, url: str, repeats: int) -> dict[str, Any]:
     }
 
 
-def _fill_facts(lab: Any, user_id: str, n: int, filler: int, rng: np.random.Generator, progress: Progress) -> None:
-    """``n`` facts for ``user_id`` and ``filler`` facts of 1,000 other users, written straight to Chroma."""
+def _fill_facts(lab: Any, owners: list[tuple[str, int]], rng: np.random.Generator, progress: Progress) -> None:
+    """Facts for each (user, count), written straight to Chroma with random unit vectors (timing needs no meaning)."""
     from .backends.vector_store import FACTS, Record
 
     now = time.time()
-    rows = [(user_id, i) for i in range(n)] + [(f"other{i % 1000}", n + i) for i in range(filler)]
+    rows = [(uid, i) for uid, count in owners for i in range(count)]
+    meta = {"session_id": "s1", "created_at": now, "updated_at": now, "slot": "", "source_ids": "[]"}
     batch = 5000
     for start in range(0, len(rows), batch):
         chunk = rows[start : start + batch]
-        records = [
-            Record(
-                f"{uid}-{i}",
-                _fact_text(rng, i),
-                {
-                    "user_id": uid,
-                    "session_id": "s1",
-                    "created_at": now,
-                    "updated_at": now,
-                    "slot": "",
-                    "source_ids": "[]",
-                },
-            )
-            for uid, i in chunk
-        ]
+        records = [Record(f"{uid}-{i}", _fact_text(rng, i), {"user_id": uid, **meta}) for uid, i in chunk]
         lab.vectors.upsert(FACTS, records, _random_units(rng, len(records)))
         progress(f"  facts written: {min(start + batch, len(rows)):,} / {len(rows):,}")
 
 
-def bench_facts_search(lab: Any, sizes: list[int], filler: int, queries: int, progress: Progress) -> dict[str, Any]:
+def bench_facts_search(lab: Any, sizes: list[int], total: int, queries: int, progress: Progress) -> dict[str, Any]:
+    """One collection of ``total`` rows holding a user per size and 1,000 others; every size measured in it,
+    after the writes have settled, so the sizes differ only in the user's own number of facts."""
+    from .backends.vector_store import FACTS
+    from .filters import where_user
+
     rng = np.random.default_rng(42)
+    others = max(0, total - sum(sizes))
+    owners = [(f"bench{size}", size) for size in sizes] + [(f"other{i}", others // 1000) for i in range(1000)]
+    progress(f"facts search: {sum(n for _, n in owners):,} rows, users with {', '.join(f'{n:,}' for n in sizes)}")
+    _fill_facts(lab, [o for o in owners if o[1]], rng, progress)
+    rows_now = lab.vectors.count(FACTS)
+    probe = lab.embed(["settle"])[0]
+    for _ in range(20):  # Chroma indexes new rows in the background for a while: let it finish first
+        lab.vectors.query(FACTS, probe, 5, where_user(f"bench{sizes[-1]}"))
     rows = []
-    written = 0
     for size in sizes:
-        user = f"bench{size}"
-        extra = max(0, filler - written - size)
-        progress(f"facts search at {size:,} facts (collection: {written + size + extra:,} rows)")
-        _fill_facts(lab, user, size, extra, rng, progress)
-        written += size + extra
         texts = [f"what about {rng.choice(_NOUNS)} in {rng.choice(_PLACES)}?" for _ in range(queries)]
-        row = _search_at(lab, user, texts)
-        rows.append({"facts": size, "collection_rows": written, **row})
+        rows.append({"facts": size, "collection_rows": rows_now, **_search_at(lab, f"bench{size}", texts)})
     growth = {
         "bare": round(rows[-1]["bare_p50_ms"] / rows[0]["bare_p50_ms"], 2),
         "ours": round(rows[-1]["ours_p50_ms"] / rows[0]["ours_p50_ms"], 2),
@@ -481,8 +474,8 @@ def run(quick: bool = False, progress: Progress | None = None) -> Report:
         lab.embed(["warm up"])
         say("buffer turn")
         report.sections["turn"] = bench_turn(lab, state.url, repeats=200 if quick else 2000)
-        sizes, filler, queries = ([200, 1000], 3000, 10) if quick else ([1000, 10000], 100_000, 40)
-        report.sections["facts_search"] = bench_facts_search(lab, sizes, filler, queries, say)
+        sizes, total, queries = ([200, 1000], 3000, 10) if quick else ([1000, 10000], 100_000, 40)
+        report.sections["facts_search"] = bench_facts_search(lab, sizes, total, queries, say)
         say("storing facts")
         report.sections["ingest"] = bench_ingest(lab, 100 if quick else 500, f"bench{sizes[-1]}", sizes[-1])
         say("episode upkeep")
