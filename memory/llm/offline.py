@@ -150,14 +150,18 @@ class OfflineLLM(LLM):
     def _note_vectors(self, notes: list[str]) -> np.ndarray:
         """Embeddings of summary notes, remembered: a rolling summary brings back the same notes every turn,
         so a fold or an episode update embeds only the new ones and costs the same at turn 300 as at 30."""
-        cache = self._notes
-        missing = list(dict.fromkeys(n for n in notes if n not in cache))
+        cache = self._notes  # shared by the page and the upkeep worker threads: single dict operations only
+        known = {n: v for n in dict.fromkeys(notes) if (v := cache.get(n)) is not None}
+        missing = [n for n in dict.fromkeys(notes) if n not in known]
         if missing:
             for note, vector in zip(missing, self._embed(missing)):
-                cache[note] = vector
+                known[note] = cache[note] = vector
             while len(cache) > 4096:
-                cache.pop(next(iter(cache)))
-        return np.stack([cache[n] for n in notes])
+                try:
+                    cache.pop(next(iter(cache)), None)
+                except (RuntimeError, StopIteration):  # another thread changed it meanwhile
+                    break
+        return np.stack([known[n] for n in notes])
 
     # -- facts -----------------------------------------------------------
     def extract_facts(self, messages: list[Message]) -> tuple[list[ExtractedFact], list[str]]:
