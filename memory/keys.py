@@ -132,8 +132,13 @@ class UserKeys:
         """String with a TTL: held by the worker applying one of this user's jobs, so jobs apply one at a time."""
         return f"{self.prefix}:u:{{{self.user_id}}}:upkeeplock"
 
+    @property
+    def turns_version(self) -> str:
+        """String: a token that changes whenever the user's indexed turns change (their in-process copies check it)."""
+        return f"{self.prefix}:u:{{{self.user_id}}}:turnsver"
+
     def all(self) -> list[str]:
-        return [self.sessions, self.expiries, self.fact_log, self.pending, self.upkeep_lock]
+        return [self.sessions, self.expiries, self.fact_log, self.pending, self.upkeep_lock, self.turns_version]
 
 
 @dataclass(frozen=True)

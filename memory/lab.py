@@ -41,7 +41,7 @@ from .llm.offline import MODEL_ID as OFFLINE_MODEL_ID
 from .session_store import SessionStore
 from .strategies import STRATEGIES, Services, Strategy, StrategyConfig
 from .turn import ChatResult, Turn, TurnStream
-from .turn_store import TurnStore
+from .turn_store import TurnStore, TurnVersions
 from .upkeep import Upkeep, WorkerThread
 
 log = logging.getLogger(__name__)
@@ -185,7 +185,7 @@ class MemoryLab:
 
     @cached_property
     def turns(self) -> TurnStore:
-        return TurnStore(self.vectors, self.embed)
+        return TurnStore(self.vectors, self.embed, versions=TurnVersions(lambda: self.redis, self.keys))
 
     def services(self) -> Services:
         return Services(self.sessions, self.facts, self.episodes, self.turns, self.llm, self.embed)

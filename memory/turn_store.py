@@ -10,14 +10,16 @@ changes, so a score is never an approximate-index artefact.
 from __future__ import annotations
 
 import threading
+import uuid
 from collections.abc import Callable
 from dataclasses import dataclass, field
 
 import numpy as np
 
+from .backends.redis_client import RedisClient
 from .backends.vector_store import Record, VectorStore
 from .filters import where_session, where_user
-from .keys import validate_id
+from .keys import Keys, validate_id
 from .retrieval import Candidate, CandidateIndex
 
 TURNS = "memlab_turns"
@@ -44,7 +46,7 @@ class SessionHit:
 
 @dataclass
 class _Loaded:
-    count: int
+    version: str | int  # the user's turns token, or (without one) their count
     cands: list[Candidate]
     vectors: np.ndarray
     indexes: dict[str | None, tuple[np.ndarray, CandidateIndex]] = field(default_factory=dict)
@@ -59,13 +61,43 @@ class _Loaded:
         return self.indexes[exclude_session]
 
 
+class TurnVersions:
+    """A token in Redis per user that changes whenever their indexed turns change, in any process.
+
+    Checking it is one GET; counting the user's turns in Chroma (the fallback
+    when no token exists yet) reads every one of their ids.
+    """
+
+    def __init__(self, client: Callable[[], RedisClient], keys: Keys) -> None:
+        self._client = client
+        self.keys = keys
+
+    def get(self, user_id: str) -> str | None:
+        return self._client().get(self.keys.user(user_id).turns_version)
+
+    def changed(self, user_id: str) -> None:
+        self._client().set(self.keys.user(user_id).turns_version, uuid.uuid4().hex)
+
+    def forget(self, user_id: str) -> None:
+        self._client().delete(self.keys.user(user_id).turns_version)
+
+
 class TurnStore:
-    def __init__(self, vectors: VectorStore, embed: Embed, batch: int = 256) -> None:
+    def __init__(
+        self, vectors: VectorStore, embed: Embed, batch: int = 256, versions: TurnVersions | None = None
+    ) -> None:
         self.vectors = vectors
         self.embed = embed
         self.batch = batch
+        self.versions = versions
         self._cache: dict[str, _Loaded] = {}
         self._lock = threading.Lock()
+
+    def _changed(self, user_id: str) -> None:
+        with self._lock:
+            self._cache.pop(user_id, None)
+        if self.versions is not None:
+            self.versions.changed(user_id)
 
     def add(
         self, user_id: str, session_id: str, turns: list[tuple[str, str, int, float]], progress: Progress | None = None
@@ -92,15 +124,17 @@ class TurnStore:
             self.vectors.upsert(TURNS, records, self.embed([r.text for r in records]))
             if progress:
                 progress(min(start + self.batch, len(turns)), len(turns))
+        self._changed(user_id)
 
     def count(self, user_id: str) -> int:
         return self.vectors.count(TURNS, where_user(user_id))
 
     def _load(self, user_id: str) -> _Loaded:
-        count = self.count(user_id)
+        token = self.versions.get(user_id) if self.versions is not None else None
+        version: str | int = token if token is not None else self.count(user_id)
         with self._lock:
             cached = self._cache.get(user_id)
-            if cached is not None and cached.count == count:
+            if cached is not None and cached.version == version:
                 return cached
         records = self.vectors.get(TURNS, where=where_user(user_id), with_embeddings=True)
         cands = [
@@ -113,7 +147,7 @@ class TurnStore:
             for r in records
         ]
         vectors = np.array([r.embedding for r in records], dtype=np.float32) if records else np.zeros((0, 384))
-        loaded = _Loaded(len(records), cands, vectors)
+        loaded = _Loaded(version if token is not None else len(records), cands, vectors)
         with self._lock:
             self._cache[user_id] = loaded
         return loaded
@@ -163,12 +197,13 @@ class TurnStore:
     def clear_session(self, user_id: str, session_id: str) -> int:
         """Delete one session's turns, so a cleared session can no longer be recalled."""
         n = self.vectors.delete_where(TURNS, where_session(user_id, session_id))
-        with self._lock:
-            self._cache.pop(user_id, None)
+        self._changed(user_id)
         return n
 
     def forget_user(self, user_id: str) -> int:
         n = self.vectors.delete_where(TURNS, where_user(user_id))
         with self._lock:
             self._cache.pop(user_id, None)
+        if self.versions is not None:  # the token goes with the user's other keys; without it, counts decide
+            self.versions.forget(user_id)
         return n

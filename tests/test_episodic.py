@@ -23,3 +23,20 @@ def test_episodes_are_filtered_by_user(lab):
     lab.chat("alice", "trip", "I am planning a hiking trip to the Alps.", strategy="episodic")
     result = lab.chat("bob", "now", "Where was I planning to go hiking?", strategy="episodic")
     assert result.trace.retrieved == []
+
+
+def test_turn_rankings_check_a_token_not_a_count_and_follow_other_processes(lab, monkeypatch):
+    """Counting a user's turns in Chroma reads every id; a Redis token says whether they changed."""
+    from memory.turn_store import TurnStore
+
+    other = TurnStore(lab.vectors, lab.embed, versions=lab.turns.versions)  # another app replica
+    lab.turns.add("alice", "s1", [("t1", "User: I went hiking in the Alps.", 0, 1.0)])
+    vector = lab.embed(["hiking"])[0]
+    assert [h.id for h in other.search_turns("alice", "hiking", vector, 3)] == ["t1"]
+    monkeypatch.setattr(lab.vectors, "count", lambda *a, **k: (_ for _ in ()).throw(AssertionError("count read")))
+    assert [h.id for h in other.search_turns("alice", "hiking", vector, 3)] == ["t1"]  # cached: one GET
+    lab.turns.add("alice", "s2", [("t2", "User: I went hiking in Peru too.", 0, 2.0)])
+    assert {h.id for h in other.search_turns("alice", "hiking", vector, 3)} == {"t1", "t2"}
+    monkeypatch.undo()
+    lab.forget_user("alice")
+    assert other.search_turns("alice", "hiking", vector, 3) == []

@@ -81,7 +81,7 @@ def eval_user(conv: Conversation, unit: str) -> str:
 
 def _ingest(lab: MemoryLab, conv: Conversation, unit: str, progress: Callable[[int, int], None]) -> str:
     user = eval_user(conv, unit)
-    store = TurnStore(lab.vectors, lab.dataset_embed)  # the data set's vectors come from the disk cache
+    store = TurnStore(lab.vectors, lab.dataset_embed, versions=lab.turns.versions)  # vectors from the disk cache
     if unit == "fact":
         rows = {f"D{t.session}": [] for t in conv.turns}  # type: dict[str, list[tuple[str, str, int, float]]]
         by_id = {t.dia_id: t for t in conv.turns}
