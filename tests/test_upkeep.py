@@ -225,3 +225,16 @@ def test_a_job_that_is_not_a_job_is_dropped_with_a_warning(lab, caplog):
     assert worker.done == 1 and lab.upkeep.outcome("u1", "s1", "j1")["status"] == "done"
     assert lab.redis.xlen(lab.keys.jobs) == 0
     assert "dropping unreadable job" in caplog.text
+
+
+def test_a_turn_survives_its_connection_being_dropped(lab, raw_redis):
+    """The turn's round trips skip redis-py's pipeline; a dropped pooled connection is still retried once."""
+    lab.chat("u1", "s1", "first", strategy="buffer")
+    raw_redis.execute_command("CLIENT", "KILL", "TYPE", "normal", "SKIPME", "yes")
+    result = lab.chat("u1", "s1", "second", strategy="buffer")
+    assert [m["content"] for m in result.trace.messages][-3:] == [
+        "first",
+        lab.sessions.log("u1", "s1").messages[1].content,
+        "second",
+    ]
+    assert len(lab.sessions.log("u1", "s1").messages) == 4
