@@ -2,11 +2,14 @@
 
 from __future__ import annotations
 
+from pathlib import Path
+
 import streamlit as st
 
 from ui.sidebar import render_banner, render_sidebar
 
-st.set_page_config(page_title="Memory Lab", page_icon=":material/psychology:", layout="wide")
+# A local image: a Material or emoji page icon is fetched from a font/emoji CDN by the browser.
+st.set_page_config(page_title="Memory Lab", page_icon=str(Path(__file__).parent / "assets" / "icon.png"), layout="wide")
 
 PAGES = {
     "Playground": [

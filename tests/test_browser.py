@@ -103,6 +103,8 @@ def test_every_page_renders_in_chromium(served_app):
         browser = launch(p)
         try:
             page = browser.new_page(viewport={"width": 1400, "height": 1000})
+            outside: list[str] = []
+            page.on("request", lambda r: outside.append(r.url) if not _local(r.url) else None)
             page.goto(served_app)
             page.wait_for_selector("text=Backends", timeout=120_000)
             box = page.get_by_test_id("stChatInputTextArea")
@@ -127,6 +129,34 @@ def test_every_page_renders_in_chromium(served_app):
             messages.nth(1).wait_for(timeout=60_000)  # the reply, after the page has settled
             shown = messages.all_inner_texts()
             assert len(shown) == 2 and "Alice" in shown[1], shown
+            assert outside == [], f"requests left 127.0.0.1: {outside[:5]}"
+        finally:
+            browser.close()
+
+
+def _local(url: str) -> bool:
+    from urllib.parse import urlparse
+
+    return urlparse(url).scheme in ("data", "blob", "about") or urlparse(url).hostname in ("127.0.0.1", "localhost")
+
+
+def test_pages_follow_a_dark_system_theme(served_app):
+    """No theme is pinned: a browser that prefers dark gets the dark theme (screenshots for review)."""
+    sync_api = pytest.importorskip("playwright.sync_api", reason="playwright (Python) is not installed")
+    SHOTS.mkdir(parents=True, exist_ok=True)
+    with sync_api.sync_playwright() as p:
+        browser = launch(p)
+        try:
+            page = browser.new_page(viewport={"width": 1400, "height": 1000}, color_scheme="dark")
+            for path, title in PAGES:
+                page.goto(served_app + path)
+                page.get_by_role("heading", name=title, level=1).wait_for(timeout=120_000)
+                _idle(page)
+                background = page.evaluate(
+                    "getComputedStyle(document.querySelector('[data-testid=stApp]')).backgroundColor"
+                )
+                assert background == "rgb(15, 20, 25)", (title, background)
+                page.screenshot(path=str(SHOTS / f"dark-{path or 'chat'}.png"), full_page=True)
         finally:
             browser.close()
 
