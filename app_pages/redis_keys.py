@@ -7,7 +7,7 @@ import time
 import pandas as pd
 import streamlit as st
 
-from memory.inspect import KeyInspector
+from memory.inspect import KeyInspector, human_duration, when
 from memory.stored import clean_text
 from ui.state import current, guarded, md_text
 
@@ -17,14 +17,21 @@ lab = ctx.lab
 prefix = lab.keys.prefix
 st.caption("Live view of the keys Memory Lab writes. SCAN and pipelines only (never KEYS); one page at a time.")
 
-f1, f2, f3 = st.columns([3, 1, 1])
-default_pattern = f"{prefix}:*{{{ctx.user_id}*" if ctx.user_id else f"{prefix}:*"
+f0, f1, f2, f3 = st.columns([1.2, 3, 1, 1])
+# The current user's keys by default ("{alice:" session keys and "{alice}" user keys; ids hold no glob characters).
+user_pattern = f"{prefix}:*{{{ctx.user_id}[:}}]*" if ctx.user_id else f"{prefix}:*"
+every = f0.toggle("All keys", value=False, key="key_all", help="Off: only the current user's keys.")
+if st.session_state.get("key_pattern_user") != ctx.user_id:  # another user: their keys
+    st.session_state["key_pattern_user"] = ctx.user_id
+    st.session_state["key_pattern"] = user_pattern
 pattern = f1.text_input(
     "Pattern (Redis glob)",
-    value=f"{prefix}:*",
     key="key_pattern",
-    help=f"e.g. `{default_pattern}` for one user's keys, `{prefix}:s:*:buffer` for all buffers",
+    help=f"e.g. `{prefix}:*` for every key of Memory Lab, `{prefix}:s:*:buffer` for all buffers",
+    disabled=every,
 )
+if every:
+    pattern = "*"
 page_size = f2.selectbox("Page size", [50, 100, 250, 500], index=1, key="key_page_size")
 live = f3.toggle("Live TTLs", value=True, key="key_live", help="Refresh the TTL column every second.")
 
@@ -82,14 +89,9 @@ if inspector is not None and rows:
                         "session": r.session_id,
                         "length": r.length,
                         "memory (bytes)": r.memory,
+                        "TTL": ("⚠ " if ttls.get(r.key, r.ttl) == -1 else "") + human_duration(ttls.get(r.key, r.ttl)),
+                        "expires": when(time.time() + ttls.get(r.key, r.ttl)) if ttls.get(r.key, r.ttl) >= 0 else "",
                         "TTL (s)": ttls.get(r.key, r.ttl),
-                        "expires": (
-                            "⚠ never"
-                            if ttls.get(r.key) == -1
-                            else "gone"
-                            if ttls.get(r.key) == -2
-                            else time.strftime("%H:%M:%S", time.localtime(time.time() + ttls.get(r.key, 0)))
-                        ),
                     }
                     for r in rows
                 ]
@@ -123,9 +125,19 @@ if inspector is not None and rows:
                 for bad in contents["corrupt"]:
                     st.error(f"Entry #{bad['index']} is corrupt ({md_text(bad['error'])}):")
                     st.code(bad["raw"][:200], language=None, wrap_lines=True)
-            for field_name in ("items", "fields", "members", "value"):
-                if field_name in contents:
-                    st.json(contents[field_name], expanded=1)
+            if "rows" in contents:
+                shown = contents["rows"]
+                st.caption(
+                    f"{len(shown)} {contents['type']} entries" + (" (first 200)" if contents["truncated"] else "")
+                )
+                if shown:
+                    st.dataframe(pd.DataFrame(shown), hide_index=True, width="stretch")
+            if "json" in contents:
+                st.caption("A string holding JSON")
+                st.json(contents["json"], expanded=2)
+            if "text" in contents:
+                st.caption(f"A string of {len(contents['text']):,} characters")
+                st.code(contents["text"], language=None, wrap_lines=True)
 
             a, b = st.columns(2)
             with a.form("ttl_form"):

@@ -8,6 +8,7 @@ one round trip.
 
 from __future__ import annotations
 
+import json
 import time
 from dataclasses import dataclass
 from typing import Any
@@ -16,7 +17,7 @@ from .backends.redis_client import RedisClient
 from .errors import InputError, StoredDataError
 from .keys import Keys
 from .messages import decode_many
-from .stored import clean_text, load_json, printable
+from .stored import MAX_TIMESTAMP, clean_text, load_json, printable
 
 
 @dataclass(frozen=True)
@@ -113,6 +114,7 @@ class KeyInspector:
         return dict(printable(self._contents(name, limit)))
 
     def _contents(self, name: str, limit: int) -> dict[str, Any]:
+        """``rows`` (a table) for every collection type; a string is ``json`` when it parses, else ``text``."""
         kind = self.r.type(name)
         out: dict[str, Any] = {"type": kind, "truncated": False}
         if kind == "list":
@@ -120,18 +122,33 @@ class KeyInspector:
             out["truncated"] = self.r.llen(name) > limit
             if name.endswith((":log", ":buffer")):
                 messages, corrupt = decode_many(raws)
-                out["messages"] = [m.to_dict() for m in messages]
+                out["messages"] = [{**m.to_dict(), "at": when(m.created_at)} for m in messages]
                 out["corrupt"] = [c.to_dict() for c in corrupt]
             else:
-                out["items"] = [_maybe_json(r) for r in raws]
+                out["rows"] = [{"index": i, **_cell(r)} for i, r in enumerate(raws)]
         elif kind == "hash":
-            out["fields"] = {k: _maybe_json(v) for k, v in list(self.r.hgetall(name).items())[:limit]}
+            pairs = list(self.r.hgetall(name).items())
+            out["truncated"] = len(pairs) > limit
+            out["rows"] = [{"field": k, **_cell(v)} for k, v in pairs[:limit]]
         elif kind == "zset":
-            out["members"] = self.r.zrevrange(name, 0, limit - 1, withscores=True)
-        elif kind == "string":
-            out["value"] = self.r.get(name)
+            members = self.r.zrevrange(name, 0, limit - 1, withscores=True)
+            out["truncated"] = int(self.r.zcard(name)) > limit
+            out["rows"] = [{"member": m, "score": float(sc), "as a time": when(float(sc))} for m, sc in members]
         elif kind == "set":
-            out["members"] = sorted(self.r.sscan_iter(name, count=limit))[:limit]
+            out["rows"] = [{"member": m} for m in sorted(self.r.sscan_iter(name, count=limit))[:limit]]
+        elif kind == "stream":
+            entries: list[Any] = list(self.r.xrange(name, "-", "+", count=limit) or [])
+            out["truncated"] = int(self.r.xlen(name)) > limit
+            out["rows"] = [
+                {"id": i, **{str(f): _cell(str(v))["value"] for f, v in (fields or {}).items()}}
+                for i, fields in entries
+            ]
+        elif kind == "string":
+            raw = self.r.get(name) or ""
+            try:
+                out["json"] = load_json(raw)
+            except StoredDataError:
+                out["text"] = clean_text(raw)
         return out
 
     def _ours(self, name: str) -> None:
@@ -148,9 +165,36 @@ class KeyInspector:
         return bool(self.r.persist(name) if seconds <= 0 else self.r.expire(name, seconds))
 
 
-def _maybe_json(raw: str) -> Any:
-    """JSON when it parses, else the text itself (cleaned): a key browser shows whatever is there."""
+def _cell(raw: str) -> dict[str, Any]:
+    """One stored value for a table cell: JSON shown compactly (and said so), anything else as its text."""
     try:
-        return load_json(raw)
+        parsed = load_json(raw)
     except StoredDataError:
-        return clean_text(raw)
+        return {"value": clean_text(raw), "format": "text"}
+    if isinstance(parsed, (dict, list)):
+        return {"value": json.dumps(printable(parsed), ensure_ascii=False)[:2000], "format": "JSON"}
+    return {"value": clean_text(str(parsed)), "format": "JSON"}
+
+
+def human_duration(seconds: float) -> str:
+    """A TTL as people say it: "6 d 23 h", "3 h 5 min", "42 s"; -1 is "never expires", -2 "gone"."""
+    if seconds == -1:
+        return "never expires"
+    if seconds < 0:
+        return "gone"
+    s = int(seconds)
+    days, hours, minutes = s // 86400, s % 86400 // 3600, s % 3600 // 60
+    if days:
+        return f"{days} d {hours} h" if hours else f"{days} d"
+    if hours:
+        return f"{hours} h {minutes} min" if minutes else f"{hours} h"
+    if minutes:
+        return f"{minutes} min {s % 60} s" if s % 60 else f"{minutes} min"
+    return f"{s} s"
+
+
+def when(timestamp: float) -> str:
+    """A full local date and time for an epoch timestamp; '' for numbers that are not one (e.g. a score of 3)."""
+    if not 946_684_800 <= timestamp <= MAX_TIMESTAMP:  # 2000-01-01 .. the year 3000
+        return ""
+    return time.strftime("%Y-%m-%d %H:%M:%S", time.localtime(timestamp))

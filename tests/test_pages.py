@@ -114,6 +114,25 @@ def test_redis_keys_filter_and_decode(app_env):
     messages = at.dataframe[1].value
     assert list(messages["content"]) == ["Hello there", messages["content"].iloc[1]]
     assert list(messages["role"]) == ["user", "assistant"]
+    assert table["TTL"].iloc[0] in ("7 d", "6 d 23 h") and table["expires"].iloc[0][:2] == "20"  # a full date
+
+
+def test_redis_keys_open_on_the_users_keys_and_show_hashes_as_tables(app_env):
+    at = open_page("app_pages/chat.py")
+    at.chat_input[0].set_value("Hello there").run()
+    at.session_state["user_id"] = "bob"
+    at.chat_input[0].set_value("Hi, I am Bob").run()
+    at.switch_page("app_pages/redis_keys.py").run()
+    assert_clean(at, "Redis keys")
+    keys = list(at.dataframe[0].value["key"])
+    assert keys and all("{bob" in k for k in keys), keys  # the current user's keys by default
+    at.toggle(key="key_all").set_value(True).run()
+    assert any("{alice" in k for k in at.dataframe[0].value["key"])
+    at.toggle(key="key_all").set_value(False).run()
+    traces = next(i for i, k in enumerate(at.dataframe[0].value["key"]) if k.endswith(":traces"))
+    at.selectbox(key="key_chosen_index").set_value(traces).run()
+    shown = at.dataframe[1].value
+    assert list(shown.columns) == ["field", "value", "format"] and shown["format"].iloc[0] == "JSON"
 
 
 def test_summaries_show_folds(app_env):

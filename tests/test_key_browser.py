@@ -1,0 +1,54 @@
+"""The key browser reads every key kind as a table or as text, with TTLs as people say them."""
+
+from __future__ import annotations
+
+import pytest
+
+from memory.inspect import KeyInspector, human_duration, when
+
+
+@pytest.mark.parametrize(
+    ("seconds", "said"),
+    [
+        (-1, "never expires"),
+        (-2, "gone"),
+        (0, "0 s"),
+        (42, "42 s"),
+        (3600, "1 h"),
+        (3 * 3600 + 300, "3 h 5 min"),
+        (7 * 86400 - 1, "6 d 23 h"),
+        (7 * 86400, "7 d"),
+    ],
+)
+def test_ttls_read_as_people_say_them(seconds, said):
+    assert human_duration(seconds) == said
+
+
+def test_scores_that_are_not_times_get_no_date():
+    assert when(3.0) == "" and when(float("inf")) == "" and when(1796040000.0).startswith("2026-")
+
+
+def test_every_key_kind_is_decoded_for_display(lab):
+    lab.chat("alice", "s1", "My name is Alice.", strategy="summary", wait_upkeep=True)
+    k, u = lab.keys.session("alice", "s1"), lab.keys.user("alice")
+    lab.redis.set(k.summary, "Alice lives in Oslo. She likes tea.")
+    inspect = KeyInspector(lab.redis, lab.keys)
+
+    summary = inspect.contents(k.summary)
+    assert summary["text"] == "Alice lives in Oslo. She likes tea." and "json" not in summary
+    meta = inspect.contents(k.meta)
+    assert meta["json"]["strategy"] == "summary"
+    traces = inspect.contents(k.traces)
+    assert [r["format"] for r in traces["rows"]] == ["JSON"] and traces["rows"][0]["field"]
+    sessions = inspect.contents(u.sessions)
+    assert sessions["rows"][0]["member"] == "s1" and sessions["rows"][0]["as a time"].startswith("20")
+    ids = inspect.contents(k.ids)
+    assert len(ids["rows"]) == 2
+    log = inspect.contents(k.log)
+    assert [m["content"] for m in log["messages"]][0] == "My name is Alice." and log["messages"][0]["at"]
+    lab.redis.xadd(f"{lab.keys.prefix}:events", {"job": '{"id": "x"}', "note": "plain"})
+    stream = inspect.contents(f"{lab.keys.prefix}:events")
+    assert stream["type"] == "stream" and stream["rows"][-1]["note"] == "plain"
+    lab.redis.rpush(f"{lab.keys.prefix}:other", "text", '{"a": 1}')
+    other = inspect.contents(f"{lab.keys.prefix}:other")
+    assert [(r["value"], r["format"]) for r in other["rows"]] == [("text", "text"), ('{"a": 1}', "JSON")]
