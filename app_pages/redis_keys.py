@@ -121,7 +121,9 @@ if inspector is not None and rows:
                 msgs = contents["messages"]
                 st.caption(f"{len(msgs)} typed messages" + (" (first 200 shown)" if contents["truncated"] else ""))
                 if msgs:
-                    st.dataframe(pd.DataFrame(msgs), hide_index=True, width="stretch")
+                    frame = pd.DataFrame(msgs)
+                    first = [c for c in ("role", "content", "at", "id", "model_id", "tool_call_id") if c in frame]
+                    st.dataframe(frame[first], hide_index=True, width="stretch")
                 for bad in contents["corrupt"]:
                     st.error(f"Entry #{bad['index']} is corrupt ({md_text(bad['error'])}):")
                     st.code(bad["raw"][:200], language=None, wrap_lines=True)
