@@ -91,30 +91,61 @@ with guarded("Reading the summary"):
         frame = pd.DataFrame(
             [
                 {
+                    "fold": f"fold {n}",
                     "when": dt.datetime.fromtimestamp(f.at).strftime("%Y-%m-%d %H:%M:%S"),
                     "messages folded": f.messages,
                     "corrupt skipped": f.corrupt,
                     "tokens before": f.tokens_before,
                     "tokens after": f.tokens_after,
                 }
-                for f in folds
+                for n, f in enumerate(folds, start=1)
             ]
         )
+        hover = [f"{w}" for w in frame["when"]]
         fig = go.Figure()
-        fig.add_bar(x=frame["when"], y=frame["tokens before"], name="tokens before (summary + folded messages)")
-        fig.add_bar(x=frame["when"], y=frame["tokens after"], name="tokens after (new summary)")
+        fig.add_bar(
+            x=frame["fold"],
+            y=frame["tokens before"],
+            name="tokens before (summary + folded messages)",
+            hovertext=hover,
+        )
+        fig.add_bar(x=frame["fold"], y=frame["tokens after"], name="tokens after (new summary)", hovertext=hover)
         fig.add_scatter(
-            x=frame["when"], y=frame["messages folded"], name="messages folded", yaxis="y2", mode="lines+markers"
+            x=frame["fold"],
+            y=frame["messages folded"],
+            name="messages folded",
+            yaxis="y2",
+            mode="lines+markers",
+            hovertext=hover,
         )
         fig.update_layout(
             barmode="group",
             height=340,
             margin=dict(l=10, r=10, t=30, b=10),
-            yaxis=dict(title="tokens"),
-            yaxis2=dict(title="messages", overlaying="y", side="right"),
+            xaxis=dict(type="category"),
+            yaxis=dict(title="tokens", rangemode="tozero"),
+            yaxis2=dict(title="messages", overlaying="y", side="right", rangemode="tozero", dtick=1, tickformat="d"),
             legend=dict(orientation="h", y=-0.25),
         )
         st.plotly_chart(fig, width="stretch", key="sum_folds")
+        by_id = {m.id: m for m in lab.sessions.log(user, session).messages}
+        for n, f in enumerate(folds, start=1):
+            with st.expander(f"Fold {n} · {f.messages} message(s) · {frame['when'][n - 1]}", key=f"fold-{n}"):
+                rows = [
+                    {
+                        "id": mid,
+                        "role": by_id[mid].role.value if mid in by_id else "",
+                        "content": by_id[mid].content if mid in by_id else "(not in the transcript any more)",
+                    }
+                    for mid in f.message_ids
+                ]
+                st.table(pd.DataFrame(rows)) if rows else st.caption("No readable messages (corrupt entries only).")
+        st.page_link(
+            "app_pages/chat.py",
+            label="Open the whole transcript on the Chat playground",
+            icon=":material/chat:",
+            query_params={"user": user, "session": session},
+        )
         st.dataframe(frame, hide_index=True, width="stretch")
     else:
         st.caption("No folds yet.")

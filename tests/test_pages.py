@@ -147,6 +147,10 @@ def test_summaries_show_folds(app_env):
     assert "Alice" in at.code[0].value
     folds = at.dataframe[-1].value
     assert len(folds) >= 1 and folds["messages folded"].iloc[0] >= 3
+    assert list(folds["fold"])[0] == "fold 1"  # numbered on the chart's axis, not timestamps
+    assert at.expander[-1].label.startswith(f"Fold {len(folds)} ·")
+    folded = at.table[0].value
+    assert "My name is Alice." in list(folded["content"]) and list(folded["role"])[0] == "user"
 
 
 def test_vector_memory_query_shows_scores(app_env):
