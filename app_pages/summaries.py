@@ -139,7 +139,10 @@ with guarded("Reading the summary"):
                     }
                     for mid in f.message_ids
                 ]
-                st.table(pd.DataFrame(rows)) if rows else st.caption("No readable messages (corrupt entries only).")
+                if rows:
+                    st.table(pd.DataFrame(rows))
+                else:
+                    st.caption("No readable messages (corrupt entries only).")
         st.page_link(
             "app_pages/chat.py",
             label="Open the whole transcript on the Chat playground",
