@@ -53,6 +53,7 @@ def open_traces(at: AppTest) -> None:
 def assert_clean(at: AppTest, title: str) -> None:
     assert not at.exception, [e.value for e in at.exception]
     assert [t.value for t in at.title] == [title]
+    assert not at.get("help"), "an expression statement was rendered by Streamlit's magic (st.help of an element)"
 
 
 @pytest.mark.parametrize("page", list(PAGES))
