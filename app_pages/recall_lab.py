@@ -129,20 +129,19 @@ if latest.by_category:
         recall_bars(by_category, "category", "Recall@k per category (latest run)"), width="stretch", key="rl_cat_chart"
     )
 curve = [{"run": r["label"], "k": k, "recall": v} for r in runs for k, v in r["report"].overall.items()]
-right.plotly_chart(
-    px.line(
-        pd.DataFrame(curve),
-        x="k",
-        y="recall",
-        color="run",
-        markers=True,
-        range_y=[0, 1],
-        title="Recall vs k (all runs)",
-        log_x=True,
-    ),
-    width="stretch",
-    key="rl_curve",
+curve_fig = px.line(
+    pd.DataFrame(curve),
+    x="k",
+    y="recall",
+    color="run",
+    markers=True,
+    range_y=[0, 1],
+    title="Recall vs k (all runs)",
+    log_x=True,
 )
+ks_used = sorted({point["k"] for point in curve})
+curve_fig.update_xaxes(tickvals=ks_used, ticktext=[str(k) for k in ks_used])  # the k values, not log-scale minors
+right.plotly_chart(curve_fig, width="stretch", key="rl_curve")
 if len(latest.by_conversation) > 1:
     st.plotly_chart(
         recall_bars(latest.by_conversation, "conversation", "Recall@k per conversation (latest run)"),
@@ -167,14 +166,29 @@ rows = [
     for i, q in enumerate(latest.questions)
 ]
 shown = [r for r in rows if show == "all" or not r["hit"]]
-st.dataframe(pd.DataFrame(shown), hide_index=True, width="stretch", height=min(36 * (len(shown) + 1), 360))
 if not shown:
     st.success(f"No misses at k={k_at}.")
 else:
+    # Widgets keyed by the run and the filter: a choice made for another run's list never shows for this one.
+    view = f"{len(runs)}-{k_at}-{show}"
+    st.caption("Click a row to open the question.")
+    table = st.dataframe(
+        pd.DataFrame(shown),
+        hide_index=True,
+        width="stretch",
+        height=min(36 * (len(shown) + 1), 360),
+        on_select="rerun",
+        selection_mode="single-row",
+        key=f"rl_table_{view}",
+    )
+    clicked = table.selection.rows if table is not None and hasattr(table, "selection") else []
+    if clicked and st.session_state.get(f"rl_clicked_{view}") != clicked[0]:  # a new click; the box may differ
+        st.session_state[f"rl_clicked_{view}"] = clicked[0]
+        st.session_state[f"rl_pick_{view}"] = shown[clicked[0]]["#"]
     pick = st.selectbox(
         "Open a question",
         [r["#"] for r in shown],
-        key="rl_pick",
+        key=f"rl_pick_{view}",
         format_func=lambda i: f"{latest.questions[i].sample_id}: {latest.questions[i].question}",
     )
     q = latest.questions[pick]

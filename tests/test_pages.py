@@ -187,11 +187,21 @@ def test_recall_lab_runs_and_drills_into_a_question(app_env):
     metrics = {m.label: m.value for m in at.metric}
     assert metrics["Questions"] == "11" and metrics["R@5"] == "100.0%"
     at.radio(key="rl_show").set_value("all").run()
-    at.selectbox(key="rl_pick").set_value(0).run()
+    picker(at).set_value(0).run()
     assert not at.exception
     assert at.code[0].value == "What kind of dog did Nadia adopt?"
     evidence = next(df.value for df in at.dataframe if "evidence" in df.value.columns)
     assert list(evidence["evidence"]) == ["D1:1"] and "greyhound" in evidence["text"].iloc[0]
+    picker(at).set_value(3).run()
+    at.selectbox(key="rl_unit").set_value("session").run()
+    at.button(key="rl_run").click().run()  # a second run: the question shown is the one the box names
+    box = picker(at)
+    assert box.key.startswith("rl_pick_2-") and at.code[0].value in box.options[box.index]
+
+
+def picker(at: AppTest):  # type: ignore[no-untyped-def]
+    """The Recall Lab's question box (keyed per run and filter)."""
+    return next(s for s in at.selectbox if s.key and s.key.startswith("rl_pick_"))
 
 
 IMAGE = "![x](http://127.0.0.1:9/pixel.png)"
