@@ -214,7 +214,7 @@ else:
     top_rows = [
         {
             "rank": t["rank"],
-            "evidence?": "✅" if evidence & set(t["covers"]) else "",
+            "evidence?": "✓" if evidence & set(t["covers"]) else "",
             "id": t["id"],
             "score": t["score"],
             "cosine": t["similarity"],
@@ -222,7 +222,7 @@ else:
         }
         for t in q.top[: max(latest.k)]
     ]
-    st.markdown(f"**Top {len(top_rows)} retrieved** (✅ = holds evidence)")
+    st.markdown(f"**Top {len(top_rows)} retrieved** (✓ = holds evidence)")
     frame = pd.DataFrame(top_rows)
     st.dataframe(
         frame.style.apply(lambda r: ["background-color: #e3f4e1" if r["evidence?"] else "" for _ in r], axis=1),
