@@ -9,7 +9,7 @@ import pandas as pd
 import plotly.graph_objects as go
 import streamlit as st
 
-from ui.pca import pca_2d
+from ui.pca import fit_2d
 from ui.state import current, guarded, md_escape, md_text, settle_upkeep, warm_model
 
 st.title("Vector memory")
@@ -19,6 +19,15 @@ st.caption(
     f"Long-term memory of user **{md_escape(user)}** in Chroma ({lab.settings.chroma_mode}), embedded with "
     "all-MiniLM-L6-v2 in cosine space. Similarity = 1 − cosine distance."
 )
+
+
+def _hover(text: str, width: int = 60, limit: int = 600) -> str:
+    """A memory's text for a hover label: escaped, wrapped, the whole of it up to ``limit`` characters."""
+    import html
+    import textwrap
+
+    shown = text if len(text) <= limit else text[:limit] + "…"
+    return "<br>".join(textwrap.wrap(html.escape(shown), width)) or "(empty)"
 
 
 def _when(ts: object) -> str:
@@ -152,10 +161,25 @@ records = [("fact", r) for r in facts] + [("episode", r) for r in episodes]
 if len(records) >= 2:
     st.subheader("Map of this user's memories (PCA of the embeddings)")
     vectors = np.array([r.embedding for _, r in records], dtype=np.float32)
-    if query_vec is not None:
-        vectors = np.vstack([vectors, query_vec[None, :]])
-    coords = pca_2d(vectors)
+    projection = fit_2d(vectors)  # fitted on the memories only: a query never moves them
+    coords = projection(vectors)
     fig = go.Figure()
+    if query_vec is not None and hits_ids:
+        q = projection(query_vec[None, :])[0]
+        xs: list[float | None] = []
+        ys: list[float | None] = []
+        for i, (_, record) in enumerate(records):
+            if record.id in hits_ids:
+                xs += [float(q[0]), float(coords[i, 0]), None]
+                ys += [float(q[1]), float(coords[i, 1]), None]
+        fig.add_scatter(
+            x=xs,
+            y=ys,
+            mode="lines",
+            name=f"top {len(hits_ids)}",
+            hoverinfo="skip",
+            line=dict(color="#e45756", width=1, dash="dot"),
+        )
     for kind, color in (("fact", "#4c78a8"), ("episode", "#f58518")):
         idx = [i for i, (kd, _) in enumerate(records) if kd == kind]
         if not idx:
@@ -165,7 +189,7 @@ if len(records) >= 2:
             y=coords[idx, 1],
             mode="markers",
             name=f"{kind}s",
-            text=[records[i][1].text[:120] for i in idx],
+            text=[_hover(records[i][1].text) for i in idx],
             hovertemplate="%{text}<extra></extra>",
             marker=dict(
                 color=color,
@@ -174,18 +198,24 @@ if len(records) >= 2:
             ),
         )
     if query_vec is not None:
+        q = projection(query_vec[None, :])[0]
         fig.add_scatter(
-            x=[coords[-1, 0]],
-            y=[coords[-1, 1]],
+            x=[q[0]],
+            y=[q[1]],
             mode="markers+text",
             name="query",
             text=["query"],
+            hovertext=[_hover(query)],
+            hoverinfo="text",
             textposition="top center",
             marker=dict(symbol="star", size=18, color="#e45756"),
         )
     fig.update_layout(height=420, margin=dict(l=10, r=10, t=10, b=10), xaxis_title="PC 1", yaxis_title="PC 2")
     st.plotly_chart(fig, width="stretch", key="vec_map")
-    st.caption("Hits of the query are drawn larger with a red ring.")
+    st.caption(
+        "The map is fitted on this user's memories and changes only when they do; a query is placed on it, with "
+        "dotted lines to its top-k (drawn larger, with a red ring). Hover a point for its text."
+    )
 
 if records:
     st.subheader("Delete a memory")

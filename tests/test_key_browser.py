@@ -52,3 +52,20 @@ def test_every_key_kind_is_decoded_for_display(lab):
     lab.redis.rpush(f"{lab.keys.prefix}:other", "text", '{"a": 1}')
     other = inspect.contents(f"{lab.keys.prefix}:other")
     assert [(r["value"], r["format"]) for r in other["rows"]] == [("text", "text"), ('{"a": 1}', "JSON")]
+
+
+def test_the_memory_map_does_not_move_when_a_query_is_asked():
+    import numpy as np
+
+    from ui.pca import fit_2d, pca_2d
+
+    rng = np.random.default_rng(5)
+    memories = rng.standard_normal((12, 384)).astype(np.float32)
+    query = rng.standard_normal(384).astype(np.float32)
+    projection = fit_2d(memories)
+    before = projection(memories)
+    assert np.allclose(fit_2d(memories)(memories), before), "the same memories draw the same map"
+    assert projection(query[None, :]).shape == (1, 2)
+    assert np.allclose(pca_2d(memories), before)
+    assert np.allclose(fit_2d(memories[::-1])(memories), before, atol=1e-4), "row order does not flip the axes"
+    assert fit_2d(memories[:1])(memories[:1]).tolist() == [[0.0, 0.0]]

@@ -165,6 +165,9 @@ def test_vector_memory_query_shows_scores(app_env):
     assert "The user lives in Berlin." in list(hits["text"])
     assert list(hits["cosine similarity"]) == sorted(hits["cosine similarity"], reverse=True)
     assert ((hits["cosine similarity"] + hits["cosine distance"] - 1).abs() < 1e-3).all()
+    chart = json.loads(at.get("plotly_chart")[-1].proto.spec)
+    names = [t.get("name") for t in chart["data"]]
+    assert "query" in names and any(str(n).startswith("top ") for n in names), names
 
 
 def test_compare_runs_and_reports_context_and_answers(app_env):
