@@ -119,3 +119,20 @@ def test_changes_name_their_slot(statement, expected):
         assert change.text == text
     if slot == "trip:kyoto":
         assert "in April" in change.text and "with their sister" in change.text
+
+
+@pytest.mark.parametrize(
+    ("statement", "expected"),
+    [
+        ("I like cycling and jazz.", ["The user likes cycling and jazz."]),
+        ("I enjoy painting on weekends.", ["The user likes painting on weekends."]),
+        ("I like tea but not coffee.", ["The user likes tea."]),
+        (
+            "I love jazz and cycling, and I live in Oslo.",
+            ["The user lives in Oslo.", "The user likes jazz and cycling."],
+        ),
+    ],
+)
+def test_a_list_of_likes_is_kept_whole(statement, expected):
+    """'I like cycling and jazz' once lost 'jazz': 'and' ends what someone likes only where a new clause starts."""
+    assert [c.text for c in changes_from_text(statement)] == expected

@@ -36,6 +36,11 @@ _CLAUSE_END = (
     r"|,\s+(?:we|i|but|so)\b)"
 )
 # A value that may be a list ("Python, Go and Rust") ends where a new clause starts ("... and we run ...").
+# What someone likes may be a list ("cycling and jazz"): "and" ends it only where a new clause starts.
+_LIKES_END = (
+    r"(?=\s*[.!;?,]|\s*$|\s+(?:but|so|because|since|with)\s"
+    r"|\s+and\s+(?:we|i|my|our|they|he|she|it|the|this|that)\b)"
+)
 _LIST_END = (
     r"(?=\s*[.!;?]|\s*$|\s+(?:but|so|because|since|with|for|at|to|on)\s"
     r"|,?\s+and\s+(?:we|i|my|our|they|he|she|it|the|this|that)\b|,\s+(?:we|i|my|our|but|so)\b)"
@@ -313,7 +318,7 @@ RULES: list[Rule] = [
         lambda m: _uses(_clean(m.group(1))),
     ),
     _rule(
-        r"\bi (?:really )?(?:like|love|enjoy|prefer)\s+" + _VALUE + _END,
+        r"\bi (?:really )?(?:like|love|enjoy|prefer)\s+(.{1,120}?)" + _LIKES_END,
         lambda m: _set(f"The user likes {_clean(m.group(1))}.", None, _clean(m.group(1))),
     ),
     _rule(
