@@ -74,17 +74,21 @@ class FactEvent:
 
 
 class _Writes:
-    """A batch's Chroma writes, sent at the end in one delete and one upsert (a later change to a fact wins)."""
+    """A batch of changes to one user's facts: applied to the in-memory copy at once (later facts of the batch
+    see them), and sent to Chroma at the end in one delete and one upsert (a later change to a fact wins)."""
 
-    def __init__(self) -> None:
+    def __init__(self, facts: UserFacts) -> None:
+        self.facts = facts
         self.upserts: dict[str, tuple[Record, np.ndarray]] = {}
         self.deletes: set[str] = set()
 
     def put(self, record: Record, vector: np.ndarray) -> None:
+        self.facts.put(record.id, record.text, record.metadata, vector)
         self.upserts[record.id] = (record, vector)
         self.deletes.discard(record.id)
 
     def delete(self, fact_id: str) -> None:
+        self.facts.drop(fact_id)
         self.deletes.add(fact_id)
         self.upserts.pop(fact_id, None)
 
@@ -131,21 +135,21 @@ class FactStore:
             return []
         vectors = self.embed([f.text for f in facts])
         events: list[FactEvent] = []
-        writes = _Writes()
         with self.index.lock:
             current = self.index.current(user_id)
+            writes = _Writes(current)
             try:
                 for i, (fact, vector) in enumerate(zip(facts, vectors)):
                     new_id = derived_id(user_id, job, i) if job else uuid.uuid4().hex
                     if fact.action == "delete":
-                        events.extend(self._delete_matching(current, writes, session_id, fact))
+                        events.extend(self._delete_matching(writes, session_id, fact))
                     elif fact.action == "replace" and fact.old_value:
                         events.extend(
-                            self._replace(current, writes, session_id, fact)
-                            or [self._set(user_id, current, writes, session_id, fact, vector, new_id)]
+                            self._replace(writes, session_id, fact)
+                            or [self._set(user_id, writes, session_id, fact, vector, new_id)]
                         )
                     else:
-                        events.append(self._set(user_id, current, writes, session_id, fact, vector, new_id))
+                        events.append(self._set(user_id, writes, session_id, fact, vector, new_id))
                 writes.flush(self.vectors)
             except BaseException:
                 self.index.forget(user_id)  # the cache may hold changes that never reached Chroma
@@ -173,10 +177,9 @@ class FactStore:
         rows = current.in_slot(slot) if slot else list(current.rows())
         return [r for r in rows if pattern.search(current.texts[r])]
 
-    def _delete_matching(
-        self, current: UserFacts, writes: _Writes, session_id: str, fact: ExtractedFact
-    ) -> list[FactEvent]:
+    def _delete_matching(self, writes: _Writes, session_id: str, fact: ExtractedFact) -> list[FactEvent]:
         """'I no longer live in Berlin': delete the fact in that slot if it holds that value (else nothing)."""
+        current = writes.facts
         if fact.value:
             doomed = self._holding(current, fact.value, fact.slot)
         elif fact.slot:
@@ -193,31 +196,30 @@ class FactStore:
                 )
             )
             writes.delete(record.id)
-            current.drop(record.id)
         return events
 
-    def _replace(self, current: UserFacts, writes: _Writes, session_id: str, fact: ExtractedFact) -> list[FactEvent]:
+    def _replace(self, writes: _Writes, session_id: str, fact: ExtractedFact) -> list[FactEvent]:
         """'We switched from Postgres to MySQL': rewrite every fact that mentions the old value."""
         assert fact.old_value and fact.value
         events = []
         pattern = whole_word(fact.old_value)
-        for row in self._holding(current, fact.old_value, None):
-            old = current.record(row)
+        for row in self._holding(writes.facts, fact.old_value, None):
+            old = writes.facts.record(row)
             new_text = pattern.sub(fact.value, old.text)
-            self._touch(current, writes, row, None, fact, session_id, time.time(), new_text=new_text)
+            self._touch(writes, row, None, fact, session_id, time.time(), new_text=new_text)
             events.append(FactEvent(time.time(), "UPDATE", old.id, new_text, old.text, None, session_id))
         return events
 
     def _set(
         self,
         user_id: str,
-        current: UserFacts,
         writes: _Writes,
         session_id: str,
         fact: ExtractedFact,
         vector: np.ndarray,
         new_id: str,
     ) -> FactEvent:
+        current = writes.facts
         now = time.time()
         if fact.slot:
             same_slot = current.in_slot(fact.slot)
@@ -227,9 +229,9 @@ class FactStore:
                 if old.id == new_id:  # this job wrote it before it was interrupted
                     return FactEvent(now, "ADD", old.id, old.text, None, None, session_id)
                 if old.text.strip().lower() == fact.text.strip().lower():
-                    self._touch(current, writes, row, vector, fact, session_id, now)
+                    self._touch(writes, row, vector, fact, session_id, now)
                     return FactEvent(now, "DUPLICATE", old.id, fact.text, old.text, 1.0, session_id)
-                self._touch(current, writes, row, vector, fact, session_id, now, new_text=fact.text)
+                self._touch(writes, row, vector, fact, session_id, now, new_text=fact.text)
                 return FactEvent(now, "UPDATE", old.id, fact.text, old.text, None, session_id)
         rows, cosines = current.cosines(vector)
         if len(rows):
@@ -239,7 +241,7 @@ class FactStore:
                 return FactEvent(now, "ADD", new_id, current.texts[row], None, None, session_id)
             if similarity >= self.dup_similarity:
                 old = current.record(row)
-                self._touch(current, writes, row, None, fact, session_id, now)
+                self._touch(writes, row, None, fact, session_id, now)
                 return FactEvent(now, "DUPLICATE", old.id, fact.text, old.text, round(similarity, 4), session_id)
         metadata = {
             "user_id": user_id,
@@ -250,12 +252,10 @@ class FactStore:
             "source_ids": json.dumps(list(fact.source_ids)),
         }
         writes.put(Record(new_id, fact.text, metadata), vector)
-        current.put(new_id, fact.text, metadata, vector)
         return FactEvent(now, "ADD", new_id, fact.text, None, None, session_id)
 
     def _touch(
         self,
-        current: UserFacts,
         writes: _Writes,
         row: int,
         vector: np.ndarray | None,
@@ -264,13 +264,12 @@ class FactStore:
         now: float,
         new_text: str | None = None,
     ) -> None:
-        old = current.record(row)
+        old = writes.facts.record(row)
         meta = _merged_meta(old.metadata, fact, session_id, now)
         text = new_text or old.text
         if vector is None:
-            vector = self.embed([text])[0] if text != old.text else current.vectors[row]
+            vector = self.embed([text])[0] if text != old.text else writes.facts.vectors[row]
         writes.put(Record(old.id, text, meta), vector)
-        current.put(old.id, text, meta, vector)
 
     def _log(self, user_id: str, events: list[FactEvent]) -> int:
         """Append the events to the user's fact log; returns the log's new length (the facts' version)."""
