@@ -254,27 +254,6 @@ class SessionStore:
         args = [message.id, encode(message), trim_to or 0, ttl, *extra, int(index), *read]
         APPEND.stage(pipe, _append_keys(k), args)
 
-    def stage_reads(self, pipe: Any, user_id: str, session_id: str, reads: Reads) -> None:
-        """Queue what a context needs (see ``Reads``) and the user's unfinished upkeep jobs."""
-        k = self.keys.session(user_id, session_id)
-        if reads.last != 0:
-            pipe.lrange(k.buffer, -reads.last if reads.last else 0, -1)
-            pipe.llen(k.buffer)
-        if reads.summary:
-            pipe.get(k.summary)
-        pipe.zrange(self.keys.user(user_id).pending, 0, -1)
-
-    def view(self, results: list[Any], reads: Reads, added: bool = True) -> SessionView:
-        """Decode the replies of ``stage_reads`` (the tail of a pipeline's results)."""
-        rest = list(results)
-        buffer = BufferRead([], [])
-        if reads.last != 0:
-            raws, length = rest.pop(0), rest.pop(0)
-            messages, corrupt = decode_many(raws, max(0, int(length) - len(raws)))
-            buffer = BufferRead(messages, corrupt)
-        summary = clean_text(rest.pop(0) or "") if reads.summary else ""
-        return SessionView(added, buffer, summary, [str(j) for j in rest.pop(0)])
-
     def append_and_read(
         self,
         user_id: str,
@@ -294,18 +273,22 @@ class SessionStore:
         with self.r.pipeline(transaction=False) as p:
             self.stage_append(p, user_id, session_id, message, trim_to, ttl_s, reads=reads)
             (_, pending), (added, raws, length, summary) = self._execute(p, k)
-        buffer = BufferRead([], [])
-        if reads.last != 0:
-            messages, corrupt = decode_many(raws, max(0, int(length) - len(raws)))
-            buffer = BufferRead(messages, corrupt)
-        return SessionView(bool(added), buffer, clean_text(summary or ""), [str(j) for j in pending])
+        return _session_view(bool(added), reads, raws, length, summary, pending)
 
     def read(self, user_id: str, session_id: str, reads: Reads) -> SessionView:
         """The same reads without an append (after waiting for upkeep)."""
         k = self.keys.session(user_id, session_id)
         with self.r.pipeline(transaction=False) as p:
-            self.stage_reads(p, user_id, session_id, reads)
-            return self.view(self._execute(p, k), reads)
+            if reads.last != 0:
+                p.lrange(k.buffer, -reads.last if reads.last else 0, -1)
+                p.llen(k.buffer)
+            if reads.summary:
+                p.get(k.summary)
+            p.zrange(self.keys.user(user_id).pending, 0, -1)
+            results = self._execute(p, k)
+        raws, length = (results.pop(0), results.pop(0)) if reads.last != 0 else ([], 0)
+        summary = results.pop(0) if reads.summary else ""
+        return _session_view(True, reads, raws, length, summary, results.pop(0))
 
     def run(self, pipe: Any, user_id: str, session_id: str) -> list[Any]:
         """Execute a pipeline of staged session writes; a wrong-typed key is named in the error."""
@@ -512,6 +495,17 @@ class SessionStore:
             deleted += int(self.r.unlink(*batch))
         deleted += int(self.r.unlink(*self.keys.user(user_id).all()))
         return deleted
+
+
+def _session_view(
+    added: bool, reads: Reads, raws: list[str], length: int, summary: str | None, pending: list[Any]
+) -> SessionView:
+    """A turn's reads decoded: the buffer's entries (corrupt ones reported by their index), summary, pending jobs."""
+    buffer = BufferRead([], [])
+    if reads.last != 0:
+        messages, corrupt = decode_many(raws, max(0, int(length) - len(raws)))
+        buffer = BufferRead(messages, corrupt)
+    return SessionView(added, buffer, clean_text(summary or ""), [str(j) for j in pending])
 
 
 def _append_keys(k: SessionKeys) -> list[str]:

@@ -1,4 +1,4 @@
-"""The strategy interface: record a message, build the context for the next call.
+"""The strategy interface: what a turn reads and keeps of its buffer, and the context for the next call.
 
 A strategy also owns its after-turn upkeep (folding, fact extraction,
 episode refresh). Building blocks shared by several strategies live in
@@ -110,10 +110,6 @@ class Strategy(ABC):
     def trim_to(self) -> int | None:
         """How long the Redis buffer may grow on append; None means folding keeps it short."""
         return self.config.buffer_size
-
-    def record(self, user_id: str, session_id: str, message: Message) -> bool:
-        """Store a message; False when it was already stored (a retried turn)."""
-        return self.s.sessions.append(user_id, session_id, message, trim_to=self.trim_to(), ttl_s=self.config.ttl_s)
 
     def reads(self) -> Reads:
         """What the context needs from the session, read in the round trip that stores the user's message."""
