@@ -21,7 +21,7 @@ import numpy as np
 from .backends.embedder import Embedder, get_embedder
 from .backends.redis_client import RedisClient, connect
 from .backends.redis_server import EmbeddedRedis
-from .backends.vector_store import VectorStore
+from .backends.vector_store import VectorStore, server_heartbeat
 from .config import Settings
 from .embedding_cache import EmbeddingCache
 from .episode_store import EpisodeStore
@@ -406,16 +406,14 @@ class MemoryLab:
         """Chroma checked without loading chromadb (half a second): a server's heartbeat, or the folder's file."""
         s = self.settings
         if s.chroma_host:
-            import httpx
-
             url = f"http://{s.chroma_host}:{s.chroma_port}"
             try:
-                httpx.get(f"{url}/api/v2/heartbeat", timeout=2.0).raise_for_status()
+                server_heartbeat(url, 2.0)
                 return BackendStatus("Chroma", "server", url, True, detail="heartbeat (quick check)")
-            except httpx.HTTPError as exc:
-                return BackendStatus(
-                    "Chroma", "server", url, False, detail=f"no heartbeat: {exc}", fix="Check CHROMA_HOST/CHROMA_PORT"
-                )
+            except VectorStoreError as exc:
+                problem = "not answering" if exc.hung else "unreachable"
+                fix = "Check CHROMA_HOST/CHROMA_PORT and that the server runs"
+                return BackendStatus("Chroma", "server", url, False, detail=str(exc), fix=fix, problem=problem)
         folder = s.data_dir / "chroma"
         database = folder / "chroma.sqlite3"
         if database.exists():

@@ -79,6 +79,21 @@ def _wrapped(method: F) -> F:
     return call  # type: ignore[return-value]
 
 
+def server_heartbeat(location: str, timeout_s: float) -> None:
+    """Ask a Chroma server at ``location`` (``http://host:port``) for a heartbeat, without loading chromadb.
+
+    Raises ``VectorStoreError`` saying why when it does not answer in time.
+    """
+    import httpx
+
+    try:
+        httpx.get(f"{location}/api/v2/heartbeat", timeout=timeout_s).raise_for_status()
+    except httpx.HTTPStatusError:
+        pass  # it answered: an older or newer API path is still a live server
+    except httpx.HTTPError as exc:
+        raise VectorStoreError(_explain(exc, location, timeout_s), _is_timeout(exc)) from exc
+
+
 @dataclass(frozen=True)
 class Hit:
     id: str
@@ -134,14 +149,7 @@ class VectorStore:
 
     def _preflight(self) -> None:
         """A heartbeat with a timeout: chroma's own client would wait forever on a hung server."""
-        import httpx
-
-        try:
-            httpx.get(f"{self.location}/api/v2/heartbeat", timeout=min(self.timeout_s, 3.0)).raise_for_status()
-        except httpx.HTTPStatusError:
-            pass  # it answered: an older or newer API path is still a live server
-        except httpx.HTTPError as exc:
-            raise VectorStoreError(_explain(exc, self.location, min(self.timeout_s, 3.0)), _is_timeout(exc)) from exc
+        server_heartbeat(self.location, min(self.timeout_s, 3.0))
 
     def _forget_failed_system(self) -> None:
         """Chroma caches one system per path even when it failed to start; later opens then fail oddly."""
