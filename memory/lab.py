@@ -231,7 +231,6 @@ class MemoryLab:
         worker, self._worker = self._worker, None
         if worker is not None:
             worker.stop()
-            worker.thread.join(1.0)  # an idle worker leaves its blocking read within block_ms
         with self._lock:
             client, self._redis = self._redis, None
         if client is not None:

@@ -29,8 +29,9 @@ import threading
 import time
 import uuid
 import weakref
+from collections.abc import Callable
 from dataclasses import asdict, dataclass, field
-from typing import TYPE_CHECKING, Any
+from typing import TYPE_CHECKING, Any, TypeVar
 
 from .backends.redis_client import Lua
 from .errors import BackendTimeout, BackendUnavailable, MemoryLabError, StoredDataError
@@ -44,6 +45,7 @@ if TYPE_CHECKING:
 
 log = logging.getLogger(__name__)
 
+T = TypeVar("T")
 GROUP = "upkeep"
 # A pending-list entry older than this is taken as lost (its job never reached the stream); waits ignore it.
 STALE_PENDING_S = 600.0
@@ -121,7 +123,6 @@ def outcome_from_stored(raw: Any) -> dict[str, Any]:
         "status": status,
         "id": as_text(d.get("id"), "id"),
         "worker": as_text(d.get("worker", ""), "worker"),
-        "attempts": as_int(d.get("attempts", 1), "attempts"),
         "finished_at": as_timestamp(d.get("finished_at"), "finished_at"),
         "waited_ms": float(as_number(d.get("waited_ms", 0), "waited_ms")),
         "error": as_text(d.get("error"), "error", optional=True),
@@ -132,6 +133,18 @@ def outcome_from_stored(raw: Any) -> dict[str, Any]:
         },
         "warnings": [as_text(w, "warning") for w in warnings],
     }
+
+
+def _poll(read: Callable[[], T], done: Callable[[T], bool], timeout_s: float) -> T:
+    """``read()`` until ``done`` says so or ``timeout_s`` has passed (20 ms apart at first, then up to 200 ms)."""
+    deadline = time.monotonic() + timeout_s
+    pause = 0.02
+    value = read()
+    while not done(value) and time.monotonic() < deadline:
+        time.sleep(pause)
+        pause = min(pause * 1.5, 0.2)
+        value = read()
+    return value
 
 
 class Upkeep:
@@ -165,15 +178,9 @@ class Upkeep:
             self._r.zrem(key, *junk)
         return pending
 
-    def wait_user(self, user_id: str, timeout_s: float, poll_s: float = 0.02) -> list[str]:
+    def wait_user(self, user_id: str, timeout_s: float) -> list[str]:
         """Wait until the user's queued jobs are done, at most ``timeout_s``; return those still pending."""
-        deadline = time.monotonic() + timeout_s
-        pending = self.pending(user_id)
-        while pending and time.monotonic() < deadline:
-            time.sleep(poll_s)
-            poll_s = min(poll_s * 1.5, 0.2)
-            pending = self.pending(user_id)
-        return pending
+        return _poll(lambda: self.pending(user_id), lambda pending: not pending, timeout_s)
 
     def outcome(self, user_id: str, session_id: str, job_id: str) -> dict[str, Any] | None:
         raw = self._r.hget(self.lab.keys.session(user_id, session_id).jobs, job_id)
@@ -186,14 +193,7 @@ class Upkeep:
 
     def wait_job(self, user_id: str, session_id: str, job_id: str, timeout_s: float) -> dict[str, Any] | None:
         """The job's outcome once a worker has written it; None if it did not finish within ``timeout_s``."""
-        deadline = time.monotonic() + timeout_s
-        poll_s = 0.02
-        while True:
-            found = self.outcome(user_id, session_id, job_id)
-            if found is not None or time.monotonic() >= deadline:
-                return found
-            time.sleep(poll_s)
-            poll_s = min(poll_s * 1.5, 0.2)
+        return _poll(lambda: self.outcome(user_id, session_id, job_id), lambda found: found is not None, timeout_s)
 
     def backlog(self) -> dict[str, int]:
         """Jobs waiting in the stream, and those taken by a worker but not acknowledged yet."""
@@ -224,7 +224,6 @@ class Worker:
         self.stop = threading.Event()
         self.done = 0
         self.failed = 0
-        self.busy = False
         self._group_ready = False
 
     @property
@@ -259,11 +258,7 @@ class Worker:
         for entry_id, fields in entries:
             if entry_id is None or fields is None:
                 continue
-            self.busy = True
-            try:
-                self.handle(entry_id, fields)
-            finally:
-                self.busy = False
+            self.handle(entry_id, fields)
         return len(entries)
 
     def run(self) -> None:
@@ -303,13 +298,10 @@ class Worker:
             job = Job.from_json(fields.get("job"))
         except StoredDataError as exc:
             log.warning("upkeep: dropping unreadable job %s: %s", entry_id, exc)
-            self._ack(entry_id)
+            self._finish(entry_id, None, None)
             return
-        if self.lab.upkeep.outcome(job.user_id, job.session_id, job.id) is None:
-            outcome = self._apply(job)
-            self._finish(entry_id, job, outcome)
-        else:
-            self._finish(entry_id, job, None)
+        done_before = self.lab.upkeep.outcome(job.user_id, job.session_id, job.id) is not None
+        self._finish(entry_id, job, None if done_before else self._apply(job))
 
     def _apply(self, job: Job) -> dict[str, Any]:
         started = time.monotonic()
@@ -341,24 +333,20 @@ class Worker:
         )
         return outcome
 
-    def _finish(self, entry_id: str, job: Job, outcome: dict[str, Any] | None) -> None:
+    def _finish(self, entry_id: str, job: Job | None, outcome: dict[str, Any] | None) -> None:
+        """Record the outcome (when there is a new one), take the job off its user's pending list, acknowledge it."""
         keys = self.lab.keys
-        ttl = as_int(job.config.get("ttl_s", self.lab.settings.session_ttl_s), "ttl")
         with self._r.pipeline(transaction=False) as p:
-            if outcome is not None:
+            if job is not None and outcome is not None:
+                ttl = as_int(job.config.get("ttl_s", self.lab.settings.session_ttl_s), "ttl")
                 jobs_key = keys.session(job.user_id, job.session_id).jobs
                 p.hset(jobs_key, job.id, json.dumps(outcome, ensure_ascii=False, default=str))
                 if ttl:
                     p.expire(jobs_key, ttl)
-            p.zrem(keys.user(job.user_id).pending, job.id)
+            if job is not None:
+                p.zrem(keys.user(job.user_id).pending, job.id)
             p.xack(keys.jobs, GROUP, entry_id)
             p.xdel(keys.jobs, entry_id)
-            p.execute()
-
-    def _ack(self, entry_id: str) -> None:
-        with self._r.pipeline(transaction=False) as p:
-            p.xack(self.lab.keys.jobs, GROUP, entry_id)
-            p.xdel(self.lab.keys.jobs, entry_id)
             p.execute()
 
 
@@ -378,14 +366,13 @@ class WorkerThread:
         """Stop every worker thread of this process (a test's labs must not work on the next test's jobs)."""
         for thread in list(cls.running):
             thread.stop()
-            thread.thread.join(5.0)
 
     def alive(self) -> bool:
         return self.thread.is_alive()
 
     def stop(self, timeout_s: float = 5.0) -> None:
-        """Ask the thread to stop; wait (up to ``timeout_s``) only if it is applying a job, so it can finish it."""
+        """Stop the thread: an idle one leaves its blocking read within ``block_ms``; a busy one may finish its
+        job (up to ``timeout_s``), else it is left pending for another worker to take over."""
         self.worker.stop.set()
-        if self.worker.busy:
-            self.thread.join(timeout_s)
+        self.thread.join(timeout_s)
         WorkerThread.running.discard(self)
