@@ -13,6 +13,7 @@ def test_fold_moves_old_messages_into_the_summary_and_records_it(lab):
     lab.chat("u1", "s1", "My name is Alice.", strategy="summary", config=config)
     for i in range(3):
         lab.chat("u1", "s1", f"Filler statement number {i} about the weather.", strategy="summary", config=config)
+    lab.wait_for_upkeep("u1")  # the fold is upkeep, done by a worker after the reply
     summary = lab.sessions.summary("u1", "s1")
     assert "Alice" in summary
     assert lab.sessions.buffer_length("u1", "s1") <= 6

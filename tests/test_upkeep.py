@@ -10,9 +10,7 @@ import time
 from dataclasses import replace
 from pathlib import Path
 
-import pytest
-import redis
-
+from memory.bench import RoundTripCounter
 from memory.errors import BackendError
 from memory.lab import MemoryLab
 from memory.llm.base import ExtractedFact
@@ -24,24 +22,10 @@ from .conftest import run_cli
 ROOT = Path(__file__).resolve().parent.parent
 
 
-class RoundTrips:
-    """Counts packets sent to Redis: one per command, one per pipeline."""
-
-    def __init__(self, monkeypatch: pytest.MonkeyPatch) -> None:
-        self.count = 0
-        original = redis.connection.AbstractConnection.send_packed_command
-
-        def counting(conn, command, check_health=True):  # type: ignore[no-untyped-def]
-            self.count += 1
-            return original(conn, command, check_health)
-
-        monkeypatch.setattr(redis.connection.AbstractConnection, "send_packed_command", counting)
-
-
-def test_a_buffer_turn_is_two_round_trips(lab, monkeypatch):
+def test_a_buffer_turn_is_two_round_trips(lab):
     lab.chat("u1", "s1", "warm up: load the scripts and the model", strategy="buffer")
-    trips = RoundTrips(monkeypatch)
-    result = lab.chat("u1", "s1", "My name is Alice.", strategy="buffer")
+    with RoundTripCounter() as trips:  # the bench's counter: one send per command or pipeline
+        result = lab.chat("u1", "s1", "My name is Alice.", strategy="buffer")
     assert trips.count == 2, trips.count
     assert [m["content"] for m in result.trace.messages][-1] == "My name is Alice."
     stored = [m.content for m in lab.sessions.log("u1", "s1").messages]
