@@ -32,7 +32,7 @@ test: install browser lint typecheck
 	$(BIN)/python -m pytest
 
 lint: install
-	$(BIN)/python -m ruff check memory tests app_pages ui app.py benchmarks
+	$(BIN)/python -m ruff check memory tests pages ui app.py benchmarks
 
 typecheck: install
 	$(BIN)/python -m mypy memory

@@ -1,32 +1,66 @@
-"""Memory Lab: declare the pages, draw the shared sidebar, run the chosen page."""
+"""Memory Lab's home page: what it is, whether the backends are up, and where to start.
+
+The other pages live in `pages/`; each starts with `ui.layout.page`, which
+draws the same grouped navigation and sidebar as this one.
+"""
 
 from __future__ import annotations
 
-from pathlib import Path
-
+import pandas as pd
 import streamlit as st
 
-from ui.sidebar import render_banner, render_sidebar
+from ui.layout import NAVIGATION, page
+from ui.state import guarded
 
-# A local image: a Material or emoji page icon is fetched from a font/emoji CDN by the browser.
-st.set_page_config(page_title="Memory Lab", page_icon=str(Path(__file__).parent / "assets" / "icon.png"), layout="wide")
+ctx = page("Memory Lab", browser_title="Home")
+st.markdown(
+    "LLMs are stateless: an app gives them memory with **Redis** (recent history), **summaries** the model "
+    "writes, and a **vector store** (long-term facts). Memory Lab lets you chat through one memory strategy and "
+    "*see* the memory: the live Redis keys and their TTLs, the running summary, the facts with their "
+    "similarity scores, and exactly what the model was sent on each turn."
+)
 
-PAGES = {
-    "Playground": [
-        st.Page("app_pages/chat.py", title="Chat playground", icon=":material/chat:", default=True),
-        st.Page("app_pages/compare.py", title="Compare", icon=":material/compare_arrows:"),
-    ],
-    "Inspect memory": [
-        st.Page("app_pages/redis_keys.py", title="Redis keys", icon=":material/key:"),
-        st.Page("app_pages/summaries.py", title="Summaries", icon=":material/summarize:"),
-        st.Page("app_pages/vector_memory.py", title="Vector memory", icon=":material/hub:"),
-    ],
-    "Evaluate": [
-        st.Page("app_pages/recall_lab.py", title="Recall Lab", icon=":material/query_stats:"),
-    ],
+st.subheader("Backends")
+st.dataframe(
+    pd.DataFrame(
+        [
+            {
+                "": "✓" if s.ok else "✗",
+                "backend": s.name,
+                "mode": s.mode,
+                "where": s.location,
+                "version": s.version,
+                "status": "up" if s.ok else f"{s.problem}: {s.detail}",
+            }
+            for s in ctx.statuses
+        ]
+    ),
+    hide_index=True,
+    width="stretch",
+)
+
+st.subheader("Where to start")
+BLURBS = {
+    "pages/chat.py": "Chat through a strategy and open each turn's trace: what was recalled and what the model saw.",
+    "pages/compare.py": "Run one scripted conversation through every strategy and compare recall, tokens and time.",
+    "pages/redis_keys.py": "Browse the keys, their TTLs and memory use; other libraries' chat memory too.",
+    "pages/summaries.py": "Watch the rolling summary grow fold by fold, and which messages each fold took.",
+    "pages/vector_memory.py": "The long-term facts and episodes on a map, and a query's nearest neighbours.",
+    "pages/recall_lab.py": "Measure recall on LoCoMo conversations and see why a question was missed.",
 }
+columns = st.columns(3)
+links = [link for links in NAVIGATION.values() for link in links if link.path in BLURBS]
+for i, link in enumerate(links):
+    with columns[i % 3].container(border=True):
+        st.page_link(link.path, label=link.label, icon=link.icon)
+        st.caption(BLURBS[link.path])
 
-navigation = st.navigation({group: pages for group, pages in PAGES.items() if pages})
-statuses = render_sidebar()
-render_banner(statuses)
-navigation.run()
+with guarded("Reading your sessions"):
+    sessions = ctx.lab.sessions.sessions(ctx.user_id)
+    if sessions:
+        st.caption(f"User **{ctx.user_id}** has {len(sessions)} session(s); the newest is **{sessions[0][0]}**.")
+    else:
+        st.info(
+            f"User **{ctx.user_id}** has no conversations yet: open the **Chat playground** and say something "
+            "about yourself, then look at the memory pages."
+        )

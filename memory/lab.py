@@ -491,9 +491,15 @@ class MemoryLab:
         except MemoryLabError as exc:
             return BackendStatus("Embeddings", "local", "", False, detail=str(exc), fix="run `make install`")
 
-    def doctor(self, load_model: bool = True) -> list[BackendStatus]:
-        """Every backend's health; without ``load_model`` (``doctor --quick``) neither the model nor chromadb loads."""
-        chroma = self.chroma_status() if load_model else self.chroma_quick_status()
+    def doctor(self, load_model: bool = True, open_store: bool | None = None) -> list[BackendStatus]:
+        """Every backend's health; without ``load_model`` (``doctor --quick``) neither the model nor chromadb loads.
+
+        The app's sidebar passes ``open_store=True``: its pages open the store
+        anyway, and a store that opens but fails is what the banner must show.
+        """
+        chroma = (
+            self.chroma_status() if (load_model if open_store is None else open_store) else self.chroma_quick_status()
+        )
         return [self.redis_status(), chroma, self.embedder_status(load_model), self.llm_status()]
 
     def stop_embedded_redis(self) -> bool:

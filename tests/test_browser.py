@@ -19,13 +19,15 @@ ROOT = Path(__file__).resolve().parent.parent
 SHOTS = ROOT / "artifacts" / "screenshots"
 CHROMIUM = shutil.which("chromium") or shutil.which("chromium-browser")
 PAGES = [
-    ("", "Chat playground"),
+    ("", "Memory Lab"),
+    ("chat", "Chat playground"),
     ("compare", "Compare strategies"),
     ("redis_keys", "Redis keys"),
     ("summaries", "Summaries"),
     ("vector_memory", "Vector memory"),
     ("recall_lab", "Recall Lab"),
 ]
+NAV_LABELS = ["Home", "Chat playground", "Compare", "Redis keys", "Summaries", "Vector memory", "Recall Lab"]
 
 pytestmark = pytest.mark.skipif(
     CHROMIUM is None,
@@ -35,8 +37,12 @@ pytestmark = pytest.mark.skipif(
 
 @pytest.fixture()
 def served_app(settings, tmp_path):
+    yield from _serve(dict(os.environ, MEMLAB_DATA_DIR=str(settings.data_dir), REDIS_URL=settings.redis_url), tmp_path)
+
+
+def _serve(env: dict[str, str], tmp_path: Path):
+    """`streamlit run app.py` on a free loopback port; yields its URL and stops it by process group."""
     port = free_port()
-    env = dict(os.environ, MEMLAB_DATA_DIR=str(settings.data_dir), REDIS_URL=settings.redis_url)
     log = open(tmp_path / "streamlit.log", "w")
     proc = subprocess.Popen(
         [
@@ -105,7 +111,7 @@ def test_every_page_renders_in_chromium(served_app):
             page = browser.new_page(viewport={"width": 1400, "height": 1000})
             outside: list[str] = []
             page.on("request", lambda r: outside.append(r.url) if not _local(r.url) else None)
-            page.goto(served_app)
+            page.goto(served_app + "chat")
             page.wait_for_selector("text=Backends", timeout=120_000)
             box = page.get_by_test_id("stChatInputTextArea")
             box.fill("My name is Alice.")
@@ -120,9 +126,10 @@ def test_every_page_renders_in_chromium(served_app):
                 page.get_by_role("heading", name=title, level=1).wait_for(timeout=60_000)
                 _idle(page)
                 assert page.locator("[data-testid=stException]").count() == 0, f"exception box on {title}"
-                page.screenshot(path=str(SHOTS / f"{path or 'chat'}.png"), full_page=True)
-                assert (SHOTS / f"{path or 'chat'}.png").stat().st_size > 10_000
-            page.goto(served_app)
+                assert _nav_links(page) == NAV_LABELS, f"the grouped links on a deep link to {title}"
+                page.screenshot(path=str(SHOTS / f"{path or 'home'}.png"), full_page=True)
+                assert (SHOTS / f"{path or 'home'}.png").stat().st_size > 10_000
+            page.goto(served_app + "chat")
             page.wait_for_selector("text=Backends", timeout=120_000)
             _idle(page)
             messages = page.get_by_test_id("stChatMessage")
@@ -132,6 +139,40 @@ def test_every_page_renders_in_chromium(served_app):
             assert outside == [], f"requests left 127.0.0.1: {outside[:5]}"
         finally:
             browser.close()
+
+
+def _nav_links(page) -> list[str]:
+    """The labels of the sidebar's page links, in order (the default page list is hidden)."""
+    assert page.get_by_test_id("stSidebarNav").count() == 0, "Streamlit's own page list is showing"
+    texts = page.locator("[data-testid=stSidebar] [data-testid=stPageLink] a").all_inner_texts()
+    return [t.strip().splitlines()[-1] for t in texts]  # the icon's ligature name comes first
+
+
+def test_a_deep_link_with_redis_down_shows_the_sidebar_and_the_banner(tmp_path):
+    """Each page file runs alone on a deep link; it must still draw the shared sidebar and the banner."""
+    sync_api = pytest.importorskip("playwright.sync_api", reason="playwright (Python) is not installed")
+    down = f"redis://127.0.0.1:{free_port()}/0"
+    env = dict(os.environ, MEMLAB_DATA_DIR=str(tmp_path / "data"), REDIS_URL=down)
+    server = _serve(env, tmp_path)
+    url = next(server)
+    try:
+        with sync_api.sync_playwright() as p:
+            browser = launch(p)
+            try:
+                page = browser.new_page(viewport={"width": 1400, "height": 900})
+                for path, title in PAGES:
+                    page.goto(url + path)
+                    page.get_by_role("heading", name=title, level=1).wait_for(timeout=120_000)
+                    _idle(page)
+                    banner = page.get_by_test_id("stAlertContentError").all_inner_texts()
+                    assert any("Redis is unreachable" in b for b in banner), (title, banner)
+                    assert page.locator("[data-testid=stException]").count() == 0, f"exception box on {title}"
+                    assert _nav_links(page) == NAV_LABELS, title
+                    assert page.get_by_test_id("stSidebar").get_by_text("User & session").count() == 1
+            finally:
+                browser.close()
+    finally:
+        server.close()
 
 
 def _local(url: str) -> bool:
@@ -156,7 +197,7 @@ def test_pages_follow_a_dark_system_theme(served_app):
                     "getComputedStyle(document.querySelector('[data-testid=stApp]')).backgroundColor"
                 )
                 assert background == "rgb(15, 20, 25)", (title, background)
-                page.screenshot(path=str(SHOTS / f"dark-{path or 'chat'}.png"), full_page=True)
+                page.screenshot(path=str(SHOTS / f"dark-{path or 'home'}.png"), full_page=True)
         finally:
             browser.close()
 
@@ -211,12 +252,12 @@ def test_stored_markup_is_never_fetched_by_the_browser(served_app, settings, pix
         browser = launch(p)
         try:
             page = browser.new_page(viewport={"width": 1400, "height": 2000})
-            for path in ("", "summaries", "redis_keys", "vector_memory"):
+            for path in ("", "chat", "summaries", "redis_keys", "vector_memory"):
                 page.goto(served_app + path)
                 page.wait_for_selector("text=Backends", timeout=120_000)
                 _idle(page)
                 assert page.locator("[data-testid=stException]").count() == 0
-            page.goto(served_app)
+            page.goto(served_app + "chat")
             page.wait_for_selector("text=Backends", timeout=120_000)
             _idle(page)
             page.screenshot(path=str(SHOTS / "stored-markup.png"))

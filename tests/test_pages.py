@@ -16,12 +16,13 @@ from memory.backends.redis_server import free_port
 APP = str(Path(__file__).resolve().parent.parent / "app.py")
 
 PAGES = {
-    "app_pages/chat.py": "Chat playground",
-    "app_pages/compare.py": "Compare strategies",
-    "app_pages/redis_keys.py": "Redis keys",
-    "app_pages/summaries.py": "Summaries",
-    "app_pages/vector_memory.py": "Vector memory",
-    "app_pages/recall_lab.py": "Recall Lab",
+    "app.py": "Memory Lab",
+    "pages/chat.py": "Chat playground",
+    "pages/compare.py": "Compare strategies",
+    "pages/redis_keys.py": "Redis keys",
+    "pages/summaries.py": "Summaries",
+    "pages/vector_memory.py": "Vector memory",
+    "pages/recall_lab.py": "Recall Lab",
 }
 
 
@@ -37,7 +38,7 @@ def open_page(page: str, user: str = "alice", session: str = "s1") -> AppTest:
     at.session_state["user_id"] = user
     at.session_state["session_id"] = session
     at.run()
-    if page != "app_pages/chat.py":
+    if page != "app.py":
         at.switch_page(page).run()
     return at
 
@@ -73,7 +74,7 @@ def test_a_down_backend_gives_a_banner_and_the_page_still_renders(app_env, monke
 
 
 def test_chat_shows_the_reply_and_what_the_model_saw(app_env):
-    at = open_page("app_pages/chat.py")
+    at = open_page("pages/chat.py")
     at.selectbox(key="strategy").set_value("facts").run()
     at.chat_input[0].set_value("My name is Alice. I use Python.").run()
     at.sidebar.button[0].click().run()  # New session
@@ -97,16 +98,16 @@ def test_chat_shows_the_reply_and_what_the_model_saw(app_env):
 
 
 def test_chat_renders_user_markup_as_text(app_env):
-    at = open_page("app_pages/chat.py")
+    at = open_page("pages/chat.py")
     at.chat_input[0].set_value("<b>bold</b> **not bold**").run()
     shown = at.chat_message[0].markdown[0].value
     assert "\\<b\\>" in shown and "\\*\\*" in shown
 
 
 def test_redis_keys_filter_and_decode(app_env):
-    at = open_page("app_pages/chat.py")
+    at = open_page("pages/chat.py")
     at.chat_input[0].set_value("Hello there").run()
-    at.switch_page("app_pages/redis_keys.py").run()
+    at.switch_page("pages/redis_keys.py").run()
     at.text_input(key="key_pattern").set_value("memlab:s:*:log").run()
     assert_clean(at, "Redis keys")
     table = at.dataframe[0].value
@@ -119,11 +120,11 @@ def test_redis_keys_filter_and_decode(app_env):
 
 
 def test_redis_keys_open_on_the_users_keys_and_show_hashes_as_tables(app_env):
-    at = open_page("app_pages/chat.py")
+    at = open_page("pages/chat.py")
     at.chat_input[0].set_value("Hello there").run()
     at.session_state["user_id"] = "bob"
     at.chat_input[0].set_value("Hi, I am Bob").run()
-    at.switch_page("app_pages/redis_keys.py").run()
+    at.switch_page("pages/redis_keys.py").run()
     assert_clean(at, "Redis keys")
     keys = list(at.dataframe[0].value["key"])
     assert keys and all("{bob" in k for k in keys), keys  # the current user's keys by default
@@ -137,13 +138,13 @@ def test_redis_keys_open_on_the_users_keys_and_show_hashes_as_tables(app_env):
 
 
 def test_summaries_show_folds(app_env):
-    at = open_page("app_pages/chat.py")
+    at = open_page("pages/chat.py")
     at.selectbox(key="strategy").set_value("summary").run()
     at.number_input(key="cfg_thr").set_value(4).run()
     at.number_input(key="cfg_keep").set_value(2).run()
     for text in ["My name is Alice.", "I live in Berlin.", "It is raining."]:
         at.chat_input[0].set_value(text).run()
-    at.switch_page("app_pages/summaries.py").run()
+    at.switch_page("pages/summaries.py").run()
     assert_clean(at, "Summaries")
     assert "Alice" in at.code[0].value
     folds = at.dataframe[-1].value
@@ -155,10 +156,10 @@ def test_summaries_show_folds(app_env):
 
 
 def test_vector_memory_query_shows_scores(app_env):
-    at = open_page("app_pages/chat.py")
+    at = open_page("pages/chat.py")
     at.selectbox(key="strategy").set_value("hybrid").run()
     at.chat_input[0].set_value("My name is Alice. I live in Berlin.").run()
-    at.switch_page("app_pages/vector_memory.py").run()
+    at.switch_page("pages/vector_memory.py").run()
     at.text_input(key="vec_query").set_value("which city do I live in?").run()
     assert_clean(at, "Vector memory")
     hits = next(df.value for df in at.dataframe if "cosine similarity" in df.value.columns)
@@ -171,7 +172,7 @@ def test_vector_memory_query_shows_scores(app_env):
 
 
 def test_compare_runs_and_reports_context_and_answers(app_env):
-    at = open_page("app_pages/compare.py")
+    at = open_page("pages/compare.py")
     at.multiselect(key="cmp_strategies").set_value(["buffer", "facts"]).run()
     at.button(key="cmp_run").click().run()
     assert_clean(at, "Compare strategies")
@@ -184,7 +185,7 @@ def test_compare_runs_and_reports_context_and_answers(app_env):
 
 
 def test_recall_lab_runs_and_drills_into_a_question(app_env):
-    at = open_page("app_pages/recall_lab.py")
+    at = open_page("pages/recall_lab.py")
     at.button(key="rl_run").click().run()
     assert_clean(at, "Recall Lab")
     metrics = {m.label: m.value for m in at.metric}
@@ -244,11 +245,11 @@ def plant_markup(lab, raw) -> None:
     lab.sessions.append("alice", "s1", Message(Role.USER, IMAGE, id="m-image"))
 
 
-@pytest.mark.parametrize("page", ["app_pages/chat.py", "app_pages/summaries.py", "app_pages/redis_keys.py"])
+@pytest.mark.parametrize("page", ["pages/chat.py", "pages/summaries.py", "pages/redis_keys.py"])
 def test_stored_markup_is_never_an_image_and_links_stay_readable(app_env, lab, raw_redis, page):
     plant_markup(lab, raw_redis)
     at = open_page(page)
-    if page == "app_pages/redis_keys.py":
+    if page == "pages/redis_keys.py":
         at.text_input(key="key_pattern").set_value("memlab:s:*:log").run()
     assert not at.exception, [e.value for e in at.exception]
     texts = shown_markdown(at)
@@ -257,7 +258,7 @@ def test_stored_markup_is_never_an_image_and_links_stay_readable(app_env, lab, r
     assert not [t for t in tokens if t.type == "image"], "stored markup became an image"
     hrefs = [t.attrs.get("href") for t in tokens if t.type == "link_open"]
     assert all("\\" not in str(h) for h in hrefs), hrefs
-    if page == "app_pages/chat.py":
+    if page == "pages/chat.py":
         assert LINK in hrefs, "a URL the user typed stays a readable link"
 
 
@@ -282,10 +283,10 @@ def test_property_pages_render_whatever_the_keys_hold(app_env, lab, raw_redis, v
     raw_redis.set(k.summary, value)
     raw_redis.zadd(u.sessions, {value[:100] or b"m": 1.0})
     for page in (
-        "app_pages/chat.py",
-        "app_pages/summaries.py",
-        "app_pages/redis_keys.py",
-        "app_pages/vector_memory.py",
+        "pages/chat.py",
+        "pages/summaries.py",
+        "pages/redis_keys.py",
+        "pages/vector_memory.py",
     ):
         at = open_page(page)
         assert not at.exception, (page, [e.value for e in at.exception])
@@ -306,9 +307,9 @@ def test_a_hung_redis_shows_a_banner_quickly(app_env, monkeypatch, tmp_path):
     try:
         monkeypatch.setenv("REDIS_URL", state.url)
         started = time.monotonic()
-        at = open_page("app_pages/chat.py")
+        at = open_page("pages/chat.py")
         elapsed = time.monotonic() - started
-        assert_clean(at, PAGES["app_pages/chat.py"])
+        assert_clean(at, PAGES["pages/chat.py"])
         assert any("Redis is not answering" in e.value and "did not answer" in e.value for e in at.error)
         assert elapsed < 20, elapsed
     finally:
@@ -317,28 +318,28 @@ def test_a_hung_redis_shows_a_banner_quickly(app_env, monkeypatch, tmp_path):
 
 
 def test_the_strategy_survives_a_page_switch(app_env):
-    at = open_page("app_pages/chat.py")
+    at = open_page("pages/chat.py")
     at.selectbox(key="strategy").set_value("facts").run()
     at.number_input(key="cfg_k").set_value(7).run()
-    at.switch_page("app_pages/summaries.py").run()
-    at.switch_page("app_pages/chat.py").run()
+    at.switch_page("pages/summaries.py").run()
+    at.switch_page("pages/chat.py").run()
     assert at.selectbox(key="strategy").value == "facts"
     assert at.number_input(key="cfg_k").value == 7
 
 
 def test_a_sessions_strategy_and_settings_are_stored_with_it(app_env):
-    first = open_page("app_pages/chat.py", user="alice", session="s7")
+    first = open_page("pages/chat.py", user="alice", session="s7")
     first.selectbox(key="strategy").set_value("summary").run()
     first.number_input(key="cfg_thr").set_value(4).run()
     first.chat_input[0].set_value("My name is Alice.").run()
     assert not first.exception
-    again = open_page("app_pages/chat.py", user="alice", session="s7")  # another browser, another day
+    again = open_page("pages/chat.py", user="alice", session="s7")  # another browser, another day
     assert again.selectbox(key="strategy").value == "summary"
     assert again.number_input(key="cfg_thr").value == 4
-    fresh = open_page("app_pages/chat.py", user="alice", session="fresh")
+    fresh = open_page("pages/chat.py", user="alice", session="fresh")
     assert fresh.selectbox(key="strategy").value == "summary", "a new session continues with the user's latest strategy"
     assert fresh.number_input(key="cfg_thr").value == 4
-    stranger = open_page("app_pages/chat.py", user="nobody-yet", session="s1")
+    stranger = open_page("pages/chat.py", user="nobody-yet", session="s1")
     assert stranger.selectbox(key="strategy").value == "buffer", "nothing stored anywhere: the defaults"
 
 
@@ -347,11 +348,11 @@ def test_switching_user_opens_their_newest_session(app_env, lab):
 
     lab.sessions.append("bob", "b-old", Message(Role.USER, "old"))
     lab.sessions.append("bob", "b-new", Message(Role.USER, "new"))
-    at = open_page("app_pages/chat.py", user="alice", session="a1")
-    at.sidebar.text_input(key="user_id").set_value("bob").run()
+    at = open_page("pages/chat.py", user="alice", session="a1")
+    at.sidebar.text_input(key="_user_box").set_value("bob").run()
     assert at.session_state["session_id"] == "b-new"
     assert [m.markdown[0].value for m in at.chat_message] == ["new"]
-    at.sidebar.text_input(key="user_id").set_value("nobody").run()
+    at.sidebar.text_input(key="_user_box").set_value("nobody").run()
     assert at.session_state["session_id"] == "s1"
 
 
@@ -360,6 +361,7 @@ def test_a_deep_link_reproduces_a_view(app_env, lab):
     at = AppTest.from_file(APP, default_timeout=180)
     at.query_params.update({"user": "carol", "session": "c2", "strategy": "facts"})
     at.run()
+    at.switch_page("pages/chat.py").run()
     assert not at.exception
     assert (at.session_state["user_id"], at.session_state["session_id"]) == ("carol", "c2")
     assert at.selectbox(key="strategy").value == "facts", "the link's strategy wins over the stored one"
@@ -369,7 +371,7 @@ def test_a_deep_link_reproduces_a_view(app_env, lab):
 
 def test_vector_memory_edits_and_undoes_a_fact_and_exports(app_env, lab):
     lab.chat("alice", "s1", "I live in Berlin.", strategy="facts")
-    at = open_page("app_pages/vector_memory.py")
+    at = open_page("pages/vector_memory.py")
     at.text_input(key="edit_fact_text").set_value("The user lives in Berlin-Mitte.")
     at.button[[b.label for b in at.button].index("Save the edit")].click().run()
     assert not at.exception
@@ -391,7 +393,7 @@ def test_chat_streams_with_anthropic(app_env, monkeypatch):
     with MessagesServer(responder) as server:
         monkeypatch.setenv("ANTHROPIC_API_KEY", "sk-test")
         monkeypatch.setenv("ANTHROPIC_BASE_URL", server.url)
-        at = open_page("app_pages/chat.py")
+        at = open_page("pages/chat.py")
         at.chat_input[0].set_value("Hello there").run()
         assert not at.exception, [e.value for e in at.exception]
         assert server.streamed, "the page asked for a stream"
@@ -401,7 +403,7 @@ def test_chat_streams_with_anthropic(app_env, monkeypatch):
 
 def test_the_chat_page_says_memory_is_updating_until_the_upkeep_is_done(app_env, monkeypatch):
     monkeypatch.setenv("MEMLAB_UPKEEP_DELAY", "1.5")
-    at = open_page("app_pages/chat.py", session="upkeep")
+    at = open_page("pages/chat.py", session="upkeep")
     at.selectbox(key="strategy").set_value("facts").run()
     at.chat_input[0].set_value("My name is Alice.").run()
     assert_clean(at, "Chat playground")

@@ -8,7 +8,7 @@ import streamlit as st
 
 from memory.errors import MemoryLabError
 from memory.keys import InvalidIdError, is_valid_id, validate_id
-from memory.lab import BackendStatus, MemoryLab
+from memory.lab import BackendStatus
 from memory.strategies import STRATEGIES
 
 from .state import BACKEND_ERRORS, DEFAULT_USER, get_lab, md_text, start_model_warmup
@@ -22,9 +22,20 @@ def _new_session() -> None:
     st.session_state["session_id"] = new_session_id()
 
 
+# The user and session live in plain state ("user_id", "session_id"); the widgets that edit them have
+# their own keys and are filled from that state on every page. Each file in `pages/` draws its own
+# sidebar, and Streamlit forgets a widget's value when a page without that very widget runs.
+_USER_BOX, _SESSION_BOX = "_user_box", "_session_box"
+
+
+def _session_picked() -> None:
+    st.session_state["session_id"] = st.session_state[_SESSION_BOX]
+
+
 def _user_changed() -> None:
     """Switching user opens that user's newest session (or a first one), never the previous user's session id."""
-    user = st.session_state.get("user_id", "")
+    user = st.session_state[_USER_BOX]
+    st.session_state["user_id"] = user
     if not is_valid_id(user):
         return
     try:
@@ -52,10 +63,6 @@ def apply_deep_link() -> None:
         ss["_link_strategy"] = strategy
 
 
-def backend_health(lab: MemoryLab) -> list[BackendStatus]:
-    return [lab.redis_status(), lab.chroma_status(), lab.embedder_status(load=False), lab.llm_status()]
-
-
 def render_banner(statuses: list[BackendStatus]) -> None:
     """A clear banner at the top of every page for each backend that is down."""
     for s in statuses:
@@ -72,7 +79,7 @@ def render_sidebar() -> list[BackendStatus]:
     apply_deep_link()
     st.session_state.setdefault("user_id", DEFAULT_USER)
     st.session_state.setdefault("session_id", "s1")
-    statuses = backend_health(lab)
+    statuses = lab.doctor(load_model=False, open_store=True)
     model_ready = start_model_warmup(lab, repr(lab.settings))
     with st.sidebar:
         st.subheader("Backends")
@@ -90,9 +97,10 @@ def render_sidebar() -> list[BackendStatus]:
                 st.caption(":material/hourglass_top: Loading the model in the background (first start only)…")
         st.divider()
         st.subheader("User & session")
+        st.session_state[_USER_BOX] = st.session_state["user_id"]
         st.text_input(
             "User id",
-            key="user_id",
+            key=_USER_BOX,
             on_change=_user_changed,
             help="Letters, digits, '_', '.', '-' (1-64 characters). Switching opens that user's newest session.",
         )
@@ -109,8 +117,13 @@ def render_sidebar() -> list[BackendStatus]:
             st.caption(f"Sessions unavailable: {md_text(str(exc))}")
         current = st.session_state["session_id"]
         options = sessions if current in sessions else [current] + sessions
+        st.session_state[_SESSION_BOX] = current
         st.selectbox(
-            "Session", options, key="session_id", help="Sessions of this user, newest first. A new one starts empty."
+            "Session",
+            options,
+            key=_SESSION_BOX,
+            on_change=_session_picked,
+            help="Sessions of this user, newest first. A new one starts empty.",
         )
         st.button("New session", icon=":material/add:", on_click=_new_session, width="stretch")
     st.query_params.update({"user": user, "session": st.session_state["session_id"]})  # a link reproduces the view

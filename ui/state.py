@@ -5,7 +5,7 @@ from __future__ import annotations
 import logging
 import re
 import threading
-from collections.abc import Iterator
+from collections.abc import Iterator, Sequence
 from contextlib import contextmanager
 from dataclasses import dataclass
 
@@ -13,6 +13,7 @@ import streamlit as st
 
 from memory import MemoryLab, Settings
 from memory.errors import BackendError, InputError, MemoryLabError, StoredDataError
+from memory.lab import BackendStatus
 from memory.stored import clean_text
 
 log = logging.getLogger(__name__)
@@ -117,11 +118,13 @@ class Current:
     lab: MemoryLab
     user_id: str
     session_id: str
+    statuses: tuple[BackendStatus, ...] = ()  # the sidebar's health check of this run
 
 
-def current() -> Current:
+def current(statuses: Sequence[BackendStatus] = ()) -> Current:
     lab = get_lab()
-    return Current(lab, st.session_state.get("user_id", DEFAULT_USER), st.session_state.get("session_id", "s1"))
+    user, session = st.session_state.get("user_id", DEFAULT_USER), st.session_state.get("session_id", "s1")
+    return Current(lab, user, session, tuple(statuses))
 
 
 @contextmanager

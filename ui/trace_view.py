@@ -151,9 +151,7 @@ def upkeep_line(job: dict[str, Any]) -> str:
     """One line on a turn's upkeep job: where it stands, who did it, how long it waited."""
     status = job.get("status")
     pending = job.get("pending_before") or []
-    before = (
-        f" This context was built while {len(pending)} earlier job(s) were still running." if pending else ""
-    )
+    before = f" This context was built while {len(pending)} earlier job(s) were still running." if pending else ""
     if status == "queued":
         return "Memory updating… the upkeep job (facts, summary, episode) runs after the reply." + before
     if status == "done":

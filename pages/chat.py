@@ -7,9 +7,9 @@ import streamlit as st
 from memory import STRATEGIES
 from memory.messages import Message, new_message_id
 from memory.trace import Trace
+from ui.layout import page
 from ui.state import (
     CONFIG_WIDGETS,
-    current,
     guarded,
     keep_session_settings,
     md_escape,
@@ -19,8 +19,7 @@ from ui.state import (
 )
 from ui.trace_view import render_trace
 
-st.title("Chat playground")
-ctx = current()
+ctx = page("Chat playground")
 lab, user, session = ctx.lab, ctx.user_id, ctx.session_id
 llm = lab.llm_status()
 st.caption(f"User **{md_escape(user)}** · session **{md_escape(session)}** · LLM: {llm.mode} ({llm.version})")

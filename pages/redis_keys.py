@@ -9,10 +9,10 @@ import streamlit as st
 
 from memory.inspect import KeyInspector, human_duration, when
 from memory.stored import clean_text
-from ui.state import current, guarded, md_text
+from ui.layout import page
+from ui.state import guarded, md_text
 
-st.title("Redis keys")
-ctx = current()
+ctx = page("Redis keys")
 lab = ctx.lab
 prefix = lab.keys.prefix
 st.caption("Live view of the keys Memory Lab writes. SCAN and pipelines only (never KEYS); one page at a time.")

@@ -13,12 +13,12 @@ from memory.config import PROJECT_ROOT
 from memory.eval.locomo import CATEGORY_NAMES, Conversation, DatasetError, load_locomo
 from memory.eval.runner import UNITS, evaluate
 from memory.retrieval import RETRIEVERS
-from ui.state import current, guarded, md_text, warm_model
+from ui.layout import page
+from ui.state import guarded, md_text, warm_model
 
 SAMPLE = PROJECT_ROOT / "samples" / "recall_sample.json"
 
-st.title("Recall Lab")
-ctx = current()
+ctx = page("Recall Lab")
 lab = ctx.lab
 st.caption(
     "Does the memory bring back the turns that hold the answer? Recall@k as the LoCoMo paper defines it: "

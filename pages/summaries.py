@@ -9,10 +9,10 @@ import plotly.graph_objects as go
 import streamlit as st
 
 from memory.tokens import count_tokens
-from ui.state import current, guarded, md_escape, md_text, settle_upkeep
+from ui.layout import page
+from ui.state import guarded, md_escape, md_text, settle_upkeep
 
-st.title("Summaries")
-ctx = current()
+ctx = page("Summaries")
 lab, user, session = ctx.lab, ctx.user_id, ctx.session_id
 st.caption(
     f"User **{md_escape(user)}** · session **{md_escape(session)}**. The summary and hybrid strategies fold "
@@ -144,7 +144,7 @@ with guarded("Reading the summary"):
                 else:
                     st.caption("No readable messages (corrupt entries only).")
         st.page_link(
-            "app_pages/chat.py",
+            "pages/chat.py",
             label="Open the whole transcript on the Chat playground",
             icon=":material/chat:",
             query_params={"user": user, "session": session},

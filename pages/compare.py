@@ -11,10 +11,10 @@ import streamlit as st
 from memory import STRATEGIES
 from memory.compare import ScenarioError, load_scenario, run_comparison, shipped_scenarios
 from ui.charts import STRATEGY_COLORS, per_turn, score_chart
-from ui.state import current, guarded, md_text, warm_model
+from ui.layout import page
+from ui.state import guarded, md_text, warm_model
 
-st.title("Compare strategies")
-ctx = current()
+ctx = page("Compare strategies")
 lab = ctx.lab
 st.caption(
     "Run a scripted conversation — facts planted early, distractor turns, then questions — through each "

@@ -9,11 +9,11 @@ import pandas as pd
 import plotly.graph_objects as go
 import streamlit as st
 
+from ui.layout import page
 from ui.pca import fit_2d
-from ui.state import current, guarded, md_escape, md_text, settle_upkeep, warm_model
+from ui.state import guarded, md_escape, md_text, settle_upkeep, warm_model
 
-st.title("Vector memory")
-ctx = current()
+ctx = page("Vector memory")
 lab, user = ctx.lab, ctx.user_id
 st.caption(
     f"Long-term memory of user **{md_escape(user)}** in Chroma ({lab.settings.chroma_mode}), embedded with "
