@@ -38,6 +38,7 @@ from .fact_store import FactStore
 from .keys import Keys, validate_id
 from .llm import LLM, LLMError, make_llm
 from .llm.offline import MODEL_ID as OFFLINE_MODEL_ID
+from .memory_search import MemoryHit, search_memories
 from .session_store import SessionStore
 from .strategies import STRATEGIES, Services, Strategy, StrategyConfig
 from .turn import ChatResult, Turn, TurnStream
@@ -147,6 +148,11 @@ class MemoryLab:
 
     def embed(self, texts: list[str]) -> np.ndarray:
         return self.embedder.embed(texts)
+
+    def search_memories(self, user_id: str, query: str, k: int) -> tuple[np.ndarray, list[MemoryHit]]:
+        """The query's vector and its top ``k`` facts and episodes, on one cosine scale (``memory_search.py``)."""
+        vector = self.embed([query])[0]
+        return vector, search_memories(self.facts, self.episodes, user_id, query, vector, k)
 
     @cached_property
     def dataset_embed(self) -> EmbeddingCache:

@@ -13,6 +13,7 @@ from memory.compare import ScenarioError, load_scenario, run_comparison, shipped
 from ui.charts import STRATEGY_COLORS, per_turn, score_chart
 from ui.layout import page
 from ui.state import guarded, md_text, warm_model
+from ui.tables import text_table
 
 ctx = page("Compare strategies")
 lab = ctx.lab
@@ -142,7 +143,7 @@ else:
         fig.update_traces(base=0, marker_line_width=1.5, marker_line_color="rgba(0,0,0,0.35)")
         fig.update_yaxes(tickformat=".0%")
         st.plotly_chart(fig, width="stretch", key="cmp_recall")
-    st.dataframe(
+    text_table(
         frame[
             [
                 "strategy",
@@ -159,9 +160,9 @@ else:
                 "reply",
                 "error",
             ]
-        ],
-        hide_index=True,
-        width="stretch",
+        ].reset_index(drop=True),
+        "cmp_turns_table",
+        ["user", "reply", "error"],
     )
     st.download_button(
         "Download results as CSV",

@@ -12,6 +12,7 @@ import streamlit as st
 from ui.layout import page
 from ui.pca import fit_2d
 from ui.state import guarded, md_escape, md_text, settle_upkeep, warm_model
+from ui.tables import text_table
 
 ctx = page("Vector memory")
 lab, user = ctx.lab, ctx.user_id
@@ -49,7 +50,7 @@ if not facts and not episodes:
 tab_facts, tab_episodes, tab_log = st.tabs([f"Facts ({len(facts)})", f"Episodes ({len(episodes)})", "Add/update log"])
 with tab_facts:
     if facts:
-        st.dataframe(
+        text_table(
             pd.DataFrame(
                 [
                     {
@@ -63,14 +64,14 @@ with tab_facts:
                     for r in facts
                 ]
             ),
-            hide_index=True,
-            width="stretch",
+            "vec_facts_table",
+            ["fact"],
         )
     else:
         st.caption("No facts.")
 with tab_episodes:
     if episodes:
-        st.dataframe(
+        text_table(
             pd.DataFrame(
                 [
                     {
@@ -84,8 +85,8 @@ with tab_episodes:
                     for r in episodes
                 ]
             ),
-            hide_index=True,
-            width="stretch",
+            "vec_episodes_table",
+            ["summary"],
         )
     else:
         st.caption("No episodes.")
@@ -95,7 +96,7 @@ with tab_log, guarded("Reading the fact log"):
     for bad in fact_log.corrupt:
         st.warning(f"Fact log entry #{bad.index} is corrupt and was skipped: {md_text(bad.error)}")
     if log:
-        st.dataframe(
+        text_table(
             pd.DataFrame(
                 [
                     {
@@ -109,8 +110,8 @@ with tab_log, guarded("Reading the fact log"):
                     for e in reversed(log)
                 ]
             ),
-            hide_index=True,
-            width="stretch",
+            "vec_log_table",
+            ["fact", "previous"],
         )
     else:
         st.caption("No fact events yet.")
@@ -124,32 +125,26 @@ query_vec = None
 if query.strip() and (facts or episodes):
     with guarded("Searching"):
         warm_model(lab, repr(lab.settings))
-        query_vec = lab.embed([query])[0]
-        fact_hits = lab.facts.search(user, query_vec, int(k), query_text=query)
-        episode_hits = lab.episodes.search(user, query_vec, int(k))
-        hits = sorted(
-            [("fact", h) for h, _ in fact_hits] + [("episode", h) for h in episode_hits],
-            key=lambda kh: -kh[1].similarity,
-        )[: int(k)]
-        strategy_rank = {h.id: i + 1 for i, (h, _) in enumerate(fact_hits)}
-        hits_ids = {h.id for _, h in hits}
-        st.dataframe(
-            pd.DataFrame(
-                [
-                    {
-                        "rank": i + 1,
-                        "kind": kind,
-                        "text": h.text,
-                        "cosine similarity": round(h.similarity, 4),
-                        "cosine distance": round(h.distance, 4),
-                        "session": h.metadata.get("session_id", ""),
-                        "rank in facts strategy (BM25 + dense)": strategy_rank.get(h.id),
-                    }
-                    for i, (kind, h) in enumerate(hits)
-                ]
-            ),
-            hide_index=True,
-            width="stretch",
+        query_vec, hits = lab.search_memories(user, query, int(k))
+        hits_ids = {m.hit.id for m in hits}
+        shown_hits = pd.DataFrame(
+            [
+                {
+                    "rank": i + 1,
+                    "kind": m.kind,
+                    "text": m.hit.text,
+                    "cosine similarity": round(m.hit.similarity, 4),
+                    "cosine distance": round(m.hit.distance, 4),
+                    "session": m.hit.metadata.get("session_id", ""),
+                    "rank in facts strategy (BM25 + dense)": m.strategy_rank,
+                }
+                for i, m in enumerate(hits)
+            ]
+        )
+        text_table(
+            shown_hits,
+            "vec_hits_table",
+            ["text"],
             column_config={
                 "cosine similarity": st.column_config.ProgressColumn(min_value=0.0, max_value=1.0, format="%.3f"),
             },

@@ -35,3 +35,16 @@ def test_hybrid_stays_within_its_token_budget(lab):
     assert total <= 150
     assert trace.dropped, "older messages should have been left out"
     assert trace.messages[-1]["content"] == "What did I say?"
+
+
+def test_one_query_over_facts_and_episodes_ranks_both_on_cosine(lab):
+    lab.chat("dana", "trip", "I am planning a hiking trip to the Alps.", strategy="hybrid")
+    lab.chat("dana", "s1", "My name is Dana. I live in Lisbon.", strategy="hybrid", wait_upkeep=True)
+    vector, hits = lab.search_memories("dana", "Where do I live?", 4)
+    assert vector.shape == (384,) and 0 < len(hits) <= 4
+    assert {h.kind for h in hits} == {"fact", "episode"}
+    similarities = [h.hit.similarity for h in hits]
+    assert similarities == sorted(similarities, reverse=True)
+    assert "Lisbon" in hits[0].hit.text
+    assert all((h.strategy_rank is None) == (h.kind == "episode") for h in hits)
+    assert lab.search_memories("nobody", "Where do I live?", 4)[1] == []
