@@ -24,7 +24,6 @@ conversation shows at most ``MAX_MESSAGES`` messages.
 from __future__ import annotations
 
 import datetime as dt
-import time
 from collections import defaultdict
 from dataclasses import dataclass, field
 from typing import Any
@@ -33,6 +32,7 @@ from redis.exceptions import ResponseError
 
 from .backends.redis_client import RedisClient
 from .errors import StoredDataError
+from .inspect import scan_keys
 from .stored import clean_text, load_json
 
 LANGCHAIN = "LangChain RedisChatMessageHistory"
@@ -74,7 +74,8 @@ class Found:
 
 def find_conversations(client: RedisClient, own_prefix: str, max_keys: int = 20_000, budget_s: float = 2.0) -> Found:
     """Every other library's conversation among the first ``max_keys`` keys (Memory Lab's own are skipped)."""
-    names, complete = _scan(client, own_prefix, max_keys, budget_s)
+    everything, complete = scan_keys(client, "*", max_keys, budget_s)
+    names = [n for n in everything if not n.startswith(own_prefix + ":")]
     types = _pipelined(client, [("TYPE", n) for n in names])
     by_type: dict[str, list[str]] = defaultdict(list)
     for name, kind in zip(names, types):
@@ -85,18 +86,6 @@ def find_conversations(client: RedisClient, own_prefix: str, max_keys: int = 20_
     found += _agent_memory(client, ams, set(by_type["ReJSON-RL"]))
     found.sort(key=lambda c: (c.library, c.session))
     return Found(found, len(names), complete)
-
-
-def _scan(client: RedisClient, own_prefix: str, max_keys: int, budget_s: float) -> tuple[list[str], bool]:
-    names: list[str] = []
-    cursor, deadline = 0, time.monotonic() + budget_s
-    while True:
-        cursor, batch = client.scan(cursor=cursor, count=1000)
-        names.extend(n for n in batch if not n.startswith(own_prefix + ":"))
-        if cursor == 0:
-            return sorted(set(names)), True
-        if len(names) >= max_keys or time.monotonic() > deadline:
-            return sorted(set(names))[:max_keys], False
 
 
 def _pipelined(client: RedisClient, commands: list[tuple[Any, ...]], batch: int = 500) -> list[Any]:

@@ -10,6 +10,7 @@ from __future__ import annotations
 
 import json
 import time
+from collections.abc import Callable
 from dataclasses import dataclass
 from typing import Any
 
@@ -33,12 +34,41 @@ class KeyRow:
 
 
 @dataclass(frozen=True)
+class MemoryReport:
+    keys: int
+    bytes: int
+    by_kind: dict[str, tuple[int, int]]  # kind -> (keys, bytes)
+    by_user: dict[str, tuple[int, int]]  # user -> (keys, bytes)
+    top: list[tuple[str, int]]  # the largest keys, biggest first
+    complete: bool
+
+
+@dataclass(frozen=True)
+class BulkResult:
+    changed: int  # keys deleted, or whose TTL was set
+    skipped: int  # keys not Memory Lab's, left alone
+
+
+@dataclass(frozen=True)
 class KeyPage:
     rows: list[KeyRow]
     next_cursor: int  # 0 when the scan is complete
 
 
 _LENGTH = {"list": "llen", "hash": "hlen", "zset": "zcard", "set": "scard", "string": "strlen", "stream": "xlen"}
+
+
+def scan_keys(client: RedisClient, pattern: str, max_keys: int, budget_s: float) -> tuple[list[str], bool]:
+    """Every key matching ``pattern`` (up to ``max_keys`` within ``budget_s``), and whether the scan finished."""
+    names: list[str] = []
+    cursor, deadline = 0, time.monotonic() + budget_s
+    while True:
+        cursor, batch = client.scan(cursor=cursor, match=pattern or "*", count=1000)
+        names.extend(batch)
+        if cursor == 0:
+            return sorted(set(names)), True
+        if len(names) >= max_keys or time.monotonic() > deadline:
+            return sorted(set(names))[:max_keys], False
 
 
 class KeyInspector:
@@ -151,6 +181,67 @@ class KeyInspector:
                 out["text"] = clean_text(raw)
         return out
 
+    def matching(self, pattern: str, max_keys: int = 100_000, budget_s: float = 5.0) -> tuple[list[str], bool]:
+        return scan_keys(self.r, pattern, max_keys, budget_s)
+
+    def memory_report(
+        self, pattern: str = "*", max_keys: int = 100_000, progress: Callable[[int, int], None] | None = None
+    ) -> MemoryReport:
+        """Bytes per key (MEMORY USAGE), summed by key kind and by user, like RedisInsight's memory analysis.
+
+        Kinds are Memory Lab's own (buffer, log, facts…) and ``other`` for
+        keys it did not write; a key of no user counts under ``(none)``.
+        """
+        names, complete = self.matching(pattern, max_keys)
+        usage: list[tuple[str, int]] = []
+        step = 500
+        for start in range(0, len(names), step):
+            chunk = names[start : start + step]
+            with self.r.pipeline(transaction=False) as p:
+                for name in chunk:
+                    p.memory_usage(name)
+                sizes = p.execute(raise_on_error=False)
+            usage += [(n, int(b)) for n, b in zip(chunk, sizes) if isinstance(b, int)]  # gone meanwhile: None
+            if progress is not None:
+                progress(min(start + step, len(names)), len(names))
+        by_kind: dict[str, list[int]] = {}
+        by_user: dict[str, list[int]] = {}
+        for name, size in usage:
+            parts = self.keys.parse(name) or {}
+            for table, label in ((by_kind, parts.get("kind", "other")), (by_user, parts.get("user_id", "(none)"))):
+                total = table.setdefault(label, [0, 0])
+                total[0] += 1
+                total[1] += size
+        top = sorted(usage, key=lambda nb: -nb[1])[:20]
+        return MemoryReport(
+            keys=len(usage),
+            bytes=sum(b for _, b in usage),
+            by_kind={k: (c, b) for k, (c, b) in by_kind.items()},
+            by_user={u: (c, b) for u, (c, b) in by_user.items()},
+            top=top,
+            complete=complete,
+        )
+
+    def bulk(self, names: list[str], ttl_seconds: int | None = None) -> BulkResult:
+        """Delete ``names`` (``ttl_seconds`` None) or set their TTL (0 = never expire), in pipelines of 500.
+
+        Only Memory Lab's own keys are changed; any other key in the list is
+        skipped and counted, never touched.
+        """
+        ours = [n for n in names if n.startswith(self.keys.prefix + ":")]
+        changed = 0
+        for start in range(0, len(ours), 500):
+            with self.r.pipeline(transaction=False) as p:
+                for name in ours[start : start + 500]:
+                    if ttl_seconds is None:
+                        p.unlink(name)
+                    elif ttl_seconds <= 0:
+                        p.persist(name)
+                    else:
+                        p.expire(name, ttl_seconds)
+                changed += sum(bool(x) for x in p.execute(raise_on_error=False) if not isinstance(x, Exception))
+        return BulkResult(changed=changed, skipped=len(names) - len(ours))
+
     def _ours(self, name: str) -> None:
         if not name.startswith(self.keys.prefix + ":"):
             raise InputError(f"{name!r} is not a Memory Lab key (prefix {self.keys.prefix}:); refusing to change it")
@@ -191,6 +282,15 @@ def human_duration(seconds: float) -> str:
     if minutes:
         return f"{minutes} min {s % 60} s" if s % 60 else f"{minutes} min"
     return f"{s} s"
+
+
+def human_bytes(size: float) -> str:
+    """A size as people read it: "812 B", "4.2 KiB", "1.5 MiB"."""
+    for unit in ("B", "KiB", "MiB", "GiB"):
+        if abs(size) < 1024 or unit == "GiB":
+            return f"{size:.0f} {unit}" if unit == "B" else f"{size:.1f} {unit}"
+        size /= 1024
+    return f"{size:.1f} GiB"
 
 
 def when(timestamp: float) -> str:

@@ -15,6 +15,7 @@ from memory.eval.runner import UNITS, evaluate
 from memory.retrieval import RETRIEVERS
 from ui.layout import page
 from ui.state import guarded, md_text, warm_model
+from ui.tables import CLICK_A_ROW, selected_row
 
 SAMPLE = PROJECT_ROOT / "samples" / "recall_sample.json"
 
@@ -178,13 +179,13 @@ else:
         width="stretch",
         height=min(36 * (len(shown) + 1), 360),
         on_select="rerun",
-        selection_mode="single-row",
+        selection_mode=CLICK_A_ROW,
         key=f"rl_table_{view}",
     )
-    clicked = table.selection.rows if table is not None and hasattr(table, "selection") else []
-    if clicked and st.session_state.get(f"rl_clicked_{view}") != clicked[0]:  # a new click; the box may differ
-        st.session_state[f"rl_clicked_{view}"] = clicked[0]
-        st.session_state[f"rl_pick_{view}"] = shown[clicked[0]]["#"]
+    clicked = selected_row(table)
+    if clicked is not None and st.session_state.get(f"rl_clicked_{view}") != clicked:  # a new click
+        st.session_state[f"rl_clicked_{view}"] = clicked
+        st.session_state[f"rl_pick_{view}"] = shown[clicked]["#"]
     pick = st.selectbox(
         "Open a question",
         [r["#"] for r in shown],

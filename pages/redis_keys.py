@@ -7,10 +7,14 @@ import time
 import pandas as pd
 import streamlit as st
 
-from memory.inspect import KeyInspector, human_duration, when
+from memory.foreign import find_conversations
+from memory.inspect import KeyInspector, human_bytes, human_duration, when
+from memory.lab import MemoryLab
 from memory.stored import clean_text
+from ui.charts import hbar
 from ui.layout import page
-from ui.state import guarded, md_text
+from ui.state import code_span, guarded, md_text
+from ui.tables import CLICK_A_ROW, selected_row, text_table
 
 ctx = page("Redis keys")
 lab = ctx.lab
@@ -66,98 +70,257 @@ if inspector is not None and not rows:
         f"or widen the pattern to `{prefix}:*`."
     )
 
-if inspector is not None and rows:
-    no_ttl = [r.key for r in rows if r.ttl == -1]
-    if no_ttl:
-        st.warning(
-            f"{len(no_ttl)} key(s) on this page have no TTL and never expire (flagged ⚠ below). "
-            "The fact log is meant to be permanent; session keys normally slide with activity."
+
+def render_key(inspector: KeyInspector, chosen: str) -> None:
+    """One key's value, decoded, with TTL and delete forms (confirmed)."""
+    with guarded("Reading the key"):
+        contents = inspector.contents(chosen)
+        if contents["type"] == "none":
+            st.info("This key no longer exists (expired or deleted).")
+        if "messages" in contents:
+            msgs = contents["messages"]
+            st.caption(f"{len(msgs)} typed messages" + (" (first 200 shown)" if contents["truncated"] else ""))
+            if msgs:
+                frame = pd.DataFrame(msgs)
+                first = [c for c in ("role", "content", "at", "id", "model_id", "tool_call_id") if c in frame]
+                text_table(frame[first], "key_messages_table", ["content"])
+            for bad in contents["corrupt"]:
+                st.error(f"Entry #{bad['index']} is corrupt ({md_text(bad['error'])}):")
+                st.code(bad["raw"][:200], language=None, wrap_lines=True)
+        if "rows" in contents:
+            shown = contents["rows"]
+            st.caption(f"{len(shown)} {contents['type']} entries" + (" (first 200)" if contents["truncated"] else ""))
+            if shown:
+                frame = pd.DataFrame(shown)
+                text_table(frame, "key_rows_table", [c for c in ("value", "member") if c in frame])
+        if "json" in contents:
+            st.caption("A string holding JSON")
+            st.json(contents["json"], expanded=2)
+        if "text" in contents:
+            st.caption(f"A string of {len(contents['text']):,} characters")
+            st.code(contents["text"], language=None, wrap_lines=True)
+
+        a, b = st.columns(2)
+        with a.form("ttl_form"):
+            seconds = st.number_input("New TTL in seconds (0 = never expire)", 0, 10 * 365 * 24 * 3600, 3600)
+            confirm_ttl = st.checkbox("I want to change this key's TTL")
+            if st.form_submit_button("Set TTL"):
+                if not confirm_ttl:
+                    st.warning("Tick the box to confirm.")
+                else:
+                    inspector.set_ttl(chosen, int(seconds))
+                    st.toast(f"TTL of {md_text(clean_text(chosen))} set to {seconds or 'none'}")
+        with b.form("delete_form"):
+            st.markdown("Delete this key. This cannot be undone.")
+            confirm_del = st.checkbox("I want to delete this key")
+            if st.form_submit_button("Delete key", type="primary"):
+                if not confirm_del:
+                    st.warning("Tick the box to confirm.")
+                else:
+                    inspector.delete(chosen)
+                    st.toast(f"Deleted {md_text(clean_text(chosen))}")
+                    st.rerun()
+
+
+def bulk_actions(inspector: KeyInspector, pattern: str) -> None:
+    """Delete, or set the TTL of, every key the pattern matches (not just this page), after a count and a tick."""
+    with guarded("Counting the matching keys"):
+        names, complete = inspector.matching(pattern)
+        ours = sum(n.startswith(prefix + ":") for n in names)
+        st.markdown(
+            f"**{len(names):,}** keys match"
+            + ("" if complete else " (the count stopped early: a very large match)")
+            + (
+                f"; **{len(names) - ours:,}** of them are not Memory Lab's and will be left alone."
+                if ours < len(names)
+                else "."
+            )
         )
-
-    @st.fragment(run_every=1.0 if live else None)
-    def key_table() -> None:
-        names = [r.key for r in rows]
-        with guarded("Refreshing TTLs"):
-            ttls = inspector.ttls(names) if live else {r.key: r.ttl for r in rows}
-            frame = pd.DataFrame(
-                [
-                    {
-                        "key": clean_text(r.key),
-                        "type": r.type,
-                        "kind": r.kind,
-                        "user": r.user_id,
-                        "session": r.session_id,
-                        "length": r.length,
-                        "memory (bytes)": r.memory,
-                        "TTL": ("⚠ " if ttls.get(r.key, r.ttl) == -1 else "") + human_duration(ttls.get(r.key, r.ttl)),
-                        "expires": when(time.time() + ttls.get(r.key, r.ttl)) if ttls.get(r.key, r.ttl) >= 0 else "",
-                        "TTL (s)": ttls.get(r.key, r.ttl),
-                    }
-                    for r in rows
-                ]
+        with st.form("bulk_form"):
+            action = st.radio("Action", ["Set TTL", "Delete"], horizontal=True, key="bulk_action")
+            seconds = st.number_input(
+                "TTL in seconds (0 = never expire)", 0, 10 * 365 * 24 * 3600, 3600, key="bulk_ttl"
             )
-            st.dataframe(
-                frame,
-                hide_index=True,
-                width="stretch",
-                height=min(38 * (len(rows) + 1), 420),
-                column_config={"TTL (s)": st.column_config.NumberColumn(format="%d")},
+            confirm = st.checkbox(f"I want to change these {ours:,} keys", key="bulk_confirm")
+            if st.form_submit_button("Apply", type="primary", disabled=not ours):
+                if not confirm:
+                    st.warning("Tick the box to confirm.")
+                else:
+                    result = inspector.bulk(names, None if action == "Delete" else int(seconds))
+                    verb = "Deleted" if action == "Delete" else "Set the TTL of"
+                    st.success(f"{verb} {result.changed:,} keys; left {result.skipped:,} other keys alone.")
+
+
+def memory_analysis(inspector: KeyInspector, pattern: str) -> None:
+    """Bytes per key kind and per user, and the largest keys (RedisInsight's memory analysis, for our keys)."""
+    cached = state.get("key_memory")
+    fresh = st.button("Analyse again", key="key_memory_refresh", icon=":material/refresh:")
+    if fresh or not cached or cached[0] != pattern:
+        with guarded("Analysing memory"):
+            bar = st.progress(0.0, text="Measuring keys…")
+            report = inspector.memory_report(
+                pattern,
+                progress=lambda done, total: bar.progress(done / max(total, 1), text=f"{done:,} of {total:,} keys"),
             )
-
-    key_table()
-
-    st.subheader("Inspect a key")
-    # Options by position: a key name may hold bytes that are not text; the raw name is what we operate on.
-    picked = st.selectbox(
-        "Key", list(range(len(rows))), format_func=lambda i: clean_text(rows[i].key), key="key_chosen_index"
+            bar.empty()
+            state["key_memory"] = cached = (pattern, report)
+    if not cached:
+        return
+    report = cached[1]
+    st.caption(
+        f"Keys matching {code_span(pattern)}: MEMORY USAGE of each, as Redis counts it (value, key name and overhead)."
+        + ("" if report.complete else " The scan stopped early: a very large match, so these are partial sums.")
     )
-    chosen = rows[picked].key if picked is not None and picked < len(rows) else None
-    if chosen:
-        with guarded("Reading the key"):
-            contents = inspector.contents(chosen)
-            if contents["type"] == "none":
-                st.info("This key no longer exists (expired or deleted).")
-            if "messages" in contents:
-                msgs = contents["messages"]
-                st.caption(f"{len(msgs)} typed messages" + (" (first 200 shown)" if contents["truncated"] else ""))
-                if msgs:
-                    frame = pd.DataFrame(msgs)
-                    first = [c for c in ("role", "content", "at", "id", "model_id", "tool_call_id") if c in frame]
-                    st.dataframe(frame[first], hide_index=True, width="stretch")
-                for bad in contents["corrupt"]:
-                    st.error(f"Entry #{bad['index']} is corrupt ({md_text(bad['error'])}):")
-                    st.code(bad["raw"][:200], language=None, wrap_lines=True)
-            if "rows" in contents:
-                shown = contents["rows"]
-                st.caption(
-                    f"{len(shown)} {contents['type']} entries" + (" (first 200)" if contents["truncated"] else "")
-                )
-                if shown:
-                    st.dataframe(pd.DataFrame(shown), hide_index=True, width="stretch")
-            if "json" in contents:
-                st.caption("A string holding JSON")
-                st.json(contents["json"], expanded=2)
-            if "text" in contents:
-                st.caption(f"A string of {len(contents['text']):,} characters")
-                st.code(contents["text"], language=None, wrap_lines=True)
+    m1, m2 = st.columns(2)
+    m1.metric("Keys", f"{report.keys:,}")
+    m2.metric("Memory", human_bytes(report.bytes))
+    if not report.keys:
+        st.info("No keys match.")
+        return
+    left, right = st.columns(2)
+    for column, table, title in ((left, report.by_kind, "By key kind"), (right, report.by_user, "By user")):
+        ordered = dict(sorted(table.items(), key=lambda kv: -kv[1][1])[:15])
+        column.plotly_chart(
+            hbar({k: round(v[1] / 1024, 1) for k, v in ordered.items()}, title, "KiB"),
+            width="stretch",
+            key=f"key_memory_{title}",
+        )
+    st.markdown("**Largest keys**")
+    st.dataframe(
+        pd.DataFrame([{"key": clean_text(n), "memory": human_bytes(b), "bytes": b} for n, b in report.top]),
+        hide_index=True,
+        width="stretch",
+    )
 
-            a, b = st.columns(2)
-            with a.form("ttl_form"):
-                seconds = st.number_input("New TTL in seconds (0 = never expire)", 0, 10 * 365 * 24 * 3600, 3600)
-                confirm_ttl = st.checkbox("I want to change this key's TTL")
-                if st.form_submit_button("Set TTL"):
-                    if not confirm_ttl:
-                        st.warning("Tick the box to confirm.")
-                    else:
-                        inspector.set_ttl(chosen, int(seconds))
-                        st.toast(f"TTL of {md_text(clean_text(chosen))} set to {seconds or 'none'}")
-            with b.form("delete_form"):
-                st.markdown("Delete this key. This cannot be undone.")
-                confirm_del = st.checkbox("I want to delete this key")
-                if st.form_submit_button("Delete key", type="primary"):
-                    if not confirm_del:
-                        st.warning("Tick the box to confirm.")
-                    else:
-                        inspector.delete(chosen)
-                        st.toast(f"Deleted {md_text(clean_text(chosen))}")
-                        st.rerun()
+
+def other_libraries(lab: MemoryLab) -> None:
+    """Chat memory written by LangChain, RedisVL or the Agent Memory Server in this Redis, as conversations."""
+    st.caption(
+        "Memory Lab also reads chat memory that other libraries keep in this Redis: LangChain's "
+        "`RedisChatMessageHistory` (`message_store:<session>` lists), RedisVL's `MessageHistory` (one hash per "
+        "message) and Redis Agent Memory Server's working memory (`working_memory:…`). Read only."
+    )
+    if st.button("Look again", key="foreign_refresh", icon=":material/refresh:") or "foreign" not in state:
+        with guarded("Looking for other libraries' memory"):
+            state["foreign"] = find_conversations(lab.redis, lab.keys.prefix)
+    found = state.get("foreign")
+    if found is None:
+        return
+    if not found.conversations:
+        st.info(
+            f"No other library's chat memory among {found.scanned:,} keys"
+            + ("." if found.complete else " (the scan stopped early).")
+        )
+        return
+    frame = pd.DataFrame(
+        [
+            {
+                "written by": c.library,
+                "session": c.session,
+                "messages": len(c.messages),
+                "TTL": human_duration(c.ttl),
+                "keys": ", ".join(c.keys[:3]) + (f" … (+{len(c.keys) - 3})" if len(c.keys) > 3 else ""),
+                "problems": len(c.problems),
+            }
+            for c in found.conversations
+        ]
+    )
+    st.caption(f"{len(found.conversations)} conversation(s) among {found.scanned:,} keys. Click one to read it.")
+    event = st.dataframe(
+        frame, key="foreign_table", on_select="rerun", selection_mode=CLICK_A_ROW, hide_index=True, width="stretch"
+    )
+    row = selected_row(event)
+    conversation = found.conversations[row if row is not None and row < len(found.conversations) else 0]
+    st.markdown(
+        f"**{md_text(conversation.session)}** · written by {conversation.library} · "
+        f"TTL {human_duration(conversation.ttl)}"
+    )
+    for problem in conversation.problems:
+        st.warning(f"Could not read: {md_text(problem)}")
+    for message in conversation.messages:
+        avatar = {"user": ":material/person:", "assistant": ":material/smart_toy:"}.get(message.role, ":material/info:")
+        with st.chat_message(message.role if message.role in ("user", "assistant") else "ai", avatar=avatar):
+            label = f"{message.raw_role or message.role}" + (f" · {when(message.at)}" if message.at else "")
+            st.caption(label)
+            st.markdown(md_text(message.content))
+    if conversation.truncated:
+        st.caption("Only the latest 500 messages are shown.")
+
+
+tab_keys, tab_memory, tab_foreign = st.tabs(["Keys", "Memory analysis", "Other libraries' memory"])
+
+with tab_keys:
+    if inspector is not None and rows:
+        no_ttl = [r.key for r in rows if r.ttl == -1]
+        if no_ttl:
+            st.warning(
+                f"{len(no_ttl)} key(s) on this page have no TTL and never expire (flagged ⚠ below). "
+                "The fact log is meant to be permanent; session keys normally slide with activity."
+            )
+
+        @st.fragment(run_every=1.0 if live else None)
+        def key_table() -> None:
+            names = [r.key for r in rows]
+            with guarded("Refreshing TTLs"):
+                ttls = inspector.ttls(names) if live else {r.key: r.ttl for r in rows}
+                frame = pd.DataFrame(
+                    [
+                        {
+                            "key": clean_text(r.key),
+                            "type": r.type,
+                            "kind": r.kind,
+                            "user": r.user_id,
+                            "session": r.session_id,
+                            "length": r.length,
+                            "memory": human_bytes(r.memory) if r.memory is not None else "",
+                            "TTL": ("⚠ " if ttls.get(r.key, r.ttl) == -1 else "")
+                            + human_duration(ttls.get(r.key, r.ttl)),
+                            "expires": when(time.time() + ttls.get(r.key, r.ttl))
+                            if ttls.get(r.key, r.ttl) >= 0
+                            else "",
+                            "TTL (s)": ttls.get(r.key, r.ttl),
+                        }
+                        for r in rows
+                    ]
+                )
+                event = st.dataframe(
+                    frame,
+                    key="key_table",
+                    on_select="rerun",
+                    selection_mode=CLICK_A_ROW,
+                    hide_index=True,
+                    width="stretch",
+                    height=min(38 * (len(rows) + 1), 420),
+                    column_config={"TTL (s)": st.column_config.NumberColumn(format="%d")},
+                )
+                clicked = selected_row(event)
+                if clicked is not None and clicked != state.get("key_clicked"):
+                    state["key_clicked"] = clicked  # a click opens that key below (the whole page reruns once)
+                    state["key_chosen_index"] = clicked
+                    st.rerun()
+
+        key_table()
+        st.caption("Click a row to inspect its key.")
+
+        st.subheader("Inspect a key")
+        # Options by position: a key name may hold bytes that are not text; the raw name is what we operate on.
+        if state.get("key_chosen_index") is not None and state["key_chosen_index"] >= len(rows):
+            state["key_chosen_index"] = 0
+        picked = st.selectbox(
+            "Key", list(range(len(rows))), format_func=lambda i: clean_text(rows[i].key), key="key_chosen_index"
+        )
+        chosen = rows[picked].key if picked is not None and picked < len(rows) else None
+        if chosen:
+            render_key(inspector, chosen)
+
+    if inspector is not None and pattern:
+        with st.expander(f"Change every key matching {code_span(pattern)}", icon=":material/edit_note:"):
+            bulk_actions(inspector, pattern)
+
+with tab_memory:
+    if inspector is not None:
+        memory_analysis(inspector, pattern)
+
+with tab_foreign:
+    if inspector is not None:
+        other_libraries(lab)

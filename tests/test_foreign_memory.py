@@ -84,7 +84,12 @@ def test_agent_memory_server_working_memory_reads_as_a_conversation(lab, raw_red
     document = {  # the fields set_working_memory stores, times as model_dump(mode="json") writes them
         "messages": [
             {"id": "01J0", "role": "user", "content": "I prefer window seats.", "created_at": "2026-11-30T10:00:00Z"},
-            {"id": "01J1", "role": "assistant", "content": "Noted: window seats.", "created_at": "2026-11-30T10:00:05Z"},
+            {
+                "id": "01J1",
+                "role": "assistant",
+                "content": "Noted: window seats.",
+                "created_at": "2026-11-30T10:00:05Z",
+            },
         ],
         "memories": [],
         "context": "Earlier: the user booked a flight to Oslo.",

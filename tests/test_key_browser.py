@@ -69,3 +69,41 @@ def test_the_memory_map_does_not_move_when_a_query_is_asked():
     assert np.allclose(pca_2d(memories), before)
     assert np.allclose(fit_2d(memories[::-1])(memories), before, atol=1e-4), "row order does not flip the axes"
     assert fit_2d(memories[:1])(memories[:1]).tolist() == [[0.0, 0.0]]
+
+
+def test_memory_is_summed_by_key_kind_and_by_user(lab, raw_redis):
+    lab.chat("alice", "s1", "My name is Alice.", strategy="buffer", wait_upkeep=True)
+    lab.chat("bob", "s1", "My name is Bob. " + "I like long messages. " * 200, strategy="buffer", wait_upkeep=True)
+    raw_redis.set("someone:else", "x" * 5000)
+    inspect = KeyInspector(lab.redis, lab.keys)
+    seen: list[tuple[int, int]] = []
+    report = inspect.memory_report("*", progress=lambda done, total: seen.append((done, total)))
+    assert report.complete and report.keys == lab.redis.dbsize() and seen[-1][0] == seen[-1][1] == report.keys
+    assert report.bytes == sum(b for _, b in report.by_kind.values()) == sum(b for _, b in report.by_user.values())
+    assert report.by_user["bob"][1] > report.by_user["alice"][1] > 0
+    assert report.by_kind["other"][0] >= 1 and report.by_kind["log"][0] == 2 and report.by_user["(none)"][0] >= 1
+    assert report.top[0][1] == max(b for _, b in report.top)
+    only_alice = inspect.memory_report("memlab:*{alice[:}]*")
+    assert set(only_alice.by_user) == {"alice"}
+
+
+def test_bulk_changes_only_the_keys_asked_for_and_only_memory_labs(lab, raw_redis):
+    lab.chat("alice", "s1", "Hello", strategy="buffer", wait_upkeep=True)
+    lab.chat("alice", "s2", "Hello again", strategy="buffer", wait_upkeep=True)
+    raw_redis.set("someone:else", "keep me")
+    inspect = KeyInspector(lab.redis, lab.keys)
+    s1, complete = inspect.matching("memlab:s:{alice:s1}:*")
+    assert complete and s1 and all("{alice:s1}" in k for k in s1)
+    result = inspect.bulk(s1 + ["someone:else"], ttl_seconds=0)
+    assert (result.changed, result.skipped) == (len(s1), 1)
+    assert all(lab.redis.ttl(k) == -1 for k in s1) and raw_redis.get("someone:else") == b"keep me"
+    assert inspect.bulk(s1, ttl_seconds=120).changed == len(s1) and all(0 < lab.redis.ttl(k) <= 120 for k in s1)
+    assert inspect.bulk(s1).changed == len(s1)
+    assert inspect.matching("memlab:s:{alice:s1}:*")[0] == [] and inspect.matching("memlab:s:{alice:s2}:*")[0]
+
+
+@pytest.mark.parametrize(("size", "said"), [(0, "0 B"), (812, "812 B"), (4300, "4.2 KiB"), (1.5 * 2**20, "1.5 MiB")])
+def test_sizes_read_as_people_say_them(size, said):
+    from memory.inspect import human_bytes
+
+    assert human_bytes(size) == said

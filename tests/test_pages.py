@@ -417,3 +417,47 @@ def test_the_chat_page_says_memory_is_updating_until_the_upkeep_is_done(app_env,
     open_traces(at)
     assert any("Done by worker" in c.value for c in at.caption)
     assert not any("Memory updating" in c.value for c in at.caption)
+
+
+def test_redis_keys_show_a_langchain_history_as_a_conversation_and_memory_by_user(app_env, redis_server):
+    import warnings
+
+    with warnings.catch_warnings():
+        warnings.simplefilter("ignore", DeprecationWarning)
+        from langchain_community.chat_message_histories import RedisChatMessageHistory
+    history = RedisChatMessageHistory("support-42", url=redis_server.url, ttl=7 * 86400)
+    history.add_user_message("My order is late.")
+    history.add_ai_message("Let me check order 1234.")
+    at = open_page("pages/chat.py")
+    at.chat_input[0].set_value("Hello there").run()
+    at.switch_page("pages/redis_keys.py").run()
+    assert_clean(at, "Redis keys")
+    said = [m.markdown[-1].value for m in at.chat_message]
+    assert said == ["My order is late\\.", "Let me check order 1234\\."]  # escaped: stored text is never markup
+    assert any(
+        "LangChain RedisChatMessageHistory" in md.value and ("6 d 23 h" in md.value or "7 d" in md.value)
+        for md in at.markdown
+    )
+    metrics = {m.label: m.value for m in at.metric}
+    assert int(metrics["Keys"].replace(",", "")) >= 5 and metrics["Memory"].endswith(("KiB", "B"))
+
+
+def test_redis_keys_bulk_ttl_needs_a_tick_and_then_changes_every_matching_key(app_env, lab):
+    lab.chat("alice", "s1", "Hello", strategy="buffer", wait_upkeep=True)
+    lab.chat("alice", "s2", "Hello", strategy="buffer", wait_upkeep=True)
+    at = open_page("pages/redis_keys.py")
+    at.text_input(key="key_pattern").set_value("memlab:s:{alice:*}:*").run()
+    [b for b in at.button if b.label == "Apply"][0].click().run()
+    assert any("Tick the box" in w.value for w in at.warning)
+    keys = [k for k in lab.redis.scan_iter("memlab:s:{alice:*}:*")]
+    assert keys and all(lab.redis.ttl(k) > 0 for k in keys)
+    at.radio(key="bulk_action").set_value("Set TTL")  # a form sends its widgets with the submit
+    at.number_input(key="bulk_ttl").set_value(0)
+    at.checkbox(key="bulk_confirm").check()
+    [b for b in at.button if b.label == "Apply"][0].click().run()
+    assert any(f"Set the TTL of {len(keys)} keys" in s.value for s in at.success), (
+        [s.value for s in at.success],
+        [w.value for w in at.warning],
+        [e.value for e in at.error],
+    )
+    assert all(lab.redis.ttl(k) == -1 for k in keys)

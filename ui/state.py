@@ -169,6 +169,11 @@ def md_escape(text: str) -> str:
     return _MD_SPECIAL.sub(r"\\\1", clean_text(text))
 
 
+def code_span(text: str) -> str:
+    """Text shown verbatim as inline code (markdown escapes do not apply inside it; a backtick would end it)."""
+    return "`" + clean_text(str(text)).replace("`", "'") + "`"
+
+
 def md_text(text: str) -> str:
     """Like ``md_escape``, but bare URLs stay readable links (an autolink is never an image, never fetched)."""
     text = clean_text(str(text))

@@ -7,20 +7,24 @@ from typing import Any
 import pandas as pd
 import streamlit as st
 
+# A click on any cell picks its row (row selection alone needs a click on the narrow box at the left).
+CLICK_A_ROW = ["single-row", "single-cell"]
+
 
 def selected_row(event: Any) -> int | None:
-    """The row a click on a single-row-select dataframe picked, or None."""
-    try:
-        rows = event.selection.rows
-    except AttributeError:
-        return None
-    return int(rows[0]) if rows else None
+    """The row a click picked on a dataframe drawn with ``selection_mode=CLICK_A_ROW``, or None."""
+    selection = getattr(event, "selection", None)
+    rows = list(getattr(selection, "rows", None) or [])
+    if rows:
+        return int(rows[0])
+    cells = list(getattr(selection, "cells", None) or [])
+    return int(cells[0][0]) if cells else None
 
 
 def text_table(frame: pd.DataFrame, key: str, text_columns: list[str], **options: Any) -> int | None:
     """A dataframe with row selection; the picked row's ``text_columns`` are shown in full (as text, not markup)."""
     event = st.dataframe(
-        frame, key=key, on_select="rerun", selection_mode="single-row", hide_index=True, width="stretch", **options
+        frame, key=key, on_select="rerun", selection_mode=CLICK_A_ROW, hide_index=True, width="stretch", **options
     )
     row = selected_row(event)
     if row is None or row >= len(frame):
