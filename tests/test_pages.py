@@ -146,6 +146,7 @@ def test_summaries_show_folds(app_env):
         at.chat_input[0].set_value(text).run()
     at.switch_page("pages/summaries.py").run()
     assert_clean(at, "Summaries")
+    assert at.slider(key="sum_threshold_alice_s1").value == 4, "the gauge compares against the session's threshold"
     assert "Alice" in at.code[0].value
     folds = at.dataframe[-1].value
     assert len(folds) >= 1 and folds["messages folded"].iloc[0] >= 3
