@@ -216,10 +216,10 @@ def other_libraries(lab: MemoryLab) -> None:
         [
             {
                 "written by": c.library,
-                "session": c.session,
+                "session": clean_text(c.session),
                 "messages": len(c.messages),
                 "TTL": human_duration(c.ttl),
-                "keys": ", ".join(c.keys[:3]) + (f" … (+{len(c.keys) - 3})" if len(c.keys) > 3 else ""),
+                "keys": clean_text(", ".join(c.keys[:3])) + (f" … (+{len(c.keys) - 3})" if len(c.keys) > 3 else ""),
                 "problems": len(c.problems),
             }
             for c in found.conversations

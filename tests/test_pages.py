@@ -423,16 +423,25 @@ def test_the_chat_page_says_memory_is_updating_until_the_upkeep_is_done(app_env,
 def test_redis_keys_show_a_langchain_history_as_a_conversation_and_memory_by_user(app_env, redis_server):
     import warnings
 
+    import redis
+
     with warnings.catch_warnings():
         warnings.simplefilter("ignore", DeprecationWarning)
         from langchain_community.chat_message_histories import RedisChatMessageHistory
     history = RedisChatMessageHistory("support-42", url=redis_server.url, ttl=7 * 86400)
     history.add_user_message("My order is late.")
     history.add_ai_message("Let me check order 1234.")
+    raw = redis.Redis.from_url(redis_server.url)
+    raw.lpush(b"message_store:\xff\xfe", json.dumps({"type": "human", "data": {"content": "odd key"}}))
+    raw.hset(
+        b"vl:\xff:1.5", mapping={"entry_id": b"\xff:1.5", "role": "user", "content": b"\xfe", "session_tag": b"\xff"}
+    )
+    raw.close()
     at = open_page("pages/chat.py")
     at.chat_input[0].set_value("Hello there").run()
     at.switch_page("pages/redis_keys.py").run()
     assert_clean(at, "Redis keys")
+    assert len(at.dataframe(key="foreign_table").value) == 3, "odd key names are listed, not a crash"
     said = [m.markdown[-1].value for m in at.chat_message]
     assert said == ["My order is late\\.", "Let me check order 1234\\."]  # escaped: stored text is never markup
     assert any(
