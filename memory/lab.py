@@ -139,7 +139,11 @@ class MemoryLab:
     def vectors(self) -> VectorStore:
         s = self.settings
         return VectorStore(
-            path=s.data_dir / "chroma", host=s.chroma_host, port=s.chroma_port, timeout_s=max(s.backend_timeout_s, 5.0)
+            path=s.data_dir / "chroma",
+            host=s.chroma_host,
+            port=s.chroma_port,
+            database=s.chroma_database,
+            timeout_s=max(s.backend_timeout_s, 5.0),
         )
 
     @cached_property

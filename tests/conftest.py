@@ -9,6 +9,7 @@ import signal
 import subprocess
 import sys
 import time
+import uuid
 from collections.abc import Iterator
 from dataclasses import dataclass, replace
 from pathlib import Path
@@ -85,6 +86,14 @@ def lab(settings: Settings) -> Iterator[MemoryLab]:
     lab.close()
 
 
+@pytest.fixture()
+def vector_lab(vector_settings: Settings) -> Iterator[MemoryLab]:
+    """A lab on the embedded Chroma, then on a real Chroma server: the vector-store tests run on both."""
+    lab = MemoryLab(vector_settings)
+    yield lab
+    lab.close()
+
+
 @pytest.fixture(autouse=True)
 def _stop_upkeep_workers() -> Iterator[None]:
     """Worker threads a test started (through any lab or page) stop with it, before the next test's jobs exist."""
@@ -134,13 +143,45 @@ def assert_one_line_error(run: CliRun, code: int, *needles: str) -> None:
 
 @pytest.fixture()
 def chroma_server(tmp_path: Path) -> Iterator[tuple[int, subprocess.Popen[bytes]]]:
+    """A real `chroma run` server of this test alone (it may stop or hang it)."""
+    yield from _run_chroma(tmp_path)
+
+
+@pytest.fixture(scope="session")
+def shared_chroma_server(tmp_path_factory: pytest.TempPathFactory) -> Iterator[tuple[int, subprocess.Popen[bytes]]]:
+    """One `chroma run` server for the tests that only read and write through it (emptied per test)."""
+    yield from _run_chroma(tmp_path_factory.mktemp("chroma-shared"))
+
+
+@pytest.fixture(params=["embedded", "chroma-server"])
+def vector_settings(request: pytest.FixtureRequest, settings: Settings) -> Settings:
+    """``settings`` with the embedded Chroma, then with a real Chroma server (emptied first): the same tests on both."""
+    if request.param == "embedded":
+        return settings
+    port, _ = request.getfixturevalue("shared_chroma_server")
+    import chromadb
+
+    # A database of its own per test (CHROMA_DATABASE), as teams sharing one server would have.
+    database = f"test-{uuid.uuid4().hex[:12]}"
+    chromadb.AdminClient(
+        chromadb.config.Settings(
+            chroma_server_host="127.0.0.1",
+            chroma_server_http_port=port,
+            chroma_api_impl="chromadb.api.fastapi.FastAPI",
+            anonymized_telemetry=False,
+        )
+    ).create_database(database)
+    return replace(settings, chroma_host="127.0.0.1", chroma_port=port, chroma_database=database)
+
+
+def _run_chroma(folder: Path) -> Iterator[tuple[int, subprocess.Popen[bytes]]]:
     """A real `chroma run` server on a free loopback port, stopped by pid whatever happens."""
     exe = shutil.which("chroma", path=str(Path(sys.executable).parent)) or shutil.which("chroma")
     if exe is None:
         pytest.skip("the chroma CLI (shipped by the chromadb package) is not installed")
     port = free_port()
     proc = subprocess.Popen(
-        [exe, "run", "--path", str(tmp_path / "chroma-server"), "--host", "127.0.0.1", "--port", str(port)],
+        [exe, "run", "--path", str(folder / "chroma-server"), "--host", "127.0.0.1", "--port", str(port)],
         stdout=subprocess.DEVNULL,
         stderr=subprocess.DEVNULL,
         start_new_session=True,

@@ -4,10 +4,17 @@ from __future__ import annotations
 
 from dataclasses import replace
 
+import pytest
+
 from memory.backends.redis_server import free_port
 from memory.lab import MemoryLab
 
 from .conftest import run_cli
+
+
+@pytest.fixture()
+def lab(vector_lab):  # noqa: F811 - every test here runs on the embedded Chroma and on a Chroma server
+    return vector_lab
 
 
 def test_clearing_a_session_removes_it_from_recall(lab):
@@ -39,6 +46,12 @@ def test_a_failing_store_is_reported_and_the_others_still_run(settings, lab):
 def test_cli_forget_and_clear_report_every_count(lab):
     lab.chat("alice", "s1", "My name is Alice.", strategy="hybrid")
     env = {"REDIS_URL": lab.settings.redis_url, "MEMLAB_DATA_DIR": str(lab.settings.data_dir)}
+    if lab.settings.chroma_host:
+        env |= {
+            "CHROMA_HOST": lab.settings.chroma_host,
+            "CHROMA_PORT": str(lab.settings.chroma_port),
+            "CHROMA_DATABASE": lab.settings.chroma_database,
+        }
     cleared = run_cli("clear", "--user", "alice", "--session", "s1", env=env)
     assert cleared.code == 0, cleared.err
     assert "1 turns" in cleared.out and "1 episodes" in cleared.out and "facts are kept" in cleared.out

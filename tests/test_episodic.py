@@ -2,6 +2,13 @@
 
 from __future__ import annotations
 
+import pytest
+
+
+@pytest.fixture()
+def lab(vector_lab):  # noqa: F811 - every test here runs on the embedded Chroma and on a Chroma server
+    return vector_lab
+
 
 def test_past_sessions_are_recalled_and_point_back_to_their_transcript(lab):
     lab.chat("alice", "trip", "I am planning a hiking trip to the Alps in July.", strategy="episodic")

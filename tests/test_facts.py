@@ -3,9 +3,15 @@
 from __future__ import annotations
 
 import numpy as np
+import pytest
 
 from memory.llm.base import ExtractedFact
 from memory.llm.rules import facts_from_text
+
+
+@pytest.fixture()
+def lab(vector_lab):  # noqa: F811 - every test here runs on the embedded Chroma and on a Chroma server
+    return vector_lab
 
 
 def test_rules_find_the_users_own_statements_and_skip_questions():
@@ -134,3 +140,35 @@ def test_another_process_sees_fact_changes_without_reading_them_all(lab, monkeyp
     assert [h.text for h, _ in other.search("alice", vector, 3)] == ["The user lives in Lima."]
     lab.forget_user("alice")
     assert other.search("alice", vector, 3) == []
+
+
+def test_a_transient_server_read_error_is_read_again_and_a_write_never_is(tmp_path, monkeypatch):
+    """chroma-core/chroma#4212: a read during a collection's first index build fails once, then works."""
+    from chromadb.errors import InternalError
+
+    from memory.backends.vector_store import FACTS, Record, VectorStore
+    from memory.errors import VectorStoreError
+
+    store = VectorStore(path=tmp_path / "chroma")
+    collection = store.collection(FACTS)
+    failures = {"get": 2, "upsert": 1}
+
+    def flaky(name, real):
+        def call(*args, **kwargs):
+            if failures[name]:
+                failures[name] -= 1
+                raise InternalError("Error executing plan: Error creating hnsw segment reader: Nothing found on disk")
+            return real(*args, **kwargs)
+
+        return call
+
+    monkeypatch.setattr(collection, "get", flaky("get", collection.get))
+    monkeypatch.setattr(collection, "upsert", flaky("upsert", collection.upsert))
+    assert store.get(FACTS, where={"user_id": "x"}) == [] and failures["get"] == 0
+    with pytest.raises(VectorStoreError, match="hnsw segment reader"):
+        store.upsert(FACTS, [Record("a", "text", {"user_id": "x"})], np.ones((1, 384), dtype=np.float32))
+    monkeypatch.setattr(collection, "get", flaky("get", collection.get))
+    failures["get"] = 9
+    with pytest.raises(VectorStoreError, match="hnsw segment reader"):
+        store.get(FACTS, where={"user_id": "x"})
+    assert failures["get"] == 5, "three pauses, four tries, then the error"

@@ -2,7 +2,14 @@
 
 from __future__ import annotations
 
+import pytest
+
 from memory.tokens import count_tokens
+
+
+@pytest.fixture()
+def lab(vector_lab):  # noqa: F811 - every test here runs on the embedded Chroma and on a Chroma server
+    return vector_lab
 
 
 def test_hybrid_combines_every_memory(lab):

@@ -80,7 +80,8 @@ def test_neighbour_boost_lifts_the_answer_after_a_question():
     assert max(groups, key=groups.get) == "s1"
 
 
-def test_eval_end_to_end_on_the_shipped_sample(lab):
+def test_eval_end_to_end_on_the_shipped_sample(vector_lab):
+    lab = vector_lab  # the turn, session and fact units on the embedded Chroma and on a Chroma server
     report = evaluate(lab, load_locomo(SAMPLE), "turn", "hybrid", [1, 5], [1, 2, 3, 4])
     assert report.n_questions == 11  # the adversarial question and the one without evidence are not scored
     assert report.overall[5] == 1.0 and report.overall[1] >= 0.7

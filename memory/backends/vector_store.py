@@ -16,6 +16,7 @@ from __future__ import annotations
 import functools
 import logging
 import os
+import time
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -62,12 +63,33 @@ def _is_timeout(exc: BaseException) -> bool:
     return isinstance(exc, httpx.TimeoutException)
 
 
-def _wrapped(method: F) -> F:
+# A Chroma server (1.x) that is building a collection's first index segment while it is read answers
+# "Error creating hnsw segment reader: Nothing found on disk" (chroma-core/chroma#4212); a moment later the
+# same read works. Reads are retried on it, briefly; writes never are.
+_TRANSIENT_READ = "hnsw segment reader"
+_READ_RETRIES_S = (0.05, 0.15, 0.4)
+
+
+def _read_again(exc: BaseException) -> bool:
+    return type(exc).__module__.startswith("chromadb") and _TRANSIENT_READ in str(exc)
+
+
+def _wrapped(method: F, retry_reads: bool = False) -> F:
     """Turn any Chroma, httpx or OS error raised by a store method into a ``VectorStoreError``."""
 
     @functools.wraps(method)
     def call(self: VectorStore, *args: Any, **kwargs: Any) -> Any:
         try:
+            if not retry_reads:
+                return method(self, *args, **kwargs)
+            for pause in _READ_RETRIES_S:
+                try:
+                    return method(self, *args, **kwargs)
+                except Exception as exc:  # noqa: BLE001 - only the known transient read error is retried
+                    if not _read_again(exc):
+                        raise
+                    log.info("Chroma read failed transiently (%s); reading again in %.2fs", exc, pause)
+                    time.sleep(pause)
             return method(self, *args, **kwargs)
         except (MemoryLabError, ValueError) as exc:
             if isinstance(exc, MemoryLabError) or not type(exc).__module__.startswith("chromadb"):
@@ -77,6 +99,11 @@ def _wrapped(method: F) -> F:
             raise VectorStoreError(_explain(exc, self.location, self.timeout_s), _is_timeout(exc)) from exc
 
     return call  # type: ignore[return-value]
+
+
+def _read(method: F) -> F:
+    """``_wrapped`` for a read, which may be tried again on a transient server error."""
+    return _wrapped(method, retry_reads=True)
 
 
 def server_heartbeat(location: str, timeout_s: float) -> None:
@@ -117,7 +144,13 @@ class Record:
 
 class VectorStore:
     def __init__(
-        self, *, path: Path | None = None, host: str | None = None, port: int = 8000, timeout_s: float = 5.0
+        self,
+        *,
+        path: Path | None = None,
+        host: str | None = None,
+        port: int = 8000,
+        database: str = "default_database",
+        timeout_s: float = 5.0,
     ) -> None:
         import chromadb
         import httpx
@@ -130,7 +163,7 @@ class VectorStore:
         try:
             if host:
                 self._preflight()
-                self._client = chromadb.HttpClient(host=host, port=port, settings=settings)
+                self._client = chromadb.HttpClient(host=host, port=port, database=database, settings=settings)
                 session = getattr(getattr(self._client, "_server", None), "_session", None)
                 if isinstance(session, httpx.Client):
                     session.timeout = httpx.Timeout(timeout_s, connect=min(timeout_s, 3.0))
@@ -139,7 +172,7 @@ class VectorStore:
                 path.mkdir(parents=True, exist_ok=True)
                 if not os.access(path, os.W_OK):
                     raise PermissionError(f"permission denied: {path}")
-                self._client = chromadb.PersistentClient(path=str(path), settings=settings)
+                self._client = chromadb.PersistentClient(path=str(path), database=database, settings=settings)
         except VectorStoreError:
             raise
         except Exception as exc:  # noqa: BLE001 - chroma raises many kinds on open
@@ -194,7 +227,7 @@ class VectorStore:
             embeddings=[list(map(float, v)) for v in embeddings],
         )
 
-    @_wrapped
+    @_read
     def query(self, name: str, embedding: np.ndarray, k: int, where: dict[str, Any]) -> list[Hit]:
         col = self.collection(name)
         result = col.query(
@@ -215,7 +248,7 @@ class VectorStore:
             )
         return hits
 
-    @_wrapped
+    @_read
     def get(
         self,
         name: str,
@@ -242,7 +275,7 @@ class VectorStore:
             raise ValueError("refusing to delete a whole collection without a filter")
         self.collection(name).delete(ids=ids, where=where)
 
-    @_wrapped
+    @_read
     def count(self, name: str, where: dict[str, Any] | None = None) -> int:
         """Records in the collection, or only those matching ``where`` (ids only are fetched)."""
         if where is None:
