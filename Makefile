@@ -27,11 +27,13 @@ browser:
 	  (apt-get update -qq >/dev/null 2>&1; DEBIAN_FRONTEND=noninteractive apt-get install -y -qq chromium >/dev/null 2>&1) \
 	  || echo "chromium not installed: the browser test will skip"; }
 
-# Real servers the scale-out tests run against (Debian's Redis 7); installed where we can, else those tests skip.
+# Real servers the scale-out tests run against (Debian's Redis 7 and PostgreSQL); installed where we can
+# (root with apt), else those tests skip and say why.
 servers:
-	@command -v /usr/bin/redis-server >/dev/null 2>&1 || { [ "$$(id -u)" = 0 ] && command -v apt-get >/dev/null 2>&1 && \
-	  (apt-get update -qq >/dev/null 2>&1; DEBIAN_FRONTEND=noninteractive apt-get install -y -qq redis-server >/dev/null 2>&1) \
-	  || echo "redis-server 7 not installed: the Redis 7 tests will skip"; }
+	@{ [ -x /usr/bin/redis-server ] && ls /usr/lib/postgresql/*/bin/pg_ctl >/dev/null 2>&1; } || \
+	  { [ "$$(id -u)" = 0 ] && command -v apt-get >/dev/null 2>&1 && \
+	  (apt-get update -qq >/dev/null 2>&1; DEBIAN_FRONTEND=noninteractive apt-get install -y -qq redis-server postgresql >/dev/null 2>&1) \
+	  || echo "redis-server 7 / postgresql not installed: the Redis 7 and PostgreSQL tests will skip"; }
 
 # Lint and types first: they take seconds and fail clearly.
 test: install browser servers lint typecheck

@@ -51,6 +51,7 @@ class Settings:
     chroma_host: str | None = None
     chroma_port: int = 8000
     chroma_database: str = "default_database"  # one Chroma server can hold several teams' or environments' memory
+    audit_database_url: str | None = None  # postgresql://…; unset: SQLite in the data folder
     anthropic_api_key: str | None = None
     anthropic_base_url: str | None = None
     anthropic_model: str = "claude-sonnet-4-5"
@@ -87,6 +88,7 @@ class Settings:
             chroma_host=_env_str(e, "CHROMA_HOST"),
             chroma_port=_env_int(e, "CHROMA_PORT", base.chroma_port),
             chroma_database=_env_str(e, "CHROMA_DATABASE", base.chroma_database) or base.chroma_database,
+            audit_database_url=_env_str(e, "AUDIT_DATABASE_URL"),
             anthropic_api_key=_env_str(e, "ANTHROPIC_API_KEY"),
             anthropic_base_url=_env_str(e, "ANTHROPIC_BASE_URL"),
             anthropic_model=_env_str(e, "MEMLAB_ANTHROPIC_MODEL", base.anthropic_model) or "",

@@ -114,6 +114,7 @@ class FactStore:
         keys: Keys,
         dup_similarity: float = 0.9,
         index: FactIndex | None = None,
+        on_logged: Callable[[str, list[FactEvent]], None] | None = None,
     ) -> None:
         self.vectors = vectors
         self.embed = embed
@@ -121,6 +122,7 @@ class FactStore:
         self.keys = keys
         self.dup_similarity = dup_similarity
         self.index = index or FactIndex(vectors, client, keys)
+        self.on_logged = on_logged  # the audit trail hears every fact event the log records
 
     def remember(
         self, user_id: str, session_id: str, facts: list[ExtractedFact], job: str | None = None
@@ -275,7 +277,10 @@ class FactStore:
         """Append the events to the user's fact log; returns the log's new length (the facts' version)."""
         if not events:
             return 0
-        return int(self.r.rpush(self.keys.user(user_id).fact_log, *[json.dumps(asdict(e)) for e in events]))
+        length = int(self.r.rpush(self.keys.user(user_id).fact_log, *[json.dumps(asdict(e)) for e in events]))
+        if self.on_logged is not None:
+            self.on_logged(user_id, events)
+        return length
 
     def search(
         self, user_id: str, query_vector: np.ndarray, k: int, query_text: str | None = None, retriever: str = "hybrid"

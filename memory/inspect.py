@@ -14,6 +14,7 @@ from collections.abc import Callable
 from dataclasses import dataclass
 from typing import Any
 
+from .audit import AuditTrail, key_event
 from .backends.redis_client import RedisClient
 from .errors import InputError, StoredDataError
 from .keys import Keys
@@ -72,9 +73,19 @@ def scan_keys(client: RedisClient, pattern: str, max_keys: int, budget_s: float)
 
 
 class KeyInspector:
-    def __init__(self, client: RedisClient, keys: Keys) -> None:
+    def __init__(self, client: RedisClient, keys: Keys, audit: AuditTrail | None = None) -> None:
         self.r = client
         self.keys = keys
+        self.audit = audit  # deletes and TTL changes made here are memory writes too
+
+    def _audited(self, action: str, names: list[str], ttl_s: int | None = None) -> None:
+        if self.audit is None or not names:
+            return
+        events = []
+        for name in names:
+            parts = self.keys.parse(name) or {}
+            events.append(key_event(action, name, parts.get("user_id", ""), parts.get("session_id", ""), ttl_s))
+        self.audit.record_safely(events)
 
     def scan_page(self, pattern: str = "*", cursor: int = 0, page_size: int = 100, budget_s: float = 0.25) -> KeyPage:
         """About ``page_size`` keys matching ``pattern`` from ``cursor`` on, with their details.
@@ -240,6 +251,10 @@ class KeyInspector:
                     else:
                         p.expire(name, ttl_seconds)
                 changed += sum(bool(x) for x in p.execute(raise_on_error=False) if not isinstance(x, Exception))
+        if ttl_seconds is None:
+            self._audited("key_deleted", ours)
+        else:
+            self._audited("key_ttl_changed", ours, max(ttl_seconds, 0))
         return BulkResult(changed=changed, skipped=len(names) - len(ours))
 
     def _ours(self, name: str) -> None:
@@ -248,12 +263,16 @@ class KeyInspector:
 
     def delete(self, name: str) -> bool:
         self._ours(name)
-        return bool(self.r.unlink(name))
+        deleted = bool(self.r.unlink(name))
+        self._audited("key_deleted", [name] if deleted else [])
+        return deleted
 
     def set_ttl(self, name: str, seconds: int) -> bool:
         """Set a TTL in seconds; 0 or less removes it (PERSIST)."""
         self._ours(name)
-        return bool(self.r.persist(name) if seconds <= 0 else self.r.expire(name, seconds))
+        changed = bool(self.r.persist(name) if seconds <= 0 else self.r.expire(name, seconds))
+        self._audited("key_ttl_changed", [name] if changed else [], max(seconds, 0))
+        return changed
 
 
 def _cell(raw: str) -> dict[str, Any]:

@@ -18,6 +18,7 @@ from typing import Any, Protocol
 
 import numpy as np
 
+from .audit import AuditError, AuditTrail, deletion_event, fact_events
 from .backends.embedder import Embedder, get_embedder
 from .backends.redis_client import RedisClient, connect
 from .backends.redis_server import EmbeddedRedis
@@ -187,7 +188,21 @@ class MemoryLab:
         index = getattr(self, "_fact_index", None)
         if index is None or index.r is not client:
             index = self._fact_index = FactIndex(self.vectors, client, self.keys)
-        return FactStore(self.vectors, self.embed, client, self.keys, self.settings.fact_dup_similarity, index)
+        return FactStore(
+            self.vectors,
+            self.embed,
+            client,
+            self.keys,
+            self.settings.fact_dup_similarity,
+            index,
+            on_logged=lambda user_id, events: self.audit.record_safely(fact_events(user_id, events)),
+        )
+
+    @cached_property
+    def audit(self) -> AuditTrail:
+        """Every memory write, appended (``audit.py``): PostgreSQL with AUDIT_DATABASE_URL, else SQLite."""
+        s = self.settings
+        return AuditTrail(s.audit_database_url, s.data_dir, timeout_s=max(s.backend_timeout_s, 2.0))
 
     @cached_property
     def episodes(self) -> EpisodeStore:
@@ -198,7 +213,9 @@ class MemoryLab:
         return TurnStore(self.vectors, self.embed, versions=TurnVersions(lambda: self.redis, self.keys))
 
     def services(self) -> Services:
-        return Services(self.sessions, self.facts, self.episodes, self.turns, self.llm, self.embed)
+        return Services(
+            self.sessions, self.facts, self.episodes, self.turns, self.llm, self.embed, self.audit.record_safely
+        )
 
     def default_config(self) -> StrategyConfig:
         return StrategyConfig.from_settings(self.settings)
@@ -245,6 +262,8 @@ class MemoryLab:
             client, self._redis = self._redis, None
         if client is not None:
             client.close()
+        if "audit" in self.__dict__:
+            self.audit.close()
 
     def strategy(self, name: str, config: StrategyConfig | None = None) -> Strategy:
         if name not in STRATEGIES:
@@ -358,14 +377,22 @@ class MemoryLab:
         validate_id("user", user_id)
         validate_id("session", session_id)
         self._let_upkeep_finish(user_id)
-        return self._walk(
+        report = self._walk(
             "clear session", self.session_stores(), lambda store: store.clear_session(user_id, session_id)
         )
+        self.audit.record_safely([deletion_event("session_cleared", user_id, session_id, report.counts)])
+        return report
 
     def forget_user(self, user_id: str) -> DeletionReport:
+        """Delete everything of the user's; the audit trail keeps its rows (what happened, when) without content."""
         validate_id("user", user_id)
         self._let_upkeep_finish(user_id)
-        return self._walk("forget user", self.memory_stores(), lambda store: store.forget_user(user_id))
+        report = self._walk("forget user", self.memory_stores(), lambda store: store.forget_user(user_id))
+        try:
+            report.counts["audit rows blanked"] = self.audit.forget(user_id)
+        except AuditError as exc:
+            report.errors["audit"] = str(exc)
+        return report
 
     def delete_memory(self, user_id: str, kind: str, memory_id: str) -> int:
         """Delete one long-term memory: a fact by id, or the episode of a session (by session id)."""

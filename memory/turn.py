@@ -21,6 +21,7 @@ from collections.abc import Generator, Iterator
 from dataclasses import dataclass, replace
 from typing import TYPE_CHECKING, Any
 
+from .audit import message_events
 from .errors import InputError, LLMError
 from .keys import validate_id
 from .llm import LLM, LLMReply
@@ -138,6 +139,7 @@ class Turn:
             self.strategy.config.ttl_s,
             self.meta,
         )
+        self.lab.audit.record_later(message_events(self.user_id, self.session_id, [self.user_message]))
         return ChatResult(self.user_message, None, self.trace, error=str(exc))
 
     def finish(self, answer: LLMReply) -> ChatResult:
@@ -171,6 +173,7 @@ class Turn:
             lab.sessions.run(pipe, self.user_id, self.session_id)
         if job is not None:
             lab.ensure_worker()
+        lab.audit.record_later(message_events(self.user_id, self.session_id, turn))
         return ChatResult(self.user_message, reply, trace)
 
     def _upkeep_inline(self, turn: list[Message]) -> None:

@@ -47,7 +47,7 @@ if state.get("key_scan_for") != (pattern, page_size):
 inspector: KeyInspector | None = None
 rows = []
 with guarded("Scanning keys"):
-    inspector = KeyInspector(lab.redis, lab.keys)
+    inspector = KeyInspector(lab.redis, lab.keys, lab.audit)
     cursors = state["key_cursors"]
     page = inspector.scan_page(pattern, cursors[-1], page_size)
     rows = page.rows

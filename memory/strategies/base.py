@@ -14,6 +14,7 @@ from typing import Any, ClassVar
 
 import numpy as np
 
+from ..audit import AuditEvent
 from ..config import Settings
 from ..episode_store import EpisodeStore
 from ..fact_store import FactStore
@@ -86,6 +87,7 @@ class Services:
     turns: TurnStore
     llm: LLM
     embed: Callable[[list[str]], np.ndarray]
+    audit: Callable[[list[AuditEvent]], None] = lambda events: None  # the lab's audit trail
 
 
 @dataclass

@@ -6,6 +6,7 @@ from typing import Any
 
 import numpy as np
 
+from ..audit import fold_event
 from ..backends.vector_store import Hit
 from ..messages import Message
 from ..session_store import SessionView
@@ -189,3 +190,4 @@ def fold_if_needed(s: Services, user_id: str, session_id: str, config: StrategyC
         )
     if fold is not None:
         trace.upkeep["fold"] = fold.to_dict()
+        s.audit([fold_event(user_id, session_id, fold)])

@@ -1,0 +1,112 @@
+"""The audit trail: every memory write appended, on SQLite by default and on a real PostgreSQL."""
+
+from __future__ import annotations
+
+import time
+from dataclasses import replace
+
+import psycopg
+import pytest
+
+from memory.audit import AuditEvent, AuditTrail
+from memory.backends.redis_server import free_port
+from memory.inspect import KeyInspector
+from memory.lab import MemoryLab
+
+
+@pytest.fixture(params=["sqlite", "postgresql"])
+def audited(request, settings):
+    """A lab whose trail is the embedded SQLite file, then a real PostgreSQL (emptied first)."""
+    if request.param == "postgresql":
+        url = request.getfixturevalue("postgres_url")
+        with psycopg.connect(url, autocommit=True) as conn:
+            conn.execute("DROP TABLE IF EXISTS memlab_audit")
+        settings = replace(settings, audit_database_url=url)
+    lab = MemoryLab(settings)
+    yield lab
+    lab.close()
+
+
+def _actions(lab, user):
+    lab.audit.flush()
+    return [e.action for e in reversed(lab.audit.query(user_id=user))]
+
+
+def test_every_kind_of_memory_write_is_recorded(audited):
+    lab = audited
+    assert lab.audit.mode == ("postgresql" if lab.settings.audit_database_url else "sqlite")
+    config = lab.default_config().with_(summary_threshold=4, summary_keep=2)
+    for text in ["My name is Alice.", "I live in Oslo.", "I live in Bergen now.", "It is raining."]:
+        lab.chat("alice", "s1", text, strategy="hybrid", config=config, wait_upkeep=True)
+    actions = _actions(lab, "alice")
+    assert actions.count("message_stored") == 8 and "fold" in actions
+    assert {"fact_add", "fact_update"} <= set(actions)
+    stored = lab.audit.query(user_id="alice", actions=["message_stored"], limit=100)
+    assert "My name is Alice." in [e.content for e in stored] and {e.details["role"] for e in stored} == {
+        "user",
+        "assistant",
+    }
+    update = lab.audit.query(user_id="alice", actions=["fact_update"])[0]
+    assert "Bergen" in update.content and "Oslo" in update.details["previous"]
+    fold = lab.audit.query(user_id="alice", actions=["fold"])[0]
+    assert fold.target and fold.details["messages"] >= 3
+
+    fact = lab.facts.all("alice")[0]
+    lab.facts.edit("alice", fact.id, "The user's name is Alice Smith.")
+    inspector = KeyInspector(lab.redis, lab.keys, lab.audit)
+    k = lab.keys.session("alice", "s1")
+    inspector.set_ttl(k.meta, 60)
+    inspector.delete(k.traces)
+    lab.clear_session("alice", "s1")
+    assert _actions(lab, "alice")[-4:] == ["fact_edit", "key_ttl_changed", "key_deleted", "session_cleared"]
+    ttl = lab.audit.query(actions=["key_ttl_changed"])[0]
+    assert ttl.target == k.meta and ttl.details == {"ttl_s": 60} and ttl.session_id == "s1"
+
+    since = time.time() - 3600
+    assert lab.audit.query(user_id="alice", since=since, until=time.time() + 1)
+    assert lab.audit.query(user_id="alice", until=since) == []
+    assert lab.audit.query(user_id="nobody") == [] and "alice" in lab.audit.users()
+
+
+def test_forgetting_blanks_the_users_content_and_keeps_that_it_happened(audited):
+    lab = audited
+    lab.chat("alice", "s1", "My name is Alice.", strategy="facts", wait_upkeep=True)
+    lab.chat("bob", "s1", "My name is Bob.", strategy="facts", wait_upkeep=True)
+    report = lab.forget_user("alice")
+    assert report.ok, report.errors
+    assert report.counts["audit rows blanked"] >= 3
+    lab.audit.flush()
+    rows = lab.audit.query(user_id="alice")
+    assert rows and all(e.content == "" for e in rows), "no trace of what Alice said"
+    assert rows[0].action == "user_forgotten" and {"message_stored", "fact_add"} <= {e.action for e in rows}
+    assert any("Bob" in e.content for e in lab.audit.query(user_id="bob")), "other users are untouched"
+
+
+def test_the_same_write_recorded_twice_is_one_row(tmp_path):
+    trail = AuditTrail(None, tmp_path)
+    event = AuditEvent("fact:f1:ADD:job-1:0", time.time(), "fact_add", "alice", "s1", "f1", "The user likes tea.")
+    trail.record([event])
+    trail.record([event, replace(event, id="fact:f2:ADD:job-1:1", target="f2")])
+    assert trail.count() == 2 and [e.target for e in trail.query()] == ["f2", "f1"]
+    trail.close()
+
+
+def test_a_trail_that_cannot_be_written_never_fails_a_turn(settings, caplog):
+    lab = MemoryLab(replace(settings, audit_database_url=f"postgresql://postgres@127.0.0.1:{free_port()}/x"))
+    try:
+        result = lab.chat("alice", "s1", "My name is Alice.", strategy="facts", wait_upkeep=True)
+        assert result.error is None and result.reply is not None
+        lab.audit.flush()
+        ok, problem = lab.audit.status()
+        assert not ok and "cannot be opened" in problem
+        assert any("not recorded" in r.getMessage() for r in caplog.records)
+        assert lab.facts.all("alice"), "the memory write itself went through"
+    finally:
+        lab.close()
+
+
+def test_a_url_that_is_not_postgresql_is_refused_clearly(tmp_path):
+    from memory.audit import AuditError
+
+    with pytest.raises(AuditError, match="postgresql://"):
+        AuditTrail("mysql://db/x", tmp_path)
