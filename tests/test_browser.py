@@ -26,8 +26,18 @@ PAGES = [
     ("summaries", "Summaries"),
     ("vector_memory", "Vector memory"),
     ("recall_lab", "Recall Lab"),
+    ("audit", "Audit trail"),
 ]
-NAV_LABELS = ["Home", "Chat playground", "Compare", "Redis keys", "Summaries", "Vector memory", "Recall Lab"]
+NAV_LABELS = [
+    "Home",
+    "Chat playground",
+    "Compare",
+    "Redis keys",
+    "Summaries",
+    "Vector memory",
+    "Audit trail",
+    "Recall Lab",
+]
 
 pytestmark = pytest.mark.skipif(
     CHROMIUM is None,

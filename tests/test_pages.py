@@ -23,6 +23,7 @@ PAGES = {
     "pages/summaries.py": "Summaries",
     "pages/vector_memory.py": "Vector memory",
     "pages/recall_lab.py": "Recall Lab",
+    "pages/audit.py": "Audit trail",
 }
 
 
@@ -471,3 +472,21 @@ def test_redis_keys_bulk_ttl_needs_a_tick_and_then_changes_every_matching_key(ap
         [e.value for e in at.error],
     )
     assert all(lab.redis.ttl(k) == -1 for k in keys)
+
+
+def test_the_audit_page_lists_the_users_writes_and_exports_them(app_env):
+    at = open_page("pages/chat.py")
+    at.selectbox(key="strategy").set_value("facts").run()
+    at.chat_input[0].set_value("My name is Alice.").run()
+    at.session_state["user_id"] = "bob"
+    at.chat_input[0].set_value("My name is Bob.").run()
+    at.session_state["user_id"] = "alice"
+    at.switch_page("pages/audit.py").run()
+    assert_clean(at, "Audit trail")
+    shown = at.dataframe(key="audit_table").value
+    assert set(shown["user"]) == {"alice"} and "My name is Alice." in list(shown["content"])
+    assert {"message_stored"} <= set(shown["action"])
+    at.toggle(key="audit_all").set_value(True).run()
+    assert {"alice", "bob"} <= set(at.dataframe(key="audit_table").value["user"])
+    at.multiselect(key="audit_actions").set_value(["fact_add"]).run()
+    assert set(at.dataframe(key="audit_table").value["action"]) == {"fact_add"}

@@ -36,6 +36,7 @@ NAVIGATION: dict[str, list[NavLink]] = {
         NavLink("pages/redis_keys.py", "Redis keys", ":material/key:"),
         NavLink("pages/summaries.py", "Summaries", ":material/summarize:"),
         NavLink("pages/vector_memory.py", "Vector memory", ":material/hub:"),
+        NavLink("pages/audit.py", "Audit trail", ":material/history:"),
     ],
     "Evaluate": [NavLink("pages/recall_lab.py", "Recall Lab", ":material/query_stats:")],
 }
