@@ -38,11 +38,25 @@ def _kustomization_resources(folder: Path) -> list[Path]:
     return files
 
 
+def _patches(folder: Path) -> list[Path]:
+    kustomization = yaml.safe_load((folder / "kustomization.yaml").read_text())
+    return [(folder / p["path"]).resolve() for p in kustomization.get("patches", [])]
+
+
 def _resources(overlay: str) -> list[dict]:
-    return [doc for f in _kustomization_resources(K8S / overlay) for doc in _docs(f)]
+    """What the overlay builds: its resources, with its strategic-merge patches applied (maps merged by key)."""
+    docs = [doc for f in _kustomization_resources(K8S / overlay) for doc in _docs(f)]
+    for patch in (p for f in _patches(K8S / overlay) for p in _docs(f)):
+        target = next(
+            d for d in docs if (d["kind"], d["metadata"]["name"]) == (patch["kind"], patch["metadata"]["name"])
+        )
+        for field, value in patch.items():
+            if isinstance(value, dict) and isinstance(target.get(field), dict):
+                target[field] = {**target[field], **value}
+    return docs
 
 
-@pytest.mark.parametrize("overlay", ["base", "in-cluster-redis"])
+@pytest.mark.parametrize("overlay", ["base", "in-cluster"])
 def test_every_manifest_validates_against_the_kubernetes_schemas(overlay):
     resources = _resources(overlay)
     assert resources
@@ -51,7 +65,8 @@ def test_every_manifest_validates_against_the_kubernetes_schemas(overlay):
 
 
 def test_every_manifest_file_is_built_by_a_kustomization():
-    built = {f for overlay in ("base", "in-cluster-redis") for f in _kustomization_resources(K8S / overlay)}
+    built = {f for overlay in ("base", "in-cluster") for f in _kustomization_resources(K8S / overlay)}
+    built |= set(_patches(K8S / "in-cluster"))
     present = {f.resolve() for f in K8S.rglob("*.yaml") if f.name != "kustomization.yaml"}
     assert present == built
 
@@ -64,12 +79,18 @@ def test_the_validator_rejects_a_broken_manifest():
 
 
 def test_the_manifests_fit_together_and_with_the_settings():
-    resources = {(d["kind"], d["metadata"]["name"]): d for d in _resources("in-cluster-redis")}
+    resources = {(d["kind"], d["metadata"]["name"]): d for d in _resources("in-cluster")}
     settings = resources[("ConfigMap", "memlab-settings")]["data"]
     parsed = Settings.from_env(settings)
     assert parsed.redis_url == "redis://memlab-redis:6379/0" and ("Service", "memlab-redis") in resources
     assert parsed.chroma_host == "memlab-chroma" and ("Service", parsed.chroma_host) in resources
     assert parsed.chroma_port == 8000 and parsed.upkeep_mode == "external", "app replicas enqueue; workers run upkeep"
+    secret = resources[("Secret", "memlab-secrets")]["stringData"]
+    audit_url = Settings.from_env(secret).audit_database_url or ""
+    assert audit_url.startswith("postgresql://") and "@memlab-postgres:5432/" in audit_url
+    assert ("Service", "memlab-postgres") in resources
+    base_secret = next(d for d in _resources("base") if d["kind"] == "Secret")["stringData"]
+    assert Settings.from_env(base_secret).audit_database_url is None, "base: set by the operator, else SQLite"
 
     app = resources[("Deployment", "memlab-app")]["spec"]
     assert app["replicas"] == 2
@@ -112,9 +133,13 @@ def test_compose_validates_against_the_compose_specification():
     )
     assert checked.returncode == 0, checked.stdout + checked.stderr
     compose = yaml.safe_load((ROOT / "compose.yaml").read_text())
-    assert {"app", "worker", "redis", "chroma"} <= set(compose["services"])
-    app_env = {k: str(v) for k, v in compose["services"]["app"]["environment"].items()}
+    assert {"app", "worker", "redis", "chroma", "postgres"} <= set(compose["services"])
+    app_env = {
+        k: str(v).replace("${POSTGRES_PASSWORD:-memlab}", "memlab")
+        for k, v in compose["services"]["app"]["environment"].items()
+    }
     parsed = Settings.from_env(app_env)
+    assert parsed.audit_database_url == "postgresql://memlab:memlab@postgres:5432/memlab"
     assert (
         parsed.redis_url == "redis://redis:6379/0"
         and parsed.chroma_host == "chroma"
