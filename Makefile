@@ -7,7 +7,7 @@ PORT ?= 8501
 SHELL := /bin/bash
 .SHELLFLAGS := -eo pipefail -c
 
-.PHONY: install run test lint typecheck browser servers clean-data
+.PHONY: install run test topology lint typecheck browser servers clean-data
 
 $(STAMP): requirements.txt requirements-dev.txt
 	@test -x $(BIN)/python || $(PYTHON) -m venv $(VENV)
@@ -38,6 +38,11 @@ servers:
 # Lint and types first: they take seconds and fail clearly.
 test: install browser servers lint typecheck
 	$(BIN)/python -m pytest
+
+# The deployment topology alone (two app processes, workers, Redis 7, a Chroma server, PostgreSQL);
+# `make test` runs it too.
+topology: install browser servers
+	$(BIN)/python -m pytest -m topology
 
 lint: install
 	$(BIN)/python -m ruff check memory tests pages ui app.py benchmarks

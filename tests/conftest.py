@@ -155,13 +155,17 @@ def shared_chroma_server(tmp_path_factory: pytest.TempPathFactory) -> Iterator[t
 
 @pytest.fixture(params=["embedded", "chroma-server"])
 def vector_settings(request: pytest.FixtureRequest, settings: Settings) -> Settings:
-    """``settings`` with the embedded Chroma, then with a real Chroma server (emptied first): the same tests on both."""
+    """``settings`` with the embedded Chroma, then with a real Chroma server: the same tests on both."""
     if request.param == "embedded":
         return settings
     port, _ = request.getfixturevalue("shared_chroma_server")
+    return replace(settings, chroma_host="127.0.0.1", chroma_port=port, chroma_database=new_chroma_database(port))
+
+
+def new_chroma_database(port: int) -> str:
+    """A database of its own per test (CHROMA_DATABASE) on the shared server, as teams sharing one would have."""
     import chromadb
 
-    # A database of its own per test (CHROMA_DATABASE), as teams sharing one server would have.
     database = f"test-{uuid.uuid4().hex[:12]}"
     chromadb.AdminClient(
         chromadb.config.Settings(
@@ -171,7 +175,7 @@ def vector_settings(request: pytest.FixtureRequest, settings: Settings) -> Setti
             anonymized_telemetry=False,
         )
     ).create_database(database)
-    return replace(settings, chroma_host="127.0.0.1", chroma_port=port, chroma_database=database)
+    return database
 
 
 def _run_chroma(folder: Path) -> Iterator[tuple[int, subprocess.Popen[bytes]]]:
