@@ -52,6 +52,8 @@ class Settings:
     chroma_port: int = 8000
     chroma_database: str = "default_database"  # one Chroma server can hold several teams' or environments' memory
     audit_database_url: str | None = None  # postgresql://…; unset: SQLite in the data folder
+    vector_store: str = "chroma"  # chroma | qdrant
+    qdrant_url: str | None = None  # a Qdrant server; unset: qdrant-client's local mode in the data folder
     anthropic_api_key: str | None = None
     anthropic_base_url: str | None = None
     anthropic_model: str = "claude-sonnet-4-5"
@@ -89,6 +91,8 @@ class Settings:
             chroma_port=_env_int(e, "CHROMA_PORT", base.chroma_port),
             chroma_database=_env_str(e, "CHROMA_DATABASE", base.chroma_database) or base.chroma_database,
             audit_database_url=_env_str(e, "AUDIT_DATABASE_URL"),
+            vector_store=(_env_str(e, "MEMLAB_VECTOR_STORE", base.vector_store) or base.vector_store).lower(),
+            qdrant_url=_env_str(e, "QDRANT_URL"),
             anthropic_api_key=_env_str(e, "ANTHROPIC_API_KEY"),
             anthropic_base_url=_env_str(e, "ANTHROPIC_BASE_URL"),
             anthropic_model=_env_str(e, "MEMLAB_ANTHROPIC_MODEL", base.anthropic_model) or "",
@@ -126,6 +130,7 @@ class Settings:
             (0 <= self.upkeep_wait_s <= 600, "MEMLAB_UPKEEP_WAIT must be between 0 and 600 seconds"),
             (0.1 <= self.upkeep_claim_s <= 86400, "MEMLAB_UPKEEP_CLAIM must be between 0.1 and 86400 seconds"),
             (0 <= self.upkeep_delay_s <= 600, "MEMLAB_UPKEEP_DELAY must be between 0 and 600 seconds"),
+            (self.vector_store in ("chroma", "qdrant"), "MEMLAB_VECTOR_STORE must be chroma or qdrant"),
         ]
         for ok, message in checks:
             if not ok:
@@ -142,4 +147,11 @@ class Settings:
 
     @property
     def chroma_mode(self) -> str:
+        """The vector store's mode (Chroma's or Qdrant's): a server, or embedded in this process."""
+        if self.vector_store == "qdrant":
+            return "server" if self.qdrant_url else "embedded"
         return "server" if self.chroma_host else "embedded"
+
+    @property
+    def vector_store_name(self) -> str:
+        return "Qdrant" if self.vector_store == "qdrant" else "Chroma"

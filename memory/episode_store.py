@@ -16,7 +16,7 @@ from typing import Any
 
 import numpy as np
 
-from .backends.vector_store import EPISODES, Hit, Record, VectorStore
+from .backends.vector_store import EPISODES, Hit, Record, VectorBackend
 from .filters import where_session, where_user
 from .keys import validate_id
 from .messages import Message
@@ -32,7 +32,7 @@ def episode_id(user_id: str, session_id: str) -> str:
 
 
 class EpisodeStore:
-    def __init__(self, vectors: VectorStore, embed: Embed) -> None:
+    def __init__(self, vectors: VectorBackend, embed: Embed) -> None:
         self.vectors = vectors
         self.embed = embed
 

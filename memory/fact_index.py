@@ -26,7 +26,7 @@ from typing import Any
 import numpy as np
 
 from .backends.redis_client import RedisClient
-from .backends.vector_store import FACTS, Record, VectorStore
+from .backends.vector_store import FACTS, Record, VectorBackend
 from .errors import StoredDataError
 from .filters import where_user
 from .keys import Keys
@@ -110,7 +110,7 @@ class UserFacts:
 class FactIndex:
     """The process's cache of users' facts; ``current`` brings one user's up to date and returns it."""
 
-    def __init__(self, vectors: VectorStore, client: RedisClient, keys: Keys) -> None:
+    def __init__(self, vectors: VectorBackend, client: RedisClient, keys: Keys) -> None:
         self.vectors = vectors
         self.r = client
         self.keys = keys

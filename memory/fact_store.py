@@ -19,7 +19,7 @@ from typing import Any
 import numpy as np
 
 from .backends.redis_client import RedisClient
-from .backends.vector_store import FACTS, Hit, Record, VectorStore
+from .backends.vector_store import FACTS, Hit, Record, VectorBackend
 from .errors import InputError, StoredDataError
 from .fact_index import FactIndex, UserFacts
 from .filters import where_user
@@ -92,7 +92,7 @@ class _Writes:
         self.deletes.add(fact_id)
         self.upserts.pop(fact_id, None)
 
-    def flush(self, vectors: VectorStore) -> None:
+    def flush(self, vectors: VectorBackend) -> None:
         if self.deletes:
             vectors.delete(FACTS, ids=sorted(self.deletes))
         if self.upserts:
@@ -108,7 +108,7 @@ def derived_id(user_id: str, job: str, index: int) -> str:
 class FactStore:
     def __init__(
         self,
-        vectors: VectorStore,
+        vectors: VectorBackend,
         embed: Embed,
         client: RedisClient,
         keys: Keys,

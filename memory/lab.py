@@ -22,7 +22,7 @@ from .audit import AuditError, AuditTrail, deletion_event, fact_events
 from .backends.embedder import Embedder, get_embedder
 from .backends.redis_client import RedisClient, connect
 from .backends.redis_server import EmbeddedRedis
-from .backends.vector_store import VectorStore, server_heartbeat
+from .backends.vector_store import VectorBackend, VectorStore, server_heartbeat
 from .config import Settings
 from .embedding_cache import EmbeddingCache
 from .episode_store import EpisodeStore
@@ -137,8 +137,12 @@ class MemoryLab:
         return self.redis
 
     @cached_property
-    def vectors(self) -> VectorStore:
+    def vectors(self) -> VectorBackend:
         s = self.settings
+        if s.vector_store == "qdrant":
+            from .backends.qdrant_store import QdrantStore
+
+            return QdrantStore(path=s.data_dir / "qdrant", url=s.qdrant_url, timeout_s=max(s.backend_timeout_s, 5.0))
         return VectorStore(
             path=s.data_dir / "chroma",
             host=s.chroma_host,
@@ -264,6 +268,9 @@ class MemoryLab:
             client.close()
         if "audit" in self.__dict__:
             self.audit.close()
+        store = self.__dict__.pop("vectors", None)
+        if store is not None and hasattr(store, "close"):
+            store.close()  # Qdrant's local mode holds a lock on its folder until closed
 
     def strategy(self, name: str, config: StrategyConfig | None = None) -> Strategy:
         if name not in STRATEGIES:
@@ -441,6 +448,8 @@ class MemoryLab:
     def chroma_quick_status(self) -> BackendStatus:
         """Chroma checked without loading chromadb (half a second): a server's heartbeat, or the folder's file."""
         s = self.settings
+        if s.vector_store != "chroma":
+            return self.chroma_status()
         if s.chroma_host:
             url = f"http://{s.chroma_host}:{s.chroma_port}"
             try:
@@ -475,19 +484,25 @@ class MemoryLab:
         )
 
     def chroma_status(self) -> BackendStatus:
+        """The vector store's health (Chroma, or Qdrant with MEMLAB_VECTOR_STORE=qdrant)."""
         s = self.settings
-        fix = "Check CHROMA_HOST/CHROMA_PORT and that the server runs" if s.chroma_host else "See the details"
+        name = s.vector_store_name
+        if s.vector_store == "qdrant":
+            fix = "Check QDRANT_URL and that the server runs" if s.qdrant_url else "See the details"
+            where = s.qdrant_url or str(s.data_dir / "qdrant")
+        else:
+            fix = "Check CHROMA_HOST/CHROMA_PORT and that the server runs" if s.chroma_host else "See the details"
+            where = f"http://{s.chroma_host}:{s.chroma_port}" if s.chroma_host else str(s.data_dir / "chroma")
         try:
             store = self.vectors
         except MemoryLabError as exc:
-            location = f"http://{s.chroma_host}:{s.chroma_port}" if s.chroma_host else str(s.data_dir / "chroma")
             problem = "not answering" if isinstance(exc, VectorStoreError) and exc.hung else "unreachable"
-            return BackendStatus("Chroma", s.chroma_mode, location, False, detail=str(exc), fix=fix, problem=problem)
+            return BackendStatus(name, s.chroma_mode, where, False, detail=str(exc), fix=fix, problem=problem)
         ok = store.heartbeat()
-        detail = "" if ok else f"no heartbeat from Chroma at {store.location} within {store.timeout_s:g}s"
+        detail = "" if ok else f"no heartbeat from {name} at {store.location} within {store.timeout_s:g}s"
         problem = "unreachable" if ok else "not answering"
         return BackendStatus(
-            "Chroma",
+            name,
             store.mode,
             store.location,
             ok,

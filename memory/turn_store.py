@@ -17,7 +17,7 @@ from dataclasses import dataclass, field
 import numpy as np
 
 from .backends.redis_client import RedisClient
-from .backends.vector_store import Record, VectorStore
+from .backends.vector_store import Record, VectorBackend
 from .filters import where_session, where_user
 from .keys import Keys, validate_id
 from .retrieval import Candidate, CandidateIndex
@@ -84,7 +84,7 @@ class TurnVersions:
 
 class TurnStore:
     def __init__(
-        self, vectors: VectorStore, embed: Embed, batch: int = 256, versions: TurnVersions | None = None
+        self, vectors: VectorBackend, embed: Embed, batch: int = 256, versions: TurnVersions | None = None
     ) -> None:
         self.vectors = vectors
         self.embed = embed

@@ -17,8 +17,9 @@ from ui.tables import text_table
 ctx = page("Vector memory")
 lab, user = ctx.lab, ctx.user_id
 st.caption(
-    f"Long-term memory of user **{md_escape(user)}** in Chroma ({lab.settings.chroma_mode}), embedded with "
-    "all-MiniLM-L6-v2 in cosine space. Similarity = 1 − cosine distance."
+    f"Long-term memory of user **{md_escape(user)}** in {lab.settings.vector_store_name} "
+    f"({lab.settings.chroma_mode}), embedded with all-MiniLM-L6-v2 in cosine space. "
+    "Similarity = 1 − cosine distance."
 )
 
 

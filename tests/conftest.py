@@ -153,11 +153,13 @@ def shared_chroma_server(tmp_path_factory: pytest.TempPathFactory) -> Iterator[t
     yield from _run_chroma(tmp_path_factory.mktemp("chroma-shared"))
 
 
-@pytest.fixture(params=["embedded", "chroma-server"])
+@pytest.fixture(params=["embedded", "chroma-server", "qdrant"])
 def vector_settings(request: pytest.FixtureRequest, settings: Settings) -> Settings:
-    """``settings`` with the embedded Chroma, then with a real Chroma server: the same tests on both."""
+    """``settings`` with the embedded Chroma, a real Chroma server, and Qdrant (local mode): the same tests on each."""
     if request.param == "embedded":
         return settings
+    if request.param == "qdrant":
+        return replace(settings, vector_store="qdrant")
     port, _ = request.getfixturevalue("shared_chroma_server")
     return replace(settings, chroma_host="127.0.0.1", chroma_port=port, chroma_database=new_chroma_database(port))
 

@@ -86,3 +86,16 @@ def test_an_id_with_a_trailing_newline_creates_nothing(env, lab):
     run = run_cli("chat", "--user", "alice\n", "--session", "s1", "hi", env=env)
     assert run.code == 2
     assert list(lab.redis.scan_iter(match="*")) == []
+
+
+@pytest.mark.parametrize("quick", [False, True])
+def test_doctor_names_qdrant_when_it_is_the_vector_store(env, quick):
+    run = run_cli("doctor", *(["--quick"] if quick else []), env={**env, "MEMLAB_VECTOR_STORE": "qdrant"})
+    assert run.code == 0, run.err
+    line = next(line for line in run.out.splitlines() if "Qdrant" in line)
+    assert "embedded" in line and "Chroma" not in run.out
+
+
+def test_an_unknown_vector_store_is_one_clear_line(env):
+    run = run_cli("doctor", env={**env, "MEMLAB_VECTOR_STORE": "pinecone"})
+    assert_one_line_error(run, 2, "MEMLAB_VECTOR_STORE must be chroma or qdrant")

@@ -46,6 +46,10 @@ def test_a_failing_store_is_reported_and_the_others_still_run(settings, lab):
 def test_cli_forget_and_clear_report_every_count(lab):
     lab.chat("alice", "s1", "My name is Alice.", strategy="hybrid")
     env = {"REDIS_URL": lab.settings.redis_url, "MEMLAB_DATA_DIR": str(lab.settings.data_dir)}
+    if lab.settings.vector_store == "qdrant":  # local mode belongs to one process: hand it to the CLI's
+        env["MEMLAB_VECTOR_STORE"] = "qdrant"
+        lab.wait_for_upkeep("alice")
+        lab.close()
     if lab.settings.chroma_host:
         env |= {
             "CHROMA_HOST": lab.settings.chroma_host,

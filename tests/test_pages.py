@@ -490,3 +490,19 @@ def test_the_audit_page_lists_the_users_writes_and_exports_them(app_env):
     assert {"alice", "bob"} <= set(at.dataframe(key="audit_table").value["user"])
     at.multiselect(key="audit_actions").set_value(["fact_add"]).run()
     assert set(at.dataframe(key="audit_table").value["action"]) == {"fact_add"}
+
+
+def test_the_vector_memory_page_and_the_status_work_on_qdrant(app_env, monkeypatch):
+    monkeypatch.setenv("MEMLAB_VECTOR_STORE", "qdrant")
+    at = open_page("pages/chat.py")
+    at.selectbox(key="strategy").set_value("hybrid").run()
+    at.chat_input[0].set_value("My name is Alice. I live in Berlin.").run()
+    at.switch_page("pages/vector_memory.py").run()
+    at.text_input(key="vec_query").set_value("which city do I live in?").run()
+    assert_clean(at, "Vector memory")
+    assert any("in Qdrant (embedded)" in c.value for c in at.caption)
+    hits = next(df.value for df in at.dataframe if "cosine similarity" in df.value.columns)
+    assert "Berlin" in hits["text"].iloc[0] and 0 < hits["cosine similarity"].iloc[0] <= 1
+    at.switch_page("app.py").run()
+    backends = at.dataframe[0].value
+    assert "Qdrant" in list(backends["backend"]) and set(backends["status"]) == {"up"}

@@ -20,7 +20,7 @@ import time
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Any, TypeVar
+from typing import Any, Protocol, TypeVar
 
 import numpy as np
 
@@ -142,7 +142,40 @@ class Record:
     embedding: list[float] | None = field(default=None, repr=False)
 
 
+class VectorBackend(Protocol):
+    """What the fact, episode and turn stores need of a vector store: Chroma (``VectorStore``) or Qdrant."""
+
+    mode: str  # "embedded" or "server"
+    location: str
+    timeout_s: float
+
+    def heartbeat(self) -> bool: ...
+
+    @property
+    def version(self) -> str: ...
+
+    def upsert(self, name: str, records: Sequence[Record], embeddings: np.ndarray) -> None: ...
+
+    def query(self, name: str, embedding: np.ndarray, k: int, where: dict[str, Any]) -> list[Hit]: ...
+
+    def get(
+        self,
+        name: str,
+        where: dict[str, Any] | None = None,
+        ids: list[str] | None = None,
+        with_embeddings: bool = False,
+    ) -> list[Record]: ...
+
+    def delete(self, name: str, *, ids: list[str] | None = None, where: dict[str, Any] | None = None) -> None: ...
+
+    def count(self, name: str, where: dict[str, Any] | None = None) -> int: ...
+
+    def delete_where(self, name: str, where: dict[str, Any]) -> int: ...
+
+
 class VectorStore:
+    """Chroma: embedded (``PersistentClient``) or a server (``CHROMA_HOST``)."""
+
     def __init__(
         self,
         *,
