@@ -48,6 +48,7 @@ class Settings:
 
     data_dir: Path = field(default_factory=lambda: PROJECT_ROOT / "data")
     redis_url: str | None = None
+    redis_cluster: bool = False  # redis_url names a node of a Redis Cluster (set by REDIS_CLUSTER_URL)
     chroma_host: str | None = None
     chroma_port: int = 8000
     chroma_database: str = "default_database"  # one Chroma server can hold several teams' or environments' memory
@@ -86,7 +87,8 @@ class Settings:
         return replace(
             base,
             data_dir=Path(data_dir).expanduser().resolve() if data_dir else base.data_dir,
-            redis_url=_env_str(e, "REDIS_URL"),
+            redis_url=_env_str(e, "REDIS_CLUSTER_URL") or _env_str(e, "REDIS_URL"),
+            redis_cluster=bool(_env_str(e, "REDIS_CLUSTER_URL")),
             chroma_host=_env_str(e, "CHROMA_HOST"),
             chroma_port=_env_int(e, "CHROMA_PORT", base.chroma_port),
             chroma_database=_env_str(e, "CHROMA_DATABASE", base.chroma_database) or base.chroma_database,
@@ -143,7 +145,7 @@ class Settings:
 
     @property
     def redis_mode(self) -> str:
-        return "server" if self.redis_url else "embedded"
+        return "cluster" if self.redis_cluster else "server" if self.redis_url else "embedded"
 
     @property
     def chroma_mode(self) -> str:

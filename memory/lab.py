@@ -14,7 +14,7 @@ from collections.abc import Callable
 from dataclasses import dataclass, field
 from functools import cached_property
 from pathlib import Path
-from typing import Any, Protocol
+from typing import Any, Protocol, cast
 
 import numpy as np
 
@@ -124,7 +124,12 @@ class MemoryLab:
         url = self.embedded_redis.ensure_running().url if self.embedded_redis else (self.settings.redis_url or "")
         with self._lock:
             if self._redis is None or self._redis_url != url:
-                self._redis = connect(url, self.settings.backend_timeout_s)
+                if self.settings.redis_cluster:
+                    from .backends.redis_cluster import connect_cluster
+
+                    self._redis = cast(RedisClient, connect_cluster(url, self.settings.backend_timeout_s))
+                else:
+                    self._redis = connect(url, self.settings.backend_timeout_s)
                 self._redis_url = url
             return self._redis
 

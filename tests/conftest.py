@@ -298,3 +298,102 @@ def postgres_url() -> Iterator[str]:
         if pid_file.exists():
             kill_pid(int(pid_file.read_text().split()[0]))
         shutil.rmtree(folder, ignore_errors=True)
+
+
+@dataclass
+class RedisClusterNodes:
+    url: str  # any node; the client discovers the others
+    ports: list[int]
+    procs: dict[int, subprocess.Popen[bytes]]
+
+    def primary_ports(self) -> list[int]:
+        nodes = redis.Redis(host="127.0.0.1", port=self.ports[0], decode_responses=True).cluster("nodes")
+        return sorted(
+            int(address.split(":")[1].split("@")[0])
+            for address, node in nodes.items()
+            if "master" in node["flags"] and "fail" not in node["flags"]
+        )
+
+
+@pytest.fixture(scope="module")
+def redis_cluster(tmp_path_factory: pytest.TempPathFactory) -> Iterator[RedisClusterNodes]:
+    """A real Redis 7 Cluster: 3 primaries with one replica each on loopback, started from Debian's binaries."""
+    exe = _system_redis_7()
+    cli = shutil.which("redis-cli", path="/usr/bin:/usr/local/bin")
+    if exe is None or cli is None:
+        pytest.skip("Debian's redis-server 7 and redis-cli are not installed (`make test` installs them as root)")
+    folder = tmp_path_factory.mktemp("redis-cluster")
+    ports = _cluster_ports(6)
+    procs: dict[int, subprocess.Popen[bytes]] = {}
+    try:
+        for port in ports:
+            node = folder / str(port)
+            node.mkdir()
+            procs[port] = subprocess.Popen(
+                [
+                    exe, "--port", str(port), "--bind", "127.0.0.1", "--dir", str(node),
+                    "--cluster-enabled", "yes", "--cluster-config-file", "nodes.conf",
+                    "--cluster-node-timeout", "1000", "--appendonly", "yes", "--save", "",
+                ],
+                stdout=open(node / "server.log", "w"),
+                stderr=subprocess.STDOUT,
+            )  # fmt: skip
+        for port in ports:
+            _wait_ping(port)
+        created = subprocess.run(
+            [
+                cli,
+                "--cluster",
+                "create",
+                *[f"127.0.0.1:{p}" for p in ports],
+                "--cluster-replicas",
+                "1",
+                "--cluster-yes",
+            ],
+            capture_output=True,
+            text=True,
+            timeout=60,
+        )
+        assert created.returncode == 0, created.stdout + created.stderr
+        deadline = time.monotonic() + 30
+        while not all(
+            redis.Redis(host="127.0.0.1", port=p).cluster("info").get("cluster_state") == "ok" for p in ports
+        ):  # every node agrees the slots are covered
+            assert time.monotonic() < deadline, "the cluster did not become ok"
+            time.sleep(0.1)
+        yield RedisClusterNodes(f"redis://127.0.0.1:{ports[0]}/0", ports, procs)
+    finally:
+        for proc in procs.values():
+            kill_pid(proc.pid)
+            proc.wait(timeout=10)
+
+
+def _cluster_ports(n: int) -> list[int]:
+    """Free loopback ports whose cluster bus port (port + 10000) is free and valid too."""
+    import random
+    import socket
+
+    found: list[int] = []
+    for port in random.sample(range(20000, 30000), 2000):
+        try:
+            for p in (port, port + 10000):
+                with socket.socket() as sock:
+                    sock.bind(("127.0.0.1", p))
+        except OSError:
+            continue
+        found.append(port)
+        if len(found) == n:
+            return found
+    raise RuntimeError("no free ports for a Redis Cluster")
+
+
+def _wait_ping(port: int) -> None:
+    client = redis.Redis(host="127.0.0.1", port=port)
+    deadline = time.monotonic() + 20
+    while True:
+        try:
+            client.ping()
+            return
+        except redis.ConnectionError:
+            assert time.monotonic() < deadline, f"redis-server on {port} did not start"
+            time.sleep(0.05)

@@ -2,9 +2,9 @@
 
 App A and app B are two `streamlit run` processes on two ports (as two
 replicas behind a load balancer), each with a data folder of its own so
-nothing is shared through disk. They and the workers share a standalone
-Redis 7, a Chroma server and a PostgreSQL audit trail, all on loopback and
-started by the fixtures. A turn sent through A shows on B's pages; its
+nothing is shared through disk. They and the workers share a Redis Cluster
+(3 primaries, one replica each), a Chroma server and a PostgreSQL audit
+trail, all on loopback and started by the fixtures. A turn sent through A shows on B's pages; its
 upkeep is done by a worker process; a worker killed in the middle of a job
 loses nothing and the job is applied once. `make topology` runs this alone.
 """
@@ -36,16 +36,16 @@ pytestmark = [
 
 
 @pytest.fixture()
-def shared_env(redis7_url, shared_chroma_server, postgres_url):
+def shared_env(redis_cluster, shared_chroma_server, postgres_url):
     """The settings every process of the topology shares (their data folders are their own)."""
     chroma_port, _ = shared_chroma_server
-    client = redis.Redis.from_url(redis7_url)
-    client.flushdb()
+    client = redis.RedisCluster.from_url(redis_cluster.url)
+    client.flushdb(target_nodes=redis.RedisCluster.PRIMARIES)
     client.close()
     with psycopg.connect(postgres_url, autocommit=True) as conn:
         conn.execute("DROP TABLE IF EXISTS memlab_audit")
     return {
-        "REDIS_URL": redis7_url,
+        "REDIS_CLUSTER_URL": redis_cluster.url,
         "CHROMA_HOST": "127.0.0.1",
         "CHROMA_PORT": str(chroma_port),
         "CHROMA_DATABASE": new_chroma_database(chroma_port),

@@ -72,8 +72,8 @@ class Lua:
         Lua.registry[self.sha] = body
 
     def stage(self, pipe: Any, keys: list[str], args: list[Any]) -> None:
-        """Queue the script on a pipeline."""
-        pipe.evalsha(self.sha, len(keys), *keys, *args)
+        """Queue the script on a pipeline (as a plain command: redis-py's cluster pipeline refuses ``evalsha``)."""
+        pipe.execute_command("EVALSHA", self.sha, len(keys), *keys, *args)
 
     def __call__(self, client: RedisClient, keys: list[str], args: list[Any]) -> Any:
         with client.pipeline(transaction=False) as p:
