@@ -103,6 +103,19 @@ def launch(playwright):
     )
 
 
+def say(page, url: str, text: str) -> None:
+    """Open the chat page at ``url``, send ``text`` and wait for the reply."""
+    page.goto(url)
+    page.wait_for_selector("text=Backends", timeout=120_000)
+    before = page.get_by_test_id("stChatMessage").count()
+    box = page.get_by_test_id("stChatInputTextArea")
+    box.fill(text)
+    box.press("Enter")
+    page.wait_for_function(
+        f"document.querySelectorAll('[data-testid=stChatMessage]').length >= {before + 2}", timeout=120_000
+    )
+
+
 def _idle(page) -> None:
     time.sleep(1.0)
     page.wait_for_function(
@@ -121,14 +134,7 @@ def test_every_page_renders_in_chromium(served_app):
             page = browser.new_page(viewport={"width": 1400, "height": 1000})
             outside: list[str] = []
             page.on("request", lambda r: outside.append(r.url) if not _local(r.url) else None)
-            page.goto(served_app + "chat")
-            page.wait_for_selector("text=Backends", timeout=120_000)
-            box = page.get_by_test_id("stChatInputTextArea")
-            box.fill("My name is Alice.")
-            box.press("Enter")
-            page.wait_for_function(
-                "document.querySelectorAll('[data-testid=stChatMessage]').length >= 2", timeout=120_000
-            )
+            say(page, served_app + "chat", "My name is Alice.")
             _idle(page)
             for path, title in PAGES:
                 page.goto(served_app + path)

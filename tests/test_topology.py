@@ -26,7 +26,7 @@ from memory.lab import MemoryLab
 from memory.upkeep import GROUP
 
 from .conftest import new_chroma_database
-from .test_browser import CHROMIUM, _idle, _serve, launch
+from .test_browser import CHROMIUM, _idle, _serve, launch, say
 from .test_upkeep import _wait, _worker
 
 pytestmark = [
@@ -74,14 +74,7 @@ def test_two_apps_and_workers_share_one_memory(shared_env, tmp_path):
             browser = launch(p)
             try:
                 page = browser.new_page(viewport={"width": 1400, "height": 1000})
-                page.goto(url_a + "chat?user=topo&session=s1&strategy=facts")
-                page.wait_for_selector("text=Backends", timeout=120_000)
-                box = page.get_by_test_id("stChatInputTextArea")
-                box.fill("My name is Alice and I live in Oslo.")
-                box.press("Enter")
-                page.wait_for_function(
-                    "document.querySelectorAll('[data-testid=stChatMessage]').length >= 2", timeout=120_000
-                )
+                say(page, url_a + "chat?user=topo&session=s1&strategy=facts", "My name is Alice and I live in Oslo.")
                 _wait(lambda: len(observer.facts.all("topo")) == 2, 60, "the worker to store the facts")
 
                 page.goto(url_b + "chat?user=topo&session=s1")  # the other replica

@@ -85,14 +85,21 @@ class Lua:
 _RAW_SAFE = frozenset({"EVALSHA", "XADD", "ZADD"})
 
 
-class RedisClient(redis.Redis):
-    """A decoded client (``str`` replies) whose failures are ``MemoryLabError``s."""
+class Guarded:
+    """What the engine's clients (one server: ``RedisClient``; a cluster: ``ClusterClient``) add to redis-py's.
+
+    Errors become the engine's own, a short circuit breaker fails fast after
+    a refused or timed-out server, and ``finish_run`` completes a pipeline of
+    scripts: a script the server forgot (NOSCRIPT) is loaded and the rest of
+    the pipeline sent again, in order.
+    """
 
     where: str = "?"
     timeout_s: float = 0.0
     breaker_s: float = 2.0
     _open_until: float = 0.0
     _last_error: BackendUnavailable | None = None
+    _scripts_loaded: bool = False
 
     def _check_breaker(self) -> None:
         if self._last_error is not None and time.monotonic() < self._open_until:
@@ -107,7 +114,7 @@ class RedisClient(redis.Redis):
     def execute_command(self, *args: Any, **options: Any) -> Any:
         self._check_breaker()
         try:
-            result = super().execute_command(*args, **options)
+            result = super().execute_command(*args, **options)  # type: ignore[misc]
         except NoScriptError:
             raise  # redis-py's Script catches this to load the script; it must pass through
         except redis.RedisError as exc:
@@ -115,6 +122,46 @@ class RedisClient(redis.Redis):
             raise self._trip(describe_redis_error(exc, self.where, self.timeout_s, command)) from exc
         self._last_error = None
         return result
+
+    def pipeline(self, *args: Any, **kwargs: Any) -> Any:
+        pipe = super().pipeline(*args, **kwargs)  # type: ignore[misc]
+        execute = pipe.execute
+
+        def guarded_execute(raise_on_error: bool = True) -> list[Any]:
+            self._check_breaker()
+            try:
+                result = execute(raise_on_error)
+            except redis.RedisError as exc:
+                raise self._trip(describe_redis_error(exc, self.where, self.timeout_s, "a pipeline")) from exc
+            self._last_error = None
+            return list(result)
+
+        pipe.execute = guarded_execute
+        return pipe
+
+    def load_scripts(self) -> None:
+        raise NotImplementedError
+
+    def finish_run(self, stack: list[tuple[Any, ...]], results: list[Any]) -> list[Any]:
+        """Results of a pipeline sent as ``stack``: NOSCRIPT loads the scripts and resends; errors are raised."""
+        first = next((i for i, r in enumerate(results) if isinstance(r, NoScriptError)), None)
+        if first is not None:
+            # The server forgot our scripts (restart, SCRIPT FLUSH, a failed-over replica): load them and send
+            # the rest again, in order, so reads queued after a write still see it. Our pipelines may repeat.
+            self.load_scripts()
+            with self.pipeline(transaction=False) as again:
+                for args in stack[first:]:
+                    again.execute_command(*args)
+                results[first:] = again.execute(raise_on_error=False)
+        for i, result in enumerate(results):
+            if isinstance(result, redis.RedisError):
+                command = " ".join(str(a) for a in stack[i][:2])[:80]
+                raise self._trip(describe_redis_error(result, self.where, self.timeout_s, command))
+        return results
+
+
+class RedisClient(Guarded, redis.Redis):
+    """A decoded client (``str`` replies) whose failures are ``MemoryLabError``s."""
 
     # -- the decoded client's types, stated once -------------------------------
     # redis-py types replies as ``bytes | str`` whatever ``decode_responses`` is;
@@ -159,22 +206,7 @@ class RedisClient(redis.Redis):
             pipe.reset()
         else:
             results = pipe.execute(raise_on_error=False)
-        first = next((i for i, r in enumerate(results) if isinstance(r, NoScriptError)), None)
-        if first is not None:
-            # The server forgot our scripts (restart, SCRIPT FLUSH): load them and send the rest again, in
-            # order, so reads queued after a write still see it. Our pipelines are safe to repeat.
-            self.load_scripts()
-            with self.pipeline(transaction=False) as again:
-                for args in stack[first:]:
-                    again.execute_command(*args)
-                results[first:] = again.execute(raise_on_error=False)
-        for i, result in enumerate(results):
-            if isinstance(result, redis.RedisError):
-                command = " ".join(str(a) for a in stack[i][:2])[:80]
-                raise self._trip(describe_redis_error(result, self.where, self.timeout_s, command))
-        return results
-
-    _scripts_loaded: bool = False
+        return self.finish_run(stack, results)
 
     def _send(self, stack: list[tuple[Any, ...]]) -> list[Any]:
         """Send commands whose raw replies need no parsing callback on one pooled connection, read the replies.
@@ -212,22 +244,6 @@ class RedisClient(redis.Redis):
                 p.script_load(body)
             p.execute()
         self._scripts_loaded = True
-
-    def pipeline(self, transaction: bool = True, shard_hint: Any = None) -> Any:
-        pipe = super().pipeline(transaction=transaction, shard_hint=shard_hint)
-        execute = pipe.execute
-
-        def guarded_execute(raise_on_error: bool = True) -> list[Any]:
-            self._check_breaker()
-            try:
-                result = execute(raise_on_error)
-            except redis.RedisError as exc:
-                raise self._trip(describe_redis_error(exc, self.where, self.timeout_s, "a pipeline")) from exc
-            self._last_error = None
-            return list(result)
-
-        pipe.execute = guarded_execute  # type: ignore[method-assign]
-        return pipe
 
 
 class SurrogatePacker:

@@ -23,65 +23,17 @@ asynchronous replication (``tests/test_redis_cluster.py`` measures it).
 
 from __future__ import annotations
 
-import time
 from typing import Any, cast
 
-import redis
 from redis.backoff import ExponentialBackoff
 from redis.cluster import RedisCluster
-from redis.exceptions import NoScriptError
 from redis.retry import Retry
 
-from ..errors import BackendError, BackendUnavailable, StoredDataError
-from .redis_client import Lua, _packer, describe_redis_error
+from ..errors import BackendError, BackendUnavailable
+from .redis_client import Guarded, Lua, _packer
 
 
-class ClusterClient(RedisCluster):
-    where: str = "?"
-    timeout_s: float = 0.0
-    breaker_s: float = 2.0
-    _open_until: float = 0.0
-    _last_error: BackendUnavailable | None = None
-    _scripts_loaded: bool = False
-
-    # -- errors, as RedisClient ------------------------------------------
-    def _check_breaker(self) -> None:
-        if self._last_error is not None and time.monotonic() < self._open_until:
-            raise type(self._last_error)(f"{self._last_error} (not retried for {self.breaker_s:g}s)")
-
-    def _trip(self, error: BackendError | StoredDataError) -> BackendError | StoredDataError:
-        if isinstance(error, BackendUnavailable):
-            self._last_error, self._open_until = error, time.monotonic() + self.breaker_s
-        return error
-
-    def execute_command(self, *args: Any, **kwargs: Any) -> Any:
-        self._check_breaker()
-        try:
-            result = super().execute_command(*args, **kwargs)
-        except NoScriptError:
-            raise
-        except redis.RedisError as exc:
-            command = " ".join(str(a) for a in args[:2])[:80]
-            raise self._trip(describe_redis_error(exc, self.where, self.timeout_s, command)) from exc
-        self._last_error = None
-        return result
-
-    def pipeline(self, transaction: Any = None, shard_hint: Any = None) -> Any:
-        pipe = super().pipeline(transaction=transaction, shard_hint=shard_hint)
-        execute = pipe.execute
-
-        def guarded_execute(raise_on_error: bool = True) -> list[Any]:
-            self._check_breaker()
-            try:
-                result = execute(raise_on_error)
-            except redis.RedisError as exc:
-                raise self._trip(describe_redis_error(exc, self.where, self.timeout_s, "a pipeline")) from exc
-            self._last_error = None
-            return list(result)
-
-        pipe.execute = guarded_execute
-        return pipe
-
+class ClusterClient(Guarded, RedisCluster):
     # -- scripts ---------------------------------------------------------
     def load_scripts(self) -> None:
         """Load every ``Lua`` script on every primary (SCRIPT LOAD goes to all of them)."""
@@ -90,23 +42,11 @@ class ClusterClient(RedisCluster):
         self._scripts_loaded = True
 
     def run(self, pipe: Any) -> list[Any]:
-        """Execute a pipeline of scripts and commands; NOSCRIPT loads the scripts and sends the rest again."""
+        """Execute a pipeline of scripts and commands (each to its slot's primary)."""
         stack = [tuple(command.args) for command in pipe._execution_strategy.command_queue]
         if not self._scripts_loaded:
             self.load_scripts()
-        results = pipe.execute(raise_on_error=False)
-        first = next((i for i, r in enumerate(results) if isinstance(r, NoScriptError)), None)
-        if first is not None:
-            self.load_scripts()
-            with self.pipeline(transaction=False) as again:
-                for args in stack[first:]:
-                    again.execute_command(*args)
-                results[first:] = again.execute(raise_on_error=False)
-        for i, result in enumerate(results):
-            if isinstance(result, redis.RedisError):
-                command = " ".join(str(a) for a in stack[i][:2])[:80]
-                raise self._trip(describe_redis_error(result, self.where, self.timeout_s, command))
-        return results
+        return self.finish_run(stack, pipe.execute(raise_on_error=False))
 
     # -- one cursor over every primary -----------------------------------
     def scan(  # type: ignore[override]
