@@ -239,10 +239,14 @@ class AuditTrail:
         since: float | None = None,
         until: float | None = None,
         limit: int = 1000,
+        content: str | None = None,
     ) -> list[AuditEvent]:
-        """Newest first, filtered by user, actions and a time range."""
+        """Newest first, filtered by user, actions, a time range and (exactly) the content written."""
         clauses: list[str] = []
         params: list[Any] = []
+        if content is not None:
+            clauses.append("content = ?")
+            params.append(content)
         if user_id:
             clauses.append("user_id = ?")
             params.append(user_id)

@@ -114,6 +114,21 @@ def cmd_clear(lab: MemoryLab, a: argparse.Namespace) -> int:
     return 0 if report.ok else 3
 
 
+def cmd_why(lab: MemoryLab, a: argparse.Namespace) -> int:
+    from dataclasses import asdict
+
+    from .why import why_not
+
+    answer = why_not(lab, a.user, a.query, a.memory, k=a.k, session_id=a.session or "")
+    if a.json:
+        print(json.dumps(asdict(answer), ensure_ascii=False, indent=2))
+    else:
+        print(f"{answer.case}: {answer.explanation}")
+        for line in answer.evidence:
+            print(f"  {line}")
+    return 0
+
+
 def cmd_doctor(lab: MemoryLab, a: argparse.Namespace) -> int:
     statuses = lab.doctor(load_model=not a.quick)
     if a.json:
@@ -310,6 +325,15 @@ def build_parser() -> argparse.ArgumentParser:
     cl.add_argument("--user", required=True)
     cl.add_argument("--session", required=True)
     cl.set_defaults(func=cmd_clear)
+
+    y = sub.add_parser("why", help="why a memory was (not) retrieved for a query: its rank, or where it is instead")
+    y.add_argument("--user", required=True)
+    y.add_argument("--query", required=True)
+    y.add_argument("--memory", required=True, help="the memory's text, or a fact id")
+    y.add_argument("--k", type=int, default=5, help="how many facts a turn retrieves (default 5)")
+    y.add_argument("--session", help="the session asking (conversation memory reads only that one)")
+    y.add_argument("--json", action="store_true")
+    y.set_defaults(func=cmd_why)
 
     d = sub.add_parser("doctor", help="which backends are in use and whether they answer")
     d.add_argument("--json", action="store_true")

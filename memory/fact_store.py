@@ -292,13 +292,9 @@ class FactStore:
         """
         with self.index.lock:
             current = self.index.current(user_id)
-            rows, cosines = current.cosines(query_vector)
+            rows, cosines, _, scores = _scored(current, query_vector, query_text, retriever)
             if not len(rows):
                 return []
-            if query_text is None or retriever == "dense":
-                scores = cosines.astype(np.float64)
-            else:
-                scores = fuse(cosines, current.bm25.scores(tokenize(query_text))[rows], retriever)
             order = _top(scores, k)
             return [
                 (
@@ -311,6 +307,25 @@ class FactStore:
                     float(scores[i]),
                 )
                 for i in order
+            ]
+
+    def ranking(self, user_id: str, query_vector: np.ndarray, query_text: str) -> list[RankedFact]:
+        """Every fact of the user in the order ``search`` ranks them, with each score component (for "why not?")."""
+        with self.index.lock:
+            current = self.index.current(user_id)
+            rows, cosines, bm25, scores = _scored(current, query_vector, query_text, "hybrid")
+            order = np.argsort(-scores, kind="stable")
+            return [
+                RankedFact(
+                    rank + 1,
+                    current.ids[rows[i]],
+                    current.texts[rows[i]],
+                    dict(current.metas[rows[i]]),
+                    float(cosines[i]),
+                    float(bm25[i]),
+                    float(scores[i]),
+                )
+                for rank, i in enumerate(order)
             ]
 
     def count(self, user_id: str) -> int:
@@ -415,6 +430,28 @@ class FactStore:
             return self.vectors.delete_where(FACTS, where_user(user_id))
         finally:
             self.index.forget(user_id)
+
+
+@dataclass(frozen=True)
+class RankedFact:
+    rank: int  # 1 = first
+    id: str
+    text: str
+    metadata: dict[str, Any]
+    cosine: float
+    bm25: float
+    score: float  # what the facts strategy ranks by: cosine fused with BM25
+
+
+def _scored(
+    current: UserFacts, query_vector: np.ndarray, query_text: str | None, retriever: str
+) -> tuple[np.ndarray, np.ndarray, np.ndarray, np.ndarray]:
+    """The live rows, their cosines, BM25 scores (zeros without a query text) and rank scores."""
+    rows, cosines = current.cosines(query_vector)
+    if not len(rows) or query_text is None or retriever == "dense":
+        return rows, cosines, np.zeros(len(rows)), cosines.astype(np.float64)
+    bm25 = current.bm25.scores(tokenize(query_text))[rows]
+    return rows, cosines, bm25, fuse(cosines, bm25, retriever)
 
 
 def _top(scores: np.ndarray, k: int) -> np.ndarray:

@@ -13,6 +13,7 @@ from ui.layout import page
 from ui.pca import fit_2d
 from ui.state import guarded, md_escape, md_text, settle_upkeep, warm_model
 from ui.tables import text_table
+from ui.why_view import why_panel
 
 ctx = page("Vector memory")
 lab, user = ctx.lab, ctx.user_id
@@ -152,6 +153,13 @@ if query.strip() and (facts or episodes):
         )
 elif query.strip():
     st.caption("Nothing to search yet.")
+
+with st.expander("Why wasn't it retrieved?", icon=":material/troubleshoot:", expanded=False):
+    st.caption(
+        "Pick any memory you expected for the query above: its rank and scores, the cut-off that dropped it, "
+        "or where it is instead (another user or session, deleted, expired, never stored)."
+    )
+    why_panel(lab, user, query, int(k), ctx.session_id, "vector")
 
 records = [("fact", r) for r in facts] + [("episode", r) for r in episodes]
 if len(records) >= 2:

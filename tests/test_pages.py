@@ -506,3 +506,35 @@ def test_the_vector_memory_page_and_the_status_work_on_qdrant(app_env, monkeypat
     at.switch_page("app.py").run()
     backends = at.dataframe[0].value
     assert "Qdrant" in list(backends["backend"]) and set(backends["status"]) == {"up"}
+
+
+def test_the_vector_page_says_why_a_memory_was_not_retrieved(app_env):
+    at = open_page("pages/chat.py")
+    at.selectbox(key="strategy").set_value("facts").run()
+    for text in ["My name is Alice.", "I live in Oslo.", "My sister is called Maja."]:
+        at.chat_input[0].set_value(text).run()
+    at.switch_page("pages/vector_memory.py").run()
+    at.text_input(key="vec_query").set_value("Where do I live?").run()
+    at.number_input(key="vec_k").set_value(1).run()
+    at.text_input(key="why_vector").set_value("The user's sister is called Maja.").run()
+    assert_clean(at, "Vector memory")
+    said = [w.value for w in at.warning]
+    assert any(w.startswith("**Ranked below the cut-off.**") for w in said), said
+    table = next(df.value for df in at.dataframe if "fused score" in df.value.columns)
+    assert table["rank"].iloc[0] > 1 and table["fused score"].iloc[0] < table["fused score"].iloc[1]
+    at.text_input(key="why_vector").set_value("The user's dog is called Rex.").run()
+    assert any("Never stored" in w.value for w in at.warning)
+
+
+def test_a_turns_trace_says_why_a_memory_was_not_retrieved(app_env):
+    at = open_page("pages/chat.py")
+    at.selectbox(key="strategy").set_value("facts").run()
+    at.chat_input[0].set_value("I like jazz.").run()
+    at.session_state["user_id"] = "bob"
+    at.chat_input[0].set_value("What music do I like?").run()
+    open_traces(at)
+    key = next(t.key for t in at.text_input if t.key and t.key.startswith("why_"))
+    at.text_input(key=key).set_value("The user likes jazz.").run()
+    assert any("Stored for another user" in w.value and "alice" in w.value for w in at.warning), [
+        w.value for w in at.warning
+    ]

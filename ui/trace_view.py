@@ -14,7 +14,8 @@ from memory.tokens import count_tokens
 from memory.trace import Trace
 
 from .charts import hbar
-from .state import md_escape, md_text
+from .state import get_lab, md_escape, md_text
+from .why_view import why_panel
 
 # Claude's context window; the offline provider has none to speak of.
 MODEL_WINDOW = {"anthropic": 200_000}
@@ -111,6 +112,11 @@ def render_trace(trace: Trace, key: str) -> None:
         _retrieved_table(trace, key)
     elif trace.strategy in {"facts", "episodic", "hybrid"}:
         st.caption("Nothing was retrieved from long-term memory for this turn.")
+    asked = next((str(m.get("content", "")) for m in reversed(trace.messages) if m.get("role") == "user"), "")
+    if asked:
+        st.markdown("**Why wasn't it retrieved?**")
+        k = trace.settings.get("top_k", 5)
+        why_panel(get_lab(), trace.user_id, asked, k if isinstance(k, int) and k > 0 else 5, trace.session_id, key)
 
     st.markdown(f"**Messages sent** ({len(trace.messages)})")
     st.dataframe(
