@@ -224,9 +224,21 @@ def cmd_eval(lab: MemoryLab, a: argparse.Namespace) -> int:
         bar.refresh()
 
     report = evaluate(lab, conversations, a.unit, a.retriever, a.k, a.categories, progress)
+    answers = None
+    if a.answers:
+        if report.unit != "turn":
+            bar.close()
+            print("error: --answers reads retrieved turns: use --unit turn", file=sys.stderr)
+            return 2
+        from .eval.answers import answer_eval
+
+        answers = answer_eval(lab, report, k=a.answers, progress=progress)
     bar.close()
     if a.json:
-        _print_json(report.to_json(with_questions=a.questions))
+        data = report.to_json(with_questions=a.questions)
+        if answers is not None:
+            data["answers"] = answers.to_json(with_questions=a.questions)
+        _print_json(data)
         return 0
     ks = report.k
     print(
@@ -245,6 +257,18 @@ def cmd_eval(lab: MemoryLab, a: argparse.Namespace) -> int:
         row(f"{c} {CATEGORY_NAMES.get(c, '')}", values, sum(1 for q in report.questions if q.category == c))
     for sample, values in report.by_conversation.items():
         row(sample, values, sum(1 for q in report.questions if q.sample_id == sample))
+    if answers is not None:
+        judged = (
+            f", judge accuracy {answers.judge_accuracy * 100:.1f}% of {answers.judged}"
+            if answers.judge_accuracy is not None
+            else " (no judge: set ANTHROPIC_API_KEY)"
+        )
+        print(
+            f"\nanswers from the top {answers.k} turns by {answers.provider}: "
+            f"token F1 {answers.mean_f1 * 100:.1f}{judged}"
+        )
+        for c, f1 in answers.f1_by_category.items():
+            print(f"  F1 {c} {CATEGORY_NAMES.get(c, '')}: {f1 * 100:.1f}")
     return 0
 
 
@@ -349,6 +373,12 @@ def build_parser() -> argparse.ArgumentParser:
     e.add_argument("--json", action="store_true", help="print one JSON object")
     e.add_argument("--questions", action="store_true", help="with --json: include every question's result")
     e.add_argument("--quiet", action="store_true", help="no progress bar")
+    e.add_argument(
+        "--answers",
+        type=int,
+        metavar="K",
+        help="also answer each question from its top K turns with the configured LLM: token F1 (and a judge)",
+    )
     e.set_defaults(func=cmd_eval)
 
     x = sub.add_parser("export", help="a session (transcript + traces, JSON or Markdown) or a user's memory (JSON)")
