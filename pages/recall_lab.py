@@ -10,6 +10,7 @@ import plotly.graph_objects as go
 import streamlit as st
 
 from memory.config import PROJECT_ROOT
+from memory.eval.answers import answer_eval
 from memory.eval.locomo import CATEGORY_NAMES, Conversation, DatasetError, load_locomo
 from memory.eval.runner import UNITS, evaluate
 from memory.retrieval import RETRIEVERS
@@ -18,6 +19,16 @@ from ui.state import guarded, md_text, warm_model
 from ui.tables import CLICK_A_ROW, selected_row
 
 SAMPLE = PROJECT_ROOT / "samples" / "recall_sample.json"
+
+
+def _why_evidence(rank: int | None, k: int) -> str:
+    """The "why not?" of an evidence turn: every turn of the conversation is stored, so it is its rank."""
+    if rank is None:
+        return "not stored (not in the indexed turns)"
+    if rank <= k:
+        return f"retrieved (rank {rank} ≤ {k})"
+    return f"ranked below the cut-off: {rank} > k = {k}"
+
 
 ctx = page("Recall Lab")
 lab = ctx.lab
@@ -63,6 +74,16 @@ categories = st.multiselect(
     format_func=lambda c: f"{c} {CATEGORY_NAMES[c]}",
 )
 
+a1, a2 = st.columns([3, 1])
+with_answers = a1.toggle(
+    "Also answer each question from its retrieved turns (token F1; an LLM judge with an Anthropic key)",
+    value=False,
+    key="rl_answers",
+    disabled=unit != "turn",
+    help="The configured LLM answers from the top turns; the offline provider answers extractively.",
+)
+answer_k = a2.number_input("Turns given", 1, 50, 10, key="rl_answer_k", disabled=not with_answers)
+
 conversations: list[Conversation] | None = None
 if raw is not None:
     try:
@@ -89,6 +110,14 @@ if (
             categories,
             progress=lambda d, t, label: bar.progress(min(1.0, d / max(t, 1)), text=label),
         )
+        answers = None
+        if with_answers and unit == "turn":
+            answers = answer_eval(
+                lab,
+                report,
+                k=int(answer_k),
+                progress=lambda d, t, label: bar.progress(min(1.0, d / max(t, 1)), text=label),
+            )
         bar.empty()
         runs = st.session_state.setdefault("rl_runs", [])
         runs.append(
@@ -96,6 +125,7 @@ if (
                 "label": f"#{len(runs) + 1} {dataset_label} {unit}/{retriever}",
                 "data_hash": hashlib.sha1(raw or b"").hexdigest(),
                 "report": report,
+                "answers": answers,
             }
         )
 
@@ -114,6 +144,16 @@ for col, k in zip(m, latest.k):
     col.metric(f"R@{k}", f"{latest.overall[k]:.1%}")
 m[-2].metric("Questions", latest.n_questions)
 m[-1].metric("Time", f"{latest.seconds:.1f} s")
+latest_answers = runs[-1].get("answers")
+if latest_answers is not None:
+    n = st.columns(3)
+    n[0].metric(f"Answer token F1 (top {latest_answers.k} turns)", f"{latest_answers.mean_f1:.1%}")
+    n[1].metric(
+        "Judge: correct",
+        "—" if latest_answers.judge_accuracy is None else f"{latest_answers.judge_accuracy:.1%}",
+        help="Set ANTHROPIC_API_KEY for an LLM judge." if latest_answers.judge_accuracy is None else None,
+    )
+    n[2].metric("Answered by", latest_answers.provider)
 
 left, right = st.columns(2)
 
@@ -203,14 +243,41 @@ else:
     st.markdown(
         f"**Gold answer**: {md_text(str(q.answer))} · category {q.category} {CATEGORY_NAMES.get(q.category, '')}"
     )
-    st.markdown("**Evidence turns** and where they ranked")
+    st.markdown("**Evidence turns**: where they ranked, and why one was not retrieved")
+    cut = max(latest.k)
     st.dataframe(
         pd.DataFrame(
-            [{"evidence": e, "rank": q.evidence_ranks.get(e), "text": turn_text.get(e, "")} for e in q.evidence]
+            [
+                {
+                    "evidence": e,
+                    "rank": q.evidence_ranks.get(e),
+                    "why": _why_evidence(q.evidence_ranks.get(e), cut),
+                    "text": turn_text.get(e, ""),
+                }
+                for e in q.evidence
+            ]
         ),
         hide_index=True,
         width="stretch",
     )
+    if latest_answers is not None:
+        answered = next(
+            (a for a in latest_answers.questions if a.question == q.question and a.sample_id == q.sample_id), None
+        )
+        if answered is not None:
+            st.markdown(
+                f"**Answer** from the top {latest_answers.k} turns: {md_text(answered.prediction) or '(none)'} · "
+                f"token F1 **{answered.f1:.2f}**"
+            )
+            if answered.judge:
+                st.markdown(
+                    f"**Judge**: {md_text(str(answered.judge.get('verdict')))} — "
+                    f"{md_text(str(answered.judge.get('reason', '')))}"
+                )
+                with st.expander("The judge's prompt and reply"):
+                    st.code(answered.judge.get("instructions", "") + "\n\n" + answered.judge.get("prompt", ""),
+                            language=None, wrap_lines=True)  # fmt: skip
+                    st.code(str(answered.judge.get("raw", "")), language=None, wrap_lines=True)
     evidence = set(q.evidence)
     top_rows = [
         {

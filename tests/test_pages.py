@@ -538,3 +538,23 @@ def test_a_turns_trace_says_why_a_memory_was_not_retrieved(app_env):
     assert any("Stored for another user" in w.value and "alice" in w.value for w in at.warning), [
         w.value for w in at.warning
     ]
+
+
+def test_recall_lab_answers_questions_and_says_why_evidence_was_missed(app_env):
+    at = open_page("pages/recall_lab.py")
+    at.multiselect(key="rl_k").set_value([1]).run()
+    at.toggle(key="rl_answers").set_value(True).run()
+    at.number_input(key="rl_answer_k").set_value(3).run()
+    at.button(key="rl_run").click().run()
+    assert_clean(at, "Recall Lab")
+    metrics = {m.label: m.value for m in at.metric}
+    assert metrics["Answer token F1 (top 3 turns)"].endswith("%") and metrics["Judge: correct"] == "—"
+    at.radio(key="rl_show").set_value("all").run()
+    whys = []
+    for i in range(len(picker(at).options)):
+        picker(at).set_value(i).run()
+        evidence = next(df.value for df in at.dataframe if "why" in df.value.columns)
+        whys += list(evidence["why"])
+        assert any("token F1" in md.value for md in at.markdown)
+    assert any(w.startswith("retrieved (rank 1") for w in whys)
+    assert any(w.startswith("ranked below the cut-off") for w in whys), whys
