@@ -223,6 +223,25 @@ def cmd_eval(lab: MemoryLab, a: argparse.Namespace) -> int:
         bar.set_description(label[:40])
         bar.refresh()
 
+    if a.loco:
+        from .eval.loco import leave_one_out
+
+        loco = leave_one_out(lab, conversations, a.unit, a.categories, progress=progress)
+        bar.close()
+        if a.json:
+            _print_json(loco.to_json())
+            return 0
+        print(
+            f"leave-one-conversation-out on {a.data}: unit={loco.unit}, R@{loco.k} over {loco.questions} questions, "
+            f"{len(loco.grid)} settings"
+        )
+        print(f"  plain (the app's weights): {loco.plain * 100:.1f}")
+        print(f"  LOCO (weights chosen without the scored conversation): {loco.loco * 100:.1f}")
+        print(f"  best single setting in hindsight: {loco.hindsight * 100:.1f}")
+        for name, held in loco.per_conversation.items():
+            chosen = ", ".join(f"{k}={v:g}" for k, v in held["chosen"].items())
+            print(f"  {name:<10} plain {held['plain'] * 100:5.1f}  LOCO {held['loco'] * 100:5.1f}  ({chosen})")
+        return 0
     report = evaluate(lab, conversations, a.unit, a.retriever, a.k, a.categories, progress)
     answers = None
     if a.answers:
@@ -378,6 +397,11 @@ def build_parser() -> argparse.ArgumentParser:
         type=int,
         metavar="K",
         help="also answer each question from its top K turns with the configured LLM: token F1 (and a judge)",
+    )
+    e.add_argument(
+        "--loco",
+        action="store_true",
+        help="leave-one-conversation-out: recall with the ranking weights chosen without the scored conversation",
     )
     e.set_defaults(func=cmd_eval)
 

@@ -20,7 +20,7 @@ from .backends.redis_client import RedisClient
 from .backends.vector_store import Record, VectorBackend
 from .filters import where_session, where_user
 from .keys import Keys, validate_id
-from .retrieval import Candidate, CandidateIndex
+from .retrieval import WEIGHTS, Candidate, CandidateIndex, Weights
 
 TURNS = "memlab_turns"
 Embed = Callable[[list[str]], np.ndarray]
@@ -169,10 +169,11 @@ class TurnStore:
         k: int,
         retriever: str = "hybrid",
         exclude_session: str | None = None,
+        weights: Weights = WEIGHTS,
     ) -> list[TurnHit]:
         index, dense = self._scored(user_id, query_vector, exclude_session)
         cands = index.cands
-        scores = index.rank(query, dense, retriever)
+        scores = index.rank(query, dense, retriever, weights)
         order = np.argsort(-scores, kind="stable")[:k]
         return [
             TurnHit(cands[i].id, cands[i].text, cands[i].group, cands[i].position, float(scores[i]), float(dense[i]))
@@ -187,9 +188,10 @@ class TurnStore:
         k: int,
         retriever: str = "hybrid",
         exclude_session: str | None = None,
+        weights: Weights = WEIGHTS,
     ) -> list[SessionHit]:
         index, dense = self._scored(user_id, query_vector, exclude_session)
-        scores = index.rank_groups(query, dense, retriever)
+        scores = index.rank_groups(query, dense, retriever, weights)
         best = dict(zip(index.groups, index.best_per_group(dense).tolist()))
         ranked = sorted(scores.items(), key=lambda kv: -kv[1])[:k]
         return [SessionHit(g, s, best[g]) for g, s in ranked]

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import dataclasses
 import json
 from pathlib import Path
 
@@ -116,3 +117,25 @@ def test_dev_split_beats_the_papers_retriever(lab):
     assert turns.n_questions > 1000
     assert turns.overall[10] >= 0.72, turns.overall
     assert sessions.overall[5] >= 0.85, sessions.overall
+
+
+def test_leave_one_conversation_out_scores_each_conversation_with_weights_chosen_on_the_others(lab):
+    from memory.eval.loco import leave_one_out
+    from memory.retrieval import WEIGHTS, Weights
+
+    conversations = load_locomo(SAMPLE)
+    grid = [WEIGHTS, Weights(dense=1.0, neighbour=0.0, session=0.0), Weights(dense=0.0, neighbour=0.0, session=0.0)]
+    report = leave_one_out(lab, conversations, "turn", [1, 2, 3, 4], grid=grid, k=1)
+    assert report.k == 1 and report.questions == 11 and len(report.per_conversation) == 2
+    plain = evaluate(lab, conversations, "turn", "hybrid", [1], [1, 2, 3, 4])
+    assert report.plain == pytest.approx(plain.overall[1])
+    per_setting = [evaluate(lab, conversations, "turn", "hybrid", [1], [1, 2, 3, 4], weights=w) for w in grid]
+    assert report.hindsight == pytest.approx(max(r.overall[1] for r in per_setting))
+    for held, row in report.per_conversation.items():
+        (other,) = [c for c in report.per_conversation if c != held]
+        best = max(range(len(grid)), key=lambda j: (per_setting[j].by_conversation[other][1], -j))
+        assert row["chosen"] == dataclasses.asdict(grid[best]), "chosen on the other conversation only"
+        assert row["loco"] == pytest.approx(per_setting[best].by_conversation[held][1])
+    assert report.loco <= report.hindsight + 1e-9
+    with pytest.raises(ValueError, match="two conversations"):
+        leave_one_out(lab, conversations[:1], "turn", grid=grid)

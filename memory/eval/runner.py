@@ -17,7 +17,7 @@ from dataclasses import asdict, dataclass, field
 from typing import Any
 
 from ..lab import MemoryLab
-from ..retrieval import RETRIEVERS
+from ..retrieval import RETRIEVERS, WEIGHTS, Weights
 from ..turn_store import TurnStore
 from .locomo import Conversation
 from .recall import mean, recall_at_k
@@ -122,6 +122,7 @@ def evaluate(
     categories: list[int] | None = None,
     progress: Progress | None = None,
     keep_top: int = 25,
+    weights: Weights = WEIGHTS,
 ) -> EvalReport:
     if unit not in UNITS:
         raise ValueError(f"unknown unit {unit!r}; choose one of {', '.join(UNITS)}")
@@ -153,7 +154,7 @@ def evaluate(
         session_turns = {f"D{s.index}": [t.dia_id for t in s.turns] for s in conv.sessions}
         for q, vec in zip(questions, vectors):
             if unit == "session":
-                hits = lab.turns.search_sessions(user, q.question, vec, len(session_turns), retriever)
+                hits = lab.turns.search_sessions(user, q.question, vec, len(session_turns), retriever, weights=weights)
                 covers = [session_turns.get(h.session_id, []) for h in hits]
                 ids = [h.session_id for h in hits]
                 top = [
@@ -171,7 +172,7 @@ def evaluate(
                     for e in q.evidence
                 }
             else:
-                turn_hits = lab.turns.search_turns(user, q.question, vec, 10**9, retriever)
+                turn_hits = lab.turns.search_turns(user, q.question, vec, 10**9, retriever, weights=weights)
                 covers = [[h.id.split("|")[-1]] for h in turn_hits]
                 top = [
                     {

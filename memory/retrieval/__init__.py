@@ -5,11 +5,13 @@ numbers the facts, episodic and hybrid strategies get.
 """
 
 from .bm25 import BM25, LiveBM25, tokenize
-from .ranking import RETRIEVERS, Candidate, CandidateIndex, fuse, rank_candidates, rank_groups
+from .ranking import RETRIEVERS, WEIGHTS, Candidate, CandidateIndex, Weights, fuse, rank_candidates, rank_groups
 
 __all__ = [
     "BM25",
     "RETRIEVERS",
+    "WEIGHTS",
+    "Weights",
     "Candidate",
     "CandidateIndex",
     "LiveBM25",

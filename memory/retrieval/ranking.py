@@ -18,9 +18,20 @@ import numpy as np
 from .bm25 import BM25, tokenize
 
 RETRIEVERS = ("dense", "bm25", "hybrid")
-DENSE_WEIGHT = 0.6
-NEIGHBOUR_WEIGHT = 0.3
-SESSION_WEIGHT = 0.5  # chosen by leave-one-conversation-out on LoCoMo dev (docs/recall.md)
+
+
+@dataclass(frozen=True)
+class Weights:
+    """The ranking's knobs; the defaults are what the app uses (docs/recall.md: how they were chosen)."""
+
+    dense: float = 0.6  # the cosine's share in the fused score (BM25 has the rest)
+    neighbour: float = 0.3  # how much of its best same-session neighbour's score a turn gains
+    session: float = 0.5  # how much of its session's score a turn gains
+    group_dense: float = 0.5  # a session's score: its best turn cosine's share (its BM25 has the rest)
+
+
+WEIGHTS = Weights()
+DENSE_WEIGHT = WEIGHTS.dense
 
 
 @dataclass(frozen=True)
@@ -43,14 +54,16 @@ def minmax(x: np.ndarray) -> np.ndarray:
     return (x - lo) / (hi - lo) if hi > lo else np.zeros_like(x)
 
 
-def fuse(dense: np.ndarray, sparse: np.ndarray, retriever: str = "hybrid") -> np.ndarray:
+def fuse(
+    dense: np.ndarray, sparse: np.ndarray, retriever: str = "hybrid", dense_weight: float = DENSE_WEIGHT
+) -> np.ndarray:
     """One score per candidate from its cosine and its BM25 score: z-scored, weighted (see the module doc)."""
     _check(retriever)
     if retriever == "dense":
         return np.asarray(dense, dtype=np.float64)
     if retriever == "bm25":
         return sparse
-    return DENSE_WEIGHT * zscore(np.asarray(dense, dtype=np.float64)) + (1 - DENSE_WEIGHT) * zscore(sparse)
+    return dense_weight * zscore(np.asarray(dense, dtype=np.float64)) + (1 - dense_weight) * zscore(sparse)
 
 
 def _neighbours(cands: list[Candidate]) -> tuple[np.ndarray, np.ndarray]:
@@ -85,7 +98,7 @@ class CandidateIndex:
             group_docs[gi].extend(toks)
         self.group_bm25 = BM25(group_docs)
 
-    def rank(self, query: str, dense: np.ndarray, retriever: str = "hybrid") -> np.ndarray:
+    def rank(self, query: str, dense: np.ndarray, retriever: str = "hybrid", weights: Weights = WEIGHTS) -> np.ndarray:
         """A score per candidate (higher is better). ``dense`` holds each candidate's cosine to the query."""
         _check(retriever)
         if not self.cands:
@@ -94,18 +107,18 @@ class CandidateIndex:
         if retriever == "dense":
             return dense
         sparse = self.turn_bm25.scores(tokenize(query))
-        fused = fuse(dense, sparse, retriever)
+        fused = fuse(dense, sparse, retriever, weights.dense)
         if retriever == "bm25" or not self.use_neighbours:
             return fused
         base = minmax(fused)
         prev, nxt = self.prev, self.next
         best_neighbour = np.maximum(np.where(prev >= 0, base[prev], 0.0), np.where(nxt >= 0, base[nxt], 0.0))
-        scores = minmax(base + NEIGHBOUR_WEIGHT * best_neighbour)
+        scores = minmax(base + weights.neighbour * best_neighbour)
         if len(self.groups) > 1:
             # A turn in the session that best matches the question is more likely to hold the answer.
-            session = self.rank_groups(query, dense, "hybrid")
+            session = self.rank_groups(query, dense, "hybrid", weights)
             prior = minmax(np.array([session[g] for g in self.groups]))[self._group_of]
-            scores = scores + SESSION_WEIGHT * prior
+            scores = scores + weights.session * prior
         return scores
 
     def best_per_group(self, dense: np.ndarray) -> np.ndarray:
@@ -114,7 +127,9 @@ class CandidateIndex:
         np.maximum.at(best, self._group_of, np.asarray(dense, dtype=np.float64))
         return best
 
-    def rank_groups(self, query: str, dense: np.ndarray, retriever: str = "hybrid") -> dict[str, float]:
+    def rank_groups(
+        self, query: str, dense: np.ndarray, retriever: str = "hybrid", weights: Weights = WEIGHTS
+    ) -> dict[str, float]:
         """A score per group (session): BM25 over the group's whole text, fused with its best candidate cosine."""
         _check(retriever)
         if not self.groups:
@@ -124,7 +139,8 @@ class CandidateIndex:
             scores = best
         else:
             sparse = self.group_bm25.scores(tokenize(query))
-            scores = sparse if retriever == "bm25" else 0.5 * minmax(best) + 0.5 * minmax(sparse)
+            mix = weights.group_dense
+            scores = sparse if retriever == "bm25" else mix * minmax(best) + (1 - mix) * minmax(sparse)
         return {g: float(s) for g, s in zip(self.groups, scores)}
 
 
