@@ -26,7 +26,8 @@ if TYPE_CHECKING:
 # The knobs each unit's ranking reads: a turn reads all four, a session only its own mix.
 GRIDS: dict[str, list[Weights]] = {
     "turn": [
-        Weights(d, n, s, g) for d, n, s, g in itertools.product((0.4, 0.6, 0.8), (0.0, 0.3), (0.0, 0.5, 1.0), (0.5,))
+        Weights(d, n, s, g)
+        for d, n, s, g in itertools.product((0.4, 0.6, 0.8), (0.0, 0.3), (0.0, 0.5, 1.0), (WEIGHTS.group_dense,))
     ],
     "session": [Weights(group_dense=g) for g in (0.2, 0.35, 0.5, 0.65, 0.8)],
 }
