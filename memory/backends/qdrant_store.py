@@ -101,7 +101,11 @@ class QdrantStore:
                 path.mkdir(parents=True, exist_ok=True)
                 self._client = QdrantClient(path=str(path))
         except Exception as exc:  # noqa: BLE001
-            hint = "check QDRANT_URL and that the server runs" if url else "another process may hold it (local mode)"
+            hint = (
+                "check QDRANT_URL and that the server runs"
+                if url
+                else "local mode serves one process; another may hold it: use QDRANT_URL to share one"
+            )
             raise VectorStoreError(f"cannot open Qdrant at {self.location} ({hint}): {exc}") from exc
         self._exists: set[str] = set()
 
