@@ -93,10 +93,9 @@ class EpisodeStore:
         if exclude_session:
             clauses.append({"session_id": {"$ne": validate_id("session", exclude_session)}})
         where = clauses[0] if len(clauses) == 1 else {"$and": clauses}
-        available = self.vectors.count(EPISODES, where)
-        if not available:
-            return []
-        return self.vectors.query(EPISODES, query_vector, min(k, available), where)
+        # No count first: counting reads every matching id, and both stores return fewer hits than k
+        # (none for an empty collection) without an error.
+        return self.vectors.query(EPISODES, query_vector, k, where)
 
     def get(self, user_id: str, session_ids: list[str]) -> list[Record]:
         if not session_ids:

@@ -47,3 +47,16 @@ def test_turn_rankings_check_a_token_not_a_count_and_follow_other_processes(lab,
     monkeypatch.undo()
     lab.forget_user("alice")
     assert other.search_turns("alice", "hiking", vector, 3) == []
+
+
+def test_episode_search_never_counts_the_users_episodes(lab, monkeypatch):
+    """Counting reads every matching id: a per-query count grows with the user's memory."""
+    lab.chat("alice", "trip", "I am planning a hiking trip to the Alps.", strategy="episodic", wait_upkeep=True)
+    lab.chat("alice", "home", "My name is Alice.", strategy="episodic", wait_upkeep=True)
+    counted: list[object] = []
+    real_count = lab.vectors.count
+    monkeypatch.setattr(lab.vectors, "count", lambda *a, **kw: counted.append(a) or real_count(*a, **kw))
+    vector = lab.embed(["hiking"])[0]
+    hits = lab.episodes.search("alice", vector, 10, exclude_session="home")
+    assert [h.metadata["session_id"] for h in hits] == ["trip"] and counted == []
+    assert lab.episodes.search("nobody", vector, 10) == []
