@@ -557,7 +557,14 @@ class MemoryLab:
         chroma = (
             self.chroma_status() if (load_model if open_store is None else open_store) else self.chroma_quick_status()
         )
-        return [self.redis_status(), chroma, self.embedder_status(load_model), self.llm_status()]
+        return [self.redis_status(), chroma, self.embedder_status(load_model), self.llm_status(), self.audit_status()]
+
+    def audit_status(self) -> BackendStatus:
+        """The audit trail's database: a memory write never waits for it, but a team wants to know it is down."""
+        trail = self.audit
+        ok, problem = trail.status()
+        fix = "Check AUDIT_DATABASE_URL and that PostgreSQL runs" if trail.postgres else "See the details"
+        return BackendStatus("Audit", trail.mode, trail.location, ok, detail=problem, fix="" if ok else fix)
 
     def stop_embedded_redis(self) -> bool:
         if self.embedded_redis is None:

@@ -110,3 +110,15 @@ def test_a_url_that_is_not_postgresql_is_refused_clearly(tmp_path):
 
     with pytest.raises(AuditError, match="postgresql://"):
         AuditTrail("mysql://db/x", tmp_path)
+
+
+def test_doctor_and_the_sidebar_name_a_trail_that_is_down(settings):
+    from .conftest import run_cli
+
+    env = {"REDIS_URL": settings.redis_url, "MEMLAB_DATA_DIR": str(settings.data_dir)}
+    fine = run_cli("doctor", "--quick", env=env)
+    assert fine.code == 0 and any(line.startswith("Audit") and " ok " in line for line in fine.out.splitlines())
+    down = run_cli(
+        "doctor", "--quick", env={**env, "AUDIT_DATABASE_URL": f"postgresql://postgres:pw@127.0.0.1:{free_port()}/x"}
+    )
+    assert down.code == 1 and "Check AUDIT_DATABASE_URL" in down.out and "pw" not in down.out, down.out
