@@ -32,6 +32,8 @@ from typing import TYPE_CHECKING, Any
 import numpy as np
 
 from .backends.vector_store import FACTS
+from .errors import InputError
+from .inspect import when
 from .keys import validate_id
 
 if TYPE_CHECKING:
@@ -65,8 +67,6 @@ def why_not(lab: MemoryLab, user_id: str, query: str, memory: str, k: int = 5, s
         validate_id("session", session_id)
     wanted = memory.strip()
     if not wanted or not query.strip():
-        from .errors import InputError
-
         raise InputError("give both the query and the memory (a fact id or its text)")
     vectors = lab.embed([query, wanted])
     query_vec, memory_vec = vectors[0], vectors[1]
@@ -108,8 +108,6 @@ def why_not(lab: MemoryLab, user_id: str, query: str, memory: str, k: int = 5, s
     for event in reversed(lab.facts.history(user_id).items):
         replaced = event.event == "UPDATE" and event.previous and _norm(event.previous) == _norm(wanted)
         if (event.event == "DELETE" and (event.fact_id == wanted or _norm(event.text) == _norm(wanted))) or replaced:
-            from .inspect import when
-
             what = f"replaced by “{event.text}”" if replaced else "deleted"
             return WhyNot(
                 "deleted",
@@ -134,8 +132,6 @@ def why_not(lab: MemoryLab, user_id: str, query: str, memory: str, k: int = 5, s
         said = [e for e in lab.audit.query(user_id=user_id, actions=["message_stored"], limit=5000)
                 if _norm(e.content) == _norm(wanted)]  # fmt: skip
     if said:
-        from .inspect import when
-
         row = said[0]
         messages = lab.sessions.log(user_id, row.session_id).messages
         if any(m.id == row.target for m in messages):
@@ -170,7 +166,5 @@ def why_not(lab: MemoryLab, user_id: str, query: str, memory: str, k: int = 5, s
 
 
 def _when(metadata: dict[str, Any]) -> dict[str, Any]:
-    from .inspect import when
-
     at = metadata.get("updated_at") or metadata.get("created_at")
     return {"session": metadata.get("session_id", ""), "when": when(float(at)) if isinstance(at, (int, float)) else ""}
