@@ -278,7 +278,9 @@ class AuditTrail:
     def forget(self, user_id: str) -> int:
         """Blank the content of the user's rows (the rows stay), then record that they were forgotten."""
         self.flush()
-        changed = len(self._run("SELECT id FROM memlab_audit WHERE user_id = ? AND content <> ''", [user_id]))
+        changed = int(
+            self._run("SELECT COUNT(*) FROM memlab_audit WHERE user_id = ? AND content <> ''", [user_id])[0][0]
+        )
         self._run("UPDATE memlab_audit SET content = '', details = '{}' WHERE user_id = ?", [user_id])
         now = time.time()
         self.record(

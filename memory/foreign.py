@@ -32,7 +32,7 @@ from redis.exceptions import ResponseError
 
 from .backends.redis_client import RedisClient
 from .errors import StoredDataError
-from .inspect import scan_keys
+from .inspect import pipelined, scan_keys
 from .stored import clean_text, load_json
 
 LANGCHAIN = "LangChain RedisChatMessageHistory"
@@ -76,7 +76,7 @@ def find_conversations(client: RedisClient, own_prefix: str, max_keys: int = 20_
     """Every other library's conversation among the first ``max_keys`` keys (Memory Lab's own are skipped)."""
     everything, complete = scan_keys(client, "*", max_keys, budget_s)
     names = [n for n in everything if not n.startswith(own_prefix + ":")]
-    types = _pipelined(client, [("TYPE", n) for n in names])
+    types = pipelined(client, [("TYPE", n) for n in names])
     by_type: dict[str, list[str]] = defaultdict(list)
     for name, kind in zip(names, types):
         by_type[str(kind)].append(name)
@@ -88,19 +88,8 @@ def find_conversations(client: RedisClient, own_prefix: str, max_keys: int = 20_
     return Found(found, len(names), complete)
 
 
-def _pipelined(client: RedisClient, commands: list[tuple[Any, ...]], batch: int = 500) -> list[Any]:
-    """Run commands in pipelines of ``batch``; a command that fails gives its exception, not a raise."""
-    out: list[Any] = []
-    for start in range(0, len(commands), batch):
-        with client.pipeline(transaction=False) as p:
-            for command in commands[start : start + batch]:
-                p.execute_command(*command)
-            out.extend(p.execute(raise_on_error=False))
-    return out
-
-
 def _ttls(client: RedisClient, names: list[str]) -> list[int]:
-    return [int(t) if isinstance(t, int) else -2 for t in _pipelined(client, [("TTL", n) for n in names])]
+    return [int(t) if isinstance(t, int) else -2 for t in pipelined(client, [("TTL", n) for n in names])]
 
 
 def _soonest(ttls: list[int]) -> int:
@@ -129,10 +118,10 @@ def _is_langchain(raw: Any) -> bool:
 
 def _langchain(client: RedisClient, lists: list[str]) -> list[Conversation]:
     """A list is LangChain's when its newest or its oldest entry parses as a LangChain message."""
-    ends = _pipelined(client, [c for n in lists for c in (("LINDEX", n, 0), ("LINDEX", n, -1))])
+    ends = pipelined(client, [c for n in lists for c in (("LINDEX", n, 0), ("LINDEX", n, -1))])
     ours = [name for i, name in enumerate(lists) if _is_langchain(ends[2 * i]) or _is_langchain(ends[2 * i + 1])]
-    contents = _pipelined(client, [("LRANGE", n, 0, MAX_MESSAGES - 1) for n in ours])
-    lengths = _pipelined(client, [("LLEN", n) for n in ours])
+    contents = pipelined(client, [("LRANGE", n, 0, MAX_MESSAGES - 1) for n in ours])
+    lengths = pipelined(client, [("LLEN", n) for n in ours])
     out = []
     for name, raws, length, ttl in zip(ours, contents, lengths, _ttls(client, ours)):
         session = name.removeprefix("message_store:")
@@ -148,7 +137,7 @@ def _langchain(client: RedisClient, lists: list[str]) -> list[Conversation]:
 
 def _redisvl(client: RedisClient, hashes: list[str]) -> list[Conversation]:
     """A hash is a RedisVL message when it has RedisVL's fields and its key ends with its ``entry_id``."""
-    fields = _pipelined(client, [("HMGET", n, *_REDISVL_FIELDS) for n in hashes])
+    fields = pipelined(client, [("HMGET", n, *_REDISVL_FIELDS) for n in hashes])
     groups: dict[tuple[str, str], list[tuple[float, str, ForeignMessage]]] = defaultdict(list)
     problems: dict[tuple[str, str], list[str]] = defaultdict(list)
     for name, values in zip(hashes, fields):
@@ -186,7 +175,7 @@ def _agent_memory(client: RedisClient, names: list[str], json_keys: set[str]) ->
     """Working memory documents: RedisJSON where the module is loaded, else the older string format."""
     commands = [("JSON.GET", n) if n in json_keys else ("GET", n) for n in names]
     out = []
-    for name, raw, ttl in zip(names, _pipelined(client, commands), _ttls(client, names)):
+    for name, raw, ttl in zip(names, pipelined(client, commands), _ttls(client, names)):
         if isinstance(raw, ResponseError):
             out.append(Conversation(AGENT_MEMORY, name.removeprefix(_AMS_PREFIX), [name], ttl, problems=[str(raw)]))
             continue

@@ -72,6 +72,17 @@ def scan_keys(client: RedisClient, pattern: str, max_keys: int, budget_s: float)
             return sorted(set(names))[:max_keys], False
 
 
+def pipelined(client: RedisClient, commands: list[tuple[Any, ...]], batch: int = 500) -> list[Any]:
+    """Run commands in pipelines of ``batch``; a command that fails gives its exception, not a raise."""
+    out: list[Any] = []
+    for start in range(0, len(commands), batch):
+        with client.pipeline(transaction=False) as p:
+            for command in commands[start : start + batch]:
+                p.execute_command(*command)
+            out.extend(p.execute(raise_on_error=False))
+    return out
+
+
 class KeyInspector:
     def __init__(self, client: RedisClient, keys: Keys, audit: AuditTrail | None = None) -> None:
         self.r = client
@@ -208,10 +219,7 @@ class KeyInspector:
         step = 500
         for start in range(0, len(names), step):
             chunk = names[start : start + step]
-            with self.r.pipeline(transaction=False) as p:
-                for name in chunk:
-                    p.memory_usage(name)
-                sizes = p.execute(raise_on_error=False)
+            sizes = pipelined(self.r, [("MEMORY USAGE", name) for name in chunk], step)
             usage += [(n, int(b)) for n, b in zip(chunk, sizes) if isinstance(b, int)]  # gone meanwhile: None
             if progress is not None:
                 progress(min(start + step, len(names)), len(names))
@@ -240,17 +248,13 @@ class KeyInspector:
         skipped and counted, never touched.
         """
         ours = [n for n in names if n.startswith(self.keys.prefix + ":")]
-        changed = 0
-        for start in range(0, len(ours), 500):
-            with self.r.pipeline(transaction=False) as p:
-                for name in ours[start : start + 500]:
-                    if ttl_seconds is None:
-                        p.unlink(name)
-                    elif ttl_seconds <= 0:
-                        p.persist(name)
-                    else:
-                        p.expire(name, ttl_seconds)
-                changed += sum(bool(x) for x in p.execute(raise_on_error=False) if not isinstance(x, Exception))
+        if ttl_seconds is None:
+            commands: list[tuple[Any, ...]] = [("UNLINK", n) for n in ours]
+        elif ttl_seconds <= 0:
+            commands = [("PERSIST", n) for n in ours]
+        else:
+            commands = [("EXPIRE", n, ttl_seconds) for n in ours]
+        changed = sum(bool(x) for x in pipelined(self.r, commands) if not isinstance(x, Exception))
         if ttl_seconds is None:
             self._audited("key_deleted", ours)
         else:

@@ -25,7 +25,7 @@ from typing import Any, TypeVar
 import numpy as np
 
 from ..errors import MemoryLabError, VectorStoreError
-from .vector_store import Hit, Record
+from .vector_store import DeleteWhere, Hit, Record
 
 log = logging.getLogger(__name__)
 F = TypeVar("F", bound=Callable[..., Any])
@@ -85,7 +85,7 @@ def to_filter(where: dict[str, Any] | None) -> Any:
     return models.Filter(must=must or None, must_not=must_not or None)
 
 
-class QdrantStore:
+class QdrantStore(DeleteWhere):
     def __init__(self, *, path: Path | None = None, url: str | None = None, timeout_s: float = 5.0) -> None:
         self.timeout_s = timeout_s
         self.mode = "server" if url else "embedded"
@@ -226,12 +226,6 @@ class QdrantStore:
         if not self._has(name):
             return 0
         return int(self._client.count(name, count_filter=to_filter(where), exact=True).count)
-
-    def delete_where(self, name: str, where: dict[str, Any]) -> int:
-        n = self.count(name, where)
-        if n:
-            self.delete(name, where=where)
-        return n
 
     def close(self) -> None:
         try:

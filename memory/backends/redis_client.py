@@ -285,6 +285,17 @@ def _packer() -> dict[str, Any]:
     return {"command_packer": SurrogatePacker()}
 
 
+def client_options(timeout_s: float) -> dict[str, Any]:
+    """What every engine client is built with: decoded ``surrogateescape`` replies, bounded sockets, the packer."""
+    return {
+        "decode_responses": True,
+        "encoding_errors": "surrogateescape",
+        "socket_connect_timeout": timeout_s,
+        "socket_timeout": timeout_s,
+        **_packer(),
+    }
+
+
 def connect(url: str, timeout_s: float) -> RedisClient:
     """A client for ``url``; nothing is sent until the first command."""
     try:
@@ -292,13 +303,9 @@ def connect(url: str, timeout_s: float) -> RedisClient:
             RedisClient,
             RedisClient.from_url(
                 url,
-                decode_responses=True,
-                encoding_errors="surrogateescape",
-                socket_connect_timeout=timeout_s,
-                socket_timeout=timeout_s,
                 health_check_interval=30,
                 retry=Retry(ExponentialBackoff(cap=0.5, base=0.05), 1, supported_errors=(redis.ConnectionError,)),
-                **_packer(),
+                **client_options(timeout_s),
             ),
         )
     except (ValueError, redis.RedisError) as exc:

@@ -30,7 +30,7 @@ from redis.cluster import RedisCluster
 from redis.retry import Retry
 
 from ..errors import BackendError, BackendUnavailable
-from .redis_client import Guarded, Lua, _packer
+from .redis_client import Guarded, Lua, client_options
 
 
 class ClusterClient(Guarded, RedisCluster):
@@ -93,13 +93,7 @@ def connect_cluster(url: str, timeout_s: float) -> ClusterClient:
         client = cast(
             ClusterClient,
             ClusterClient.from_url(
-                url,
-                decode_responses=True,
-                encoding_errors="surrogateescape",
-                socket_connect_timeout=timeout_s,
-                socket_timeout=timeout_s,
-                retry=Retry(ExponentialBackoff(cap=0.5, base=0.05), 3),
-                **_packer(),
+                url, retry=Retry(ExponentialBackoff(cap=0.5, base=0.05), 3), **client_options(timeout_s)
             ),
         )
     except Exception as exc:  # noqa: BLE001 - RedisClusterException is not a RedisError

@@ -20,7 +20,7 @@ import time
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Any, Protocol, TypeVar
+from typing import Any, Protocol, TypeVar, cast
 
 import numpy as np
 
@@ -173,7 +173,19 @@ class VectorBackend(Protocol):
     def delete_where(self, name: str, where: dict[str, Any]) -> int: ...
 
 
-class VectorStore:
+class DeleteWhere:
+    """``delete_where`` for both stores, from their own ``count`` and ``delete``."""
+
+    def delete_where(self, name: str, where: dict[str, Any]) -> int:
+        """Delete the records matching ``where``; returns how many there were."""
+        store = cast(VectorBackend, self)
+        n = store.count(name, where)
+        if n:
+            store.delete(name, where=where)
+        return n
+
+
+class VectorStore(DeleteWhere):
     """Chroma: embedded (``PersistentClient``) or a server (``CHROMA_HOST``)."""
 
     def __init__(
@@ -314,10 +326,3 @@ class VectorStore:
         if where is None:
             return int(self.collection(name).count())
         return len(self.collection(name).get(where=where, include=[])["ids"])
-
-    def delete_where(self, name: str, where: dict[str, Any]) -> int:
-        """Delete the records matching ``where``; returns how many there were."""
-        n = self.count(name, where)
-        if n:
-            self.delete(name, where=where)
-        return n
