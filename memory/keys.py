@@ -8,6 +8,7 @@ so a bad id is a clear ``InvalidIdError`` rather than a malformed key.
 
 from __future__ import annotations
 
+import functools
 import re
 from dataclasses import dataclass
 from typing import TypeGuard
@@ -40,47 +41,47 @@ class SessionKeys:
     session_id: str
     prefix: str
 
-    @property
+    @functools.cached_property
     def tag(self) -> str:
         return f"{{{self.user_id}:{self.session_id}}}"
 
     def _key(self, name: str) -> str:
         return f"{self.prefix}:s:{self.tag}:{name}"
 
-    @property
+    @functools.cached_property
     def log(self) -> str:
         """Full transcript of the session, never trimmed (history, episodes)."""
         return self._key("log")
 
-    @property
+    @functools.cached_property
     def buffer(self) -> str:
         """Working window the strategies read: trimmed to N or folded into the summary."""
         return self._key("buffer")
 
-    @property
+    @functools.cached_property
     def summary(self) -> str:
         return self._key("summary")
 
-    @property
+    @functools.cached_property
     def folds(self) -> str:
         return self._key("folds")
 
-    @property
+    @functools.cached_property
     def traces(self) -> str:
         """Hash: assistant message id -> JSON trace of what the model saw."""
         return self._key("traces")
 
-    @property
+    @functools.cached_property
     def ids(self) -> str:
         """Set of the message ids appended so far: a retried append of the same message is a no-op."""
         return self._key("ids")
 
-    @property
+    @functools.cached_property
     def meta(self) -> str:
         """JSON: the strategy and settings this session was last used with, so every page can restore them."""
         return self._key("meta")
 
-    @property
+    @functools.cached_property
     def jobs(self) -> str:
         """Hash: assistant message id -> JSON outcome of that turn's upkeep job (done by a worker, later)."""
         return self._key("jobs")
@@ -146,6 +147,8 @@ class Keys:
     prefix: str = "memlab"
 
     def session(self, user_id: str, session_id: str) -> SessionKeys:
+        if isinstance(user_id, str) and isinstance(session_id, str):
+            return _session_keys(self.prefix, user_id, session_id)
         return SessionKeys(validate_id("user", user_id), validate_id("session", session_id), self.prefix)
 
     def user(self, user_id: str) -> UserKeys:
@@ -174,3 +177,9 @@ class Keys:
         if len(m.groups()) == 3:
             return {"user_id": m.group(1), "session_id": m.group(2), "kind": m.group(3)}
         return {"user_id": m.group(1), "kind": m.group(2)}
+
+
+@functools.lru_cache(maxsize=4096)
+def _session_keys(prefix: str, user_id: str, session_id: str) -> SessionKeys:
+    """Every turn names its session's keys several times; valid ids are checked once (a bad one raises, uncached)."""
+    return SessionKeys(validate_id("user", user_id), validate_id("session", session_id), prefix)

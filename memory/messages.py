@@ -10,16 +10,17 @@ nothing that would crash a reader can be written in the first place.
 
 from __future__ import annotations
 
-import json
+import functools
+import os
+import random
 import time
-import uuid
 from collections.abc import Sequence
 from dataclasses import dataclass, field
 from enum import StrEnum
 from typing import Any
 
 from .errors import StoredDataError
-from .stored import MAX_TIMESTAMP, CorruptEntry, as_dict, as_text, as_timestamp, load_json, preview
+from .stored import MAX_TIMESTAMP, CorruptEntry, as_dict, as_text, as_timestamp, dump_json, load_json, preview
 
 __all__ = ["CODEC_VERSION", "CorruptEntry", "Message", "MessageDecodeError", "Role", "decode", "decode_many", "encode"]
 
@@ -37,8 +38,18 @@ class MessageDecodeError(StoredDataError, ValueError):
     """A stored entry is not a message this codec can read."""
 
 
+# Message ids must never collide (a repeated id is taken for a retried append and dropped); they need not be
+# unguessable. A private generator seeded from the OS, and again in a forked child, gives that without a
+# system call per id (``uuid4`` reads ``os.urandom``: tens of µs a call on this VM); code that seeds the
+# global ``random`` cannot make two runs' ids repeat.
+_IDS = random.Random(os.urandom(32))
+if hasattr(os, "register_at_fork"):
+    os.register_at_fork(after_in_child=lambda: _IDS.seed(os.urandom(32)))
+
+
 def new_message_id() -> str:
-    return uuid.uuid4().hex
+    """32 hex digits, the shape of ``uuid4().hex``."""
+    return f"{_IDS.getrandbits(128):032x}"
 
 
 @dataclass(frozen=True)
@@ -74,6 +85,12 @@ class Message:
             raise ValueError("only assistant messages carry a model_id")
 
     def to_dict(self) -> dict[str, Any]:
+        """The codec's fields, as a new dict each call (callers may add to it)."""
+        return dict(self._data)
+
+    @functools.cached_property
+    def _data(self) -> dict[str, Any]:
+        # Every turn's trace lists the whole buffer again; a message is immutable, so its fields are built once.
         data: dict[str, Any] = {
             "v": CODEC_VERSION,
             "id": self.id,
@@ -109,7 +126,7 @@ class Message:
 
 
 def encode(message: Message) -> str:
-    return json.dumps(message.to_dict(), ensure_ascii=False, separators=(",", ":"))
+    return dump_json(message.to_dict())
 
 
 # Every turn reads the same buffer entries again; a decoded message is immutable, so the exact stored
@@ -146,6 +163,10 @@ def decode_many(raws: Sequence[str | bytes], start_index: int = 0) -> tuple[list
     good: list[Message] = []
     bad: list[CorruptEntry] = []
     for offset, raw in enumerate(raws):
+        hit = _DECODED.get(raw) if type(raw) is str else None  # a turn's usual case: every entry seen before
+        if hit is not None:
+            good.append(hit)
+            continue
         try:
             good.append(decode(raw))
         except MessageDecodeError as exc:

@@ -23,7 +23,7 @@ wrote is skipped and reported with its index, never raised.
 
 from __future__ import annotations
 
-import json
+import functools
 import logging
 import math
 import time
@@ -35,7 +35,7 @@ from .backends.redis_client import Lua, RedisClient
 from .errors import StoredDataError
 from .keys import Keys, SessionKeys, is_valid_id
 from .messages import Message, decode_many, encode
-from .stored import CorruptEntry, as_dict, as_int, as_text, as_timestamp, clean_text, load_json, preview
+from .stored import CorruptEntry, as_dict, as_int, as_text, as_timestamp, clean_text, dump_json, load_json, preview
 from .tokens import count_tokens
 from .trace import Trace
 from .upkeep import outcome_from_stored
@@ -245,8 +245,8 @@ class SessionStore:
             INDEX.stage(pipe, keys, [repr(time.time()), session_id, ttl])
         extra = [
             message.id if trace is not None else "",
-            json.dumps(trace, ensure_ascii=False) if trace is not None else "",
-            json.dumps({**meta, "updated_at": time.time()}, ensure_ascii=False) if meta is not None else "",
+            dump_json(trace) if trace is not None else "",
+            dump_json({**meta, "updated_at": time.time()}) if meta is not None else "",
         ]
         # The session's other keys (summary, folds...) slide with the user's message; a reply, moments later,
         # only slides the keys it writes.
@@ -329,9 +329,9 @@ class SessionStore:
         k = self.keys.session(user_id, session_id)
         ttl = self.ttl_s if ttl_s is None else ttl_s
         with self.r.pipeline(transaction=True) as p:
-            p.hset(k.traces, message_id, json.dumps(trace, ensure_ascii=False))
+            p.hset(k.traces, message_id, dump_json(trace))
             if meta is not None:
-                p.set(k.meta, json.dumps({**meta, "updated_at": time.time()}, ensure_ascii=False))
+                p.set(k.meta, dump_json({**meta, "updated_at": time.time()}))
             if ttl:
                 p.expire(k.traces, ttl)
                 if meta is not None:
@@ -465,7 +465,7 @@ class SessionStore:
             applied = FOLD(
                 self.r,
                 [k.buffer, k.summary, k.folds],
-                [n, new_summary, json.dumps(record.to_dict()), self.ttl_s if ttl_s is None else ttl_s, *head],
+                [n, new_summary, dump_json(record.to_dict()), self.ttl_s if ttl_s is None else ttl_s, *head],
             )
             if applied:
                 return record
@@ -508,10 +508,11 @@ def _session_view(
     return SessionView(added, buffer, clean_text(summary or ""), [str(j) for j in pending])
 
 
-def _append_keys(k: SessionKeys) -> list[str]:
+@functools.lru_cache(maxsize=1024)
+def _append_keys(k: SessionKeys) -> tuple[str, ...]:
     """The append script's keys in its order: the five it writes, the summary it may read, then the rest."""
-    first = [k.log, k.buffer, k.ids, k.traces, k.meta, k.summary]
-    return first + [key for key in k.all() if key not in first]
+    first = (k.log, k.buffer, k.ids, k.traces, k.meta, k.summary)
+    return first + tuple(key for key in k.all() if key not in first)
 
 
 def _decode_entries(raws: list[str], build: Callable[[Any], T]) -> Entries[T]:

@@ -10,7 +10,7 @@ from __future__ import annotations
 import time
 from collections.abc import Iterator
 from contextlib import contextmanager
-from dataclasses import dataclass, field, fields, is_dataclass
+from dataclasses import dataclass, field, fields
 from typing import Any
 
 from .errors import StoredDataError
@@ -165,7 +165,7 @@ class Trace:
 def _plain(value: Any) -> Any:
     """A one-level JSON-ready copy: lists and dicts are new, parts and items become dicts of their fields."""
     if isinstance(value, list):
-        return [vars(v).copy() if is_dataclass(v) else v for v in value]
+        return [vars(v).copy() if hasattr(v, "__dataclass_fields__") else v for v in value]
     if isinstance(value, dict):
         return dict(value)
     return value

@@ -83,3 +83,44 @@ def test_role_specific_fields_are_enforced():
     with pytest.raises(ValueError):
         Message(Role.USER, "x", model_id="claude")
     assert Message(Role.TOOL, "42", tool_call_id="call_1").tool_call_id == "call_1"
+
+
+def test_message_ids_do_not_repeat_when_the_global_random_is_seeded_or_the_process_forks():
+    import os
+    import random
+
+    from memory.messages import new_message_id
+
+    random.seed(7)
+    first = new_message_id()
+    random.seed(7)
+    assert new_message_id() != first
+    assert len(first) == 32 and int(first, 16) >= 0
+    read, write = os.pipe()
+    pid = os.fork()
+    if pid == 0:  # the child writes its next id; the parent takes its own next one
+        os.write(write, new_message_id().encode())
+        os._exit(0)
+    os.close(write)
+    os.waitpid(pid, 0)
+    child = os.read(read, 64).decode()
+    os.close(read)
+    assert len(child) == 32 and child != new_message_id()
+
+
+@pytest.mark.parametrize(
+    "value",
+    [
+        {"text": "caf\u00e9 \U0001f600", "n": 1.5, "ok": True, "none": None},
+        {"big": 2**70},  # beyond orjson's 64 bits: the standard encoder writes it
+        {"t": "\udcff undecodable"},  # a surrogate-escaped byte: orjson refuses it, the standard encoder does not
+        {1: "a non-text key"},
+    ],
+)
+def test_dump_json_writes_what_the_standard_encoder_would_read_back(value):
+    from memory.stored import dump_json, load_json
+
+    text = dump_json(value)
+    assert json.loads(text) == json.loads(json.dumps(value, ensure_ascii=False))
+    if "t" not in value:  # (text with undecodable bytes is refused on read, by design)
+        assert load_json(text) == json.loads(text)

@@ -218,3 +218,61 @@ def test_a_killed_server_is_restarted_by_the_next_health_check_with_its_data(dat
     assert status.extra["pid"] != first.pid
     assert [m.content for m in lab.sessions.log("alice", "s1").messages][0] == "My name is Alice."
     assert _our_servers(data_dir / "redis") == [status.extra["pid"]]
+
+
+def _turn_path(client, *pairs: tuple[str, str]) -> list:
+    """Writes sent the way a turn's round trips go (``RedisClient.run``'s own connections)."""
+    with client.pipeline(transaction=False) as p:
+        for key, value in pairs:
+            p.zadd(key, {value: 1})
+        return client.run(p)
+
+
+def test_the_turn_path_survives_a_killed_connection_and_never_reuses_a_dirty_one(engine_client, redis_client):
+    assert _turn_path(engine_client, ("k", "a")) == [1]
+    redis_client.client_kill_filter(_type="normal", skipme=True)  # every connection but the test's own
+    assert _turn_path(engine_client, ("k", "b")) == [1]  # retried once on a fresh connection
+    assert redis_client.zrange("k", 0, -1) == ["a", "b"]
+
+    # A read interrupted after the first of three replies leaves two unread: that connection must be dropped,
+    # or the next round trip would take those stale replies for its own.
+    from redis.connection import AbstractConnection
+
+    original, calls = AbstractConnection.read_response, []
+
+    def interrupted(conn, *args, **kwargs):
+        calls.append(1)
+        if len(calls) == 2:
+            raise KeyboardInterrupt
+        return original(conn, *args, **kwargs)
+
+    AbstractConnection.read_response = interrupted
+    try:
+        with pytest.raises(KeyboardInterrupt):
+            _turn_path(engine_client, ("k", "c"), ("k", "d"), ("k", "e"))
+    finally:
+        AbstractConnection.read_response = original
+    assert _turn_path(engine_client, ("k", "c"), ("other", "x")) == [0, 1]  # its own replies, not the stale ones
+    assert redis_client.zrange("other", 0, -1) == ["x"]
+
+
+def test_a_forked_child_opens_its_own_connection_for_the_turn_path(engine_client, redis_client):
+    _turn_path(engine_client, ("k", "parent"))
+    parents = list(engine_client._spares)
+    assert parents  # the parent keeps its connection for the next turn
+    read, write = os.pipe()
+    pid = os.fork()
+    if pid == 0:
+        try:
+            ok = _turn_path(engine_client, ("k", "child")) == [1]
+            ok = ok and not any(c in parents for c in engine_client._spares)  # a socket of its own
+            os.write(write, b"ok" if ok else b"no")
+        finally:
+            os._exit(0)
+    os.close(write)
+    os.waitpid(pid, 0)
+    assert os.read(read, 8) == b"ok"
+    os.close(read)
+    assert _turn_path(engine_client, ("k", "parent2")) == [1]
+    assert engine_client._spares == parents
+    assert set(redis_client.zrange("k", 0, -1)) == {"parent", "child", "parent2"}

@@ -20,8 +20,9 @@ Three choices here matter for robustness:
 from __future__ import annotations
 
 import hashlib
+import os
 import time
-from collections.abc import Iterator
+from collections.abc import Iterator, Sequence
 from typing import Any, cast
 
 import redis
@@ -71,7 +72,7 @@ class Lua:
         self.sha = hashlib.sha1(body.encode()).hexdigest()
         Lua.registry[self.sha] = body
 
-    def stage(self, pipe: Any, keys: list[str], args: list[Any]) -> None:
+    def stage(self, pipe: Any, keys: Sequence[str], args: Sequence[Any]) -> None:
         """Queue the script on a pipeline (as a plain command: redis-py's cluster pipeline refuses ``evalsha``)."""
         pipe.execute_command("EVALSHA", self.sha, len(keys), *keys, *args)
 
@@ -209,16 +210,19 @@ class RedisClient(Guarded, redis.Redis):
         return self.finish_run(stack, results)
 
     def _send(self, stack: list[tuple[Any, ...]]) -> list[Any]:
-        """Send commands whose raw replies need no parsing callback on one pooled connection, read the replies.
+        """Send commands whose raw replies need no parsing callback on a connection of our own, read the replies.
 
         The two round trips of a chat turn go this way: redis-py's pipeline
-        machinery costs ~30 µs per round trip on top. A dropped connection is
-        retried once on a fresh one, like the client's other commands.
+        and pool cost ~50 µs per round trip on top (its pool polls the socket
+        before each use, in case the last user left replies unread). Here a
+        connection goes back to the spares only after all its replies were
+        read, and is dropped on any error, so it is never dirty. A dropped
+        connection is retried once on a fresh one, like the client's other
+        commands.
         """
         self._check_breaker()
-        pool = self.connection_pool
+        conn = self._spare_connection()
         for attempt in (1, 2):
-            conn = pool.get_connection()
             try:
                 conn.send_packed_command(conn.pack_commands(stack))
                 replies: list[Any] = []
@@ -227,15 +231,36 @@ class RedisClient(Guarded, redis.Redis):
                         replies.append(conn.read_response())
                     except redis.ResponseError as exc:
                         replies.append(exc)
-                self._last_error = None
-                return replies
             except (redis.ConnectionError, redis.TimeoutError) as exc:
                 conn.disconnect()
                 if attempt == 2 or isinstance(exc, redis.TimeoutError):
                     raise self._trip(describe_redis_error(exc, self.where, self.timeout_s, "a pipeline")) from exc
-            finally:
-                pool.release(conn)
+                continue  # the same connection object connects afresh
+            except BaseException:
+                conn.disconnect()  # replies may be left unread: never reuse it
+                raise
+            self._last_error = None
+            self._spares.append(conn)
+            return replies
         raise AssertionError("unreachable")
+
+    _spares: list[Any]
+    _spares_pid = -1
+
+    def _spare_connection(self) -> Any:
+        if self._spares_pid != os.getpid():  # first use, or a forked child: never share the parent's sockets
+            self._spares, self._spares_pid = [], os.getpid()
+        try:
+            return self._spares.pop()
+        except IndexError:
+            pool = self.connection_pool
+            return pool.connection_class(**pool.connection_kwargs)
+
+    def close(self) -> None:
+        spares, self._spares_pid = self.__dict__.pop("_spares", []), -1
+        for conn in spares:
+            conn.disconnect()
+        super().close()
 
     def load_scripts(self) -> None:
         """Load every ``Lua`` script (once per client; again after the server forgot them)."""
@@ -260,9 +285,14 @@ class SurrogatePacker:
 
         head = args[0]
         if isinstance(head, str):
-            args = tuple(head.encode().split()) + args[1:]
+            if " " in head:
+                args = tuple(head.split()) + args[1:]
         elif b" " in head:
             args = tuple(head.split()) + args[1:]
+        try:  # the common case: every argument packs as it is (half the cost of the conversion below)
+            return [hiredis.pack_command(args)]
+        except (UnicodeEncodeError, TypeError):
+            pass
         packed = tuple(
             a.encode("utf-8", "surrogateescape")
             if isinstance(a, str)
