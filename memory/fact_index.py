@@ -25,6 +25,7 @@ from typing import Any
 
 import numpy as np
 
+from . import blas
 from .backends.redis_client import RedisClient
 from .backends.vector_store import FACTS, Record, VectorBackend
 from .errors import StoredDataError
@@ -93,7 +94,8 @@ class UserFacts:
             return rows, np.zeros(0, dtype=np.float32)
         q = np.asarray(query, dtype=np.float32)
         q = q / (float(np.linalg.norm(q)) or 1.0)
-        every = self.vectors[: len(self.ids)] @ q  # a view: no copy of the matrix, tombstones are dropped after
+        with blas.one_thread():  # (see blas.py: a two-thread product slows the next embedding)
+            every = self.vectors[: len(self.ids)] @ q  # a view: no copy of the matrix, tombstones are dropped after
         return rows, every if len(rows) == len(every) else every[rows]
 
     def in_slot(self, slot: str) -> list[int]:

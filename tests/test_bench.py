@@ -31,3 +31,19 @@ def test_bench_text_output_names_the_targets():
     run = run_cli("bench", "--quick", timeout=600)
     assert run.code == 0, run.err[-2000:]
     assert "Targets:" in run.out and "raw floor" in run.out and "Facts search" in run.out
+
+
+def test_scans_run_numpy_blas_on_one_thread_and_restore_it():
+    """A two-thread product leaves OpenBLAS's threads spinning against the next embedding (memory/blas.py)."""
+    from threadpoolctl import threadpool_info
+
+    from memory import blas
+
+    def blas_threads() -> list[int]:
+        return [lib["num_threads"] for lib in threadpool_info() if lib["user_api"] == "blas"]
+
+    before = blas_threads()
+    assert before, "numpy has no BLAS library threadpoolctl can see"
+    with blas.one_thread():
+        assert blas_threads() == [1] * len(before)
+    assert blas_threads() == before

@@ -23,13 +23,16 @@ from .runner import EvalReport, evaluate
 if TYPE_CHECKING:
     from ..lab import MemoryLab
 
-# The knobs each unit's ranking reads: a turn reads all four, a session only its own mix.
+# The knobs each unit's ranking reads: a turn reads all of them, a session its own mix and the date's weight.
+# The speaker's and the date's values are every value tried while building them (docs/recall.md).
 GRIDS: dict[str, list[Weights]] = {
     "turn": [
-        Weights(d, n, s, g)
-        for d, n, s, g in itertools.product((0.4, 0.6, 0.8), (0.0, 0.3), (0.0, 0.5, 1.0), (WEIGHTS.group_dense,))
+        Weights(d, n, s, g, p, t)
+        for d, n, s, g, p, t in itertools.product(
+            (0.4, 0.6, 0.8), (0.0, 0.3), (0.0, 0.5, 1.0), (WEIGHTS.group_dense,), (0.0, 0.2, 0.4, 0.6), (0.0, 0.3, 0.5)
+        )
     ],
-    "session": [Weights(group_dense=g) for g in (0.2, 0.35, 0.5, 0.65, 0.8)],
+    "session": [Weights(group_dense=g, date=t) for g in (0.2, 0.35, 0.5, 0.65, 0.8) for t in (0.0, 0.5)],
 }
 TARGET_K = {"turn": 10, "session": 5}
 

@@ -18,11 +18,12 @@ from typing import Any
 
 from ..lab import MemoryLab
 from ..retrieval import RETRIEVERS, WEIGHTS, Weights
-from ..turn_store import TurnStore
+from ..turn_store import TurnStore, sentences
 from .locomo import Conversation
 from .recall import mean, recall_at_k
 
 UNITS = ("turn", "session", "fact")
+INDEX_LAYOUT = "speaker+sentences2"  # what is stored beside each row's text (change it to store the data again)
 Progress = Callable[[int, int, str], None]
 
 
@@ -74,7 +75,8 @@ def eval_user(conv: Conversation, unit: str) -> str:
     text = "\n".join(t.display for t in conv.turns)
     if unit == "fact":
         text += "\n".join(f for f, _ in conv.observations)
-    digest = hashlib.sha1(text.encode()).hexdigest()[:10]
+    # The layout's version is in the digest: turns stored before they carried their speaker are stored again.
+    digest = hashlib.sha1(f"{INDEX_LAYOUT}\n{text}".encode()).hexdigest()[:10]
     slug = re.sub(r"[^A-Za-z0-9_.-]", "-", conv.sample_id)[:30].strip("-.") or "conv"
     return f"eval-{slug}-{'f' if unit == 'fact' else 't'}{digest}"
 
@@ -83,21 +85,25 @@ def _ingest(lab: MemoryLab, conv: Conversation, unit: str, progress: Callable[[i
     user = eval_user(conv, unit)
     store = TurnStore(lab.vectors, lab.dataset_embed, versions=lab.turns.versions)  # vectors from the disk cache
     if unit == "fact":
-        rows = {f"D{t.session}": [] for t in conv.turns}  # type: dict[str, list[tuple[str, str, int, float]]]
+        rows = {f"D{t.session}": [] for t in conv.turns}  # type: dict[str, list[tuple[str, str, int, float, str]]]
         by_id = {t.dia_id: t for t in conv.turns}
         for j, (fact, source) in enumerate(conv.observations):
             turn = by_id[source]
-            rows[f"D{turn.session}"].append((f"F{j}|{source}", fact, turn.position, 0.0))
+            rows[f"D{turn.session}"].append((f"F{j}|{source}", fact, turn.position, 0.0, turn.speaker))
         expected = len(conv.observations)
     else:
         rows = {
-            f"D{s.index}": [(t.dia_id, t.display, t.position, m.created_at) for t, m in zip(s.turns, conv.messages(s))]
+            f"D{s.index}": [
+                (t.dia_id, t.display, t.position, m.created_at, t.speaker) for t, m in zip(s.turns, conv.messages(s))
+            ]
             for s in conv.sessions
         }
         expected = len(conv.turns)
     if store.count(user) != expected:
         store.forget_user(user)
-        lab.dataset_embed([text for turns in rows.values() for _, text, _, _ in turns])  # one call: even batches
+        texts = [text for turns in rows.values() for _, text, *_ in turns]
+        texts += [part for turns in rows.values() for row in turns for part in sentences(row[1], row[4])]
+        lab.dataset_embed(texts)  # one call: even batches
         done = 0
         for session_id, turns in rows.items():
             if turns:

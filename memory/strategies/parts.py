@@ -112,7 +112,9 @@ def index_user_turn(s: Services, user_id: str, session_id: str, turn: list[Messa
     """The user's own words go to the turn index that episodic recall ranks sessions by."""
     with trace.timed("turns.index"):
         rows = [
-            (m.id, f"User: {m.content}", int(m.created_at * 1000), m.created_at) for m in turn if m.role.value == "user"
+            (m.id, f"User: {m.content}", int(m.created_at * 1000), m.created_at, "User")
+            for m in turn
+            if m.role.value == "user"
         ]
         if rows:
             s.turns.add(user_id, session_id, rows)
