@@ -32,6 +32,7 @@ SENTENCES = "memlab_turn_sentences"
 _SENTENCE_END = re.compile(r"(?<=[.!?])\s+")
 _ASIDE = re.compile(r"\s*\[[^\]]*\]")  # "[shares a photo: ...]": not the speaker's words, kept by the whole turn
 MIN_SENTENCE_WORDS = 3
+MAX_SENTENCES = 24  # a pasted document is not a turn of talk: its first sentences only, so upkeep stays bounded
 Embed = Callable[[list[str]], np.ndarray]
 Progress = Callable[[int, int], None]
 
@@ -274,7 +275,7 @@ def sentences(text: str, speaker: str = "") -> list[str]:
     prefix = f"{speaker}: " if speaker else ""
     body = text[len(prefix) :] if prefix and text.startswith(prefix) else text
     parts = [p.strip() for p in _SENTENCE_END.split(_ASIDE.sub("", body)) if len(p.split()) >= MIN_SENTENCE_WORDS]
-    return [prefix + p for p in parts] if len(parts) > 1 else []
+    return [prefix + p for p in parts[:MAX_SENTENCES]] if len(parts) > 1 else []
 
 
 def _sentence_records(user_id: str, session_id: str, row: tuple[Any, ...]) -> list[Record]:

@@ -193,6 +193,10 @@ def test_sentences_worth_a_vector_of_their_own():
     ]  # asides and sentences of under three words ("Yes.") are left to the whole turn
     assert sentences("Ana: One sentence only, nothing to split.", "Ana") == []
     assert sentences("No speaker here. Two sentences in it.") == ["No speaker here.", "Two sentences in it."]
+    from memory.turn_store import MAX_SENTENCES
+
+    pasted = " ".join(f"This is sentence number {i}." for i in range(5000))
+    assert len(sentences(pasted)) == MAX_SENTENCES  # a huge message costs a bounded number of vectors
 
 
 def test_a_turn_is_as_close_as_its_closest_sentence_and_its_sentences_go_with_it(lab):
