@@ -209,14 +209,26 @@ class TurnStore:
         exclude_session: str | None = None,
         weights: Weights = WEIGHTS,
     ) -> list[TurnHit]:
-        index, dense = self._scored(user_id, query_vector, exclude_session)
-        cands = index.cands
-        scores = index.rank(query, dense, retriever, weights)
+        cands, parts = self.components(user_id, query, query_vector, retriever, exclude_session, weights)
+        scores, dense = parts["score"], parts["cosine"]
         order = np.argsort(-scores, kind="stable")[:k]
         return [
             TurnHit(cands[i].id, cands[i].text, cands[i].group, cands[i].position, float(scores[i]), float(dense[i]))
             for i in order
         ]
+
+    def components(
+        self,
+        user_id: str,
+        query: str,
+        query_vector: np.ndarray,
+        retriever: str = "hybrid",
+        exclude_session: str | None = None,
+        weights: Weights = WEIGHTS,
+    ) -> tuple[list[Candidate], dict[str, np.ndarray]]:
+        """Every turn with each part of its score (``CandidateIndex.components``): why it ranked where it did."""
+        index, dense = self._scored(user_id, query_vector, exclude_session)
+        return index.cands, index.components(query, dense, retriever, weights)
 
     def search_sessions(
         self,

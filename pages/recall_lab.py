@@ -21,13 +21,27 @@ from ui.tables import CLICK_A_ROW, selected_row
 SAMPLE = PROJECT_ROOT / "samples" / "recall_sample.json"
 
 
-def _why_evidence(rank: int | None, k: int) -> str:
-    """The "why not?" of an evidence turn: every turn of the conversation is stored, so it is its rank."""
+def _why_evidence(rank: int | None, k: int, score: float | None = None, cutoff: float | None = None) -> str:
+    """The "why not?" of an evidence turn: every turn of the conversation is stored, so it is its rank (and, for
+    turns, its score against the k-th item's)."""
     if rank is None:
         return "not stored (not in the indexed turns)"
     if rank <= k:
         return f"retrieved (rank {rank} ≤ {k})"
-    return f"ranked below the cut-off: {rank} > k = {k}"
+    gap = f" (score {score:.3f} against {cutoff:.3f} at rank {k})" if score is not None and cutoff is not None else ""
+    return f"ranked below the cut-off: {rank} > k = {k}{gap}"
+
+
+# The parts of a turn's score (CandidateIndex.components), as the evidence table names them.
+SCORE_PARTS = {
+    "cosine": "cosine",
+    "bm25": "BM25",
+    "match": "match (fused + neighbour, 0-1)",
+    "session": "+ session",
+    "speaker": "+ speaker",
+    "date": "+ date",
+    "score": "score",
+}
 
 
 ctx = page("Recall Lab")
@@ -244,22 +258,26 @@ else:
         f"**Gold answer**: {md_text(str(q.answer))} · category {q.category} {CATEGORY_NAMES.get(q.category, '')}"
     )
     st.markdown("**Evidence turns**: where they ranked, and why one was not retrieved")
-    cut = max(latest.k)
-    st.dataframe(
-        pd.DataFrame(
-            [
-                {
-                    "evidence": e,
-                    "rank": q.evidence_ranks.get(e),
-                    "why": _why_evidence(q.evidence_ranks.get(e), cut),
-                    "text": turn_text.get(e, ""),
-                }
-                for e in q.evidence
-            ]
-        ),
-        hide_index=True,
-        width="stretch",
-    )
+    cut = k_at  # the k the list above is filtered by: "why not?" answers for that cut-off
+    cutoff = q.cutoff_scores.get(cut)
+    rows = []
+    for e in q.evidence:
+        parts = q.evidence_scores.get(e, {})
+        row: dict[str, object] = {
+            "evidence": e,
+            "rank": q.evidence_ranks.get(e),
+            "why": _why_evidence(q.evidence_ranks.get(e), cut, parts.get("score"), cutoff),
+        }
+        row.update({label: parts.get(name) for name, label in SCORE_PARTS.items() if parts})
+        row["text"] = turn_text.get(e, "")
+        rows.append(row)
+    st.dataframe(pd.DataFrame(rows), hide_index=True, width="stretch")
+    if q.evidence_scores:
+        st.caption(
+            "A turn's score is its match (BM25 and cosine fused, with its best neighbour's, rescaled to 0-1) plus "
+            "its session's share, plus a boost when the question names its speaker or a date near it"
+            + (f"; the turn at rank {cut} scored {cutoff:.3f}." if cutoff is not None else ".")
+        )
     if latest_answers is not None:
         answered = next(
             (a for a in latest_answers.questions if a.question == q.question and a.sample_id == q.sample_id), None

@@ -555,6 +555,11 @@ def test_recall_lab_answers_questions_and_says_why_evidence_was_missed(app_env):
         picker(at).set_value(i).run()
         evidence = next(df.value for df in at.dataframe if "why" in df.value.columns)
         whys += list(evidence["why"])
+        for _, row in evidence.iterrows():  # each ranked evidence turn's score, part by part
+            if row["rank"] is not None and row["rank"] == row["rank"]:
+                parts = row["match (fused + neighbour, 0-1)"] + row["+ session"] + row["+ speaker"] + row["+ date"]
+                assert abs(parts - row["score"]) < 1e-3 and -1 <= row["cosine"] <= 1
         assert any("token F1" in md.value for md in at.markdown)
     assert any(w.startswith("retrieved (rank 1") for w in whys)
     assert any(w.startswith("ranked below the cut-off") for w in whys), whys
+    assert all(" at rank 1)" in w for w in whys if w.startswith("ranked below")), whys  # the score it had to beat

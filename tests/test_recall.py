@@ -101,6 +101,10 @@ def test_a_query_naming_one_speaker_favours_what_that_speaker_said():
     assert named[0] > named[1]
     off = index.rank("Where does Ana's family like hiking?", dense, weights=Weights(speaker=0.0))
     assert off[1] > off[0]  # without the boost the closer turn wins
+    parts = index.components("Where does Ana's family like hiking?", dense)
+    np.testing.assert_allclose(parts["score"], named)
+    np.testing.assert_allclose(parts["match"] + parts["session"] + parts["speaker"] + parts["date"], named)
+    assert list(parts["speaker"]) == [0.4, 0.0, 0.4, 0.0] and not parts["date"].any()
     # One speaker only (the app's own turn index): nothing to prefer, the ranking is unchanged.
     alone = CandidateIndex([dataclasses.replace(c, speaker="") for c in cands])
     assert alone.named_speaker("Where does Ana like hiking?") is None

@@ -16,6 +16,8 @@ from collections.abc import Callable
 from dataclasses import asdict, dataclass, field
 from typing import Any
 
+import numpy as np
+
 from ..lab import MemoryLab
 from ..retrieval import RETRIEVERS, WEIGHTS, Weights
 from ..turn_store import TurnStore, sentences
@@ -37,6 +39,10 @@ class QuestionResult:
     recall: dict[int, float]
     evidence_ranks: dict[str, int | None]
     top: list[dict[str, Any]] = field(default_factory=list)
+    # Turn unit: each ranked evidence turn's score by part (``CandidateIndex.components``), and the score at
+    # each k (what an evidence turn had to beat).
+    evidence_scores: dict[str, dict[str, float]] = field(default_factory=dict)
+    cutoff_scores: dict[int, float] = field(default_factory=dict)
 
 
 @dataclass
@@ -159,6 +165,8 @@ def evaluate(
         vectors = lab.dataset_embed([q.question for q in questions])
         session_turns = {f"D{s.index}": [t.dia_id for t in s.turns] for s in conv.sessions}
         for q, vec in zip(questions, vectors):
+            parts_of: dict[str, dict[str, float]] = {}
+            cutoffs: dict[int, float] = {}
             if unit == "session":
                 hits = lab.turns.search_sessions(user, q.question, vec, len(session_turns), retriever, weights=weights)
                 covers = [session_turns.get(h.session_id, []) for h in hits]
@@ -178,26 +186,45 @@ def evaluate(
                     for e in q.evidence
                 }
             else:
-                turn_hits = lab.turns.search_turns(user, q.question, vec, 10**9, retriever, weights=weights)
-                covers = [[h.id.split("|")[-1]] for h in turn_hits]
+                cands, parts = lab.turns.components(user, q.question, vec, retriever, weights=weights)
+                order = np.argsort(-parts["score"], kind="stable")
+                covers = [[cands[i].id.split("|")[-1]] for i in order]
                 top = [
                     {
-                        "rank": i + 1,
-                        "id": h.id,
-                        "text": h.text,
-                        "score": round(h.score, 4),
-                        "similarity": round(h.similarity, 4),
-                        "covers": covers[i],
+                        "rank": r + 1,
+                        "id": cands[i].id,
+                        "text": cands[i].text,
+                        "score": round(float(parts["score"][i]), 4),
+                        "similarity": round(float(parts["cosine"][i]), 4),
+                        "covers": covers[r],
                     }
-                    for i, h in enumerate(turn_hits[:keep_top])
+                    for r, i in enumerate(order[:keep_top])
                 ]
                 first: dict[str, int] = {}
                 for i, cov in enumerate(covers):
                     first.setdefault(cov[0], i + 1)
                 ranks = {e: first.get(e) for e in q.evidence}
+                # Why each evidence turn ranked where it did: its score's parts, beside the k-th item's score.
+                parts_of = {
+                    e: {name: round(float(v[order[r - 1]]), 4) for name, v in parts.items()}
+                    for e, r in ranks.items()
+                    if r is not None
+                }
+                cutoffs = {k: round(float(parts["score"][order[k - 1]]), 4) for k in ks if k <= len(order)}
             recall = {k: recall_at_k(q.evidence, covers, k) or 0.0 for k in ks}
             results.append(
-                QuestionResult(conv.sample_id, q.question, q.answer, q.category, list(q.evidence), recall, ranks, top)
+                QuestionResult(
+                    conv.sample_id,
+                    q.question,
+                    q.answer,
+                    q.category,
+                    list(q.evidence),
+                    recall,
+                    ranks,
+                    top,
+                    parts_of,
+                    cutoffs,
+                )  # fmt: skip
             )
             done += 1
             report_progress(done, total, f"{conv.sample_id}: questions")

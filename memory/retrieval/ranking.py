@@ -141,32 +141,46 @@ class CandidateIndex:
 
     def rank(self, query: str, dense: np.ndarray, retriever: str = "hybrid", weights: Weights = WEIGHTS) -> np.ndarray:
         """A score per candidate (higher is better). ``dense`` holds each candidate's cosine to the query."""
+        return self.components(query, dense, retriever, weights)["score"]
+
+    def components(
+        self, query: str, dense: np.ndarray, retriever: str = "hybrid", weights: Weights = WEIGHTS
+    ) -> dict[str, np.ndarray]:
+        """Every part of each candidate's score, so a page can say why one ranked where it did.
+
+        ``cosine`` and ``bm25`` are the raw signals; ``match`` is their fusion
+        with the neighbour boost, rescaled to 0-1; ``session``, ``speaker`` and
+        ``date`` are what each boost added; ``score`` is the sum the ranking
+        sorts by. A part the retriever does not use is zeros.
+        """
         _check(retriever)
-        if not self.cands:
-            return np.zeros(0)
+        n = len(self.cands)
         dense = np.asarray(dense, dtype=np.float64)
-        if retriever == "dense":
-            return dense
+        zeros = np.zeros(n)
+        parts = {"cosine": dense, "bm25": zeros, "match": zeros, "session": zeros, "speaker": zeros, "date": zeros}
+        if not n or retriever == "dense":
+            return {**parts, "match": dense, "score": dense}
         sparse = self.turn_bm25.scores(tokenize(query))
         fused = fuse(dense, sparse, retriever, weights.dense)
+        parts["bm25"] = sparse
         if retriever == "bm25" or not self.use_neighbours:
-            return fused
+            return {**parts, "match": fused, "score": fused}
         base = minmax(fused)
         prev, nxt = self.prev, self.next
         best_neighbour = np.maximum(np.where(prev >= 0, base[prev], 0.0), np.where(nxt >= 0, base[nxt], 0.0))
-        scores = minmax(base + weights.neighbour * best_neighbour)
+        parts["match"] = minmax(base + weights.neighbour * best_neighbour)
         if len(self.groups) > 1:
             # A turn in the session that best matches the question is more likely to hold the answer.
             session = self.rank_groups(query, dense, "hybrid", weights)
-            prior = minmax(np.array([session[g] for g in self.groups]))[self._group_of]
-            scores = scores + weights.session * prior
+            parts["session"] = weights.session * minmax(np.array([session[g] for g in self.groups]))[self._group_of]
         named = self.named_speaker(query) if weights.speaker else None
         if named is not None:
-            scores = scores + weights.speaker * (self._speaker_of == named)
+            parts["speaker"] = weights.speaker * (self._speaker_of == named)
         near = self.near_named_dates(query) if weights.date else None
         if near is not None:
-            scores = scores + weights.date * near
-        return scores
+            parts["date"] = weights.date * near
+        parts["score"] = parts["match"] + parts["session"] + parts["speaker"] + parts["date"]
+        return parts
 
     def best_per_group(self, dense: np.ndarray) -> np.ndarray:
         """Each group's highest candidate cosine, in the order of ``self.groups``."""
