@@ -163,10 +163,6 @@ def decode_many(raws: Sequence[str | bytes], start_index: int = 0) -> tuple[list
     good: list[Message] = []
     bad: list[CorruptEntry] = []
     for offset, raw in enumerate(raws):
-        hit = _DECODED.get(raw) if type(raw) is str else None  # a turn's usual case: every entry seen before
-        if hit is not None:
-            good.append(hit)
-            continue
         try:
             good.append(decode(raw))
         except MessageDecodeError as exc:

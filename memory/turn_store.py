@@ -21,9 +21,11 @@ import numpy as np
 from . import blas
 from .backends.redis_client import RedisClient
 from .backends.vector_store import Record, VectorBackend
+from .errors import StoredDataError
 from .filters import where_session, where_user
 from .keys import Keys, validate_id
 from .retrieval import WEIGHTS, Candidate, CandidateIndex, Weights
+from .stored import as_timestamp
 
 TURNS = "memlab_turns"
 # Each sentence of a turn that has several, embedded on its own: a turn's cosine is the best of its own and
@@ -64,6 +66,8 @@ class _Loaded:
     owners: np.ndarray = field(default_factory=lambda: np.zeros(0, dtype=int))
     starts: np.ndarray = field(default_factory=lambda: np.zeros(0, dtype=int))
 
+    indexes: dict[str | None, tuple[np.ndarray, CandidateIndex]] = field(default_factory=dict)
+
     def cosines(self, query_vector: np.ndarray) -> np.ndarray:
         """Each candidate's cosine to the query: the best of its own vector's and its sentences'."""
         with blas.one_thread():  # (see blas.py)
@@ -72,8 +76,6 @@ class _Loaded:
                 best = np.maximum.reduceat(self.sentence_vectors @ query_vector, self.starts)
                 every[self.owners] = np.maximum(every[self.owners], best)
         return every
-
-    indexes: dict[str | None, tuple[np.ndarray, CandidateIndex]] = field(default_factory=dict)
 
     def view(self, exclude_session: str | None) -> tuple[np.ndarray, CandidateIndex]:
         """Rows and keyword index of the candidates outside ``exclude_session``, built once per exclusion."""
@@ -166,7 +168,7 @@ class TurnStore:
                 str(r.metadata.get("session_id", "")),
                 int(r.metadata.get("position", 0)),
                 str(r.metadata.get("speaker") or ""),
-                _number(r.metadata.get("created_at")),
+                _said_at(r.metadata.get("created_at")),
             )
             for r in records
         ]
@@ -181,10 +183,10 @@ class TurnStore:
                     owners.append(row)
                     sentence_vectors.append(part.embedding)
             if owners:
-                order = np.argsort(np.array(owners, dtype=int), kind="stable")
-                sorted_owners = np.array(owners, dtype=int)[order]
+                owner_of = np.array(owners, dtype=int)
+                order = np.argsort(owner_of, kind="stable")
                 loaded.sentence_vectors = np.array(sentence_vectors, dtype=np.float32)[order]
-                loaded.owners, loaded.starts = np.unique(sorted_owners, return_index=True)
+                loaded.owners, loaded.starts = np.unique(owner_of[order], return_index=True)
         with self._lock:
             self._cache[user_id] = loaded
         return loaded
@@ -272,9 +274,19 @@ def _turn_record(user_id: str, session_id: str, row: tuple[Any, ...]) -> Record:
         "position": int(position),
         "created_at": float(created_at),
     }
-    if len(row) > 4 and row[4]:
-        meta["speaker"] = str(row[4])
+    if _speaker(row):
+        meta["speaker"] = _speaker(row)
     return Record(f"{user_id}/{session_id}/{turn_id}", text, meta)
+
+
+def _speaker(row: tuple[Any, ...]) -> str:
+    """A row's speaker (its optional fifth field), or "" when it has none."""
+    return str(row[4]) if len(row) > 4 and row[4] else ""
+
+
+def embedded_texts(rows: Sequence[tuple[Any, ...]]) -> list[str]:
+    """Every text ``add`` embeds for these rows (each turn, then the sentences of each), e.g. to embed in one call."""
+    return [row[1] for row in rows] + [part for row in rows for part in sentences(row[1], _speaker(row))]
 
 
 def sentences(text: str, speaker: str = "") -> list[str]:
@@ -292,14 +304,16 @@ def sentences(text: str, speaker: str = "") -> list[str]:
 
 def _sentence_records(user_id: str, session_id: str, row: tuple[Any, ...]) -> list[Record]:
     turn_id, text = row[0], row[1]
-    speaker = str(row[4]) if len(row) > 4 and row[4] else ""
     meta = {"user_id": user_id, "session_id": session_id, "turn_id": turn_id}
     return [
         Record(f"{user_id}/{session_id}/{turn_id}#{j}", part, dict(meta, sentence=j))
-        for j, part in enumerate(sentences(text, speaker))
+        for j, part in enumerate(sentences(text, _speaker(row)))
     ]
 
 
-def _number(value: Any) -> float:
-    """A stored number, or 0.0 when it is not one (metadata may have been written by anything)."""
-    return float(value) if isinstance(value, (int, float)) and not isinstance(value, bool) else 0.0
+def _said_at(value: Any) -> float:
+    """A stored turn's time (``stored.as_timestamp``), or 0.0 (unknown) when it is not a plausible one."""
+    try:
+        return float(as_timestamp(value, "created_at"))
+    except StoredDataError:
+        return 0.0

@@ -235,17 +235,7 @@ def redis7_url(tmp_path_factory: pytest.TempPathFactory) -> Iterator[str]:
     )
     url = f"redis://127.0.0.1:{port}/0"
     try:
-        client = redis.Redis.from_url(url)
-        deadline = time.monotonic() + 20
-        while True:
-            try:
-                client.ping()
-                break
-            except redis.ConnectionError:
-                if time.monotonic() > deadline or proc.poll() is not None:
-                    pytest.fail("redis-server 7 did not start: " + (folder / "server.log").read_text()[-1000:])
-                time.sleep(0.05)
-        client.close()
+        _wait_ping(port, proc, folder / "server.log")
         yield url
     finally:
         kill_pid(proc.pid)
@@ -387,13 +377,19 @@ def _cluster_ports(n: int) -> list[int]:
     raise RuntimeError("no free ports for a Redis Cluster")
 
 
-def _wait_ping(port: int) -> None:
+def _wait_ping(port: int, proc: subprocess.Popen[bytes] | None = None, log: Path | None = None) -> None:
+    """Wait (20 s at most) for a redis-server on ``port`` to answer; fail with its log if it died or never did."""
     client = redis.Redis(host="127.0.0.1", port=port)
     deadline = time.monotonic() + 20
-    while True:
-        try:
-            client.ping()
-            return
-        except redis.ConnectionError:
-            assert time.monotonic() < deadline, f"redis-server on {port} did not start"
-            time.sleep(0.05)
+    try:
+        while True:
+            try:
+                client.ping()
+                return
+            except redis.ConnectionError:
+                if time.monotonic() > deadline or (proc is not None and proc.poll() is not None):
+                    tail = log.read_text()[-1000:] if log is not None and log.exists() else ""
+                    pytest.fail(f"redis-server on {port} did not start: {tail}")
+                time.sleep(0.05)
+    finally:
+        client.close()

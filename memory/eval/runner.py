@@ -20,7 +20,7 @@ import numpy as np
 
 from ..lab import MemoryLab
 from ..retrieval import RETRIEVERS, WEIGHTS, Weights
-from ..turn_store import TurnStore, sentences
+from ..turn_store import TurnStore, embedded_texts
 from .locomo import Conversation
 from .recall import mean, recall_at_k
 
@@ -107,9 +107,7 @@ def _ingest(lab: MemoryLab, conv: Conversation, unit: str, progress: Callable[[i
         expected = len(conv.turns)
     if store.count(user) != expected:
         store.forget_user(user)
-        texts = [text for turns in rows.values() for _, text, *_ in turns]
-        texts += [part for turns in rows.values() for row in turns for part in sentences(row[1], row[4])]
-        lab.dataset_embed(texts)  # one call: even batches
+        lab.dataset_embed(embedded_texts([row for turns in rows.values() for row in turns]))  # one call: even batches
         done = 0
         for session_id, turns in rows.items():
             if turns:
