@@ -13,6 +13,7 @@ sizes; storing facts; the per-turn cost of episode upkeep; CLI start-up.
 
 from __future__ import annotations
 
+import itertools
 import json
 import os
 import resource
@@ -22,7 +23,7 @@ import subprocess
 import sys
 import tempfile
 import time
-from collections.abc import Callable
+from collections.abc import Callable, Iterator
 from dataclasses import dataclass, field, replace
 from pathlib import Path
 from typing import Any
@@ -225,10 +226,23 @@ def bench_facts_search(lab: Any, sizes: list[int], total: int, queries: int, pro
     probe = lab.embed(["settle"])[0]
     for _ in range(20):  # Chroma indexes new rows in the background for a while: let it finish first
         lab.vectors.query(FACTS, probe, 5, where_user(f"bench{sizes[-1]}"))
-    rows = []
-    for size in sizes:
-        texts = [f"what about {rng.choice(_NOUNS)} in {rng.choice(_PLACES)}?" for _ in range(queries)]
-        rows.append({"facts": size, "collection_rows": rows_now, **_search_at(lab, f"bench{size}", texts)})
+    texts = {
+        size: [f"what about {rng.choice(_NOUNS)} in {rng.choice(_PLACES)}?" for _ in range(queries)] for size in sizes
+    }
+    cold_ms = {size: _first_search(lab, f"bench{size}", texts[size][0]) for size in sizes}
+    times = _timed_blocks(lab, {size: f"bench{size}" for size in sizes}, texts)
+    rows = [
+        {
+            "facts": size,
+            "collection_rows": rows_now,
+            "bare_p50_ms": round(times[size, "bare"] * 1000, 2),
+            "ours_p50_ms": round(times[size, "ours"] * 1000, 2),
+            "ratio": round(times[size, "ours"] / times[size, "bare"], 2),
+            **_search_at(lab, f"bench{size}", texts[size]),
+            "first_search_ms": cold_ms[size],
+        }
+        for size in sizes
+    ]
     growth = {
         "bare": round(rows[-1]["bare_p50_ms"] / rows[0]["bare_p50_ms"], 2),
         "ours": round(rows[-1]["ours_p50_ms"] / rows[0]["ours_p50_ms"], 2),
@@ -236,36 +250,53 @@ def bench_facts_search(lab: Any, sizes: list[int], total: int, queries: int, pro
     return {"rows": rows, "growth": growth}
 
 
+def _first_search(lab: Any, user: str, text: str) -> float:
+    """Milliseconds of the user's first search in this process (it loads the user's facts)."""
+    started = time.perf_counter()
+    lab.facts.search(user, lab.embed([text])[0], 5, query_text=text)
+    return round((time.perf_counter() - started) * 1000, 1)
+
+
+def _timed_blocks(lab: Any, users: dict[int, str], texts: dict[int, list[str]]) -> dict[tuple[int, str], float]:
+    """Median seconds of a bare filtered Chroma query and of ours, per size: embedding the query included.
+
+    Blocks of queries take turns, every size and side in each of three rounds, the first two queries of a
+    block untimed: the sides share the CPU caches (Chroma's index, the model's weights), a block's first
+    query pays for the other's misses, and drift over the run (Chroma settling, the page cache) falls on
+    every size alike instead of on whichever was measured first.
+    """
+    from .backends.vector_store import FACTS
+    from .filters import where_user
+
+    samples: dict[tuple[int, str], list[float]] = {}
+    orders = {size: itertools.cycle(texts[size]) for size in users}  # each side meets every query in turn
+    for _ in range(3):
+        for size, user in users.items():
+            order = orders[size]
+
+            def bare(user: str = user, order: Iterator[str] = order) -> None:
+                q = next(order)
+                lab.vectors.query(FACTS, lab.embed([q])[0], 5, where_user(user))
+
+            def ours(user: str = user, order: Iterator[str] = order) -> None:
+                q = next(order)
+                lab.facts.search(user, lab.embed([q])[0], 5, query_text=q)
+
+            for name, fn in (("bare", bare), ("ours", ours)):
+                for i in range(2 + max(1, len(texts[size]) // 3)):
+                    started = time.perf_counter()
+                    fn()
+                    if i >= 2:
+                        samples.setdefault((size, name), []).append(time.perf_counter() - started)
+    return {key: statistics.median(xs) for key, xs in samples.items()}
+
+
 def _search_at(lab: Any, user: str, texts: list[str]) -> dict[str, Any]:
-    """Bare filtered Chroma query vs ours for one user, interleaved; and ours vs a full read, for equality."""
+    """Ours without embedding the query; and ours vs a full read, for equality."""
     from .backends.vector_store import FACTS
     from .filters import where_user
     from .retrieval import Candidate, CandidateIndex
 
-    started = time.perf_counter()
-    lab.facts.search(user, lab.embed([texts[0]])[0], 5, query_text=texts[0])  # loads the user's facts once
-    cold_ms = (time.perf_counter() - started) * 1000
-    order = iter(texts * 1000)
-
-    def bare() -> None:
-        q = next(order)
-        lab.vectors.query(FACTS, lab.embed([q])[0], 5, where_user(user))
-
-    def ours() -> None:
-        q = next(order)
-        lab.facts.search(user, lab.embed([q])[0], 5, query_text=q)
-
-    # Alternating blocks of queries per side, the first two of each block untimed: the two sides share the
-    # CPU caches (Chroma's index, the model's weights), and a block's first query pays for the other's misses.
-    samples: dict[str, list[float]] = {"bare": [], "ours": []}
-    for _ in range(3):
-        for name, fn in (("bare", bare), ("ours", ours)):
-            for i in range(2 + max(1, len(texts) // 3)):
-                started = time.perf_counter()
-                fn()
-                if i >= 2:
-                    samples[name].append(time.perf_counter() - started)
-    times = {name: statistics.median(xs) for name, xs in samples.items()}
     vectors = lab.embed(texts)
     search_only = []
     for q, v in zip(texts, vectors):
@@ -286,12 +317,8 @@ def _search_at(lab: Any, user: str, texts: list[str]) -> dict[str, Any]:
         full_ms.append((time.perf_counter() - started) * 1000)
         same += ours_ids == [hits[i].id for i in np.argsort(-scores, kind="stable")[:5]]
     return {
-        "bare_p50_ms": round(times["bare"] * 1000, 2),
-        "ours_p50_ms": round(times["ours"] * 1000, 2),
-        "ratio": round(times["ours"] / times["bare"], 2),
         "ours_without_embedding_p50_ms": round(statistics.median(search_only) * 1000, 2),
         "full_read_p50_ms": round(statistics.median(full_ms), 1),
-        "first_search_ms": round(cold_ms, 1),
         "same_top5": f"{same}/{len(checked)}",
     }
 

@@ -70,6 +70,7 @@ class _Loaded:
 
     def cosines(self, query_vector: np.ndarray) -> np.ndarray:
         """Each candidate's cosine to the query: the best of its own vector's and its sentences'."""
+        query_vector = np.asarray(query_vector, dtype=np.float32)  # (a float64 query would copy the matrices)
         with blas.one_thread():  # (see blas.py)
             every = self.vectors @ query_vector if len(self.cands) else np.zeros(0, dtype=np.float32)
             if len(self.owners):
@@ -172,7 +173,10 @@ class TurnStore:
             )
             for r in records
         ]
-        vectors = np.array([r.embedding for r in records], dtype=np.float32) if records else np.zeros((0, 384))
+        # Column-major, as the facts' (fact_index.py): the scan streams the matrix once.
+        vectors = np.asfortranarray(
+            np.array([r.embedding for r in records], dtype=np.float32) if records else np.zeros((0, 384), np.float32)
+        )
         loaded = _Loaded(version if token is not None else len(records), cands, vectors)
         if records:
             row_of = {(str(r.metadata.get("session_id", "")), c.id): i for i, (r, c) in enumerate(zip(records, cands))}
@@ -185,7 +189,7 @@ class TurnStore:
             if owners:
                 owner_of = np.array(owners, dtype=int)
                 order = np.argsort(owner_of, kind="stable")
-                loaded.sentence_vectors = np.array(sentence_vectors, dtype=np.float32)[order]
+                loaded.sentence_vectors = np.asfortranarray(np.array(sentence_vectors, dtype=np.float32)[order])
                 loaded.owners, loaded.starts = np.unique(owner_of[order], return_index=True)
         with self._lock:
             self._cache[user_id] = loaded

@@ -172,3 +172,23 @@ def test_a_transient_server_read_error_is_read_again_and_a_write_never_is(tmp_pa
     with pytest.raises(VectorStoreError, match="hnsw segment reader"):
         store.get(FACTS, where={"user_id": "x"})
     assert failures["get"] == 5, "three pauses, four tries, then the error"
+
+
+def test_a_users_vectors_stay_column_major_as_they_grow_and_scan_as_row_major_did():
+    from memory.fact_index import UserFacts
+
+    rng = np.random.default_rng(3)
+    raw = rng.standard_normal((40, 384)).astype(np.float32)
+    facts = UserFacts()
+    for i, vector in enumerate(raw):  # grows the matrix 16 → 32 → 64 rows
+        facts.put(f"f{i}", f"fact {i}", {}, vector)
+    facts.put("f5", "fact 5 again", {}, raw[7])  # a replaced row
+    facts.drop("f9")
+    assert facts.vectors.flags.f_contiguous  # the scan's layout (fact_index.py: why)
+    query = rng.standard_normal(384).astype(np.float32)
+    rows, cosines = facts.cosines(query)
+    units = raw / np.linalg.norm(raw, axis=1, keepdims=True)
+    units[5] = units[7]
+    expected = np.delete(units, 9, axis=0) @ (query / np.linalg.norm(query))
+    assert list(rows) == [i for i in range(40) if i != 9]
+    np.testing.assert_allclose(cosines, expected, rtol=1e-5, atol=1e-6)
