@@ -60,6 +60,32 @@ def test_loader_reads_the_sample_with_its_quirks():
     assert ("Omar is learning the oud.", "D1:1") in second.observations
 
 
+def test_live_bm25_scores_as_a_rebuilt_bm25_through_adds_replacements_and_removals():
+    from memory.retrieval import LiveBM25
+
+    rng = np.random.default_rng(11)
+    words = "alpha beta gamma delta epsilon zeta eta theta iota kappa".split()
+    live, docs = LiveBM25(), {}
+    queries = [list(rng.choice(words, 3)) for _ in range(5)]
+    for step in range(120):
+        row = int(rng.integers(0, len(live.docs) + 1)) if live.docs else 0
+        if row < len(live.docs) and rng.random() < 0.3:
+            live.remove(row)
+            docs.pop(row, None)
+        else:
+            row = row if row < len(live.docs) else len(live.docs)
+            doc = list(rng.choice(words, int(rng.integers(1, 8))))
+            live.set(row, doc)
+            docs[row] = doc
+        if step % 10 == 9 and docs:  # queries between changes: cached postings must follow every change
+            rows = sorted(docs)
+            rebuilt = BM25([docs[r] for r in rows])
+            for q in queries:
+                got = live.scores(q)
+                np.testing.assert_allclose(got[rows], rebuilt.scores(q), rtol=1e-9)
+                assert not got[[r for r in range(len(live.docs)) if r not in docs]].any()
+
+
 def test_bm25_prefers_the_matching_document_and_stems():
     index = BM25([tokenize("I adopted a dog"), tokenize("We are running a marathon"), tokenize("Pottery class")])
     scores = index.scores(tokenize("who runs marathons?"))

@@ -74,6 +74,7 @@ class LiveBM25:
         self.docs: list[Counter[str] | None] = []
         self.live = 0
         self.total = 0.0
+        self._arrays: dict[str, tuple[np.ndarray, np.ndarray]] = {}  # a term's posting as arrays, until it changes
 
     def set(self, row: int, tokens: list[str]) -> None:
         """Make ``row`` hold ``tokens`` (a new row must be the next number)."""
@@ -87,6 +88,7 @@ class LiveBM25:
         self.docs[row] = counts
         for term, tf in counts.items():
             self.postings.setdefault(term, {})[row] = tf
+            self._arrays.pop(term, None)
         self.lengths[row] = len(tokens)
         self.live += 1
         self.total += len(tokens)
@@ -98,6 +100,7 @@ class LiveBM25:
         for term in counts:
             posting = self.postings[term]
             del posting[row]
+            self._arrays.pop(term, None)
             if not posting:
                 del self.postings[term]
         self.docs[row] = None
@@ -110,14 +113,22 @@ class LiveBM25:
         out = np.zeros(len(self.docs))
         if not self.live:
             return out
-        avg = self.total / self.live
-        norm = self.k1 * (1 - self.b + self.b * self.lengths / (avg or 1.0))
+        scale = self.b / ((self.total / self.live) or 1.0)
         for term in set(query):
             posting = self.postings.get(term)
             if not posting:
                 continue
             idf = math.log(1 + (self.live - len(posting) + 0.5) / (len(posting) + 0.5))
+            rows, tfs = self._posting_arrays(term, posting)
+            norm = self.k1 * (1 - self.b + scale * self.lengths[rows])  # only the rows that hold the term
+            out[rows] += idf * tfs * (self.k1 + 1) / (tfs + norm)
+        return out
+
+    def _posting_arrays(self, term: str, posting: dict[int, int]) -> tuple[np.ndarray, np.ndarray]:
+        """The term's rows and counts as arrays, built once per change of the term (a query reuses them)."""
+        arrays = self._arrays.get(term)
+        if arrays is None:
             rows = np.fromiter(posting.keys(), dtype=np.int64, count=len(posting))
             tfs = np.fromiter(posting.values(), dtype=np.float64, count=len(posting))
-            out[rows] += idf * tfs * (self.k1 + 1) / (tfs + norm[rows])
-        return out
+            arrays = self._arrays[term] = (rows, tfs)
+        return arrays
