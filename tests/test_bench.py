@@ -16,8 +16,11 @@ def test_bench_quick_reports_every_section_and_target():
     assert len(paths) == 5 and paths["raw floor (one MULTI)"]["ratio"] == 1.0
     assert all(r["p50_us"] > 0 and r["round_trips"] >= 1 for r in paths.values())
     assert paths["Memory Lab turn (Turn.begin + finish, trace)"]["round_trips"] == 2
-    assert [r["facts"] for r in sections["facts_search"]["rows"]] == [200, 1000]
-    assert all(r["same_top5"].endswith("/10") for r in sections["facts_search"]["rows"])
+    rows = sections["facts_search"]["rows"]
+    # The smaller user in a memory as many times smaller, then both users in the full collection.
+    assert [(r["facts"], r["collection_rows"]) for r in rows] == [(200, 600), (200, 3000), (1000, 3000)]
+    assert all(r["same_top5"].endswith("/10") for r in rows)
+    assert set(sections["facts_search"]["growth"]) == set(sections["facts_search"]["growth_fixed_collection"])
     assert set(sections["facts_search"]["growth"]) == {"bare", "ours"}
     assert all(r["facts"] > 0 and r["facts_per_s"] > 0 for r in sections["ingest"].values())
     assert sections["episodes"]["turns"] == 60 and len(sections["episodes"]["per_turn_ms"]) == 3
