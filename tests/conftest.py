@@ -351,11 +351,25 @@ def redis_cluster(tmp_path_factory: pytest.TempPathFactory) -> Iterator[RedisClu
         ):  # every node agrees the slots are covered
             assert time.monotonic() < deadline, "the cluster did not become ok"
             time.sleep(0.1)
+        # Slots can be covered before a replica has finished its first sync: a primary killed then takes every
+        # write with it (the failover test once lost all 19 turns it had written). Wait for the links.
+        while not all(_replication_ready(p) for p in ports):
+            assert time.monotonic() < deadline, "the replicas did not finish their first sync"
+            time.sleep(0.1)
         yield RedisClusterNodes(f"redis://127.0.0.1:{ports[0]}/0", ports, procs)
     finally:
         for proc in procs.values():
             kill_pid(proc.pid)
             proc.wait(timeout=10)
+
+
+def _replication_ready(port: int) -> bool:
+    """A replica whose link to its primary is up, or a primary with an online replica."""
+    info = redis.Redis(host="127.0.0.1", port=port).info("replication")
+    if info.get("role") == "slave":
+        return bool(info.get("master_link_status") == "up" and not info.get("master_sync_in_progress"))
+    replica = info.get("slave0")
+    return isinstance(replica, dict) and replica.get("state") == "online"
 
 
 def _cluster_ports(n: int) -> list[int]:
