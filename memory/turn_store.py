@@ -12,6 +12,7 @@ from __future__ import annotations
 import re
 import threading
 import uuid
+from collections import OrderedDict
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass, field
 from typing import Any
@@ -25,6 +26,7 @@ from .errors import StoredDataError
 from .filters import where_session, where_user
 from .keys import Keys, validate_id
 from .retrieval import WEIGHTS, Candidate, CandidateIndex, Weights
+from .retrieval.voice import in_voice
 from .stored import as_timestamp
 
 TURNS = "memlab_turns"
@@ -118,6 +120,7 @@ class TurnStore:
         self.batch = batch
         self.versions = versions
         self._cache: dict[str, _Loaded] = {}
+        self._voiced: OrderedDict[str, np.ndarray] = OrderedDict()
         self._lock = threading.Lock()
 
     def _changed(self, user_id: str) -> None:
@@ -196,14 +199,41 @@ class TurnStore:
         return loaded
 
     def _scored(
-        self, user_id: str, query_vector: np.ndarray, exclude_session: str | None
+        self,
+        user_id: str,
+        query_vector: np.ndarray,
+        exclude_session: str | None,
+        voice: tuple[str, float] | None = None,
     ) -> tuple[CandidateIndex, np.ndarray]:
+        """The candidates and their cosines; with ``voice`` (the query, its share), the named participant's
+        turns are also compared with the query asked in their voice (``retrieval/voice.py``)."""
         loaded = self._load(user_id)
         with self._lock:
             keep, index = loaded.view(exclude_session)
         every = loaded.cosines(query_vector)
         dense = every[keep] if len(keep) else np.zeros(0)
+        named = index.named_speaker(voice[0]) if voice and voice[1] and len(dense) else None
+        if voice is not None and named is not None:
+            voiced = in_voice(voice[0], index.speakers[named])
+            if voiced != voice[0]:
+                theirs = index.said_by(named)
+                again = loaded.cosines(self._voiced_vector(voiced))[keep]
+                dense = np.where(theirs, (1 - voice[1]) * dense + voice[1] * again, dense)
         return index, dense
+
+    def _voiced_vector(self, text: str) -> np.ndarray:
+        """The embedding of a voiced question, remembered (a page or an eval asks the same one again)."""
+        with self._lock:
+            vector = self._voiced.get(text)
+            if vector is not None:
+                self._voiced.move_to_end(text)
+                return vector
+        vector = np.asarray(self.embed([text])[0], dtype=np.float32)
+        with self._lock:
+            self._voiced[text] = vector
+            while len(self._voiced) > 1024:
+                self._voiced.popitem(last=False)
+        return vector
 
     def search_turns(
         self,
@@ -232,8 +262,13 @@ class TurnStore:
         exclude_session: str | None = None,
         weights: Weights = WEIGHTS,
     ) -> tuple[list[Candidate], dict[str, np.ndarray]]:
-        """Every turn with each part of its score (``CandidateIndex.components``): why it ranked where it did."""
-        index, dense = self._scored(user_id, query_vector, exclude_session)
+        """Every turn with each part of its score (``CandidateIndex.components``): why it ranked where it did.
+
+        A turn of the participant the query names has, as its ``cosine``, the mix with the query asked in
+        their voice (``Weights.voice``).
+        """
+        voice = (query, weights.voice) if retriever != "bm25" else None
+        index, dense = self._scored(user_id, query_vector, exclude_session, voice)
         return index.cands, index.components(query, dense, retriever, weights)
 
     def search_sessions(

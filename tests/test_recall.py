@@ -12,7 +12,7 @@ import pytest
 from memory.eval.locomo import load_locomo, normalise_evidence
 from memory.eval.recall import mean, recall_at_k
 from memory.eval.runner import evaluate
-from memory.retrieval import BM25, Candidate, rank_candidates, rank_groups, tokenize
+from memory.retrieval import BM25, Candidate, Weights, rank_candidates, rank_groups, tokenize
 from memory.turn_store import TURNS
 
 ROOT = Path(__file__).resolve().parent.parent
@@ -210,6 +210,45 @@ def test_the_turn_store_keeps_each_turns_speaker_for_the_ranking(lab):
     assert hits[0].id == "t1"
     records = {r.metadata["turn_id"]: r.metadata for r in lab.turns.vectors.get(TURNS, where={"user_id": "u1"})}
     assert records["t2"]["speaker"] == "Ben" and "speaker" not in records["t4"]
+
+
+def test_a_question_is_asked_again_in_the_named_participants_voice():
+    from memory.retrieval.voice import in_voice
+
+    assert in_voice("What activities does Melanie partake in?", "Melanie") == "What activities does I partake in?"
+    assert in_voice("What did melanie's kids do with her?", "Melanie") == "What did my kids do with my?"
+    assert in_voice("Where did John Smith go after John's talk?", "John Smith") == "Where did I go after my talk?"
+    assert in_voice("Did Joanna meet Jo?", "Jo") == "Did Joanna meet I?"  # whole words only
+    assert in_voice("What did she say to Ben?", "Ana") == "What did she say to Ben?"  # not named: unchanged
+    assert in_voice("What did Ana say?", "") == "What did Ana say?"
+
+
+def test_the_named_participants_turns_mix_in_the_cosine_of_the_question_in_their_voice(lab):
+    rows = [
+        ("t1", "Ana: I adopted a puppy last spring.", 0, 1.0, "Ana"),
+        ("t2", "Ben: Ana adopted a puppy, and I have a cat.", 1, 2.0, "Ben"),
+        ("t3", "Ana: My sister visited in May.", 2, 3.0, "Ana"),
+    ]
+    lab.turns.add("u1", "s1", rows)
+    query, voiced = "What pet did Ana adopt?", "What pet did I adopt?"
+    plain_vec, voiced_vec = lab.embed([query, voiced])
+    cands, off = lab.turns.components("u1", query, plain_vec, weights=Weights(voice=0.0))
+    _, on = lab.turns.components("u1", query, plain_vec, weights=Weights(voice=0.5))
+    assert [c.id for c in cands] == ["t1", "t2", "t3"]
+    texts = [r[1] for r in rows]
+    plain = lab.embed(texts) @ plain_vec  # (each turn here is one sentence: its own vector is its cosine)
+    again = lab.embed(texts) @ voiced_vec
+    np.testing.assert_allclose(off["cosine"], plain, atol=1e-5)
+    np.testing.assert_allclose(
+        on["cosine"], [0.5 * plain[0] + 0.5 * again[0], plain[1], 0.5 * plain[2] + 0.5 * again[2]], atol=1e-5
+    )
+    assert not np.allclose(on["cosine"], off["cosine"])
+    # A question naming nobody, or both, is not asked again.
+    for neutral in ("Who adopted a puppy?", "Did Ana or Ben adopt a pet?"):
+        vec = lab.embed([neutral])[0]
+        a = lab.turns.components("u1", neutral, vec, weights=Weights(voice=0.0))[1]["cosine"]
+        b = lab.turns.components("u1", neutral, vec, weights=Weights(voice=0.5))[1]["cosine"]
+        np.testing.assert_array_equal(a, b)
 
 
 def test_sentences_worth_a_vector_of_their_own():

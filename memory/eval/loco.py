@@ -24,12 +24,18 @@ if TYPE_CHECKING:
     from ..lab import MemoryLab
 
 # The knobs each unit's ranking reads: a turn reads all of them, a session its own mix and the date's weight.
-# The speaker's and the date's values are every value tried while building them (docs/recall.md).
+# The speaker's, the date's and the voice's values are every value tried while building them (docs/recall.md).
 GRIDS: dict[str, list[Weights]] = {
     "turn": [
-        Weights(d, n, s, g, p, t)
-        for d, n, s, g, p, t in itertools.product(
-            (0.4, 0.6, 0.8), (0.0, 0.3), (0.0, 0.5, 1.0), (WEIGHTS.group_dense,), (0.0, 0.2, 0.4, 0.6), (0.0, 0.3, 0.5)
+        Weights(d, n, s, g, p, t, v)
+        for d, n, s, g, p, t, v in itertools.product(
+            (0.4, 0.6, 0.8),
+            (0.0, 0.3),
+            (0.0, 0.5, 1.0),
+            (WEIGHTS.group_dense,),
+            (0.0, 0.2, 0.4, 0.6),
+            (0.0, 0.3, 0.5),
+            (0.0, 0.3, 0.5, 0.7),
         )
     ],
     "session": [Weights(group_dense=g, date=t) for g in (0.2, 0.35, 0.5, 0.65, 0.8) for t in (0.0, 0.5)],

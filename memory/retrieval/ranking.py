@@ -44,6 +44,10 @@ class Weights:
     # What a turn gains when the query names a date (a day, or a month: ``dates.py``) and the turn was said
     # from a day before it to a week after: what people tell, they mostly tell soon after it happens.
     date: float = 0.5
+    # The share of the question asked in the named participant's own voice ("Where did I go?", ``voice.py``)
+    # in the cosine of that participant's turns: they tell their life as "I", questions ask by name. Applied
+    # where the cosines are computed (``TurnStore.components``). Chosen leave-one-conversation-out.
+    voice: float = 0.5
 
 
 WEIGHTS = Weights()
@@ -139,6 +143,10 @@ class CandidateIndex:
         named = [i for i, names in enumerate(self._name_words) if names & words]
         return named[0] if len(named) == 1 else None
 
+    def said_by(self, speaker: int) -> np.ndarray:
+        """Which candidates the speaker of that index (in ``self.speakers``) said."""
+        return self._speaker_of == speaker
+
     def rank(self, query: str, dense: np.ndarray, retriever: str = "hybrid", weights: Weights = WEIGHTS) -> np.ndarray:
         """A score per candidate (higher is better). ``dense`` holds each candidate's cosine to the query."""
         return self.components(query, dense, retriever, weights)["score"]
@@ -175,7 +183,7 @@ class CandidateIndex:
             parts["session"] = weights.session * minmax(np.array([session[g] for g in self.groups]))[self._group_of]
         named = self.named_speaker(query) if weights.speaker else None
         if named is not None:
-            parts["speaker"] = weights.speaker * (self._speaker_of == named)
+            parts["speaker"] = weights.speaker * self.said_by(named)
         near = self.near_named_dates(query) if weights.date else None
         if near is not None:
             parts["date"] = weights.date * near
