@@ -276,9 +276,8 @@ else:
         st.caption(
             "A turn's score is its match (BM25 and cosine fused, with its best neighbour's, rescaled to 0-1) plus "
             "its session's share, plus a boost when the question names its speaker or a date near it. When the "
-            "question names its speaker, the cosine is the mean of the question's and the question asked in the "
-            'speaker\'s own voice ("Where did I go?")'
-            + (f"; the turn at rank {cut} scored {cutoff:.3f}." if cutoff is not None else ".")
+            "question names its speaker, the cosine mixes in the question asked in the speaker's own voice "
+            '("Where did I go?")' + (f"; the turn at rank {cut} scored {cutoff:.3f}." if cutoff is not None else ".")
         )
     if latest_answers is not None:
         answered = next(

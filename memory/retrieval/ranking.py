@@ -47,7 +47,7 @@ class Weights:
     # The share of the question asked in the named participant's own voice ("Where did I go?", ``voice.py``)
     # in the cosine of that participant's turns: they tell their life as "I", questions ask by name. Applied
     # where the cosines are computed (``TurnStore.components``). Chosen leave-one-conversation-out.
-    voice: float = 0.5
+    voice: float = 0.7
 
 
 WEIGHTS = Weights()

@@ -6,8 +6,8 @@ A sentence embedding puts the name and "I" far apart, so a participant's
 own turns match a question about them worse than a turn that mentions
 them by name. Asking the question again as they would ("Where did I go
 camping?") and mixing that cosine into their turns' (``Weights.voice``)
-closes the gap (docs/recall.md: +1.1 turn R@10, open-domain +4.8, no
-conversation worse).
+closes the gap (docs/recall.md: turn R@10 82.6 → 83.8, and 82.3 → 83.3
+leave-one-conversation-out).
 """
 
 from __future__ import annotations
