@@ -221,6 +221,12 @@ class MemoryLab:
     def turns(self) -> TurnStore:
         return TurnStore(self.vectors, self.embed, versions=TurnVersions(lambda: self.redis, self.keys))
 
+    @cached_property
+    def dataset_turns(self) -> TurnStore:
+        """The turn store evaluations use: the same collections, with every text it embeds (turns, sentences,
+        questions asked in a participant's voice) read from the data-set cache on disk (``dataset_embed``)."""
+        return TurnStore(self.vectors, self.dataset_embed, versions=self.turns.versions)
+
     def services(self) -> Services:
         return Services(
             self.sessions, self.facts, self.episodes, self.turns, self.llm, self.embed, self.audit.record_safely

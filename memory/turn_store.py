@@ -12,7 +12,6 @@ from __future__ import annotations
 import re
 import threading
 import uuid
-from collections import OrderedDict
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass, field
 from typing import Any
@@ -120,7 +119,6 @@ class TurnStore:
         self.batch = batch
         self.versions = versions
         self._cache: dict[str, _Loaded] = {}
-        self._voiced: OrderedDict[str, np.ndarray] = OrderedDict()
         self._lock = threading.Lock()
 
     def _changed(self, user_id: str) -> None:
@@ -212,28 +210,15 @@ class TurnStore:
             keep, index = loaded.view(exclude_session)
         every = loaded.cosines(query_vector)
         dense = every[keep] if len(keep) else np.zeros(0)
-        named = index.named_speaker(voice[0]) if voice and voice[1] and len(dense) else None
-        if voice is not None and named is not None:
-            voiced = in_voice(voice[0], index.speakers[named])
-            if voiced != voice[0]:
-                theirs = index.said_by(named)
-                again = loaded.cosines(self._voiced_vector(voiced))[keep]
-                dense = np.where(theirs, (1 - voice[1]) * dense + voice[1] * again, dense)
+        query, share = voice or ("", 0.0)
+        named = index.named_speaker(query) if share and len(dense) else None
+        if named is None:
+            return index, dense
+        voiced = in_voice(query, index.speakers[named])
+        if voiced != query:
+            again = loaded.cosines(self.embed([voiced])[0])[keep]
+            dense = np.where(index.said_by(named), (1 - share) * dense + share * again, dense)
         return index, dense
-
-    def _voiced_vector(self, text: str) -> np.ndarray:
-        """The embedding of a voiced question, remembered (a page or an eval asks the same one again)."""
-        with self._lock:
-            vector = self._voiced.get(text)
-            if vector is not None:
-                self._voiced.move_to_end(text)
-                return vector
-        vector = np.asarray(self.embed([text])[0], dtype=np.float32)
-        with self._lock:
-            self._voiced[text] = vector
-            while len(self._voiced) > 1024:
-                self._voiced.popitem(last=False)
-        return vector
 
     def search_turns(
         self,

@@ -20,7 +20,7 @@ import numpy as np
 
 from ..lab import MemoryLab
 from ..retrieval import RETRIEVERS, WEIGHTS, Weights
-from ..turn_store import TurnStore, embedded_texts
+from ..turn_store import embedded_texts
 from .locomo import Conversation
 from .recall import mean, recall_at_k
 
@@ -89,7 +89,7 @@ def eval_user(conv: Conversation, unit: str) -> str:
 
 def _ingest(lab: MemoryLab, conv: Conversation, unit: str, progress: Callable[[int, int], None]) -> str:
     user = eval_user(conv, unit)
-    store = TurnStore(lab.vectors, lab.dataset_embed, versions=lab.turns.versions)  # vectors from the disk cache
+    store = lab.dataset_turns  # vectors from the disk cache
     if unit == "fact":
         rows = {f"D{t.session}": [] for t in conv.turns}  # type: dict[str, list[tuple[str, str, int, float, str]]]
         by_id = {t.dia_id: t for t in conv.turns}
@@ -166,7 +166,9 @@ def evaluate(
             parts_of: dict[str, dict[str, float]] = {}
             cutoffs: dict[int, float] = {}
             if unit == "session":
-                hits = lab.turns.search_sessions(user, q.question, vec, len(session_turns), retriever, weights=weights)
+                hits = lab.dataset_turns.search_sessions(
+                    user, q.question, vec, len(session_turns), retriever, weights=weights
+                )
                 covers = [session_turns.get(h.session_id, []) for h in hits]
                 ids = [h.session_id for h in hits]
                 top = [
@@ -184,7 +186,7 @@ def evaluate(
                     for e in q.evidence
                 }
             else:
-                cands, parts = lab.turns.components(user, q.question, vec, retriever, weights=weights)
+                cands, parts = lab.dataset_turns.components(user, q.question, vec, retriever, weights=weights)
                 order = np.argsort(-parts["score"], kind="stable")
                 covers = [[cands[i].id.split("|")[-1]] for i in order]
                 top = [
