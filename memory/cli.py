@@ -241,6 +241,12 @@ def cmd_eval(lab: MemoryLab, a: argparse.Namespace) -> int:
         for name, held in loco.per_conversation.items():
             chosen = ", ".join(f"{k}={v:g}" for k, v in held["chosen"].items())
             print(f"  {name:<10} plain {held['plain'] * 100:5.1f}  LOCO {held['loco'] * 100:5.1f}  ({chosen})")
+        from .eval.locomo import CATEGORY_NAMES
+
+        for category, scores in loco.per_category.items():
+            label = CATEGORY_NAMES.get(category, f"category {category}")
+            plain, held_out, n = scores["plain"] * 100, scores["loco"] * 100, scores["questions"]
+            print(f"  {label:<12} plain {plain:5.1f}  LOCO {held_out:5.1f}  ({n:g} questions)")
         return 0
     report = evaluate(lab, conversations, a.unit, a.retriever, a.k, a.categories, progress)
     answers = None

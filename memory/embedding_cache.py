@@ -66,3 +66,33 @@ class EmbeddingCache:
         if not texts:
             return np.zeros((0, 384), dtype=np.float32)
         return np.stack([found[k] for k in keys])
+
+
+class VectorMemo:
+    """Vectors of short texts kept in memory: words, and questions asked again in a voice.
+
+    Why: the turn index is rebuilt after every new turn, and its related words (``retrieval/related.py``)
+    would be embedded again each time; with this, only its new words are. Bounded: past ``limit`` texts
+    it starts again (a user's vocabulary is a few thousand words).
+    """
+
+    def __init__(self, embed: Embed, limit: int = 100_000) -> None:
+        self.embed = embed
+        self.limit = limit
+        self._known: dict[str, np.ndarray] = {}
+        self._lock = threading.Lock()
+
+    def __call__(self, texts: list[str]) -> np.ndarray:
+        with self._lock:
+            found = {t: self._known[t] for t in texts if t in self._known}
+        missing = [t for t in dict.fromkeys(texts) if t not in found]
+        if missing:
+            fresh = dict(zip(missing, np.asarray(self.embed(missing), dtype=np.float32)))
+            found.update(fresh)
+            with self._lock:
+                if len(self._known) + len(fresh) > self.limit:
+                    self._known.clear()
+                self._known.update(fresh)
+        if not texts:
+            return np.zeros((0, 384), dtype=np.float32)
+        return np.stack([found[t] for t in texts])

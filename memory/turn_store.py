@@ -21,6 +21,7 @@ import numpy as np
 from . import blas
 from .backends.redis_client import RedisClient
 from .backends.vector_store import Record, VectorBackend
+from .embedding_cache import VectorMemo
 from .errors import StoredDataError
 from .filters import where_session, where_user
 from .keys import Keys, validate_id
@@ -35,6 +36,7 @@ SENTENCES = "memlab_turn_sentences"
 _SENTENCE_END = re.compile(r"(?<=[.!?])\s+")
 _ASIDE = re.compile(r"\s*\[[^\]]*\]")  # "[shares a photo: ...]": not the speaker's words, kept by the whole turn
 MIN_SENTENCE_WORDS = 3
+COSINE_MEMO_FLOATS = 2_000_000  # the cosines a user's loaded turns keep for queries asked again (8 MB at most)
 MAX_SENTENCES = 24  # a pasted document is not a turn of talk: its first sentences only, so upkeep stays bounded
 Embed = Callable[[list[str]], np.ndarray]
 Progress = Callable[[int, int], None]
@@ -68,16 +70,27 @@ class _Loaded:
     starts: np.ndarray = field(default_factory=lambda: np.zeros(0, dtype=int))
 
     indexes: dict[str | None, tuple[np.ndarray, CandidateIndex]] = field(default_factory=dict)
+    asked: dict[bytes, np.ndarray] = field(default_factory=dict)  # the last queries' cosines (``cosines``)
 
     def cosines(self, query_vector: np.ndarray) -> np.ndarray:
-        """Each candidate's cosine to the query: the best of its own vector's and its sentences'."""
+        """Each candidate's cosine to the query: the best of its own vector's and its sentences'.
+
+        Kept for the last queries (bounded): the eval's leave-one-conversation-out grid asks every
+        question again under each setting of the weights.
+        """
         query_vector = np.asarray(query_vector, dtype=np.float32)  # (a float64 query would copy the matrices)
+        key = query_vector.tobytes()
+        if key in self.asked:
+            return self.asked[key].copy()
         with blas.one_thread():  # (see blas.py)
             every = self.vectors @ query_vector if len(self.cands) else np.zeros(0, dtype=np.float32)
             if len(self.owners):
                 best = np.maximum.reduceat(self.sentence_vectors @ query_vector, self.starts)
                 every[self.owners] = np.maximum(every[self.owners], best)
-        return every
+        if len(self.asked) >= max(16, COSINE_MEMO_FLOATS // max(len(self.cands), 1)):
+            self.asked.clear()
+        self.asked[key] = every
+        return every.copy()
 
     def view(self, exclude_session: str | None) -> tuple[np.ndarray, CandidateIndex]:
         """Rows and keyword index of the candidates outside ``exclude_session``, built once per exclusion."""
@@ -120,6 +133,8 @@ class TurnStore:
         self.versions = versions
         self._cache: dict[str, _Loaded] = {}
         self._lock = threading.Lock()
+        # Words (for a question's related words, ``Weights.related``) and voiced questions, each embedded once.
+        self.short_texts = VectorMemo(embed)
 
     def _changed(self, user_id: str) -> None:
         with self._lock:
@@ -216,7 +231,7 @@ class TurnStore:
             return index, dense
         voiced = in_voice(query, index.speakers[named])
         if voiced != query:
-            again = loaded.cosines(self.embed([voiced])[0])[keep]
+            again = loaded.cosines(self.short_texts([voiced])[0])[keep]
             dense = np.where(index.said_by(named), (1 - share) * dense + share * again, dense)
         return index, dense
 
@@ -254,7 +269,27 @@ class TurnStore:
         """
         voice = (query, weights.voice) if retriever != "bm25" else None
         index, dense = self._scored(user_id, query_vector, exclude_session, voice)
-        return index.cands, index.components(query, dense, retriever, weights)
+        related = self._related(index, query, retriever, weights)
+        return index.cands, index.components(query, dense, retriever, weights, related)
+
+    def related_words(
+        self,
+        user_id: str,
+        query: str,
+        retriever: str = "hybrid",
+        exclude_session: str | None = None,
+        weights: Weights = WEIGHTS,
+    ) -> dict[str, float]:
+        """The stored turns' rare words the ranking counts as related to the query's (word → cosine)."""
+        loaded = self._load(user_id)
+        with self._lock:
+            _, index = loaded.view(exclude_session)
+        return index.related.spelled(self._related(index, query, retriever, weights) or {})
+
+    def _related(self, index: CandidateIndex, query: str, retriever: str, weights: Weights) -> dict[str, float] | None:
+        if retriever != "hybrid" or not weights.related or not index.cands:
+            return None
+        return index.related.terms(query, self.short_texts, skip=index.name_words())
 
     def search_sessions(
         self,
@@ -267,7 +302,7 @@ class TurnStore:
         weights: Weights = WEIGHTS,
     ) -> list[SessionHit]:
         index, dense = self._scored(user_id, query_vector, exclude_session)
-        scores = index.rank_groups(query, dense, retriever, weights)
+        scores = index.rank_groups(query, dense, retriever, weights, self._related(index, query, retriever, weights))
         best = dict(zip(index.groups, index.best_per_group(dense).tolist()))
         ranked = sorted(scores.items(), key=lambda kv: -kv[1])[:k]
         return [SessionHit(g, s, best[g]) for g, s in ranked]

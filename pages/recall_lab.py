@@ -257,6 +257,11 @@ else:
     st.markdown(
         f"**Gold answer**: {md_text(str(q.answer))} · category {q.category} {CATEGORY_NAMES.get(q.category, '')}"
     )
+    if q.related_words:
+        st.markdown(
+            "**Related words** the keyword score also counted (the conversation's rare words nearest the "
+            "question's, by cosine): " + ", ".join(f"{md_text(w)} ({c:.2f})" for w, c in q.related_words.items())
+        )
     st.markdown("**Evidence turns**: where they ranked, and why one was not retrieved")
     cut = k_at  # the k the list above is filtered by: "why not?" answers for that cut-off
     cutoff = q.cutoff_scores.get(cut)
@@ -277,7 +282,9 @@ else:
             "A turn's score is its match (BM25 and cosine fused, with its best neighbour's, rescaled to 0-1) plus "
             "its session's share, plus a boost when the question names its speaker or a date near it. When the "
             "question names its speaker, the cosine mixes in the question asked in the speaker's own voice "
-            '("Where did I go?")' + (f"; the turn at rank {cut} scored {cutoff:.3f}." if cutoff is not None else ".")
+            '("Where did I go?"); BM25 also counts the related words above. A question asked across time '
+            '("What has she painted?") gets no session share: its answers lie in many sessions'
+            + (f"; the turn at rank {cut} scored {cutoff:.3f}." if cutoff is not None else ".")
         )
     if latest_answers is not None:
         answered = next(

@@ -193,6 +193,17 @@ def test_leave_one_conversation_out_scores_each_conversation_with_weights_chosen
         assert row["chosen"] == dataclasses.asdict(grid[best]), "chosen on the other conversation only"
         assert row["loco"] == pytest.approx(per_setting[best].by_conversation[held][1])
     assert report.loco <= report.hindsight + 1e-9
+    assert report.per_category, "a held-out number per question category"
+    for category, row in report.per_category.items():
+        held_out = [
+            q.recall[1]
+            for held, chosen in report.per_conversation.items()
+            for q in per_setting[grid.index(Weights(**chosen["chosen"]))].questions
+            if q.sample_id == held and q.category == category
+        ]
+        assert row["loco"] == pytest.approx(sum(held_out) / len(held_out))
+        in_plain = [q.recall[1] for q in plain.questions if q.category == category]
+        assert row["plain"] == pytest.approx(sum(in_plain) / len(in_plain)) and row["questions"] == len(in_plain)
     with pytest.raises(ValueError, match="two conversations"):
         leave_one_out(lab, conversations[:1], "turn", grid=grid)
 
@@ -337,3 +348,90 @@ def test_a_query_naming_a_date_favours_what_was_said_around_it():
     np.testing.assert_allclose(
         undated.rank(query, dense), CandidateIndex(cands).rank(query, dense, weights=Weights(date=0.0))
     )
+
+
+def _talk_about_pets_and_music() -> list[Candidate]:
+    """Ana and Ben's turns: the dog is talked of often, the puppy, the guitar and the taekwondo once each."""
+    said = [
+        "Ana: I played the guitar all evening.",
+        "Ana: I'm off to do some taekwondo!",
+        "Ben: We adopted a puppy last spring.",
+        "Ben: The dog sleeps all day.",
+        "Ana: Your dog is lovely.",
+        "Ben: The dog ate my shoe.",
+    ] + [f"{'Ana' if i % 2 else 'Ben'}: Nice weather today, number {i}." for i in range(20)]
+    return [Candidate(f"t{i}", text, f"s{i // 5}", i % 5, text.split(":")[0]) for i, text in enumerate(said)]
+
+
+def test_a_questions_rare_words_find_the_conversations_rare_words_that_mean_the_same(lab):
+    from memory.embedding_cache import VectorMemo
+    from memory.retrieval import CandidateIndex
+    from memory.retrieval.bm25 import _stem
+
+    index = CandidateIndex(_talk_about_pets_and_music())
+    words = VectorMemo(lab.embed)
+    related = index.related.terms("What instruments does Ana play?", words, skip=index.name_words())
+    assert _stem("guitar") in related and related[_stem("guitar")] >= 0.55
+    assert _stem("taekwondo") not in related and _stem("weather") not in related
+    assert _stem("instruments") not in related, "the question's own words are not added again"
+    pets = index.related.terms("Which pets has Ben had?", words, skip=index.name_words())
+    assert _stem("puppy") in pets
+    assert _stem("dog") not in pets, "a word used in several turns is too common to be a relative"
+    assert index.related.terms("Ana Ben", words, skip=index.name_words()) == {}, "names are not looked up"
+    assert index.related.terms("What is the weather like?", words) == {}, "a common word has no relatives"
+    # The ranking counts them in the keyword score, at their cosine times Weights.related.
+    dense = np.zeros(len(index.cands))
+    query = "What instruments does Ana play?"
+    on = index.components(query, dense, weights=Weights(related=0.5), related=related)
+    off = index.components(query, dense, weights=Weights(related=0.0), related=related)
+    alone = index.turn_bm25.scores([], {_stem("guitar"): related[_stem("guitar")]})
+    np.testing.assert_allclose(on["bm25"], off["bm25"] + 0.5 * index.turn_bm25.scores([], related))
+    assert on["bm25"][0] > off["bm25"][0] and alone[0] > 0
+    assert np.argmax(on["score"]) == 0
+    np.testing.assert_array_equal(index.components(query, dense, "bm25", related=related)["bm25"], off["bm25"])
+
+
+def test_a_question_asked_across_time_favours_no_one_session():
+    from memory.retrieval import CandidateIndex
+
+    index = CandidateIndex(_talk_about_pets_and_music())
+    dense = np.linspace(0.1, 0.6, len(index.cands))
+    at_once = index.components("What did Ben do with the dog?", dense, weights=Weights(over_time=0.0))
+    assert at_once["session"].any()
+    across = index.components("What has Ben done with the dog?", dense, weights=Weights(over_time=0.0))
+    assert not across["session"].any()
+    half = index.components("What has Ben done with the dog?", dense, weights=Weights(over_time=0.5))
+    full = index.components("What has Ben done with the dog?", dense, weights=Weights(over_time=1.0))
+    np.testing.assert_allclose(half["session"], full["session"] / 2)
+    assert full["session"].any()
+
+
+def test_the_turn_store_adds_related_words_and_embeds_each_word_once(lab):
+    from memory.embedding_cache import VectorMemo
+
+    calls: list[list[str]] = []
+
+    def embed(texts: list[str]) -> np.ndarray:
+        calls.append(list(texts))
+        return lab.embed(texts)
+
+    memo = VectorMemo(embed, limit=3)
+    first = memo(["guitar", "violin", "guitar"])
+    np.testing.assert_allclose(first, lab.embed(["guitar", "violin", "guitar"]), atol=1e-6)
+    memo(["violin"])
+    assert calls == [["guitar", "violin"]], "each text once"
+    memo(["drum", "flute"])  # past the limit it starts again
+    memo(["guitar"])
+    assert calls[-1] == ["guitar"] and len(memo(["drum", "flute"])) == 2
+    rows = [(c.id, c.text, c.position, 1.0 + i, c.speaker) for i, c in enumerate(_talk_about_pets_and_music())]
+    lab.turns.add("u1", "s1", rows)
+    query = "What instruments does Ana play?"
+    related = lab.turns.related_words("u1", query)
+    assert "guitar" in related
+    assert lab.turns.related_words("u1", query, weights=Weights(related=0.0)) == {}
+    vec = lab.embed([query])[0]
+    _, on = lab.turns.components("u1", query, vec)
+    _, off = lab.turns.components("u1", query, vec, weights=Weights(related=0.0))
+    assert on["bm25"][0] > off["bm25"][0]
+    hits = lab.turns.search_turns("u1", query, vec, 1)
+    assert hits[0].id == "t0"

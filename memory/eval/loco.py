@@ -23,12 +23,14 @@ from .runner import EvalReport, evaluate
 if TYPE_CHECKING:
     from ..lab import MemoryLab
 
-# The knobs each unit's ranking reads: a turn reads all of them, a session its own mix and the date's weight.
-# The speaker's, the date's and the voice's values are every value tried while building them (docs/recall.md).
+# The knobs each unit's ranking reads: a turn reads all of them, a session its own mix, the date's weight and
+# the related words'. The speaker's, the date's and the voice's values are every value tried while building
+# them; the related words' and the over-time share's are the ends and the middle of what was tried
+# (docs/recall.md lists the rest, measured on every conversation).
 GRIDS: dict[str, list[Weights]] = {
     "turn": [
-        Weights(d, n, s, g, p, t, v)
-        for d, n, s, g, p, t, v in itertools.product(
+        Weights(d, n, s, g, p, t, v, r, o)
+        for d, n, s, g, p, t, v, r, o in itertools.product(
             (0.4, 0.6, 0.8),
             (0.0, 0.3),
             (0.0, 0.5, 1.0),
@@ -36,9 +38,16 @@ GRIDS: dict[str, list[Weights]] = {
             (0.0, 0.2, 0.4, 0.6),
             (0.0, 0.3, 0.5),
             (0.0, 0.3, 0.5, 0.7),
+            (0.0, 0.5, 1.0),
+            (0.0, 1.0),
         )
     ],
-    "session": [Weights(group_dense=g, date=t) for g in (0.2, 0.35, 0.5, 0.65, 0.8) for t in (0.0, 0.5)],
+    "session": [
+        Weights(group_dense=g, date=t, related=r)
+        for g in (0.2, 0.35, 0.5, 0.65, 0.8)
+        for t in (0.0, 0.5)
+        for r in (0.0, 0.5, 1.0)
+    ],
 }
 TARGET_K = {"turn": 10, "session": 5}
 
@@ -51,6 +60,8 @@ class LocoReport:
     loco: float  # each conversation scored with the weights chosen on the others
     hindsight: float  # the best single setting of the grid, chosen on all conversations
     per_conversation: dict[str, dict[str, Any]]  # plain, loco, the weights chosen without it
+    # Per question category: plain, and each question scored with the weights chosen without its conversation.
+    per_category: dict[int, dict[str, float]]
     grid: list[dict[str, float]]
     questions: int
 
@@ -81,7 +92,7 @@ def leave_one_out(
     k = k or TARGET_K[unit]
     reports = []
     for i, weights in enumerate(grid):
-        reports.append(evaluate(lab, conversations, unit, "hybrid", [k], categories, weights=weights))
+        reports.append(evaluate(lab, conversations, unit, "hybrid", [k], categories, keep_top=0, weights=weights))
         if progress is not None:
             progress(i + 1, len(grid), f"setting {i + 1} of {len(grid)}")
     names = list(reports[0].by_conversation)
@@ -102,6 +113,17 @@ def leave_one_out(
             "chosen": asdict(grid[best]),
             "questions": counts[held],
         }
+    per_category: dict[int, dict[str, float]] = {}
+    chosen_report = {held: reports[grid.index(Weights(**per[held]["chosen"]))] for held in names}
+    held_out = [q for held in names for q in chosen_report[held].questions if q.sample_id == held]
+    for category in sorted({q.category for q in plain_report.questions}):
+        plain_qs = [q.recall[k] for q in plain_report.questions if q.category == category]
+        loco_qs = [q.recall[k] for q in held_out if q.category == category]
+        per_category[category] = {
+            "plain": sum(plain_qs) / len(plain_qs),
+            "loco": sum(loco_qs) / len(loco_qs),
+            "questions": len(plain_qs),
+        }
     total = sum(counts.values())
     hindsight = max(_weighted(r, k, names, counts) for r in reports)
     return LocoReport(
@@ -111,6 +133,7 @@ def leave_one_out(
         loco=held_sum / total,
         hindsight=hindsight,
         per_conversation=per,
+        per_category=per_category,
         grid=[asdict(w) for w in grid],
         questions=total,
     )

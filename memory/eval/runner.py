@@ -43,6 +43,8 @@ class QuestionResult:
     # each k (what an evidence turn had to beat).
     evidence_scores: dict[str, dict[str, float]] = field(default_factory=dict)
     cutoff_scores: dict[int, float] = field(default_factory=dict)
+    # Turn unit: the conversation's words the keyword score counted as related to the question's (cosine).
+    related_words: dict[str, float] = field(default_factory=dict)
 
 
 @dataclass
@@ -162,8 +164,11 @@ def evaluate(
             continue
         vectors = lab.dataset_embed([q.question for q in questions])
         session_turns = {f"D{s.index}": [t.dia_id for t in s.turns] for s in conv.sessions}
+        dia_of: tuple[object, list[str]] = (None, [])
+        rows_of: dict[str, list[int]] = {}
         for q, vec in zip(questions, vectors):
             parts_of: dict[str, dict[str, float]] = {}
+            related: dict[str, float] = {}
             cutoffs: dict[int, float] = {}
             if unit == "session":
                 hits = lab.dataset_turns.search_sessions(
@@ -187,8 +192,15 @@ def evaluate(
                 }
             else:
                 cands, parts = lab.dataset_turns.components(user, q.question, vec, retriever, weights=weights)
+                if dia_of[0] is not cands:  # the turn id of each candidate, and its rows, once per index
+                    dia_of = (cands, [c.id.split("|")[-1] for c in cands])
+                    rows_of = {}
+                    for i, dia in enumerate(dia_of[1]):
+                        rows_of.setdefault(dia, []).append(i)
                 order = np.argsort(-parts["score"], kind="stable")
-                covers = [[cands[i].id.split("|")[-1]] for i in order]
+                rank_of = np.empty(len(order), dtype=int)
+                rank_of[order] = np.arange(1, len(order) + 1)
+                covers = [[dia_of[1][i]] for i in order[: max(max(ks), keep_top)]]
                 top = [
                     {
                         "rank": r + 1,
@@ -200,10 +212,7 @@ def evaluate(
                     }
                     for r, i in enumerate(order[:keep_top])
                 ]
-                first: dict[str, int] = {}
-                for i, cov in enumerate(covers):
-                    first.setdefault(cov[0], i + 1)
-                ranks = {e: first.get(e) for e in q.evidence}
+                ranks = {e: int(rank_of[rows_of[e]].min()) if e in rows_of else None for e in q.evidence}
                 # Why each evidence turn ranked where it did: its score's parts, beside the k-th item's score.
                 parts_of = {
                     e: {name: round(float(v[order[r - 1]]), 4) for name, v in parts.items()}
@@ -211,6 +220,9 @@ def evaluate(
                     if r is not None
                 }
                 cutoffs = {k: round(float(parts["score"][order[k - 1]]), 4) for k in ks if k <= len(order)}
+                if keep_top:
+                    found = lab.dataset_turns.related_words(user, q.question, retriever, weights=weights)
+                    related = {w: round(c, 3) for w, c in sorted(found.items(), key=lambda wc: -wc[1])}
             recall = {k: recall_at_k(q.evidence, covers, k) or 0.0 for k in ks}
             results.append(
                 QuestionResult(
@@ -224,6 +236,7 @@ def evaluate(
                     top,
                     parts_of,
                     cutoffs,
+                    related,
                 )  # fmt: skip
             )
             done += 1

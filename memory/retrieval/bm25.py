@@ -5,6 +5,7 @@ from __future__ import annotations
 import math
 import re
 from collections import Counter
+from collections.abc import Mapping
 from functools import lru_cache
 
 import numpy as np
@@ -49,14 +50,17 @@ class BM25:
                 self.postings.setdefault(term, []).append((i, tf))
         self.idf = {t: math.log(1 + (self.n - len(p) + 0.5) / (len(p) + 0.5)) for t, p in self.postings.items()}
 
-    def scores(self, query: list[str]) -> np.ndarray:
+    def scores(self, query: list[str], extra: Mapping[str, float] | None = None) -> np.ndarray:
+        """Each document's score for the query's terms (each once), plus ``extra`` terms at their weight."""
         out = np.zeros(self.n)
         if not self.n:
             return out
         norm = self.k1 * (1 - self.b + self.b * self.lengths / (self.avg or 1.0))
-        for term in set(query):
+        weighted = dict(extra or {})
+        weighted.update(dict.fromkeys(query, 1.0))
+        for term, weight in weighted.items():
             for i, tf in self.postings.get(term, ()):
-                out[i] += self.idf[term] * tf * (self.k1 + 1) / (tf + norm[i])
+                out[i] += weight * self.idf[term] * tf * (self.k1 + 1) / (tf + norm[i])
         return out
 
 

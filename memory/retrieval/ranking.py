@@ -16,16 +16,24 @@ from __future__ import annotations
 
 import datetime as dt
 import re
+from collections.abc import Mapping
 from dataclasses import dataclass
+from functools import cached_property
+from typing import Any
 
 import numpy as np
 
 from .bm25 import BM25, tokenize
 from .dates import date_ranges
+from .related import RelatedWords
 
 RETRIEVERS = ("dense", "bm25", "hybrid")
+KEYWORD_MEMO_FLOATS = 2_000_000  # the BM25 scores an index keeps for questions asked again (16 MB at most)
 DAYS_BEFORE, DAYS_AFTER = 1, 7  # the window around a named date (``Weights.date``)
 _WORD = re.compile(r"[^\W\d_]+")  # runs of letters: "Melanie's" names Melanie
+# A question in the present perfect asks across time ("What has Melanie painted?"): its answers lie in many
+# sessions, so no one session is favoured (``Weights.over_time``).
+_OVER_TIME = re.compile(r"\b(?:has|have)\b", re.I)
 
 
 @dataclass(frozen=True)
@@ -48,6 +56,13 @@ class Weights:
     # in the cosine of that participant's turns: they tell their life as "I", questions ask by name. Applied
     # where the cosines are computed (``TurnStore.components``). Chosen leave-one-conversation-out.
     voice: float = 0.7
+    # The weight in the keyword score of the conversation's rare words related to the question's rare words
+    # ("martial arts" → "taekwondo", ``related.py``), times their cosine. Chosen leave-one-conversation-out.
+    related: float = 0.5
+    # The share of the session prior that a question asked across time keeps ("What has Melanie painted?",
+    # "has"/"have"): its answers lie in many sessions, not in the one that matches best. Chosen
+    # leave-one-conversation-out.
+    over_time: float = 0.0
 
 
 WEIGHTS = Weights()
@@ -124,6 +139,16 @@ class CandidateIndex:
         # A speaker is named by any word of their name (two letters or more), whole and in any case.
         self._name_words = [{w for w in _WORD.findall(name.lower()) if len(w) > 1} for name in self.speakers]
         self._day = np.array([_ordinal_day(c.at) for c in cands], dtype=np.int64)
+        self._keyword_memo: dict[tuple[Any, ...], tuple[np.ndarray, np.ndarray | None]] = {}
+
+    @cached_property
+    def related(self) -> RelatedWords:
+        """The candidates' rare words, for the question's related words (``related.py``)."""
+        return RelatedWords([c.text for c in self.cands])
+
+    def name_words(self) -> set[str]:
+        """Every word of every speaker's name (lower case): a name is not a word to find relatives of."""
+        return set().union(*self._name_words) if self._name_words else set()
 
     def near_named_dates(self, query: str) -> np.ndarray | None:
         """Which candidates were said from a day before to a week after a date the query names (None: no date)."""
@@ -152,14 +177,19 @@ class CandidateIndex:
         return self.components(query, dense, retriever, weights)["score"]
 
     def components(
-        self, query: str, dense: np.ndarray, retriever: str = "hybrid", weights: Weights = WEIGHTS
+        self,
+        query: str,
+        dense: np.ndarray,
+        retriever: str = "hybrid",
+        weights: Weights = WEIGHTS,
+        related: Mapping[str, float] | None = None,
     ) -> dict[str, np.ndarray]:
         """Every part of each candidate's score, so a page can say why one ranked where it did.
 
-        ``cosine`` and ``bm25`` are the raw signals; ``match`` is their fusion
-        with the neighbour boost, rescaled to 0-1; ``session``, ``speaker`` and
-        ``date`` are what each boost added; ``score`` is the sum the ranking
-        sorts by. A part the retriever does not use is zeros.
+        ``cosine`` and ``bm25`` are the raw signals (``bm25`` counts the ``related`` words, stem → cosine,
+        at ``weights.related`` times their cosine, in the hybrid); ``match`` is their fusion with the
+        neighbour boost, rescaled to 0-1; ``session``, ``speaker`` and ``date`` are what each boost added;
+        ``score`` is the sum the ranking sorts by. A part the retriever does not use is zeros.
         """
         _check(retriever)
         n = len(self.cands)
@@ -168,7 +198,7 @@ class CandidateIndex:
         parts = {"cosine": dense, "bm25": zeros, "match": zeros, "session": zeros, "speaker": zeros, "date": zeros}
         if not n or retriever == "dense":
             return {**parts, "match": dense, "score": dense}
-        sparse = self.turn_bm25.scores(tokenize(query))
+        sparse = self._keywords(self.turn_bm25, query, related if retriever == "hybrid" else None, weights)
         fused = fuse(dense, sparse, retriever, weights.dense)
         parts["bm25"] = sparse
         if retriever == "bm25" or not self.use_neighbours:
@@ -177,10 +207,11 @@ class CandidateIndex:
         prev, nxt = self.prev, self.next
         best_neighbour = np.maximum(np.where(prev >= 0, base[prev], 0.0), np.where(nxt >= 0, base[nxt], 0.0))
         parts["match"] = minmax(base + weights.neighbour * best_neighbour)
-        if len(self.groups) > 1:
+        prior = weights.session * (weights.over_time if _OVER_TIME.search(query) else 1.0)
+        if len(self.groups) > 1 and prior:
             # A turn in the session that best matches the question is more likely to hold the answer.
-            session = self.rank_groups(query, dense, "hybrid", weights)
-            parts["session"] = weights.session * minmax(np.array([session[g] for g in self.groups]))[self._group_of]
+            session = self.rank_groups(query, dense, "hybrid", weights, related)
+            parts["session"] = prior * minmax(np.array([session[g] for g in self.groups]))[self._group_of]
         named = self.named_speaker(query) if weights.speaker else None
         if named is not None:
             parts["speaker"] = weights.speaker * self.said_by(named)
@@ -189,6 +220,24 @@ class CandidateIndex:
             parts["date"] = weights.date * near
         parts["score"] = parts["match"] + parts["session"] + parts["speaker"] + parts["date"]
         return parts
+
+    def _keywords(self, bm25: BM25, query: str, related: Mapping[str, float] | None, weights: Weights) -> np.ndarray:
+        """The query's BM25 scores, plus the related words' (each at its cosine) times ``weights.related``.
+
+        The two parts are kept for the last questions asked (bounded), as the leave-one-conversation-out
+        grid asks each question again under every setting of the weights.
+        """
+        tokens = tokenize(query)
+        extra = {t: c for t, c in (related or {}).items() if t not in tokens} if weights.related else {}
+        key = (id(bm25), tuple(tokens), tuple(sorted(extra.items())))
+        known = self._keyword_memo.get(key)
+        if known is None:
+            known = (bm25.scores(tokens), bm25.scores([], extra) if extra else None)
+            if len(self._keyword_memo) >= max(16, KEYWORD_MEMO_FLOATS // max(bm25.n, 1)):
+                self._keyword_memo.clear()
+            self._keyword_memo[key] = known
+        plain, extra_scores = known
+        return plain if extra_scores is None else plain + weights.related * extra_scores
 
     def best_per_group(self, dense: np.ndarray) -> np.ndarray:
         """Each group's highest candidate cosine, in the order of ``self.groups``."""
@@ -202,9 +251,11 @@ class CandidateIndex:
         dense: np.ndarray,
         retriever: str = "hybrid",
         weights: Weights = WEIGHTS,
+        related: Mapping[str, float] | None = None,
     ) -> dict[str, float]:
-        """A score per group (session): BM25 over the group's whole text, fused with its best candidate cosine,
-        plus ``weights.date`` for a session said near a date the query names."""
+        """A score per group (session): BM25 over the group's whole text (with the ``related`` words, as in
+        ``components``), fused with its best candidate cosine, plus ``weights.date`` for a session said near
+        a date the query names."""
         _check(retriever)
         if not self.groups:
             return {}
@@ -212,7 +263,7 @@ class CandidateIndex:
         if retriever == "dense":
             scores = best
         else:
-            sparse = self.group_bm25.scores(tokenize(query))
+            sparse = self._keywords(self.group_bm25, query, related if retriever == "hybrid" else None, weights)
             mix = weights.group_dense
             scores = sparse if retriever == "bm25" else mix * minmax(best) + (1 - mix) * minmax(sparse)
         near = self.near_named_dates(query) if retriever == "hybrid" and weights.date else None
