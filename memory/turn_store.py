@@ -26,6 +26,7 @@ from .errors import StoredDataError
 from .filters import where_session, where_user
 from .keys import Keys, validate_id
 from .retrieval import WEIGHTS, Candidate, CandidateIndex, Weights
+from .retrieval.related import content_words
 from .retrieval.voice import in_voice
 from .stored import as_timestamp
 
@@ -163,6 +164,8 @@ class TurnStore:
             if parts:  # sentences first: a turn is never searchable without them
                 self.vectors.upsert(SENTENCES, parts, vectors[len(records) :])
             self.vectors.upsert(TURNS, records, vectors[: len(records)])
+            # Their words now, so a question never waits for them (``Weights.related``; kept in memory).
+            self.short_texts(list(dict.fromkeys(w for r in records for w in content_words(r.text))))
             if progress:
                 progress(min(start + self.batch, len(turns)), len(turns))
         self._changed(user_id)

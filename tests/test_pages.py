@@ -198,6 +198,10 @@ def test_recall_lab_runs_and_drills_into_a_question(app_env):
     assert at.code[0].value == "What kind of dog did Nadia adopt?"
     evidence = next(df.value for df in at.dataframe if "evidence" in df.value.columns)
     assert list(evidence["evidence"]) == ["D1:1"] and "greyhound" in evidence["text"].iloc[0]
+    assert not any("Related words" in m.value for m in at.markdown)
+    picker(at).set_value(1).run()  # "Which race is Tom training for?": the sample's turns say "marathon"
+    related = [m.value for m in at.markdown if "Related words" in m.value]
+    assert len(related) == 1 and "marathon (0." in related[0], related
     picker(at).set_value(3).run()
     at.selectbox(key="rl_unit").set_value("session").run()
     at.button(key="rl_run").click().run()  # a second run: the question shown is the one the box names

@@ -13,7 +13,7 @@ from memory.eval.locomo import load_locomo, normalise_evidence
 from memory.eval.recall import mean, recall_at_k
 from memory.eval.runner import evaluate
 from memory.retrieval import BM25, Candidate, Weights, rank_candidates, rank_groups, tokenize
-from memory.turn_store import TURNS
+from memory.turn_store import TURNS, TurnStore
 
 ROOT = Path(__file__).resolve().parent.parent
 SAMPLE = ROOT / "samples" / "recall_sample.json"
@@ -363,7 +363,7 @@ def _talk_about_pets_and_music() -> list[Candidate]:
     return [Candidate(f"t{i}", text, f"s{i // 5}", i % 5, text.split(":")[0]) for i, text in enumerate(said)]
 
 
-def test_a_questions_rare_words_find_the_conversations_rare_words_that_mean_the_same(lab):
+def test_a_questions_rare_words_find_the_conversations_rare_words_that_mean_the_same(lab, monkeypatch):
     from memory.embedding_cache import VectorMemo
     from memory.retrieval import CandidateIndex
     from memory.retrieval.bm25 import _stem
@@ -379,6 +379,11 @@ def test_a_questions_rare_words_find_the_conversations_rare_words_that_mean_the_
     assert _stem("dog") not in pets, "a word used in several turns is too common to be a relative"
     assert index.related.terms("Ana Ben", words, skip=index.name_words()) == {}, "names are not looked up"
     assert index.related.terms("What is the weather like?", words) == {}, "a common word has no relatives"
+    from memory.retrieval import related as related_module
+
+    monkeypatch.setattr(related_module, "MAX_WORDS", 3)  # a huge vocabulary keeps its rarest words only
+    few = related_module.RelatedWords(["zebra zebra", "guitar", "zebra violin", "puppy", "lemur"] + ["x"] * 400)
+    assert few.limit == 4 and few.words == ["guitar", "violin", "puppy"]
     # The ranking counts them in the keyword score, at their cosine times Weights.related.
     dense = np.zeros(len(index.cands))
     query = "What instruments does Ana play?"
@@ -424,8 +429,14 @@ def test_the_turn_store_adds_related_words_and_embeds_each_word_once(lab):
     memo(["guitar"])
     assert calls[-1] == ["guitar"] and len(memo(["drum", "flute"])) == 2
     rows = [(c.id, c.text, c.position, 1.0 + i, c.speaker) for i, c in enumerate(_talk_about_pets_and_music())]
-    lab.turns.add("u1", "s1", rows)
+    store = TurnStore(lab.vectors, embed)
+    store.add("u1", "s1", rows)
+    calls.clear()
     query = "What instruments does Ana play?"
+    assert "guitar" in store.related_words("u1", query)
+    assert calls == [["instruments", "play"]], (
+        "the turns' words were embedded when they were stored, the question's now"
+    )
     related = lab.turns.related_words("u1", query)
     assert "guitar" in related
     assert lab.turns.related_words("u1", query, weights=Weights(related=0.0)) == {}

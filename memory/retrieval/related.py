@@ -25,6 +25,9 @@ from .bm25 import STOPWORDS, _stem
 THRESHOLD = 0.55  # a word vector's cosine to the question's word, at least
 NEAREST = 8  # of the conversation's words nearest to one question word, those above the threshold count
 RARE_SHARE = 0.01  # rare: used in at most 1% of the candidates (and in at least one word's worth: one)
+# The rarest words kept, at most: each needs a vector, and a process embeds a user's words once (about 0.7 ms
+# a word), on their first question after it starts; a conversation of 700 turns has about 1,500.
+MAX_WORDS = 5000
 MIN_LETTERS = 3
 MEMO = 4096  # questions whose related words an index keeps (the eval's grid asks each again per setting)
 _LETTERS = re.compile(r"[a-z]+")
@@ -54,7 +57,10 @@ class RelatedWords:
             used_in.update({_stem(w) for w in words})
         self.used_in = used_in
         self.limit = max(1, int(RARE_SHARE * len(texts)))
-        self.words = [w for w in surface if used_in[_stem(w)] <= self.limit]
+        rare = [w for w in surface if used_in[_stem(w)] <= self.limit]
+        if len(rare) > MAX_WORDS:
+            rare = sorted(rare, key=lambda w: used_in[_stem(w)])[:MAX_WORDS]  # (stable: first said first)
+        self.words = rare
         self.stems = [_stem(w) for w in self.words]
         self.vectors: np.ndarray | None = None
         self._asked: dict[tuple[str, ...], dict[str, float]] = {}  # the last questions' terms (bounded)
