@@ -39,6 +39,7 @@ _ASIDE = re.compile(r"\s*\[[^\]]*\]")  # "[shares a photo: ...]": not the speake
 MIN_SENTENCE_WORDS = 3
 COSINE_MEMO_FLOATS = 2_000_000  # the cosines a user's loaded turns keep for queries asked again (8 MB at most)
 MAX_SENTENCES = 24  # a pasted document is not a turn of talk: its first sentences only, so upkeep stays bounded
+WORDS_PER_TURN = 300  # the words of a turn embedded when it is stored (for related words), at most
 Embed = Callable[[list[str]], np.ndarray]
 Progress = Callable[[int, int], None]
 
@@ -164,8 +165,10 @@ class TurnStore:
             if parts:  # sentences first: a turn is never searchable without them
                 self.vectors.upsert(SENTENCES, parts, vectors[len(records) :])
             self.vectors.upsert(TURNS, records, vectors[: len(records)])
-            # Their words now, so a question never waits for them (``Weights.related``; kept in memory).
-            self.short_texts(list(dict.fromkeys(w for r in records for w in content_words(r.text))))
+            # Their words now, so a question never waits for them (``Weights.related``; kept in memory). A
+            # pasted document's words past the first few hundred wait for a question that needs them.
+            words = (w for r in records for w in content_words(r.text)[:WORDS_PER_TURN])
+            self.short_texts(list(dict.fromkeys(words)))
             if progress:
                 progress(min(start + self.batch, len(turns)), len(turns))
         self._changed(user_id)

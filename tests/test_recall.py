@@ -439,6 +439,13 @@ def test_the_turn_store_adds_related_words_and_embeds_each_word_once(lab):
     )
     related = lab.turns.related_words("u1", query)
     assert "guitar" in related
+    # A pasted document: storing it embeds its first few hundred words, not all of them.
+    from memory.turn_store import WORDS_PER_TURN
+
+    document = " ".join(f"word{chr(97 + i % 26)}{chr(97 + i // 26 % 26)}{chr(97 + i // 676)}" for i in range(2000))
+    calls.clear()
+    store.add("u1", "s2", [("doc", "Ana: " + document, 0, 99.0, "Ana")])
+    assert sum(len(c) for c in calls[1:]) <= WORDS_PER_TURN, "the words embedded beside the turn's own texts"
     assert lab.turns.related_words("u1", query, weights=Weights(related=0.0)) == {}
     vec = lab.embed([query])[0]
     _, on = lab.turns.components("u1", query, vec)
