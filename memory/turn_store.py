@@ -9,6 +9,7 @@ changes, so a score is never an approximate-index artefact.
 
 from __future__ import annotations
 
+import logging
 import re
 import threading
 import uuid
@@ -29,6 +30,8 @@ from .retrieval import WEIGHTS, Candidate, CandidateIndex, Weights
 from .retrieval.related import content_words
 from .retrieval.voice import in_voice
 from .stored import as_timestamp
+
+log = logging.getLogger(__name__)
 
 TURNS = "memlab_turns"
 # Each sentence of a turn that has several, embedded on its own: a turn's cosine is the best of its own and
@@ -168,7 +171,10 @@ class TurnStore:
             # Their words now, so a question never waits for them (``Weights.related``; kept in memory). A
             # pasted document's words past the first few hundred wait for a question that needs them.
             words = (w for r in records for w in content_words(r.text)[:WORDS_PER_TURN])
-            self.short_texts(list(dict.fromkeys(words)))
+            try:
+                self.short_texts(list(dict.fromkeys(words)))
+            except Exception:  # noqa: BLE001 - only a head start: a question embeds what it still needs
+                log.warning("could not embed the words of %d new turns ahead of time", len(records), exc_info=True)
             if progress:
                 progress(min(start + self.batch, len(turns)), len(turns))
         self._changed(user_id)

@@ -453,3 +453,21 @@ def test_the_turn_store_adds_related_words_and_embeds_each_word_once(lab):
     assert on["bm25"][0] > off["bm25"][0]
     hits = lab.turns.search_turns("u1", query, vec, 1)
     assert hits[0].id == "t0"
+
+
+def test_a_turn_is_stored_even_when_its_words_cannot_be_embedded_ahead_of_time(lab, caplog):
+    calls = 0
+
+    def embed_turns_only(texts: list[str]) -> np.ndarray:
+        nonlocal calls
+        calls += 1
+        if calls == 2:  # the words' call, after the turn's own
+            raise RuntimeError("embedder gone")
+        return lab.embed(texts)
+
+    store = TurnStore(lab.vectors, embed_turns_only)
+    store.add("u9", "s1", [("t1", "User: I play the oud on Sundays.", 0, 1.0)])
+    assert "could not embed the words" in caplog.text
+    query = "What instrument do I play?"
+    hits = store.search_turns("u9", query, lab.embed([query])[0], 1)
+    assert [h.id for h in hits] == ["t1"], "the turn is stored, and a question embeds the words it needs"
