@@ -40,7 +40,8 @@ def render_trace(trace: Trace) -> str:
         lines.append(f"[{part.name}, {part.tokens} tok] {part.text}")
     for item in trace.retrieved:
         mark = "" if item.included else " (left out: over budget)"
-        lines.append(f"  {item.kind} sim={item.similarity:.3f} dist={item.distance:.3f}: {item.text}{mark}")
+        related = f" [related words: {item.source['related words']}]" if item.source.get("related words") else ""
+        lines.append(f"  {item.kind} sim={item.similarity:.3f} dist={item.distance:.3f}: {item.text}{mark}{related}")
     for m in trace.messages:
         lines.append(f"  {m['role']}: {m['content']}")
     lines.append("tokens: " + ", ".join(f"{k}={v}" for k, v in trace.tokens.items()))

@@ -26,7 +26,7 @@ from .embedding_cache import VectorMemo
 from .errors import StoredDataError
 from .filters import where_session, where_user
 from .keys import Keys, validate_id
-from .retrieval import WEIGHTS, Candidate, CandidateIndex, Weights
+from .retrieval import WEIGHTS, Candidate, CandidateIndex, Weights, tokenize
 from .retrieval.related import content_words
 from .retrieval.voice import in_voice
 from .stored import as_timestamp
@@ -55,6 +55,7 @@ class TurnHit:
     position: int
     score: float
     similarity: float
+    related: tuple[str, ...] = ()  # the question's related words (``Weights.related``) this turn uses
 
 
 @dataclass(frozen=True)
@@ -260,8 +261,18 @@ class TurnStore:
         cands, parts = self.components(user_id, query, query_vector, retriever, exclude_session, weights)
         scores, dense = parts["score"], parts["cosine"]
         order = np.argsort(-scores, kind="stable")[:k]
+        related = self.related_words(user_id, query, retriever, exclude_session, weights) if len(order) else {}
+        by_stem = {tokenize(word)[0]: word for word in related if tokenize(word)}
         return [
-            TurnHit(cands[i].id, cands[i].text, cands[i].group, cands[i].position, float(scores[i]), float(dense[i]))
+            TurnHit(
+                cands[i].id,
+                cands[i].text,
+                cands[i].group,
+                cands[i].position,
+                float(scores[i]),
+                float(dense[i]),
+                tuple(by_stem[t] for t in dict.fromkeys(tokenize(cands[i].text)) if t in by_stem),
+            )
             for i in order
         ]
 

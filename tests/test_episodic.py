@@ -26,6 +26,23 @@ def test_past_sessions_are_recalled_and_point_back_to_their_transcript(lab):
     assert turns[0].source["session_id"] == "trip"
 
 
+def test_a_recalled_turn_says_which_of_its_words_were_related_to_the_question(lab):
+    lab.chat("carol", "dojo", "I started taekwondo lessons last week.", strategy="episodic")
+    lab.chat("carol", "home", "My sister is visiting in May.", strategy="episodic")
+    result = lab.chat("carol", "now", "Which martial arts have I practised?", strategy="episodic")
+    turns = {i.text: i for i in result.trace.retrieved if i.kind == "turn"}
+    first = result.trace.retrieved[[i.kind for i in result.trace.retrieved].index("turn")]
+    assert first.text == "User: I started taekwondo lessons last week."
+    assert first.source["related words"] == "taekwondo"
+    assert "related words" not in turns["User: My sister is visiting in May."].source
+    # The trace keeps it through Redis, and the CLI's trace shows it.
+    from memory.cli import render_trace
+
+    (_, stored), *_ = [t for t in lab.sessions.traces("carol", "now").items if t[1].retrieved]
+    assert any(i.source.get("related words") == "taekwondo" for i in stored.retrieved)
+    assert "[related words: taekwondo]" in render_trace(result.trace)
+
+
 def test_episodes_are_filtered_by_user(lab):
     lab.chat("alice", "trip", "I am planning a hiking trip to the Alps.", strategy="episodic")
     result = lab.chat("bob", "now", "Where was I planning to go hiking?", strategy="episodic")

@@ -567,3 +567,21 @@ def test_recall_lab_answers_questions_and_says_why_evidence_was_missed(app_env):
     assert any(w.startswith("retrieved (rank 1") for w in whys)
     assert any(w.startswith("ranked below the cut-off") for w in whys), whys
     assert all(" at rank 1)" in w for w in whys if w.startswith("ranked below")), whys  # the score it had to beat
+
+
+def test_a_turns_trace_shows_the_related_words_of_a_recalled_turn(app_env):
+    at = open_page("pages/chat.py")
+    at.selectbox(key="strategy").set_value("episodic").run()
+    at.chat_input[0].set_value("I started taekwondo lessons last week.").run()
+    at.session_state["session_id"] = "s2"
+    at.chat_input[0].set_value("Which martial arts have I practised?").run()
+    open_traces(at)
+    for toggle in at.toggle:
+        if toggle.key and toggle.key.startswith("components-"):
+            toggle.set_value(True)
+    at.run()
+    assert not at.exception, [e.value for e in at.exception]
+    tables = [df.value for df in at.dataframe if "related words" in df.value.columns]
+    assert tables, "the score components name the related words"
+    rows = tables[-1]
+    assert list(rows.loc[rows["kind"] == "turn", "related words"])[0] == "taekwondo"

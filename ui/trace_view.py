@@ -189,6 +189,8 @@ def _retrieved_table(trace: Trace, key: str) -> None:
         }
         if components:
             row |= {"rank score (fused, per kind)": item.score, "cosine distance": item.distance}
+            if any(i.source.get("related words") for i in trace.retrieved):
+                row["related words"] = str(item.source.get("related words", ""))
         rows.append(row)
     st.dataframe(
         pd.DataFrame(rows),
@@ -203,5 +205,9 @@ def _retrieved_table(trace: Trace, key: str) -> None:
                 format="%.3f", help="BM25 fused with the cosine, relative to this query's other candidates of the kind"
             ),
             "cosine distance": st.column_config.NumberColumn(format="%.3f", help="1 − relevance"),
+            "related words": st.column_config.TextColumn(
+                help="words of this turn that the keyword score counted as related to the message's rare words "
+                '("taekwondo" for "martial arts")'
+            ),
         },
     )

@@ -97,7 +97,7 @@ def turn_items(
             h.text,
             round(h.similarity, 4),
             round(1.0 - h.similarity, 4),
-            {"session_id": h.session_id},
+            {"session_id": h.session_id} | ({"related words": ", ".join(h.related)} if h.related else {}),
             score=round(h.score, 4),
         )
         for h in hits
