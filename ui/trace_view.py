@@ -177,6 +177,7 @@ def _retrieved_table(trace: Trace, key: str) -> None:
         "message (for an episode, of its best-matching turn), so items of every kind compare on one scale."
     )
     components = st.toggle("Show score components", key=f"components-{key}")
+    related = components and any(i.source.get("related words") for i in trace.retrieved)
     rows = []
     for item in trace.retrieved:
         row: dict[str, Any] = {
@@ -185,12 +186,12 @@ def _retrieved_table(trace: Trace, key: str) -> None:
             "relevance": item.similarity,
             "in context": item.included,
             "text": item.text,
-            "session": item.source.get("session_id", ""),
         }
+        if related:  # beside the text it explains
+            row["related words"] = str(item.source.get("related words", ""))
+        row["session"] = item.source.get("session_id", "")
         if components:
             row |= {"rank score (fused, per kind)": item.score, "cosine distance": item.distance}
-            if any(i.source.get("related words") for i in trace.retrieved):
-                row["related words"] = str(item.source.get("related words", ""))
         rows.append(row)
     st.dataframe(
         pd.DataFrame(rows),
