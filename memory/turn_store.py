@@ -258,11 +258,10 @@ class TurnStore:
         exclude_session: str | None = None,
         weights: Weights = WEIGHTS,
     ) -> list[TurnHit]:
-        cands, parts = self.components(user_id, query, query_vector, retriever, exclude_session, weights)
-        scores, dense = parts["score"], parts["cosine"]
+        index, related, parts = self._ranked(user_id, query, query_vector, retriever, exclude_session, weights)
+        cands, scores, dense = index.cands, parts["score"], parts["cosine"]
         order = np.argsort(-scores, kind="stable")[:k]
-        related = self.related_words(user_id, query, retriever, exclude_session, weights) if len(order) else {}
-        by_stem = {tokenize(word)[0]: word for word in related if tokenize(word)}
+        related = related or {}
         return [
             TurnHit(
                 cands[i].id,
@@ -271,7 +270,7 @@ class TurnStore:
                 cands[i].position,
                 float(scores[i]),
                 float(dense[i]),
-                tuple(by_stem[t] for t in dict.fromkeys(tokenize(cands[i].text)) if t in by_stem),
+                tuple(index.related.word_of[t] for t in dict.fromkeys(tokenize(cands[i].text)) if t in related),
             )
             for i in order
         ]
@@ -290,10 +289,23 @@ class TurnStore:
         A turn of the participant the query names has, as its ``cosine``, the mix with the query asked in
         their voice (``Weights.voice``).
         """
+        index, _, parts = self._ranked(user_id, query, query_vector, retriever, exclude_session, weights)
+        return index.cands, parts
+
+    def _ranked(
+        self,
+        user_id: str,
+        query: str,
+        query_vector: np.ndarray,
+        retriever: str,
+        exclude_session: str | None,
+        weights: Weights,
+    ) -> tuple[CandidateIndex, dict[str, float] | None, dict[str, np.ndarray]]:
+        """The index, the query's related words (stem → cosine) and every turn's score by part."""
         voice = (query, weights.voice) if retriever != "bm25" else None
         index, dense = self._scored(user_id, query_vector, exclude_session, voice)
         related = self._related(index, query, retriever, weights)
-        return index.cands, index.components(query, dense, retriever, weights, related)
+        return index, related, index.components(query, dense, retriever, weights, related)
 
     def related_words(
         self,

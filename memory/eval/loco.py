@@ -18,7 +18,7 @@ from typing import TYPE_CHECKING, Any
 
 from ..retrieval import WEIGHTS, Weights
 from .locomo import Conversation
-from .runner import EvalReport, evaluate
+from .runner import EvalReport, QuestionResult, evaluate
 
 if TYPE_CHECKING:
     from ..lab import MemoryLab
@@ -102,6 +102,7 @@ def leave_one_out(
     plain_report = reports[grid.index(WEIGHTS)]
     per: dict[str, dict[str, Any]] = {}
     held_sum = 0.0
+    held_out: list[QuestionResult] = []  # each question, scored with the weights chosen without its conversation
     for held in names:
         others = [c for c in names if c != held]
         best = max(range(len(grid)), key=lambda j: (_weighted(reports[j], k, others, counts), -j))
@@ -113,9 +114,8 @@ def leave_one_out(
             "chosen": asdict(grid[best]),
             "questions": counts[held],
         }
+        held_out.extend(q for q in reports[best].questions if q.sample_id == held)
     per_category: dict[int, dict[str, float]] = {}
-    chosen_report = {held: reports[grid.index(Weights(**per[held]["chosen"]))] for held in names}
-    held_out = [q for held in names for q in chosen_report[held].questions if q.sample_id == held]
     for category in sorted({q.category for q in plain_report.questions}):
         plain_qs = [q.recall[k] for q in plain_report.questions if q.category == category]
         loco_qs = [q.recall[k] for q in held_out if q.category == category]

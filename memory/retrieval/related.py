@@ -62,15 +62,15 @@ class RelatedWords:
             rare = sorted(rare, key=lambda w: used_in[_stem(w)])[:MAX_WORDS]  # (stable: first said first)
         self.words = rare
         self.stems = [_stem(w) for w in self.words]
+        self.word_of: dict[str, str] = {}  # each stem as the candidates first spell it ("famili" → "family")
+        for word, stem in zip(self.words, self.stems):
+            self.word_of.setdefault(stem, word)
         self.vectors: np.ndarray | None = None
         self._asked: dict[tuple[str, ...], dict[str, float]] = {}  # the last questions' terms (bounded)
 
     def spelled(self, stems: dict[str, float]) -> dict[str, float]:
         """The same terms under a word the candidates use (for people: "famili" reads as "family")."""
-        first: dict[str, str] = {}
-        for word, stem in zip(self.words, self.stems):
-            first.setdefault(stem, word)
-        return {first.get(stem, stem): cosine for stem, cosine in stems.items()}
+        return {self.word_of.get(stem, stem): cosine for stem, cosine in stems.items()}
 
     def rare(self, word: str) -> bool:
         return self.used_in.get(_stem(word), 0) <= self.limit
