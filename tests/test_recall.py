@@ -471,3 +471,34 @@ def test_a_turn_is_stored_even_when_its_words_cannot_be_embedded_ahead_of_time(l
     query = "What instrument do I play?"
     hits = store.search_turns("u9", query, lab.embed([query])[0], 1)
     assert [h.id for h in hits] == ["t1"], "the turn is stored, and a question embeds the words it needs"
+
+
+def test_the_session_ceiling_starts_from_the_apps_ranking_and_holds_each_conversation_out(lab):
+    from benchmarks.session_ceiling import app_weights, ceiling, recall, session_signals
+
+    conversations = load_locomo(SAMPLE)
+    plain = evaluate(lab, conversations, "session", "hybrid", [1], [1, 2, 3, 4])
+    qs = session_signals(lab, conversations)
+    assert len(qs.size) == plain.n_questions
+    assert recall(qs, app_weights(), 1) == pytest.approx([q.recall[1] for q in plain.questions])
+    result = ceiling(qs, steps=(0.4,), restarts=1, k=1)
+    assert result.app == pytest.approx(plain.overall[1]) and result.hindsight >= result.app - 1e-12
+    sizes = {conv: int((qs.conversation == conv).sum()) for conv, *_ in result.folds}
+    assert sum(held * sizes[conv] for conv, _, held, _ in result.folds) / len(qs.size) == pytest.approx(result.loco)
+    for conv, _, _, app in result.folds:
+        assert app == pytest.approx(plain.by_conversation[conv][1])
+
+
+def test_the_session_ceiling_finds_the_weights_of_a_signal_that_knows_the_answer():
+    from benchmarks.session_ceiling import SIGNALS, Questions, app_weights, ascend, recall
+
+    rng = np.random.default_rng(1)
+    n, sessions = 40, 6
+    signals = rng.uniform(0, 1, (n, sessions, len(SIGNALS)))
+    evidence = np.zeros((n, sessions))
+    evidence[np.arange(n), rng.integers(0, sessions, n)] = 1
+    signals[..., 3] = evidence + 0.1 * signals[..., 3]  # one signal puts the evidence session first
+    qs = Questions(signals, evidence, np.ones(n), np.array(["a", "b"] * (n // 2)), np.ones(n, dtype=int))
+    assert recall(qs, app_weights(), 1).mean() < 0.5
+    weights, best = ascend(qs, restarts=0, k=1)
+    assert best == 1.0 and weights[3] > 0
