@@ -108,18 +108,11 @@ def session_signals(
             group_of = np.array([slot[c.group] for c in cands])
             n = len(groups)
             cosine = unvoiced["cosine"]
-            ordered = sorted(range(len(cands)), key=lambda i: (group_of[i], -cosine[i]))
-            second = np.full(n, 0.0)
-            seen: dict[int, int] = {}
-            for i in ordered:
-                seen[group_of[i]] = seen.get(group_of[i], 0) + 1
-                if seen[group_of[i]] == 2:
-                    second[group_of[i]] = cosine[i]
             counts = np.bincount(group_of, minlength=n)
+            second = np.array([np.sort(cosine[group_of == g])[-2] if counts[g] > 1 else 0.0 for g in range(n)])
             order = np.argsort(-app["score"], kind="stable")
             first_rank = np.full(n, float(len(cands)))
-            for rank, i in enumerate(order):
-                first_rank[group_of[i]] = min(first_rank[group_of[i]], rank)
+            np.minimum.at(first_rank, group_of[order], np.arange(len(order)))
             date = (_best(plain["date"], group_of, n) > 0).astype(float)
             columns = [
                 minmax(np.array([h.score for h in hits])),
