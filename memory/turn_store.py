@@ -289,8 +289,21 @@ class TurnStore:
         A turn of the participant the query names has, as its ``cosine``, the mix with the query asked in
         their voice (``Weights.voice``).
         """
-        index, _, parts = self._ranked(user_id, query, query_vector, retriever, exclude_session, weights)
-        return index.cands, parts
+        cands, parts, _ = self.explain(user_id, query, query_vector, retriever, exclude_session, weights)
+        return cands, parts
+
+    def explain(
+        self,
+        user_id: str,
+        query: str,
+        query_vector: np.ndarray,
+        retriever: str = "hybrid",
+        exclude_session: str | None = None,
+        weights: Weights = WEIGHTS,
+    ) -> tuple[list[Candidate], dict[str, np.ndarray], dict[str, float]]:
+        """``components``, and the related words (word → cosine) its keyword part counted, from one ranking."""
+        index, related, parts = self._ranked(user_id, query, query_vector, retriever, exclude_session, weights)
+        return index.cands, parts, index.related.spelled(related) if related else {}
 
     def _ranked(
         self,

@@ -191,7 +191,7 @@ def evaluate(
                     for e in q.evidence
                 }
             else:
-                cands, parts = lab.dataset_turns.components(user, q.question, vec, retriever, weights=weights)
+                cands, parts, found = lab.dataset_turns.explain(user, q.question, vec, retriever, weights=weights)
                 if dia_of[0] is not cands:  # the turn id of each candidate, and its rows, once per index
                     dia_of = (cands, [c.id.split("|")[-1] for c in cands])
                     rows_of = {}
@@ -221,7 +221,6 @@ def evaluate(
                 }
                 cutoffs = {k: round(float(parts["score"][order[k - 1]]), 4) for k in ks if k <= len(order)}
                 if keep_top:
-                    found = lab.dataset_turns.related_words(user, q.question, retriever, weights=weights)
                     related = {w: round(c, 3) for w, c in sorted(found.items(), key=lambda wc: -wc[1])}
             recall = {k: recall_at_k(q.evidence, covers, k) or 0.0 for k in ks}
             results.append(
