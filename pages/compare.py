@@ -38,7 +38,7 @@ else:
     )
     if upload is not None:
         try:
-            scenario = load_scenario(upload.getvalue())
+            scenario = load_scenario(upload.getvalue(), lab.settings.max_message_chars)
         except ScenarioError as exc:
             st.error(f"That file is not a scenario: {md_text(str(exc))}")
 chosen = c2.multiselect(

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import json
+import re
 import time
 from pathlib import Path
 
@@ -585,3 +586,56 @@ def test_a_turns_trace_shows_the_related_words_of_a_recalled_turn(app_env):
     assert tables, "the score components name the related words"
     rows = tables[-1]
     assert list(rows.loc[rows["kind"] == "turn", "related words"])[0] == "taekwondo"
+
+
+# -- uploads and exports (issue 21) ------------------------------------------------------------------------------
+
+BAD_UPLOADS = [
+    pytest.param(b"[" * 100_000 + b"]" * 100_000, "nested more than 32 levels deep", id="deep"),
+    pytest.param(b'{"name": "caf\xe9"}', "not UTF-8 text (byte 0xe9 at offset 13)", id="latin-1"),
+    pytest.param(b"[" + b"7" * 5000 + b"]", "a number with 5,000 digits", id="5000-digits"),
+]
+
+
+def _upload(at: AppTest, key: str, raw: bytes) -> None:
+    at.file_uploader(key=key).set_value(("upload.json", raw, "application/json")).run()
+
+
+def _errors(at: AppTest) -> str:
+    """The page's error boxes as the reader sees them (markdown escapes removed)."""
+    assert not at.exception, [e.value for e in at.exception]
+    return re.sub(r"\\(.)", r"\1", " | ".join(e.value for e in at.error))
+
+
+@pytest.mark.parametrize(
+    ("raw", "words"),
+    [*BAD_UPLOADS, pytest.param(b'{"turns": ["My name is Ada."]}', "turns[0] is not a JSON object", id="turn-text")],
+)
+def test_a_bad_scenario_upload_is_a_clear_error_on_compare(app_env, raw, words):
+    at = open_page("pages/compare.py")
+    at.radio(key="cmp_source").set_value("Upload JSON").run()
+    _upload(at, "cmp_upload", raw)
+    assert words in _errors(at)
+    assert at.button(key="cmp_run").disabled
+
+
+@pytest.mark.parametrize(
+    ("raw", "words"),
+    [
+        *BAD_UPLOADS,
+        pytest.param(b'[{"conversation": {"session_1": ["Hi"]}}]', "session_1[0] is not a JSON object", id="turn"),
+        pytest.param(b'[{"conversation": {}, "qa": ["Who?"]}]', "qa[0] is not a JSON object", id="question"),
+        pytest.param(
+            b'[{"conversation": {}, "qa": [{"question": "Who?", "category": "x"}]}]', "category is not a number", id="x"
+        ),
+        pytest.param(
+            b'[{"conversation": {}, "qa": [{"question": "Who?", "category": Infinity}]}]', "Infinity", id="inf"
+        ),
+    ],
+)
+def test_a_bad_data_set_upload_is_a_clear_error_on_recall_lab(app_env, raw, words):
+    at = open_page("pages/recall_lab.py")
+    at.selectbox(key="rl_source").set_value("Upload a LoCoMo-format JSON file").run()
+    _upload(at, "rl_upload", raw)
+    assert words in _errors(at)
+    assert at.button(key="rl_run").disabled
