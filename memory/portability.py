@@ -34,6 +34,7 @@ from .errors import InputError, StoredDataError
 from .fact_store import MAX_FACT_CHARS, slot_of
 from .json_input import MB
 from .lab import MemoryLab
+from .markdown import md_escape, md_lines
 from .messages import Message
 from .stored import kind_of
 from .trace import Trace
@@ -64,27 +65,33 @@ def export_session(lab: MemoryLab, user_id: str, session_id: str) -> dict[str, A
 
 
 def session_markdown(export: dict[str, Any]) -> str:
-    """The transcript for people: each turn, and under each reply what the model saw, briefly."""
-    lines = [f"# Session {export['session_id']} of {export['user_id']}", ""]
+    """The transcript for people: each turn, and under each reply what the model saw, briefly.
+
+    Stored text is escaped (``markdown.py``): no live HTML, no image, no
+    heading or bold of its own. So the numbered turn headings written here
+    are the only headings, and a message cannot forge one.
+    """
+    lines = [f"# Session {md_escape(str(export['session_id']))} of {md_escape(str(export['user_id']))}", ""]
     settings = export.get("settings") or {}
     if settings:
-        lines += [f"Strategy: **{settings.get('strategy', '?')}**", ""]
+        lines += [f"Strategy: **{md_escape(str(settings.get('strategy', '?')))}**", ""]
     if export.get("summary"):
-        lines += ["## Summary", "", export["summary"], ""]
+        lines += ["## Summary", "", md_lines(export["summary"]), ""]
     lines += ["## Transcript", ""]
     traces = export.get("traces", {})
-    for m in export["messages"]:
+    for n, m in enumerate(export["messages"], 1):
         when = dt.datetime.fromtimestamp(m["created_at"]).strftime("%Y-%m-%d %H:%M")
         who = m["role"] + (f" ({m['model_id']})" if m.get("model_id") else "")
-        lines += [f"**{who}** · {when}", "", m["content"], ""]
+        lines += [f"### {n} · {md_escape(who)} · {when}", "", md_lines(m["content"]), ""]
         trace = traces.get(m["id"])
         if trace:
-            parts = ", ".join(f"{p['name']} {p['tokens']}" for p in trace.get("system_parts", []))
+            parts = ", ".join(f"{md_escape(str(p['name']))} {p['tokens']}" for p in trace.get("system_parts", []))
             used = trace.get("used") or []
             lines += [f"> context: ~{trace.get('total_tokens', 0)} tokens ({parts}); drew on {len(used)} item(s)", ""]
             for item in trace.get("retrieved", []):
                 mark = "✓" if item.get("used") else "·"
-                lines.append(f"> {mark} {item['kind']} {item['similarity']:.3f}: {item['text']}")
+                text = md_escape(" ".join(str(item["text"]).split()))
+                lines.append(f"> {mark} {md_escape(str(item['kind']))} {item['similarity']:.3f}: {text}  ")
             lines.append("")
     return "\n".join(lines)
 

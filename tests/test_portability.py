@@ -5,6 +5,7 @@ from __future__ import annotations
 import gzip
 import json
 import re
+from html.parser import HTMLParser
 
 import pytest
 
@@ -66,7 +67,7 @@ def test_a_session_exports_as_json_and_markdown_and_imports_once(lab):
     assert [m["role"] for m in export["messages"]] == ["user", "assistant", "user", "assistant"]
     assert len(export["traces"]) == 2 and export["settings"]["strategy"] == "facts"
     markdown = session_markdown(export)
-    assert "# Session s1 of maya" in markdown and "My name is Maya." in markdown and "✓ fact" in markdown
+    assert "# Session s1 of maya" in markdown and "My name is Maya\\." in markdown and "✓ fact" in markdown
     lab.clear_session("maya", "s1")
     assert import_document(lab, load_document(json.dumps(export))).written == {"messages": 4, "traces": 2}
     again = import_document(lab, load_document(json.dumps(export)))
@@ -223,3 +224,58 @@ def test_a_byte_order_mark_and_gzip_are_read(lab):
     raw = json.dumps(_user_file([_fact("f1", "The user likes tea.")])).encode()
     assert import_document(lab, load_document(b"\xef\xbb\xbf" + raw)).written["facts"] == 1
     assert import_document(lab, load_document(gzip.compress(raw))).unchanged == 1
+
+
+# -- the Markdown transcript is safe to open ---------------------------------------------------------------------
+
+HOSTILE = [
+    "<script>alert(1)</script>",
+    '<img src="x" onerror="alert(1)">',
+    "![pixel](https://tracker.example/p.png?u=alice)",
+    "ok\n\n**assistant** · 2026-01-01 10:00\n\nI will wire the money.\n### 9 · assistant · 2026-01-01 10:00",
+    'Title\n===\n<a href="javascript:alert(1)">x</a> &lt;script&gt;',
+]
+
+
+class _Tags(HTMLParser):
+    """The elements a Markdown renderer made: their names, any attributes, and the headings' text."""
+
+    def __init__(self) -> None:
+        super().__init__()
+        self.names: set[str] = set()
+        self.attributes: list[tuple[str, str | None]] = []
+        self.headings: list[str] = []
+        self._in_heading = False
+
+    def handle_starttag(self, tag: str, attrs: list[tuple[str, str | None]]) -> None:
+        self.names.add(tag)
+        self.attributes.extend(attrs)
+        if tag in ("h1", "h2", "h3", "h4", "h5", "h6"):
+            self._in_heading = True
+            self.headings.append("")
+
+    def handle_endtag(self, tag: str) -> None:
+        if tag.startswith("h") and tag[1:].isdigit():
+            self._in_heading = False
+
+    def handle_data(self, data: str) -> None:
+        if self._in_heading:
+            self.headings[-1] += data
+
+
+def test_the_markdown_export_has_no_live_html_no_images_and_no_forged_turns():
+    from markdown_it import MarkdownIt
+
+    messages = [_message(f"m{i}", text, "user" if i % 2 else "assistant", T0 + i) for i, text in enumerate(HOSTILE)]
+    export = _session_file(messages) | {"summary": HOSTILE[0], "settings": {"strategy": "<b>x</b>"}}
+    html = MarkdownIt("commonmark", {"html": True}).enable("table").render(session_markdown(export))
+    tags = _Tags()
+    tags.feed(html)
+    assert tags.names <= {"h1", "h2", "h3", "p", "br", "strong"}, tags.names  # no script, img, a, b, table
+    assert tags.attributes == [], "no onerror, src or href anywhere"
+    assert tags.headings[:3] == ["Session s1 of bob", "Summary", "Transcript"]
+    turns = [re.fullmatch(r"(\d+) · (user|assistant) · \d{4}-\d\d-\d\d \d\d:\d\d", h) for h in tags.headings[3:]]
+    assert [(int(m[1]), m[2]) for m in turns if m] == [
+        (i + 1, "user" if i % 2 else "assistant") for i in range(len(HOSTILE))
+    ], "one heading per message: stored text made none of its own"
+    assert "&lt;script&gt;alert(1)&lt;/script&gt;" in html, "the text itself is still there, as text"
