@@ -194,7 +194,7 @@ def _read_session(data: dict[str, Any], user_id: str | None, max_chars: int) -> 
         if mid in present:
             traces[mid] = trace
         else:
-            notes.append(f"{where} skipped: no message {mid!r} in the file")
+            notes.append(f"{where}: no message {mid!r} in the file")
     return Document(SESSION_KIND, user_id, session_id, tuple(messages), traces, notes=tuple(notes))
 
 

@@ -214,10 +214,13 @@ def test_a_trace_for_a_message_not_in_the_file_is_skipped_and_reported(lab):
     doc = _session_file([_message("m1", "hi")], {"m1": trace, "m9": trace})
     report = import_document(lab, load_document(json.dumps(doc)))
     assert report.written == {"messages": 1, "traces": 1}
-    assert report.notes == ["traces['m9'] skipped: no message 'm9' in the file"]
+    assert report.notes == ["traces['m9']: no message 'm9' in the file"]
     [(mid, stored)] = lab.sessions.traces("bob", "s1").items
     assert (mid, stored.user_id) == ("m1", "bob"), "the trace names the user it was imported into"
-    assert "1 skipped: traces['m9']" in report.describe()
+    assert (
+        report.describe()
+        == "imported 1 messages, 1 traces into bob; 1 skipped: traces['m9']: no message 'm9' in the file"
+    )
 
 
 def test_a_byte_order_mark_and_gzip_are_read(lab):
