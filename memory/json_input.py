@@ -232,8 +232,8 @@ def text(value: Any, where: str, max_chars: int, empty: bool = False, limit: str
 def label(value: Any, where: str, max_chars: int = 200) -> str:
     """A short name that data sets write as text or as a number (an answer "4", a session 2): as text."""
     if isinstance(value, (int, float)) and not isinstance(value, bool):
-        number = as_number(value, where, error=InputError)
-        return str(int(number)) if float(number).is_integer() else str(number)
+        result = number(value, where, -1e15, 1e15)  # a count or a year, not 300 digits of text
+        return str(int(result)) if result.is_integer() else str(result)
     return text(value, where, max_chars)
 
 
