@@ -169,14 +169,15 @@ def cmd_export(lab: MemoryLab, a: argparse.Namespace) -> int:
 
 
 def cmd_import(lab: MemoryLab, a: argparse.Namespace) -> int:
-    from .portability import import_document, load_document
+    from pathlib import Path
 
-    try:
-        raw = sys.stdin.buffer.read() if a.file == "-" else open(a.file, "rb").read()  # noqa: SIM115
-    except OSError as exc:
-        raise InputError(f"cannot read {a.file}: {exc.strerror or exc}") from exc
-    counts = import_document(lab, load_document(raw), a.user)
-    print("imported " + ", ".join(f"{n} {what}" for what, n in counts.items()))
+    from .json_input import read_source
+    from .portability import MAX_IMPORT_BYTES, import_document, load_document
+
+    limit = MAX_IMPORT_BYTES
+    raw = sys.stdin.buffer.read(limit + 1) if a.file == "-" else read_source(Path(a.file), "the file", limit)
+    report = import_document(lab, load_document(raw), a.user)
+    print(report.describe())
     return 0
 
 

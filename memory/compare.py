@@ -18,7 +18,6 @@ own fresh user and session, so they cannot see each other's memory.
 
 from __future__ import annotations
 
-import json
 import time
 import uuid
 from collections.abc import Callable
@@ -26,8 +25,10 @@ from dataclasses import asdict, dataclass, field
 from pathlib import Path
 from typing import Any
 
+from . import json_input as J
+from .config import Settings
 from .errors import InputError
-from .keys import validate_id
+from .json_input import MB
 from .lab import MemoryLab
 from .llm.rules import whole_word
 from .strategies import STRATEGIES, StrategyConfig
@@ -58,37 +59,40 @@ class Scenario:
         return sum(1 for t in self.turns if t.expect)
 
 
-def parse_scenario(data: Any) -> Scenario:
-    if not isinstance(data, dict):
-        raise ScenarioError("a scenario is a JSON object with 'name' and 'turns'")
-    turns_raw = data.get("turns")
-    if not isinstance(turns_raw, list) or not turns_raw:
-        raise ScenarioError("'turns' must be a non-empty list")
+MAX_SCENARIO_BYTES = 4 * MB
+MAX_TURNS = 1000  # each turn is a chat per strategy: a longer script is a benchmark, not a scenario
+MAX_WORDS = 50  # expect / reject strings per turn
+
+
+@J.refused_as(ScenarioError)
+def parse_scenario(data: Any, max_message_chars: int = Settings.max_message_chars) -> Scenario:
+    """A scenario, every field checked (a turn's text against the chat's own limit) before any turn runs."""
+    scenario = J.obj(data, "the scenario")
     turns = []
-    for i, t in enumerate(turns_raw):
-        if not isinstance(t, dict) or not isinstance(t.get("user"), str) or not t["user"].strip():
-            raise ScenarioError(f"turn {i + 1} needs a non-empty 'user' text")
-        expect, reject = t.get("expect", []), t.get("reject", [])
-        for name, value in (("expect", expect), ("reject", reject)):
-            if not isinstance(value, list) or not all(isinstance(e, str) and e for e in value):
-                raise ScenarioError(f"turn {i + 1}: '{name}' must be a list of strings")
-        session = str(t.get("session", "1"))
-        try:
-            validate_id("session", session)
-        except ValueError as exc:
-            raise ScenarioError(f"turn {i + 1}: {exc}") from exc
-        turns.append(Turn(t["user"], tuple(expect), session, tuple(reject)))
-    return Scenario(str(data.get("name") or "unnamed"), str(data.get("description") or ""), tuple(turns))
+    for i, raw in enumerate(J.items(J.field(scenario, "turns", ""), "turns", MAX_TURNS, empty=False)):
+        where = f"turns[{i}]"
+        t = J.obj(raw, where)
+        user = J.text(J.field(t, "user", where), f"{where}.user", max_message_chars, limit="MEMLAB_MAX_MESSAGE_CHARS")
+        words = {}
+        for name in ("expect", "reject"):
+            values = J.items(J.field(t, name, where, []), f"{where}.{name}", MAX_WORDS)
+            words[name] = tuple(J.text(v, f"{where}.{name}[{j}]", 200) for j, v in enumerate(values))
+        session = J.label(J.field(t, "session", where, "1"), f"{where}.session", 63)
+        J.ident(f"s{session}", f"{where}.session, as the session id")
+        turns.append(Turn(user, words["expect"], session, words["reject"]))
+    name = J.text(J.field(scenario, "name", "", "unnamed"), "name", 200)
+    description = J.text(J.field(scenario, "description", "", ""), "description", 5000, empty=True)
+    return Scenario(name, description, tuple(turns))
 
 
-def load_scenario(source: str | Path | bytes) -> Scenario:
-    try:
-        raw = source if isinstance(source, bytes) else Path(source).read_bytes()
-        return parse_scenario(json.loads(raw))
-    except json.JSONDecodeError as exc:
-        raise ScenarioError(f"not valid JSON: {exc}") from exc
-    except OSError as exc:
-        raise ScenarioError(f"cannot read the scenario: {exc}") from exc
+def load_scenario(source: str | Path | bytes, max_message_chars: int = Settings.max_message_chars) -> Scenario:
+    """A scenario file (path or bytes): refused whole, with the reason, when anything in it is off."""
+    return parse_scenario(_read_scenario(source), max_message_chars)
+
+
+@J.refused_as(ScenarioError)
+def _read_scenario(source: str | Path | bytes) -> Any:
+    return J.read_json(source, "the scenario", MAX_SCENARIO_BYTES)
 
 
 def shipped_scenarios() -> dict[str, Scenario]:

@@ -39,6 +39,7 @@ def slot_of(metadata: dict[str, Any]) -> str | None:
 
 
 EVENTS = ("ADD", "UPDATE", "DUPLICATE", "DELETE", "EDIT", "UNDO")
+MAX_FACT_CHARS = 2000  # a fact rides in every later context of its user: edits and imports are held to this
 
 
 @dataclass
@@ -364,8 +365,8 @@ class FactStore:
         text = " ".join((text or "").split())
         if not text:
             raise InputError("a fact cannot be empty; delete it instead")
-        if len(text) > 2000:
-            raise InputError("a fact is limited to 2,000 characters")
+        if len(text) > MAX_FACT_CHARS:
+            raise InputError(f"a fact is limited to {MAX_FACT_CHARS:,} characters")
         record = self._own(user_id, fact_id)
         if record is None:
             raise InputError(f"user {user_id!r} has no fact {fact_id!r} (deleted meanwhile?)")

@@ -8,10 +8,15 @@ say clearly what it will not read:
 - ``memlab.user-memory``: a user's facts (with their slots), episodes and
   fact log.
 
-Importing is idempotent: messages go through the append-by-id script, facts
-and episodes are upserted under their ids, so loading a file twice changes
-nothing the second time. Importing into another user id gives the facts new
-ids, so two users never share a record.
+An import reads the whole file first (``read_document``: sizes, depth, every
+field, the chat's and the fact editor's length limits, repeated ids) and
+writes nothing unless all of it is good. Ids in a file are namespaced to the
+user it is imported into: a fact id is kept only when it already names one
+of that user's facts, any other becomes an id derived from the user and the
+file's id — so a file can never address another user's fact, and importing
+it again derives the same ids. Importing is idempotent: messages go through
+the append-by-id script, a fact, episode or trace already there as in the
+file is left alone, so loading a file twice changes nothing the second time.
 """
 
 from __future__ import annotations
@@ -20,19 +25,26 @@ import datetime as dt
 import json
 import time
 import uuid
-from dataclasses import asdict
+from dataclasses import asdict, dataclass, field, replace
 from typing import Any
 
+from . import json_input as J
+from .episode_store import EMPTY
 from .errors import InputError, StoredDataError
-from .fact_store import slot_of
-from .keys import validate_id
+from .fact_store import MAX_FACT_CHARS, slot_of
+from .json_input import MB
 from .lab import MemoryLab
+from .markdown import md_escape, md_lines
 from .messages import Message
-from .stored import as_dict, as_text, load_json
+from .stored import kind_of
+from .trace import Trace
 
 SESSION_KIND = "memlab.session"
 USER_KIND = "memlab.user-memory"
 VERSION = 1
+MAX_IMPORT_BYTES = 64 * MB
+MAX_ITEMS = 100_000  # messages, traces, facts or episodes in one file
+MAX_SLOT_CHARS = 200
 
 
 def export_session(lab: MemoryLab, user_id: str, session_id: str) -> dict[str, Any]:
@@ -53,27 +65,33 @@ def export_session(lab: MemoryLab, user_id: str, session_id: str) -> dict[str, A
 
 
 def session_markdown(export: dict[str, Any]) -> str:
-    """The transcript for people: each turn, and under each reply what the model saw, briefly."""
-    lines = [f"# Session {export['session_id']} of {export['user_id']}", ""]
+    """The transcript for people: each turn, and under each reply what the model saw, briefly.
+
+    Stored text is escaped (``markdown.py``): no live HTML, no image, no
+    heading or bold of its own. So the numbered turn headings written here
+    are the only headings, and a message cannot forge one.
+    """
+    lines = [f"# Session {md_escape(str(export['session_id']))} of {md_escape(str(export['user_id']))}", ""]
     settings = export.get("settings") or {}
     if settings:
-        lines += [f"Strategy: **{settings.get('strategy', '?')}**", ""]
+        lines += [f"Strategy: **{md_escape(str(settings.get('strategy', '?')))}**", ""]
     if export.get("summary"):
-        lines += ["## Summary", "", export["summary"], ""]
+        lines += ["## Summary", "", md_lines(export["summary"]), ""]
     lines += ["## Transcript", ""]
     traces = export.get("traces", {})
-    for m in export["messages"]:
+    for n, m in enumerate(export["messages"], 1):
         when = dt.datetime.fromtimestamp(m["created_at"]).strftime("%Y-%m-%d %H:%M")
         who = m["role"] + (f" ({m['model_id']})" if m.get("model_id") else "")
-        lines += [f"**{who}** · {when}", "", m["content"], ""]
+        lines += [f"### {n} · {md_escape(who)} · {when}", "", md_lines(m["content"]), ""]
         trace = traces.get(m["id"])
         if trace:
-            parts = ", ".join(f"{p['name']} {p['tokens']}" for p in trace.get("system_parts", []))
+            parts = ", ".join(f"{md_escape(str(p['name']))} {p['tokens']}" for p in trace.get("system_parts", []))
             used = trace.get("used") or []
             lines += [f"> context: ~{trace.get('total_tokens', 0)} tokens ({parts}); drew on {len(used)} item(s)", ""]
             for item in trace.get("retrieved", []):
                 mark = "✓" if item.get("used") else "·"
-                lines.append(f"> {mark} {item['kind']} {item['similarity']:.3f}: {item['text']}")
+                text = md_escape(" ".join(str(item["text"]).split()))
+                lines.append(f"> {mark} {md_escape(str(item['kind']))} {item['similarity']:.3f}: {text}  ")
             lines.append("")
     return "\n".join(lines)
 
@@ -92,55 +110,202 @@ def export_user(lab: MemoryLab, user_id: str) -> dict[str, Any]:
     }
 
 
+# -- reading a file ---------------------------------------------------------------------------------------------
+
+
+@dataclass(frozen=True)
+class ImportedFact:
+    id: str  # as in the file; namespaced to the importing user when written
+    text: str
+    slot: str | None
+
+
+@dataclass(frozen=True)
+class Document:
+    """An export, read whole and checked; nothing of it is written yet."""
+
+    kind: str
+    user_id: str | None  # whose export it was
+    session_id: str | None = None
+    messages: tuple[Message, ...] = ()
+    traces: dict[str, Trace] = field(default_factory=dict)
+    facts: tuple[ImportedFact, ...] = ()
+    episodes: tuple[tuple[str, str], ...] = ()  # (session id, text)
+    notes: tuple[str, ...] = ()  # what will be skipped, and why
+
+
 def load_document(raw: bytes | str) -> dict[str, Any]:
-    try:
-        data = as_dict(load_json(raw), "the file")
-    except StoredDataError as exc:
-        raise InputError(f"not a Memory Lab export: {exc}") from exc
-    if data.get("kind") not in (SESSION_KIND, USER_KIND):
-        raise InputError(f"not a Memory Lab export (kind {str(data.get('kind'))[:40]!r})")
-    if data.get("version") != VERSION:
-        raise InputError(f"this export has version {str(data.get('version'))[:10]!r}; this Memory Lab reads {VERSION}")
+    """The JSON of an export (its bytes or text), bounded in size and depth, of a kind and version this Memory
+    Lab reads. Text that is not valid Unicode becomes bytes that are not UTF-8, refused as such."""
+    raw = raw.encode("utf-8", "surrogatepass") if isinstance(raw, str) else raw
+    data = J.obj(J.read_json(raw, "the file", MAX_IMPORT_BYTES), "the file")
+    _envelope(data)
     return data
 
 
-def import_document(lab: MemoryLab, data: dict[str, Any], user_id: str | None = None) -> dict[str, int]:
-    """Load an export back (into ``user_id`` if given); returns how much was written."""
-    target = validate_id("user", user_id or str(data.get("user_id", "")))
-    try:
-        if data["kind"] == SESSION_KIND:
-            return _import_session(lab, data, target)
-        return _import_user(lab, data, target)
-    except (KeyError, TypeError, ValueError) as exc:
-        if isinstance(exc, InputError):
-            raise
-        raise InputError(f"the export is incomplete or damaged: {type(exc).__name__}: {exc}") from exc
+def _envelope(data: dict[str, Any]) -> str:
+    kind = data.get("kind")
+    if kind not in (SESSION_KIND, USER_KIND):
+        shown = repr(kind)[:40] if isinstance(kind, str) else kind_of(kind)
+        raise InputError(f"not a Memory Lab export (kind {shown}; expected {SESSION_KIND} or {USER_KIND})")
+    version = data.get("version")
+    if isinstance(version, bool) or version != VERSION:
+        raise InputError(f"this export has version {str(version)[:10]!r}; this Memory Lab reads {VERSION}")
+    return str(kind)
 
 
-def _import_session(lab: MemoryLab, data: dict[str, Any], user_id: str) -> dict[str, int]:
-    session_id = validate_id("session", str(data["session_id"]))
-    added = sum(lab.sessions.append(user_id, session_id, Message.from_dict(m)) for m in data.get("messages", []))
-    for mid, trace in as_dict(data.get("traces", {}), "traces").items():
-        lab.sessions.save_trace(user_id, session_id, as_text(mid, "message id"), as_dict(trace, "trace"))
-    return {"messages": int(added), "traces": len(data.get("traces", {}))}
+def read_document(data: Any, max_message_chars: int) -> Document:
+    """Check every field of an export against the limits a person typing it would meet; refuse it whole."""
+    J.check_depth(data, "the file")
+    data = J.obj(data, "the file")
+    kind = _envelope(data)
+    user_id = J.ident(data["user_id"], "user_id") if data.get("user_id") is not None else None
+    if kind == SESSION_KIND:
+        return _read_session(data, user_id, max_message_chars)
+    return _read_user_memory(data, user_id, max_message_chars)
 
 
-def _import_user(lab: MemoryLab, data: dict[str, Any], user_id: str) -> dict[str, int]:
-    same_user = user_id == data.get("user_id")
-    facts = 0
-    for fact in data.get("facts", []):
-        meta = as_dict(fact.get("metadata", {}), "fact metadata")
-        fact_id = as_text(fact["id"], "fact id") if same_user else uuid.uuid4().hex
-        lab.facts.restore(user_id, fact_id, as_text(fact["text"], "fact"), slot_of(meta), event="ADD")
-        facts += 1
-    episodes = 0
-    for episode in data.get("episodes", []):
-        meta = as_dict(episode.get("metadata", {}), "episode metadata")
-        session_id = validate_id("session", str(meta.get("session_id", "")))
-        key = lab.keys.session(user_id, session_id).log
-        lab.episodes.upsert(user_id, session_id, as_text(episode["text"], "episode"), [], key)
-        episodes += 1
-    return {"facts": facts, "episodes": episodes}
+def _read_session(data: dict[str, Any], user_id: str | None, max_chars: int) -> Document:
+    session_id = J.ident(J.field(data, "session_id", "the file"), "session_id")
+    messages = []
+    for i, raw in enumerate(J.items(J.field(data, "messages", "the file", []), "messages", MAX_ITEMS)):
+        where = f"messages[{i}]"
+        try:
+            message = Message.from_dict(raw)
+        except StoredDataError as exc:
+            raise InputError(f"{where}: {exc}") from None
+        J.ident(message.id, f"{where}.id")
+        J.text(message.content, f"{where}.content", max_chars, empty=True, limit="MEMLAB_MAX_MESSAGE_CHARS")
+        messages.append(message)
+    J.unique([m.id for m in messages], lambda i: f"messages[{i}]", "id")
+    present = {m.id for m in messages}
+    traces: dict[str, Trace] = {}
+    notes = []
+    raw_traces = J.obj(J.field(data, "traces", "the file", {}), "traces")
+    if len(raw_traces) > MAX_ITEMS:
+        raise InputError(f"traces has {len(raw_traces):,} entries; the limit is {MAX_ITEMS:,}")
+    for mid, raw in raw_traces.items():
+        where = f"traces[{mid[:64]!r}]"
+        J.ident(mid, f"{where}'s message id")
+        try:
+            trace = Trace.from_dict(raw)
+        except StoredDataError as exc:
+            raise InputError(f"{where}: {exc}") from None
+        if mid in present:
+            traces[mid] = trace
+        else:
+            notes.append(f"{where}: no message {mid!r} in the file")
+    return Document(SESSION_KIND, user_id, session_id, tuple(messages), traces, notes=tuple(notes))
+
+
+def _read_user_memory(data: dict[str, Any], user_id: str | None, max_chars: int) -> Document:
+    facts = []
+    for i, raw in enumerate(J.items(J.field(data, "facts", "the file", []), "facts", MAX_ITEMS)):
+        where = f"facts[{i}]"
+        fact = J.obj(raw, where)
+        meta = J.obj(J.field(fact, "metadata", where, {}), f"{where}.metadata")
+        slot = J.text(J.field(meta, "slot", where, ""), f"{where}.metadata.slot", MAX_SLOT_CHARS, empty=True)
+        facts.append(
+            ImportedFact(
+                J.ident(J.field(fact, "id", where), f"{where}.id"),
+                J.text(J.field(fact, "text", where), f"{where}.text", MAX_FACT_CHARS, limit="the fact editor's"),
+                slot_of({"slot": slot}),
+            )
+        )
+    J.unique([f.id for f in facts], lambda i: f"facts[{i}]", "id")
+    episodes = []
+    for i, raw in enumerate(J.items(J.field(data, "episodes", "the file", []), "episodes", MAX_ITEMS)):
+        where = f"episodes[{i}]"
+        episode = J.obj(raw, where)
+        meta = J.obj(J.field(episode, "metadata", where), f"{where}.metadata")
+        session_id = J.ident(J.field(meta, "session_id", f"{where}.metadata"), f"{where}.metadata.session_id")
+        text = J.text(J.field(episode, "text", where), f"{where}.text", max_chars, limit="MEMLAB_MAX_MESSAGE_CHARS")
+        episodes.append((session_id, text))
+    J.unique([sid for sid, _ in episodes], lambda i: f"episodes[{i}]", "session")
+    return Document(USER_KIND, user_id, facts=tuple(facts), episodes=tuple(episodes))
+
+
+# -- writing it -------------------------------------------------------------------------------------------------
+
+
+@dataclass
+class ImportReport:
+    user_id: str
+    written: dict[str, int]  # what the import changed, by kind
+    unchanged: int = 0  # items already there as in the file
+    notes: list[str] = field(default_factory=list)  # items skipped, each with its reason
+
+    def describe(self) -> str:
+        done = ", ".join(f"{n} {what}" for what, n in self.written.items())
+        line = f"imported {done} into {self.user_id}"
+        if self.unchanged:
+            line += f" ({self.unchanged} already there)"
+        if self.notes:
+            line += f"; {len(self.notes)} skipped: " + "; ".join(self.notes[:5])
+        return line
+
+
+def import_document(lab: MemoryLab, data: dict[str, Any] | Document, user_id: str | None = None) -> ImportReport:
+    """Load an export back (into ``user_id`` if given, else the file's user): all checked first, then written."""
+    doc = data if isinstance(data, Document) else read_document(data, lab.settings.max_message_chars)
+    if user_id is None and doc.user_id is None:
+        raise InputError("the file names no user_id: give the user to import into")
+    target = J.ident(doc.user_id if user_id is None else user_id, "the user to import into")
+    if doc.kind == SESSION_KIND:
+        return _write_session(lab, doc, target)
+    return _write_user_memory(lab, doc, target)
+
+
+def owned_fact_id(user_id: str, file_id: str, own: set[str]) -> str:
+    """The id a file's fact gets in ``user_id``'s memory: kept when it already names one of theirs, else
+    derived from the user and the file's id (the same on every import, and never another user's id)."""
+    if file_id in own:
+        return file_id
+    return uuid.uuid5(uuid.NAMESPACE_URL, f"memlab:import:{user_id}:{file_id}").hex
+
+
+def _write_session(lab: MemoryLab, doc: Document, user_id: str) -> ImportReport:
+    assert doc.session_id is not None
+    session_id = doc.session_id
+    report = ImportReport(user_id, {"messages": 0, "traces": 0}, notes=list(doc.notes))
+    for message in doc.messages:
+        if lab.sessions.append(user_id, session_id, message):
+            report.written["messages"] += 1
+        else:
+            report.unchanged += 1
+    stored = {mid for mid, _ in lab.sessions.traces(user_id, session_id).items}
+    for mid, trace in doc.traces.items():
+        if mid in stored:  # a trace already there is the session's own: never overwritten
+            report.unchanged += 1
+            continue
+        mine = replace(trace, user_id=user_id, session_id=session_id)
+        lab.sessions.save_trace(user_id, session_id, mid, mine.to_dict(derived=False))
+        report.written["traces"] += 1
+    return report
+
+
+def _write_user_memory(lab: MemoryLab, doc: Document, user_id: str) -> ImportReport:
+    report = ImportReport(user_id, {"facts": 0, "episodes": 0})
+    current = {r.id: r for r in lab.facts.all(user_id)}
+    placed = [(owned_fact_id(user_id, f.id, set(current)), f) for f in doc.facts]
+    J.unique([fid for fid, _ in placed], lambda i: f"facts[{i}]", "fact (after namespacing)")
+    for fact_id, fact in placed:
+        old = current.get(fact_id)
+        if old is not None and old.text == fact.text and slot_of(old.metadata) == fact.slot:
+            report.unchanged += 1
+            continue
+        lab.facts.restore(user_id, fact_id, fact.text, fact.slot, event="ADD")
+        report.written["facts"] += 1
+    stored = {
+        str(r.metadata.get("session_id")): r.text for r in lab.episodes.get(user_id, [s for s, _ in doc.episodes])
+    }
+    for session_id, text in doc.episodes:
+        if stored.get(session_id) == (text.strip() or EMPTY):  # as the episode store keeps it
+            report.unchanged += 1
+            continue
+        lab.episodes.upsert(user_id, session_id, text, [], lab.keys.session(user_id, session_id).log)
+        report.written["episodes"] += 1
+    return report
 
 
 def dumps(data: dict[str, Any]) -> str:

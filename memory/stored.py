@@ -16,7 +16,7 @@ from typing import Any
 
 import orjson
 
-from .errors import StoredDataError
+from .errors import MemoryLabError, StoredDataError
 
 # Timestamps outside this range (before 1970, after the year 3000, inf, NaN)
 # are not ones Memory Lab wrote, and datetime cannot show some of them.
@@ -104,31 +104,49 @@ def dump_json(value: Any) -> str:
         return json.dumps(value, ensure_ascii=False, separators=(",", ":"))
 
 
-def as_text(value: Any, name: str, optional: bool = False) -> Any:
+# The type of error a field accessor raises: StoredDataError for what was stored, InputError for a file
+# a person gave (``json_input.py``); the checks are the same.
+Failure = type[MemoryLabError]
+
+
+def kind_of(value: Any) -> str:
+    """What a JSON value is, in words, for an error message ("a number", not "int")."""
+    if value is None:
+        return "null"
+    if isinstance(value, bool):
+        return "true/false"
+    if isinstance(value, (int, float)):
+        return "a number"
+    if isinstance(value, str):
+        return "text"
+    return "a list" if isinstance(value, list) else "an object" if isinstance(value, dict) else type(value).__name__
+
+
+def as_text(value: Any, name: str, optional: bool = False, error: Failure = StoredDataError) -> Any:
     """A string field of a stored record (valid Unicode), or None when optional and absent."""
     if value is None and optional:
         return None
     if not isinstance(value, str):
-        raise StoredDataError(f"{name} is not a string")
+        raise error(f"{name} is not a string (it is {kind_of(value)})")
     try:
         value.encode("utf-8")
     except UnicodeEncodeError as exc:
-        raise StoredDataError(f"{name} is not valid Unicode") from exc
+        raise error(f"{name} is not valid Unicode") from exc
     return value
 
 
-def as_number(value: Any, name: str, optional: bool = False) -> Any:
+def as_number(value: Any, name: str, optional: bool = False, error: Failure = StoredDataError) -> Any:
     """A finite number field of a stored record."""
     if value is None and optional:
         return None
     if isinstance(value, bool) or not isinstance(value, (int, float)):
-        raise StoredDataError(f"{name} is not a number")
+        raise error(f"{name} is not a number (it is {kind_of(value)})")
     try:
         number = float(value)
     except OverflowError as exc:
-        raise StoredDataError(f"{name} is out of range") from exc
+        raise error(f"{name} is out of range") from exc
     if not math.isfinite(number):
-        raise StoredDataError(f"{name} is not finite")
+        raise error(f"{name} is not finite")
     return value if isinstance(value, int) and abs(value) < 2**53 else number
 
 
@@ -146,7 +164,7 @@ def as_int(value: Any, name: str) -> int:
     return int(number)
 
 
-def as_dict(value: Any, name: str) -> dict[str, Any]:
+def as_dict(value: Any, name: str, error: Failure = StoredDataError) -> dict[str, Any]:
     if not isinstance(value, dict):
-        raise StoredDataError(f"{name} is not a JSON object")
+        raise error(f"{name} is not a JSON object (it is {kind_of(value)})")
     return value

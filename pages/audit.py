@@ -8,6 +8,7 @@ import pandas as pd
 import streamlit as st
 
 from memory.audit import ACTIONS
+from memory.csv_export import to_csv
 from memory.inspect import when
 from ui.charts import hbar
 from ui.layout import page
@@ -48,20 +49,19 @@ if events is not None and not events:
         "or widen the filters."
     )
 elif events:
-    frame = pd.DataFrame(
-        [
-            {
-                "when": when(e.at),
-                "action": e.action,
-                "user": e.user_id,
-                "session": e.session_id,
-                "target": e.target,
-                "content": e.content,
-                "details": ", ".join(f"{k}={v}" for k, v in e.details.items()),
-            }
-            for e in events
-        ]
-    )
+    rows = [
+        {
+            "when": when(e.at),
+            "action": e.action,
+            "user": e.user_id,
+            "session": e.session_id,
+            "target": e.target,
+            "content": e.content,
+            "details": ", ".join(f"{k}={v}" for k, v in e.details.items()),
+        }
+        for e in events
+    ]
+    frame = pd.DataFrame(rows)
     st.caption(f"{len(events):,} writes, newest first" + (" (the latest 5,000)" if len(events) == 5000 else ""))
     counts = frame["action"].value_counts()
     chart = hbar({str(a): int(n) for a, n in counts.items()}, "Writes by action", "writes")
@@ -70,7 +70,7 @@ elif events:
     text_table(frame, "audit_table", ["content", "details"], height=min(36 * (len(frame) + 1), 480))
     st.download_button(
         "Download as CSV",
-        frame.to_csv(index=False),
+        to_csv(rows),
         file_name=f"memory-lab-audit-{dt.datetime.now():%Y%m%d-%H%M%S}.csv",
         mime="text/csv",
         key="audit_csv",

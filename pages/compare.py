@@ -2,14 +2,13 @@
 
 from __future__ import annotations
 
-import json
-
 import pandas as pd
 import plotly.express as px
 import streamlit as st
 
 from memory import STRATEGIES
 from memory.compare import ScenarioError, load_scenario, run_comparison, shipped_scenarios
+from memory.csv_export import to_csv
 from ui.charts import STRATEGY_COLORS, per_turn, score_chart
 from ui.layout import page
 from ui.state import guarded, md_text, warm_model
@@ -38,7 +37,7 @@ else:
     )
     if upload is not None:
         try:
-            scenario = load_scenario(upload.getvalue())
+            scenario = load_scenario(upload.getvalue(), lab.settings.max_message_chars)
         except ScenarioError as exc:
             st.error(f"That file is not a scenario: {md_text(str(exc))}")
 chosen = c2.multiselect(
@@ -166,9 +165,7 @@ else:
     )
     st.download_button(
         "Download results as CSV",
-        frame.assign(expected=frame["expected"].map(json.dumps), found=frame["found"].map(json.dumps)).to_csv(
-            index=False
-        ),
+        to_csv(data["rows"]),
         file_name=f"memory-lab-compare-{data['run_id']}.csv",
         mime="text/csv",
         key="cmp_csv",

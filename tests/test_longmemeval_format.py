@@ -59,8 +59,8 @@ def test_format_detection():
     [
         ([], "list"),
         ([_question(haystack_dates=["2023/05/20 (Sat) 02:21"])], "differ in length"),
-        ([_question(haystack_sessions=["text", []])], "not a list of turns"),
-        ([_question(haystack_sessions=[[{"role": "system", "content": "x"}], []])], "user/assistant"),
+        ([_question(haystack_sessions=["text", []])], "session 'late': turns is not a list"),
+        ([_question(haystack_sessions=[[{"role": "system", "content": "x"}], []])], "expected one of user, assistant"),
         ([{k: v for k, v in _question().items() if k != "question"}], "'question'"),
         (["a string"], "not a JSON object"),
     ],

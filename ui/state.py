@@ -14,6 +14,7 @@ import streamlit as st
 from memory import MemoryLab, Settings
 from memory.errors import BackendError, InputError, MemoryLabError, StoredDataError
 from memory.lab import BackendStatus
+from memory.markdown import md_escape
 from memory.stored import clean_text
 
 log = logging.getLogger(__name__)
@@ -159,14 +160,8 @@ def settle_upkeep(lab: MemoryLab, user_id: str, wait_s: float = 2.0) -> None:
             )
 
 
-_MD_SPECIAL = re.compile(r"([\\`*_{}\[\]()#+\-.!|<>~$:=^&])")
 # A bare URL, minus punctuation that more likely ends the sentence than the link.
 _URL = re.compile(r"https?://[^\s<>\"'`]+?(?=[.,;:!?)\]]*(?:\s|$))", re.IGNORECASE)
-
-
-def md_escape(text: str) -> str:
-    """Stored or typed text escaped for markdown: it renders as written, never as markup or an image."""
-    return _MD_SPECIAL.sub(r"\\\1", clean_text(text))
 
 
 def code_span(text: str) -> str:

@@ -10,18 +10,19 @@ computed on clean evidence.
 from __future__ import annotations
 
 import datetime as dt
-import json
 import re
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
+from .. import json_input as J
 from ..errors import InputError
+from ..json_input import MB
 from ..messages import Message, Role
 
 CATEGORY_NAMES = {1: "multi-hop", 2: "temporal", 3: "open-domain", 4: "single-hop", 5: "adversarial"}
 _ID = re.compile(r"D:?(\d+):0*(\d+)")
-_SESSION_KEY = re.compile(r"^session_(\d+)$")
+_SESSION_KEY = re.compile(r"session_([0-9]+)")
 
 
 class DatasetError(InputError):
@@ -113,71 +114,102 @@ def normalise_evidence(raw: Any, known: set[str]) -> tuple[tuple[str, ...], tupl
     return tuple(kept), tuple(dropped)
 
 
-def _parse_sample(sample: dict[str, Any]) -> Conversation:
-    conv = sample["conversation"]
+# Limits of a LoCoMo-format file: the dev split is 1.5 MB, its longest turn 440 characters.
+MAX_BYTES = 64 * MB
+TEXT_CHARS = J.DATASET_TEXT_CHARS  # a turn, a caption or an answer
+_SHORT = 200  # speakers, dates, ids
+MAX_SESSIONS = 1000
+
+
+def _parse_sample(sample: Any, i: int) -> Conversation:
+    where = f"sample {i}"
+    data = J.obj(sample, where)
+    conv = J.obj(J.field(data, "conversation", where), f"{where}.conversation")
     sessions: list[Session] = []
-    for key in sorted((k for k in conv if _SESSION_KEY.match(k)), key=lambda k: int(k.split("_")[1])):
-        turns_raw = conv[key]
-        if not isinstance(turns_raw, list) or not turns_raw:
-            continue
-        index = int(key.split("_")[1])
-        date_text = str(conv.get(f"{key}_date_time", ""))
+    numbered: dict[int, str] = {}
+    for key in conv:
+        if m := _SESSION_KEY.fullmatch(key):
+            index = int(m.group(1)) if len(m.group(1)) <= 6 else MAX_SESSIONS + 1
+            if index > MAX_SESSIONS:
+                raise InputError(f"{where}.conversation.{key}: sessions are numbered up to {MAX_SESSIONS:,}")
+            if index in numbered:
+                raise InputError(f"{where}.conversation has both {numbered[index]} and {key}")
+            numbered[index] = key
+    for index, key in sorted(numbered.items()):
+        at = f"{where}.conversation.{key}"
+        turns_raw = J.items(conv[key], at, 100_000)
+        if not turns_raw:
+            continue  # a session with a date but no turns: a quirk of the data set
+        date_text = J.text(J.field(conv, f"{key}_date_time", at, ""), f"{at}_date_time", _SHORT, empty=True)
         turns = []
-        for pos, t in enumerate(turns_raw):
-            m = _ID.search(str(t.get("dia_id", "")))
+        for pos, raw in enumerate(turns_raw):
+            t = J.obj(raw, f"{at}[{pos}]")
+            m = _ID.search(J.text(J.field(t, "dia_id", at, ""), f"{at}[{pos}].dia_id", _SHORT, empty=True))
             dia = f"D{int(m.group(1))}:{int(m.group(2))}" if m else f"D{index}:{pos + 1}"
             turns.append(
                 Turn(
                     dia,
-                    str(t.get("speaker", "?")),
-                    str(t.get("text", "")),
+                    J.text(J.field(t, "speaker", at, "?"), f"{at}[{pos}].speaker", _SHORT),
+                    J.text(J.field(t, "text", at, ""), f"{at}[{pos}].text", TEXT_CHARS, empty=True),
                     index,
                     pos,
-                    str(t.get("blip_caption") or ""),
+                    J.text(J.field(t, "blip_caption", at, ""), f"{at}[{pos}].blip_caption", TEXT_CHARS, empty=True),
                 )
             )
         sessions.append(Session(index, date_text, parse_date(date_text), tuple(turns)))
     known = {t.dia_id for s in sessions for t in s.turns}
-    questions = []
-    for q in sample.get("qa", []):
-        evidence, dropped = normalise_evidence(q.get("evidence", []), known)
-        answer = q.get("answer", q.get("adversarial_answer", ""))
-        questions.append(
-            Question(str(q.get("question", "")), str(answer), evidence, int(q.get("category", 0)), dropped)
-        )
-    observations: list[tuple[str, str]] = []
-    for per_session in (sample.get("observation") or {}).values():
-        if isinstance(per_session, dict):
-            for facts in per_session.values():
-                for pair in facts or []:
-                    if isinstance(pair, list) and len(pair) == 2:
-                        ids, _ = normalise_evidence(pair[1], known)
-                        observations.extend((str(pair[0]), i) for i in ids[:1])
+    qa = J.items(J.field(data, "qa", where, []), f"{where}.qa", 100_000)
+    questions = [_question(q, f"{where}.qa[{j}]", known) for j, q in enumerate(qa)]
     return Conversation(
-        str(sample.get("sample_id", f"conv-{id(sample)}")),
-        str(conv.get("speaker_a", "A")),
-        str(conv.get("speaker_b", "B")),
+        J.label(J.field(data, "sample_id", where, f"conv-{i + 1}"), f"{where}.sample_id", _SHORT),
+        J.text(J.field(conv, "speaker_a", where, "A"), f"{where}.conversation.speaker_a", _SHORT),
+        J.text(J.field(conv, "speaker_b", where, "B"), f"{where}.conversation.speaker_b", _SHORT),
         sessions,
         questions,
-        observations,
+        _observations(J.field(data, "observation", where, {}), f"{where}.observation", known),
     )
 
 
+def _question(raw: Any, where: str, known: set[str]) -> Question:
+    q = J.obj(raw, where)
+    evidence, dropped = normalise_evidence(_evidence(J.field(q, "evidence", where, []), f"{where}.evidence"), known)
+    answer = J.field(q, "answer", where, None)
+    if answer is None:  # adversarial questions carry what a wrong answer would say instead
+        answer = J.field(q, "adversarial_answer", where, "")
+    return Question(
+        J.text(J.field(q, "question", where), f"{where}.question", TEXT_CHARS),
+        J.label(answer, f"{where}.answer", TEXT_CHARS) if answer != "" else "",
+        evidence,
+        J.whole(J.field(q, "category", where), f"{where}.category", min(CATEGORY_NAMES), max(CATEGORY_NAMES)),
+        dropped,
+    )
+
+
+def _evidence(raw: Any, where: str) -> list[str]:
+    """Evidence ids: a list of strings (one string may hold several ids), or one string."""
+    values = raw if isinstance(raw, list) else [raw]
+    J.items(values, where, 10_000)
+    return [J.text(v, f"{where}[{i}]", _SHORT, empty=True) for i, v in enumerate(values)]
+
+
+def _observations(raw: Any, where: str, known: set[str]) -> list[tuple[str, str]]:
+    """The data set's observations (facts per session and speaker, each with the turn it came from)."""
+    observations: list[tuple[str, str]] = []
+    for session, per_session in J.obj(raw, where).items():
+        for speaker, facts in J.obj(per_session, f"{where}.{session[:40]}").items():
+            at = f"{where}.{session[:40]}.{speaker[:40]}"
+            for j, pair in enumerate(J.items(facts, at, 100_000)):
+                if len(J.items(pair, f"{at}[{j}]", 2)) != 2:
+                    raise InputError(f"{at}[{j}] is not a [fact, evidence] pair")
+                fact, source = pair
+                ids, _ = normalise_evidence(_evidence(source, f"{at}[{j}][1]"), known)
+                observations.extend((J.text(fact, f"{at}[{j}][0]", TEXT_CHARS), i) for i in ids[:1])
+    return observations
+
+
+@J.refused_as(DatasetError)
 def load_locomo(source: str | Path | bytes) -> list[Conversation]:
-    try:
-        raw = source if isinstance(source, bytes) else Path(source).read_bytes()
-        data = json.loads(raw)
-    except OSError as exc:
-        raise DatasetError(f"cannot read {source!r}: {exc}") from exc
-    except json.JSONDecodeError as exc:
-        raise DatasetError(f"not valid JSON: {exc}") from exc
-    if isinstance(data, dict):
-        data = [data]
-    if not isinstance(data, list) or not data:
-        raise DatasetError("expected a JSON list of samples")
-    conversations = []
-    for i, sample in enumerate(data):
-        if not isinstance(sample, dict) or not isinstance(sample.get("conversation"), dict):
-            raise DatasetError(f"sample {i} has no 'conversation' object")
-        conversations.append(_parse_sample(sample))
-    return conversations
+    """A LoCoMo-format file (a list of samples, or one sample), every field checked before any is used."""
+    data = J.read_json(source, "the data set", MAX_BYTES)
+    samples = data if isinstance(data, list) else [data]
+    return [_parse_sample(sample, i) for i, sample in enumerate(J.items(samples, "the data set", 10_000, empty=False))]
