@@ -9,6 +9,7 @@ import pytest
 from memory.errors import InputError, StaleEditError, StoredDataError
 
 from .conftest import assert_one_line_error, run_cli
+from .test_pages import app_env  # noqa: F401 - a fixture
 
 OLD = "The user  lives in Berlin – Kreuzberg."  # stored as written: undo must give back these very characters
 FACT = "f" * 32
@@ -162,3 +163,110 @@ def test_the_cli_edits_once_and_undoes_to_the_exact_old_text(lab, raw_redis):
     raw_redis.rpush(lab.keys.user("maya").fact_log, b"{damaged")
     assert_one_line_error(run_cli("facts", "undo", "--user", "maya", env=env), 4, "damaged", "nothing was undone")
     assert _text(lab) == "Edited again."
+
+
+# -- the Vector memory page -------------------------------------------------------------------------------
+
+on_the_page = pytest.mark.usefixtures("app_env")
+
+
+def _open_vector_page(user="maya"):
+    from streamlit.testing.v1 import AppTest
+
+    from .test_pages import APP
+
+    at = AppTest.from_file(APP, default_timeout=180)
+    at.session_state["user_id"], at.session_state["session_id"] = user, "s1"
+    at.switch_page("pages/vector_memory.py")
+    return at.run()
+
+
+def _two_facts(lab) -> tuple[str, str]:
+    first, second = "a" * 32, "b" * 32
+    lab.facts.restore("maya", first, "The user's name is Maya.", "name", "s1", event="ADD")
+    lab.facts.restore("maya", second, "The user lives in Malmö.", "location", "s1", event="ADD")
+    return first, second
+
+
+def _texts(lab, user="maya") -> dict[str, str]:
+    return {r.id: r.text for r in lab.facts.all(user)}
+
+
+def _box(at, fact_id):
+    return at.text_area(key=f"edit_fact_text:{fact_id}")
+
+
+def _save(at):
+    return at.button[[b.label for b in at.button].index("Save the edit")].click().run()
+
+
+@on_the_page
+def test_the_edit_box_follows_the_picked_fact(lab):
+    first, second = _two_facts(lab)
+    at = _open_vector_page()
+    at.selectbox(key="edit_fact_pick").set_value(second).run()
+    assert _box(at, second).value == "The user lives in Malmö."
+    _save(at)  # saved as shown: no change, and never the first fact's text over the second
+    assert not at.exception
+    assert _texts(lab) == {first: "The user's name is Maya.", second: "The user lives in Malmö."}
+    assert _events(lab) == ["ADD", "ADD"]
+    assert any("Nothing to save" in s.value for s in at.success)
+
+
+@on_the_page
+def test_a_double_save_on_the_page_is_one_change_and_undo_restores_the_old_text(lab):
+    first, _ = _two_facts(lab)
+    at = _open_vector_page()
+    _box(at, first).set_value("The user's name is Maya\nSvensson.")
+    _save(at)
+    _save(at)  # the button again, after Ctrl+Enter
+    assert _texts(lab)[first] == "The user's name is Maya Svensson."
+    assert _events(lab) == ["ADD", "ADD", "EDIT"]
+    assert _box(at, first).value == "The user's name is Maya Svensson.", "the box shows the stored text"
+    at.button(key="undo_fact").click().run()
+    assert _texts(lab)[first] == "The user's name is Maya."
+    assert _box(at, first).value == "The user's name is Maya.", "after undo the box follows the fact"
+
+
+@on_the_page
+def test_a_fact_deleted_while_its_form_is_open_changes_no_other_fact(lab):
+    first, second = _two_facts(lab)
+    at = _open_vector_page()
+    at.selectbox(key="edit_fact_pick").set_value(second).run()
+    _box(at, second).set_value("My draft.")
+    lab.facts.delete("maya", second)  # another tab, or the CLI
+    _save(at)
+    assert not at.exception
+    assert _texts(lab) == {first: "The user's name is Maya."}
+    assert any("deleted while it was open" in w.value for w in at.warning)
+    assert _box(at, second).value == "My draft.", "what was typed is kept"
+    assert _events(lab) == ["ADD", "ADD", "DELETE"]
+
+
+@on_the_page
+def test_a_memory_deleted_while_the_delete_form_is_open_takes_no_other_with_it(lab):
+    first, second = _two_facts(lab)
+    at = _open_vector_page()
+    at.selectbox(key="delete_memory_pick").set_value(f"fact:{second}")
+    at.checkbox(key="delete_memory_sure").check()
+    lab.facts.delete("maya", second)
+    at.button[[b.label for b in at.button].index("Delete")].click().run()
+    assert not at.exception
+    assert _texts(lab) == {first: "The user's name is Maya."}
+    assert any("already gone" in w.value for w in at.warning)
+
+
+@on_the_page
+def test_two_tabs_editing_one_fact_do_not_overwrite_each_other_unseen(lab):
+    first, _ = _two_facts(lab)
+    one, two = _open_vector_page(), _open_vector_page()
+    _box(one, first).set_value("Tab one's text.")
+    _save(one)
+    _box(two, first).set_value("Tab two's text.")
+    _save(two)
+    assert _texts(lab)[first] == "Tab one's text."
+    assert any("Tab one's text" in w.value and "save again" in w.value for w in two.warning)
+    assert _box(two, first).value == "Tab two's text.", "the refused text stays in the box"
+    _save(two)
+    assert _texts(lab)[first] == "Tab two's text."
+    assert _events(lab) == ["ADD", "ADD", "EDIT", "EDIT"]
