@@ -10,7 +10,7 @@ click would change that one.
 
 from __future__ import annotations
 
-from collections.abc import Sequence
+from collections.abc import Callable, Sequence
 
 import streamlit as st
 
@@ -22,17 +22,46 @@ from .state import guarded, md_text
 
 _NOTICE = "vec_notice"  # shown once after the rerun a change asks for
 _DELETE_PICK, _DELETE_SURE, _EDIT_PICK = "delete_memory_pick", "delete_memory_sure", "edit_fact_pick"
+_EDIT_RESET = "_edit_fact_reset"
 
 
 def _short(text: str, limit: int = 90) -> str:
     return text if len(text) <= limit else text[: limit - 1] + "…"
 
 
-def _with_gone(key: str, present: Sequence[str]) -> list[str]:
-    """``present``, plus what the widget ``key`` had picked when that is gone: it stays picked, marked gone."""
-    picked = st.session_state.get(key)
-    gone = [picked] if isinstance(picked, str) and picked and picked not in present else []
-    return [*present, *gone]
+def _picker(
+    label: str,
+    options: Sequence[str],
+    key: str,
+    describe: Callable[[str], str],
+    keep_gone: Callable[[str], bool] = lambda _: True,
+) -> str | None:
+    """A selectbox over memory ids that stays on the memory picked, whatever happens to the list.
+
+    The browser sends a choice back as its label, and a label changes when its
+    memory's text does (an edit): the id picked is therefore kept apart
+    (``key:id``) and written into the widget on every run, so the browser holds
+    the label of now. A picked memory that is gone stays listed, as gone,
+    instead of the choice falling to the first one (while ``keep_gone`` says
+    there is a reason to: a click to act on, a draft to keep).
+    """
+    ss = st.session_state
+    id_key = f"{key}:id"
+    picked = ss.get(id_key)
+    choices = list(options)
+    if not isinstance(picked, str) or not picked or (picked not in choices and not keep_gone(picked)):
+        if not choices:
+            return None
+        picked = choices[0]
+    if picked not in choices:
+        choices.append(picked)
+    ss[key] = picked
+
+    def chosen() -> None:
+        ss[id_key] = ss[key]
+
+    chosen()
+    return st.selectbox(label, choices, key=key, format_func=describe, on_change=chosen)
 
 
 def delete_form(lab: MemoryLab, user: str, facts: Sequence[Record], episodes: Sequence[Record]) -> None:
@@ -40,8 +69,7 @@ def delete_form(lab: MemoryLab, user: str, facts: Sequence[Record], episodes: Se
     for r in episodes:
         session = str(r.metadata.get("session_id"))
         memories[f"episode:{session}"] = ("episode", session, r.text)
-    options = _with_gone(_DELETE_PICK, list(memories))
-    if not options:
+    if not memories and not st.session_state.get(f"{_DELETE_PICK}:id"):
         return
     st.subheader("Delete a memory")
 
@@ -51,8 +79,8 @@ def delete_form(lab: MemoryLab, user: str, facts: Sequence[Record], episodes: Se
         kind, memory_id, text = memories[option]
         return f"{kind}: {_short(text)}  ·  {memory_id[:8]}"
 
+    choice = _picker("Memory", list(memories), _DELETE_PICK, label)  # outside the form: forms take no callbacks
     with st.form("delete_memory"):
-        choice = st.selectbox("Memory", options, key=_DELETE_PICK, format_func=label)
         sure = st.checkbox("I want to delete this memory", key=_DELETE_SURE)
         if st.form_submit_button("Delete", type="primary"):
             if not sure:
@@ -64,6 +92,7 @@ def delete_form(lab: MemoryLab, user: str, facts: Sequence[Record], episodes: Se
                     kind, memory_id, _ = memories[choice]
                     deleted = lab.delete_memory(user, kind, memory_id)
                     st.session_state[_NOTICE] = "Deleted." if deleted else "It was already gone."
+                    st.session_state.pop(f"{_DELETE_PICK}:id", None)  # gone by this click: not kept as gone
                     del st.session_state[_DELETE_SURE]  # the next deletion is confirmed again
                     st.rerun()
 
@@ -85,18 +114,21 @@ def edit_section(lab: MemoryLab, user: str, facts: Sequence[Record]) -> None:
 def _edit_form(lab: MemoryLab, user: str, by_id: dict[str, Record]) -> None:
     """The picked fact's text in a box of its own; what was typed stays until it is saved or the fact changes."""
     ss = st.session_state
-    options = _with_gone(_EDIT_PICK, list(by_id))
-    if not options:
+    fact_id = _picker(
+        "Fact",
+        list(by_id),
+        _EDIT_PICK,
+        lambda i: f"{_short(by_id[i].text)}  ·  {i[:8]}" if i in by_id else f"(deleted) fact {i[:8]}",
+        keep_gone=lambda i: ss.get(f"edit_fact_text:{i}") not in (None, ss.get(f"edit_fact_base:{i}")),
+    )
+    if fact_id is None:
         st.caption("No facts to edit.")
         return
-    fact_id = st.selectbox(
-        "Fact",
-        options,
-        key=_EDIT_PICK,
-        format_func=lambda i: f"{_short(by_id[i].text)}  ·  {i[:8]}" if i in by_id else f"(deleted) fact {i[:8]}",
-    )
     record = by_id.get(fact_id)
     text_key, base_key = f"edit_fact_text:{fact_id}", f"edit_fact_base:{fact_id}"
+    if ss.get(_EDIT_RESET) == fact_id and record is not None:  # just saved: the box shows the stored text
+        ss[text_key] = ss[base_key] = record.text
+        del ss[_EDIT_RESET]
     if record is None:
         st.warning(
             "This fact was deleted while it was open here (in another tab, by a chat turn or the CLI). "
@@ -127,5 +159,5 @@ def _edit_form(lab: MemoryLab, user: str, by_id: dict[str, Record]) -> None:
             else:
                 ss[_NOTICE] = f"Edited: {event.previous} → {event.text}"
                 ss[base_key] = event.text
-                del ss[text_key]  # the box shows the stored text (spaces folded) on the rerun
+                ss[_EDIT_RESET] = fact_id  # on the rerun the box shows the text as stored (spaces folded)
             st.rerun()
