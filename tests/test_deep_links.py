@@ -28,6 +28,7 @@ CASES: dict[str, tuple[dict[str, str | list[str]], tuple[str, str] | str, str | 
     "another user's session": ({"user": "alice", "session": "b-1"}, ("alice", "b-1"), "info"),
     "empty session": ({"user": "alice", "session": ""}, ("alice", "a-new"), "warning"),
     "newline in session": ({"user": "alice", "session": "a-old\n"}, ("alice", "a-new"), "warning"),
+    "two sessions": ({"user": "alice", "session": ["a-old", "b-1"]}, ("alice", "a-new"), "warning"),
     "session only": ({"session": "a-old"}, ("demo", "a-old"), "info"),
     "bad session only": ({"session": "../x"}, ("demo", "s1"), "warning"),
     "empty user": ({"user": ""}, REFUSED, "error"),
@@ -121,3 +122,13 @@ def test_a_refused_strategy_leaves_the_address(lab):
     at = open_link("pages/summaries.py", {"user": "alice", "strategy": "nonsense"})
     assert "strategy" not in at.query_params
     assert at.query_params["user"] in ("alice", ["alice"])
+
+
+def test_a_link_while_redis_is_down_shows_the_banner_not_a_traceback(monkeypatch):
+    from memory.backends.redis_server import free_port
+
+    monkeypatch.setenv("REDIS_URL", f"redis://127.0.0.1:{free_port()}/0")
+    at = open_link("pages/chat.py", {"user": "alice", "session": "a-old", "strategy": "facts"})
+    assert_clean(at, PAGES["pages/chat.py"])
+    assert (at.session_state["user_id"], at.session_state["session_id"]) == ("alice", "a-old")
+    assert any("Redis is unreachable" in e.value for e in at.error)

@@ -270,3 +270,15 @@ def test_two_tabs_editing_one_fact_do_not_overwrite_each_other_unseen(lab):
     _save(two)
     assert _texts(lab)[first] == "Tab two's text."
     assert _events(lab) == ["ADD", "ADD", "EDIT", "EDIT"]
+
+
+@on_the_page
+def test_undo_on_the_page_with_a_damaged_last_log_entry_says_so_and_changes_nothing(lab, raw_redis):
+    first, _ = _two_facts(lab)
+    lab.facts.edit("maya", first, "The user's name is Maya Svensson.")
+    raw_redis.rpush(lab.keys.user("maya").fact_log, b"\xff not json")
+    at = _open_vector_page()
+    at.button(key="undo_fact").click().run()
+    assert not at.exception
+    assert any("damaged" in e.value and "nothing was undone" in e.value for e in at.error), [e.value for e in at.error]
+    assert _texts(lab)[first] == "The user's name is Maya Svensson."
