@@ -96,8 +96,8 @@ def read_link(
             view.notes.append(
                 LinkNote(
                     "info",
-                    f"User {code_span(owner)} has no session {code_span(str(session))} (never used, expired or "
-                    "cleared; session ids are per user): it starts empty.",
+                    f"When this link was opened, user {code_span(owner)} had no session {code_span(str(session))} "
+                    "(never used, expired or cleared; session ids are per user), so it started empty.",
                 )
             )
     elif view.user is None:

@@ -15,6 +15,7 @@ import streamlit as st
 
 from memory.keys import is_valid_id
 
+from .deep_link import ID_RULE
 from .sidebar import link_notes, render_banner, render_sidebar
 from .state import Current, current
 
@@ -74,8 +75,8 @@ def page(title: str, browser_title: str | None = None, uses_user: bool = True) -
     ctx = current(statuses)
     if uses_user and not (is_valid_id(ctx.user_id) and is_valid_id(ctx.session_id)):
         st.info(
-            "Type a user id in the sidebar to go on (1-64 letters, digits, '\\_', '.', '-'). Until then this "
-            "page shows no one's memory and stores nothing.",
+            f"Type a user id in the sidebar to go on ({ID_RULE}). Until then this page shows no one's memory "
+            "and stores nothing.",
             icon=":material/person_search:",
         )
         st.stop()
