@@ -186,7 +186,7 @@ def cmd_facts(lab: MemoryLab, a: argparse.Namespace) -> int:
         if not a.fact_id or not a.text:
             raise InputError("facts edit needs --fact-id and --text")
         event = lab.facts.edit(a.user, a.fact_id, a.text)
-        print(f"edited: {event.previous!r} -> {event.text!r}")
+        print(f"edited: {event.previous!r} -> {event.text!r}" if event else "unchanged: the fact already reads that")
     elif a.action == "undo":
         event = lab.facts.undo_last(a.user)
         print(f"undone: now {event.text!r}" if event.text else f"undone: fact {event.fact_id} removed again")

@@ -42,6 +42,15 @@ class InvalidIdError(InputError):
     """A user or session id that Memory Lab will not put in a key."""
 
 
+class StaleEditError(InputError):
+    """An edit made on a text the fact no longer holds (another tab, a chat turn, the CLI changed it since):
+    saving it would overwrite a change the editor never saw. ``current`` is what the fact holds now."""
+
+    def __init__(self, message: str, current: str) -> None:
+        super().__init__(message)
+        self.current = current
+
+
 class BackendError(MemoryLabError):
     """A backend (Redis, Chroma, the embedding model, the LLM) failed."""
 

@@ -20,7 +20,7 @@ import numpy as np
 
 from .backends.redis_client import RedisClient
 from .backends.vector_store import FACTS, Hit, Record, VectorBackend
-from .errors import InputError, StoredDataError
+from .errors import InputError, StaleEditError, StoredDataError
 from .fact_index import FactIndex, UserFacts
 from .filters import where_user
 from .keys import Keys, validate_id
@@ -352,27 +352,45 @@ class FactStore:
 
     def delete(self, user_id: str, fact_id: str) -> int:
         """Delete one of the user's facts (logged); returns 1, or 0 when the user has no such fact."""
-        record = self._own(user_id, fact_id)
-        if record is None:
-            return 0
-        self.vectors.delete(FACTS, ids=[fact_id])
-        slot = slot_of(record.metadata)
-        self._log(user_id, [FactEvent(time.time(), "DELETE", fact_id, record.text, record.text, None, None, slot)])
+        with self.index.lock:  # a second click finds it gone: one DELETE in the log
+            record = self._own(user_id, fact_id)
+            if record is None:
+                return 0
+            self.vectors.delete(FACTS, ids=[fact_id])
+            slot = slot_of(record.metadata)
+            self._log(user_id, [FactEvent(time.time(), "DELETE", fact_id, record.text, record.text, None, None, slot)])
         return 1
 
-    def edit(self, user_id: str, fact_id: str, text: str) -> FactEvent:
-        """Change a fact's text by hand (re-embedded, logged as EDIT, undoable)."""
+    def edit(self, user_id: str, fact_id: str, text: str, expected: str | None = None) -> FactEvent | None:
+        """Change a fact's text by hand (re-embedded, logged as EDIT, undoable).
+
+        Saving the text the fact already holds is no change: nothing is written
+        or logged and the result is None, so a second click (or Enter, then the
+        button) on the same edit is one change and undo still finds the text
+        before it. ``expected`` is the text the editor started from: when the
+        fact holds another one now (another tab, a chat turn, the CLI), the edit
+        is refused with ``StaleEditError`` instead of overwriting a change
+        nobody saw.
+        """
         text = " ".join((text or "").split())
         if not text:
             raise InputError("a fact cannot be empty; delete it instead")
         if len(text) > MAX_FACT_CHARS:
             raise InputError(f"a fact is limited to {MAX_FACT_CHARS:,} characters")
-        record = self._own(user_id, fact_id)
-        if record is None:
-            raise InputError(f"user {user_id!r} has no fact {fact_id!r} (deleted meanwhile?)")
-        self._rewrite(record, text)
-        event = FactEvent(time.time(), "EDIT", fact_id, text, record.text, None, None, None)
-        self._log(user_id, [event])
+        with self.index.lock:  # hand changes one at a time: a double submit sees the first one's result
+            record = self._own(user_id, fact_id)
+            if record is None:
+                raise InputError(f"user {user_id!r} has no fact {fact_id!r} (deleted meanwhile?)")
+            if record.text == text:
+                return None
+            if expected is not None and record.text != expected:
+                raise StaleEditError(
+                    f"the fact changed since this edit began; it now reads {preview(record.text, 300)!r}",
+                    record.text,
+                )
+            self._rewrite(record, text)
+            event = FactEvent(time.time(), "EDIT", fact_id, text, record.text, None, None, None)
+            self._log(user_id, [event])
         return event
 
     def _rewrite(self, record: Record, text: str) -> None:
@@ -400,31 +418,59 @@ class FactStore:
             self._log(user_id, [FactEvent(now, event, fact_id, text, None, None, session_id or None, slot)])
 
     def undo_last(self, user_id: str) -> FactEvent:
-        """Undo the user's last change to their facts (an ADD, UPDATE, EDIT or DELETE), logged as UNDO."""
-        changes = [e for e in self.history(user_id).items if e.event != "DUPLICATE"]
-        if not changes:
-            raise InputError("there is no change to undo")
-        last = changes[-1]
-        if last.event == "UNDO":
-            raise InputError("the last change was already undone")
-        current = self._own(user_id, last.fact_id)
-        if last.event == "ADD":
-            if current is not None:
-                self.vectors.delete(FACTS, ids=[last.fact_id])
-            restored = ""
-        elif last.event in ("UPDATE", "EDIT"):
-            restored = last.previous or ""
-            if current is None or not restored:
-                raise InputError("the fact this change made is gone; nothing to undo")
-            self._rewrite(current, restored)
-        else:  # DELETE
-            restored = last.previous or last.text
-            self.restore(user_id, last.fact_id, restored, last.slot)
-        event = FactEvent(
-            time.time(), "UNDO", last.fact_id, restored, current.text if current else None, None, None, last.slot
-        )
-        self._log(user_id, [event])
+        """Undo the user's last change to their facts (an ADD, UPDATE, EDIT or DELETE), logged as UNDO.
+
+        One step, once: the fact gets back exactly the text it had before that
+        change. Refused, with nothing written, when the change cannot be undone
+        safely: a damaged log entry after it (the real last change is unknown),
+        or a fact that no longer holds what the change left.
+        """
+        with self.index.lock:
+            last = self._last_change(user_id)
+            current = self._own(user_id, last.fact_id)
+            if last.event == "DELETE":
+                if current is not None:
+                    raise InputError(f"fact {last.fact_id!r} exists again (restored or imported); nothing to undo")
+                restored = last.previous or last.text
+                self.restore(user_id, last.fact_id, restored, last.slot)
+            else:
+                if current is not None and current.text != last.text:
+                    raise StaleEditError(
+                        f"the fact changed since that change; it now reads {preview(current.text, 300)!r}; "
+                        "nothing was undone",
+                        current.text,
+                    )
+                if last.event == "ADD":
+                    if current is not None:
+                        self.vectors.delete(FACTS, ids=[last.fact_id])
+                    restored = ""
+                else:  # UPDATE, EDIT
+                    restored = last.previous or ""
+                    if current is None or not restored:
+                        raise InputError("the fact this change made is gone; nothing to undo")
+                    self._rewrite(current, restored)
+            event = FactEvent(
+                time.time(), "UNDO", last.fact_id, restored, current.text if current else None, None, None, last.slot
+            )
+            self._log(user_id, [event])
         return event
+
+    def _last_change(self, user_id: str) -> FactEvent:
+        """The newest logged change that undo may take back; an entry it cannot read stops it (never skipped)."""
+        raw = self.r.lrange(self.keys.user(user_id).fact_log, 0, -1)
+        for index in range(len(raw) - 1, -1, -1):
+            try:
+                event = FactEvent.from_dict(load_json(raw[index]))
+            except StoredDataError as exc:
+                raise StoredDataError(
+                    f"fact log entry #{index} is damaged ({exc}), so the last change is not known; nothing was undone"
+                ) from exc
+            if event.event == "DUPLICATE" or (event.event in ("EDIT", "UPDATE") and event.text == event.previous):
+                continue  # not a change: a repeat, or a save of the same text (logged by older versions)
+            if event.event == "UNDO":
+                raise InputError("the last change was already undone")
+            return event
+        raise InputError("there is no change to undo")
 
     def forget_user(self, user_id: str) -> int:
         try:

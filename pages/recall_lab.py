@@ -44,7 +44,7 @@ SCORE_PARTS = {
 }
 
 
-ctx = page("Recall Lab")
+ctx = page("Recall Lab", uses_user=False)
 lab = ctx.lab
 st.caption(
     "Does the memory bring back the turns that hold the answer? Recall@k as the LoCoMo paper defines it: "

@@ -10,6 +10,7 @@ import plotly.graph_objects as go
 import streamlit as st
 
 from ui.layout import page
+from ui.memory_editor import delete_form, edit_section
 from ui.pca import fit_2d
 from ui.state import guarded, md_escape, md_text, settle_upkeep, warm_model
 from ui.tables import text_table
@@ -221,44 +222,8 @@ if len(records) >= 2:
         "dotted lines to its top-k (drawn larger, with a red ring). Hover a point for its text."
     )
 
-if records:
-    st.subheader("Delete a memory")
-    with st.form("delete_memory"):
-        label = {f"{kind}: {r.text[:90]}": (kind, r) for kind, r in records}
-        choice = st.selectbox("Memory", list(label))
-        sure = st.checkbox("I want to delete this memory")
-        if st.form_submit_button("Delete", type="primary"):
-            if not sure:
-                st.warning("Tick the box to confirm.")
-            else:
-                with guarded("Deleting"):
-                    kind, record = label[choice]
-                    memory_id = record.id if kind == "fact" else str(record.metadata.get("session_id"))
-                    deleted = lab.delete_memory(user, kind, memory_id)
-                    st.toast("Deleted" if deleted else "It was already gone")
-                    st.rerun()
-
-st.subheader("Edit, undo, take away")
-edit_col, undo_col = st.columns([3, 1])
-if facts:
-    with edit_col.form("edit_fact"):
-        by_label = {f"{r.text[:90]}  ·  {r.id[:8]}": r for r in facts}
-        picked = st.selectbox("Fact", list(by_label), key="edit_fact_pick")
-        new_text = st.text_input("New text", value=by_label[picked].text if picked else "", key="edit_fact_text")
-        if st.form_submit_button("Save the edit", icon=":material/edit:"):
-            with guarded("Editing the fact"):
-                event = lab.facts.edit(user, by_label[picked].id, new_text)
-                st.session_state["vec_notice"] = f"Edited: {event.previous} → {event.text}"
-                st.rerun()
-else:
-    edit_col.caption("No facts to edit.")
-if undo_col.button("Undo the last change", icon=":material/undo:", key="undo_fact", width="stretch"):
-    with guarded("Undoing"):
-        event = lab.facts.undo_last(user)
-        st.session_state["vec_notice"] = f"Undone: {event.previous or '(nothing)'} → {event.text or '(removed)'}"
-        st.rerun()
-if notice := st.session_state.pop("vec_notice", None):
-    st.success(md_text(notice))
+delete_form(lab, user, facts, episodes)
+edit_section(lab, user, facts)
 
 with guarded("Preparing the export"):
     from memory.portability import dumps, export_user

@@ -282,3 +282,71 @@ def test_stored_markup_is_never_fetched_by_the_browser(served_app, settings, pix
         finally:
             browser.close()
     assert hits == [], f"the browser fetched {hits} from stored text"
+
+
+def _pick(page, combobox: str, option: str) -> None:
+    """Choose ``option`` in the selectbox labelled ``combobox`` (the list may need a second click to open)."""
+    for _ in range(4):
+        page.get_by_role("combobox", name=combobox, exact=True).click()
+        try:
+            page.get_by_role("option", name=option).first.click(timeout=4000)
+            _idle(page)
+            return
+        except Exception:  # noqa: BLE001 - playwright's timeout: the list did not open, try again
+            page.keyboard.press("Escape")
+    pytest.fail(f"could not pick {option!r} in {combobox!r}")
+
+
+def test_a_refused_link_and_the_fact_editor_in_chromium(served_app, settings):
+    """A link naming an invalid user opens nothing; the editor follows the picked fact through edits and undo."""
+    from memory.lab import MemoryLab
+
+    sync_api = pytest.importorskip("playwright.sync_api", reason="playwright (Python) is not installed")
+    SHOTS.mkdir(parents=True, exist_ok=True)
+    lab = MemoryLab(settings)
+    lab.facts.restore("maya", "a" * 32, "The user's name is Maya.", "name", "s1", event="ADD")
+    lab.facts.restore("maya", "b" * 32, "The user lives in Malmö.", "location", "s1", event="ADD")
+    with sync_api.sync_playwright() as p:
+        browser = launch(p)
+        try:
+            page = browser.new_page(viewport={"width": 1400, "height": 900})
+            page.goto(served_app + "chat?user=al%0Aice&session=s1")
+            page.get_by_role("heading", name="Chat playground", level=1).wait_for(timeout=120_000)
+            _idle(page)
+            errors = page.get_by_test_id("stAlertContentError").all_inner_texts()
+            assert any("al\\nice" in e and "was not opened" in e for e in errors), errors
+            assert page.get_by_test_id("stChatInputTextArea").count() == 0, "nothing can be sent under any user"
+            page.screenshot(path=str(SHOTS / "refused-link.png"))
+
+            page.goto(served_app + "vector_memory?user=maya&session=s1")
+            page.get_by_role("heading", name="Vector memory", level=1).wait_for(timeout=120_000)
+            _idle(page)
+            _pick(page, "Fact", "Malmö")
+            box = page.get_by_role("textbox", name="New text")
+            assert box.input_value() == "The user lives in Malmö."
+            box.fill("The user lives in Malmö,")
+            box.press("End")
+            box.press("Enter")  # a line break in the box, not a save
+            box.type("Sweden.")
+            _idle(page)
+            assert [e.event for e in lab.facts.history("maya").items] == ["ADD", "ADD"]
+            page.get_by_role("button", name="Save the edit").dblclick()
+            _idle(page)
+            assert [e.event for e in lab.facts.history("maya").items] == ["ADD", "ADD", "EDIT"]
+            query = page.get_by_role("textbox", name="Query")
+            query.fill("where do I live")
+            query.press("Enter")  # another widget: the editor stays on the edited fact, with its text of now
+            _idle(page)
+            picked = page.get_by_role("combobox", name="Fact", exact=True).input_value()
+            assert picked.startswith("The user lives in Malmö, Sweden."), picked
+            assert page.get_by_role("textbox", name="New text").input_value() == "The user lives in Malmö, Sweden."
+            page.get_by_role("heading", name="Edit, undo, take away").scroll_into_view_if_needed()
+            page.screenshot(path=str(SHOTS / "fact-editor.png"))
+            page.get_by_role("button", name="Undo the last change").click()
+            _idle(page)
+            assert {r.id: r.text for r in lab.facts.all("maya")}["b" * 32] == "The user lives in Malmö."
+            assert page.get_by_role("textbox", name="New text").input_value() == "The user lives in Malmö."
+            assert page.locator("[data-testid=stException]").count() == 0
+        finally:
+            browser.close()
+            lab.close()

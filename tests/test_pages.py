@@ -382,7 +382,8 @@ def test_a_deep_link_reproduces_a_view(app_env, lab):
 def test_vector_memory_edits_and_undoes_a_fact_and_exports(app_env, lab):
     lab.chat("alice", "s1", "I live in Berlin.", strategy="facts")
     at = open_page("pages/vector_memory.py")
-    at.text_input(key="edit_fact_text").set_value("The user lives in Berlin-Mitte.")
+    [fact] = lab.facts.all("alice")
+    at.text_area(key=f"edit_fact_text:{fact.id}").set_value("The user lives in Berlin-Mitte.")
     at.button[[b.label for b in at.button].index("Save the edit")].click().run()
     assert not at.exception
     assert [r.text for r in lab.facts.all("alice")] == ["The user lives in Berlin-Mitte."]

@@ -13,7 +13,10 @@ from pathlib import Path
 
 import streamlit as st
 
-from .sidebar import render_banner, render_sidebar
+from memory.keys import is_valid_id
+
+from .deep_link import ID_RULE
+from .sidebar import link_notes, render_banner, render_sidebar
 from .state import Current, current
 
 ICON = str(Path(__file__).resolve().parent.parent / "assets" / "icon.png")  # local: emoji icons come from a CDN
@@ -42,8 +45,20 @@ NAVIGATION: dict[str, list[NavLink]] = {
 }
 
 
-def page(title: str, browser_title: str | None = None) -> Current:
-    """Set up a page and return the current lab, user and session; call it first on every page."""
+_NOTE_SHOW = {
+    "error": lambda text: st.error(text, icon=":material/link_off:"),
+    "warning": lambda text: st.warning(text, icon=":material/link_off:"),
+    "info": lambda text: st.info(text, icon=":material/info:"),
+}
+
+
+def page(title: str, browser_title: str | None = None, uses_user: bool = True) -> Current:
+    """Set up a page and return the current lab, user and session; call it first on every page.
+
+    A page that ``uses_user`` stops here while the user or session id is not
+    valid (a refused link, a typo in the sidebar): it shows nothing of anyone's
+    and cannot store a message under a user the person did not choose.
+    """
     st.set_page_config(page_title=f"{browser_title or title} · Memory Lab", page_icon=ICON, layout="wide")
     with st.sidebar:
         for group, links in NAVIGATION.items():
@@ -55,4 +70,14 @@ def page(title: str, browser_title: str | None = None) -> Current:
     statuses = render_sidebar()
     render_banner(statuses)
     st.title(title)
-    return current(statuses)
+    for note in link_notes():
+        _NOTE_SHOW[note.level](note.text)
+    ctx = current(statuses)
+    if uses_user and not (is_valid_id(ctx.user_id) and is_valid_id(ctx.session_id)):
+        st.info(
+            f"Type a user id in the sidebar to go on ({ID_RULE}). Until then this page shows no one's memory "
+            "and stores nothing.",
+            icon=":material/person_search:",
+        )
+        st.stop()
+    return ctx

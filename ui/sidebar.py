@@ -9,8 +9,8 @@ import streamlit as st
 from memory.errors import MemoryLabError
 from memory.keys import InvalidIdError, is_valid_id, validate_id
 from memory.lab import BackendStatus
-from memory.strategies import STRATEGIES
 
+from .deep_link import LinkNote, read_link
 from .state import BACKEND_ERRORS, DEFAULT_USER, get_lab, md_text, start_model_warmup
 
 
@@ -32,17 +32,23 @@ def _session_picked() -> None:
     st.session_state["session_id"] = st.session_state[_SESSION_BOX]
 
 
+def _sessions_of(user: str) -> list[str] | None:
+    """The user's session ids, newest first; None when they cannot be read (the banner says why)."""
+    try:
+        return [sid for sid, _ in get_lab().sessions.sessions(user)]
+    except MemoryLabError:
+        return None
+
+
 def _user_changed() -> None:
     """Switching user opens that user's newest session (or a first one), never the previous user's session id."""
     user = st.session_state[_USER_BOX]
     st.session_state["user_id"] = user
-    if not is_valid_id(user):
-        return
-    try:
-        sessions = get_lab().sessions.sessions(user)
-    except MemoryLabError:
-        sessions = []
-    st.session_state["session_id"] = sessions[0][0] if sessions else "s1"
+    if is_valid_id(user):
+        st.session_state["session_id"] = (_sessions_of(user) or ["s1"])[0]
+
+
+_LINK_NOTES = "_link_notes"
 
 
 def apply_deep_link() -> None:
@@ -51,16 +57,27 @@ def apply_deep_link() -> None:
     if ss.get("_deep_link_read"):
         return
     ss["_deep_link_read"] = True
-    params = st.query_params
-    user, session, strategy = params.get("user"), params.get("session"), params.get("strategy")
-    if user and is_valid_id(user):
-        ss["user_id"] = user
-        if not session:
-            _user_changed()
-    if session and is_valid_id(session):
-        ss["session_id"] = session
-    if strategy in STRATEGIES:
-        ss["_link_strategy"] = strategy
+    params = {name: st.query_params.get_all(name) for name in ("user", "session", "strategy")}
+    view = read_link(params, ss.get("user_id", DEFAULT_USER), _sessions_of)
+    if view.user_refused:
+        ss["user_id"] = ""  # no stand-in: the pages wait for a user typed in the sidebar
+    if view.user is not None:
+        ss["user_id"] = view.user
+    if view.session is not None:
+        ss["session_id"] = view.session
+    if view.strategy is not None:
+        ss["_link_strategy"] = view.strategy
+    elif "strategy" in st.query_params:
+        del st.query_params["strategy"]  # refused: the address no longer claims it
+    if view.notes:
+        ss[_LINK_NOTES] = (ss.get("user_id", DEFAULT_USER), ss.get("session_id", "s1"), view.notes)
+
+
+def link_notes() -> list[LinkNote]:
+    """What the link could not open, while the view it opened is still the current one."""
+    ss = st.session_state
+    user, session, notes = ss.get(_LINK_NOTES) or ("", "", [])
+    return notes if (user, session) == (ss.get("user_id"), ss.get("session_id")) else []
 
 
 def render_banner(statuses: list[BackendStatus]) -> None:
@@ -105,10 +122,13 @@ def render_sidebar() -> list[BackendStatus]:
             help="Letters, digits, '_', '.', '-' (1-64 characters). Switching opens that user's newest session.",
         )
         user = st.session_state["user_id"]
+        if not user:
+            st.caption("Type a user id to go on.")
+            return statuses
         try:
             validate_id("user", user)
         except InvalidIdError as exc:
-            st.error(str(exc))
+            st.error(md_text(str(exc)))
             return statuses
         sessions: list[str] = []
         try:
