@@ -44,7 +44,8 @@ from .session_store import SessionStore
 from .strategies import STRATEGIES, Services, Strategy, StrategyConfig
 from .turn import ChatResult, Turn, TurnStream
 from .turn_store import TurnStore, TurnVersions
-from .upkeep import Upkeep, WorkerThread
+from .upkeep import Upkeep
+from .worker import WorkerThread
 
 log = logging.getLogger(__name__)
 
@@ -360,6 +361,7 @@ class MemoryLab:
         """Every store that holds a user's memory; facts belong to the user, not to a session."""
         stores: list[tuple[str, Callable[[], MemoryStore]]] = list(self.session_stores())
         stores.insert(1, ("facts", lambda: self.facts))
+        stores.append(("dead_letters", lambda: self.upkeep))
         return stores
 
     def _walk(
@@ -402,15 +404,34 @@ class MemoryLab:
         return report
 
     def forget_user(self, user_id: str) -> DeletionReport:
-        """Delete everything of the user's; the audit trail keeps its rows (what happened, when) without content."""
+        """Delete everything of the user's; the audit trail keeps its rows (what happened, when) without content.
+
+        First the user is marked forgotten on the upkeep stream: every job of
+        theirs queued before is dropped by the workers, never applied. A job
+        already running is waited for (``MEMLAB_UPKEEP_WAIT``); one that runs
+        longer erases the user again when it ends (``worker.py``).
+        """
         validate_id("user", user_id)
-        self._let_upkeep_finish(user_id)
-        report = self._walk("forget user", self.memory_stores(), lambda store: store.forget_user(user_id))
+        marked = ""
+        try:
+            self.upkeep.mark_forgotten(user_id)
+            if not self.upkeep.wait_idle(user_id, self.settings.upkeep_wait_s):
+                log.warning("forgetting %s while one of their upkeep jobs runs; it erases again when it ends", user_id)
+        except MemoryLabError as exc:
+            log.warning("could not mark %s forgotten for the upkeep workers: %s", user_id, exc)
+            marked = str(exc)
+        report = self.erase_user(user_id)
+        if marked:
+            report.errors["upkeep marker"] = marked
         try:
             report.counts["audit rows blanked"] = self.audit.forget(user_id)
         except AuditError as exc:
             report.errors["audit"] = str(exc)
         return report
+
+    def erase_user(self, user_id: str) -> DeletionReport:
+        """Delete the user's memory from every store (``forget_user`` without its marker and audit rows)."""
+        return self._walk("forget user", self.memory_stores(), lambda store: store.forget_user(user_id))
 
     def delete_memory(self, user_id: str, kind: str, memory_id: str) -> int:
         """Delete one long-term memory: a fact by id, or the episode of a session (by session id)."""
