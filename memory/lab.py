@@ -115,9 +115,10 @@ class MemoryLab:
     def redis(self) -> RedisClient:
         """The process's one client for the configured Redis, connected on first use.
 
-        In embedded mode the server is found or started when connecting; a
-        lost connection is recovered by ``reconnect`` (the health check calls
-        it), not by checking the server on every access.
+        In embedded mode the server is found or started when connecting, and
+        each new socket asks where it is now (``RelocatingConnection``): a
+        server killed and started again elsewhere is followed on the next
+        command, by any holder of the lab, with no health check needed.
         """
         client = self._redis
         if client is not None:
@@ -130,17 +131,16 @@ class MemoryLab:
 
                     self._redis = cast(RedisClient, connect_cluster(url, self.settings.backend_timeout_s))
                 else:
-                    self._redis = connect(url, self.settings.backend_timeout_s)
+                    locate = self._locate_embedded if self.embedded_redis is not None else None
+                    self._redis = connect(url, self.settings.backend_timeout_s, locate)
                 self._redis_url = url
             return self._redis
 
-    def reconnect(self) -> RedisClient:
-        """Drop the held client (its server may have been restarted) and connect again."""
-        with self._lock:
-            old, self._redis = self._redis, None
-        if old is not None:
-            old.close()
-        return self.redis
+    def _locate_embedded(self) -> tuple[str, int]:
+        assert self.embedded_redis is not None
+        state = self.embedded_redis.current()
+        self._redis_url = state.url
+        return "127.0.0.1", state.port
 
     @cached_property
     def vectors(self) -> VectorBackend:
@@ -444,17 +444,11 @@ class MemoryLab:
 
     # -- health ----------------------------------------------------------
     def redis_status(self) -> BackendStatus:
-        """PING-level health; a lost connection to the embedded server is recovered here (restarting it)."""
+        """PING-level health (a lost embedded server is found or started again, as by any command)."""
         s = self.settings
         location = s.redis_url or str(self.settings.data_dir / "redis")
         try:
-            try:
-                info = self.redis.info("server")
-            except BackendUnavailable as exc:
-                if self.embedded_redis is None or isinstance(exc, BackendTimeout):
-                    raise
-                log.info("embedded Redis connection lost (%s); finding or restarting the server", exc)
-                info = self.reconnect().info("server")
+            info = self.redis.info("server")  # a lost embedded server is found or started again by the connection
             extra: dict[str, Any] = {"url": self._redis_url}
             if self.embedded_redis is not None:
                 state = self.embedded_redis.read_state()

@@ -295,7 +295,8 @@ def test_two_workers_on_one_stream_apply_each_job_once(settings):
     try:
         for i in range(6):
             lab.chat(f"user{i % 3}", f"s{i}", f"My name is User{i}.", strategy="facts")
-            lab.redis.xadd(lab.keys.jobs, {"job": f"poison {i}"})
+            poison = {"job": f"poison {i}"} if i % 2 else {"job": json.dumps({**_template(), "user_id": f"bad id {i}"})}
+            lab.redis.xadd(lab.keys.jobs, poison)
         workers = [Worker(lab, name=f"w{i}", block_ms=50) for i in range(2)]
         threads = [threading.Thread(target=_drain, args=(w, 40)) for w in workers]
         for t in threads:
