@@ -307,6 +307,8 @@ def cmd_worker(lab: MemoryLab, a: argparse.Namespace) -> int:
 
     worker = Worker(lab, name=a.name, claim_idle_s=a.claim_after)
     signal.signal(signal.SIGTERM, lambda *_: worker.stop.set())
+    if logging.getLogger().level > logging.WARNING:  # a worker's log is its report: dead letters, drops, retries
+        logging.getLogger("memory").setLevel(logging.WARNING)
     where = lab.settings.redis_url or "embedded Redis"
     print(f"upkeep worker {worker.name} on {where}, stream {lab.keys.jobs}, group {GROUP}", flush=True)
     if a.once:

@@ -42,8 +42,9 @@ from typing import TYPE_CHECKING, Any
 from .backends.redis_client import Lua
 from .errors import BackendError, MemoryLabError, StoredDataError
 from .jobs import MAX_DEAD_LETTERS, Job, JobError, dead_letter, read_job
+from .stored import preview
 from .trace import Trace
-from .upkeep import GROUP, poll_until, queued_before
+from .upkeep import GROUP, poll_until, queued_before, stream_position
 
 if TYPE_CHECKING:
     from .lab import MemoryLab
@@ -291,6 +292,14 @@ class Worker:
             return queued_before(entry_id, found[0]) or bool(found[1]) or all(found[3])
 
         marker, done, exists, members = poll_until(read, settled, OWNERSHIP_GRACE_S)
+        if marker is not None and stream_position(marker) is None:
+            raise JobError(
+                f"the forget marker {user.forgotten} holds {preview(marker, 40)!r}, not a stream id: refused rather "
+                "than risk bringing a forgotten user back (delete the marker to let the user's jobs through)",
+                job.user_id,
+                job.session_id,
+                job.id,
+            )
         if queued_before(entry_id, marker):
             log.warning("dropping upkeep job %s: user %s was forgotten after it was queued", job.id, job.user_id)
             return False

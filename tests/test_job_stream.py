@@ -275,14 +275,15 @@ def test_garbage_in_the_keys_a_worker_reads_refuses_that_job_only(settings, raw_
         lab.chat("dave", "s1", "I use C.", strategy="summary")
         raw_redis.delete(keys.session("alice", "s1").ids)
         raw_redis.set(keys.session("alice", "s1").ids, b"\xff not a set")  # another type
-        raw_redis.set(keys.user("bob").forgotten, b"\xff\x00 not a stream id")  # unreadable: counts as a forget
+        raw_redis.set(keys.user("bob").forgotten, b"\xff\x00 not a stream id")  # unreadable: refused, not applied
         raw_redis.delete(keys.user("carol").pending)
         raw_redis.set(keys.user("carol").pending, b"junk")  # the pending list of another type
         worker = Worker(lab, name="w", block_ms=50)
         _drain(worker)
         assert lab.redis.xlen(keys.jobs) == 0 and lab.redis.xpending(keys.jobs, GROUP)["pending"] == 0
-        [letter] = _dead_letters(lab)
-        assert letter.user_id == "alice" and "another type" in letter.reason
+        bob, alice = _dead_letters(lab)
+        assert alice.user_id == "alice" and "another type" in alice.reason
+        assert bob.user_id == "bob" and "not a stream id: refused rather than risk" in bob.reason
         assert lab.upkeep.outcome("bob", "s1", lab.sessions.log("bob", "s1").messages[-1].id) is None
         assert lab.upkeep.outcome("carol", "s1", lab.sessions.log("carol", "s1").messages[-1].id)["status"] == "done"
         assert lab.upkeep.outcome("dave", "s1", lab.sessions.log("dave", "s1").messages[-1].id)["status"] == "done"
