@@ -42,7 +42,15 @@ from .trace import Trace
 
 log = logging.getLogger(__name__)
 
-APPEND_SCRIPT = """
+# The server's clock in ms, read once per script. Every key a script gives an expiry gets the same absolute
+# deadline (PEXPIREAT), so the keys of a session expire together; a script that keeps a session's expiry
+# reads it as now + PTTL, after reading now, so the copy can only be earlier than the original, never later.
+NOW_MS = """
+local clock = redis.call('TIME')
+local now_ms = tonumber(clock[1]) * 1000 + math.floor(tonumber(clock[2]) / 1000)
+"""
+
+APPEND_SCRIPT = NOW_MS + """
 if ARGV[5] ~= nil and ARGV[5] ~= '' then redis.call('HSET', KEYS[4], ARGV[5], ARGV[6]) end
 if ARGV[7] ~= nil and ARGV[7] ~= '' then redis.call('SET', KEYS[5], ARGV[7]) end
 local added = 0
@@ -55,7 +63,7 @@ if added == 1 then
 end
 local ttl = tonumber(ARGV[4])
 for i = 1, #KEYS do
-  if ttl > 0 then redis.call('EXPIRE', KEYS[i], ttl) else redis.call('PERSIST', KEYS[i]) end
+  if ttl > 0 then redis.call('PEXPIREAT', KEYS[i], now_ms + ttl * 1000) else redis.call('PERSIST', KEYS[i]) end
 end
 if ARGV[9] == nil or ARGV[9] == '' then return added end
 local n = tonumber(ARGV[9])
@@ -101,7 +109,7 @@ if KEYS[3] then return {#gone, redis.call('ZRANGE', KEYS[3], 0, -1)} end
 return #gone
 """
 
-FOLD_SCRIPT = """
+FOLD_SCRIPT = NOW_MS + """
 local n = tonumber(ARGV[1])
 local head = redis.call('LRANGE', KEYS[1], 0, n - 1)
 if #head ~= n then return 0 end
@@ -113,16 +121,16 @@ redis.call('LTRIM', KEYS[1], n, -1)
 redis.call('SET', KEYS[2], ARGV[2])
 redis.call('RPUSH', KEYS[3], ARGV[3])
 for i = 2, 3 do
-  if ttl > 0 then redis.call('PEXPIRE', KEYS[i], ttl) else redis.call('PERSIST', KEYS[i]) end
+  if ttl > 0 then redis.call('PEXPIREAT', KEYS[i], now_ms + ttl) else redis.call('PERSIST', KEYS[i]) end
 end
 return 1
 """
 
-OUTCOME_SCRIPT = """
+OUTCOME_SCRIPT = NOW_MS + """
 local ttl = redis.call('PTTL', KEYS[1])
 if ttl == -2 then return 0 end
 redis.call('HSET', KEYS[2], ARGV[1], ARGV[2])
-if ttl > 0 then redis.call('PEXPIRE', KEYS[2], ttl) else redis.call('PERSIST', KEYS[2]) end
+if ttl > 0 then redis.call('PEXPIREAT', KEYS[2], now_ms + ttl) else redis.call('PERSIST', KEYS[2]) end
 return 1
 """
 
