@@ -50,7 +50,7 @@ local clock = redis.call('TIME')
 local now_ms = tonumber(clock[1]) * 1000 + math.floor(tonumber(clock[2]) / 1000)
 """
 
-APPEND_SCRIPT = NOW_MS + """
+APPEND_SCRIPT = """
 if ARGV[5] ~= nil and ARGV[5] ~= '' then redis.call('HSET', KEYS[4], ARGV[5], ARGV[6]) end
 if ARGV[7] ~= nil and ARGV[7] ~= '' then redis.call('SET', KEYS[5], ARGV[7]) end
 local added = 0
@@ -109,7 +109,7 @@ if KEYS[3] then return {#gone, redis.call('ZRANGE', KEYS[3], 0, -1)} end
 return #gone
 """
 
-FOLD_SCRIPT = NOW_MS + """
+FOLD_SCRIPT = """
 local n = tonumber(ARGV[1])
 local head = redis.call('LRANGE', KEYS[1], 0, n - 1)
 if #head ~= n then return 0 end
@@ -126,7 +126,7 @@ end
 return 1
 """
 
-OUTCOME_SCRIPT = NOW_MS + """
+OUTCOME_SCRIPT = """
 local ttl = redis.call('PTTL', KEYS[1])
 if ttl == -2 then return 0 end
 redis.call('HSET', KEYS[2], ARGV[1], ARGV[2])
@@ -134,10 +134,10 @@ if ttl > 0 then redis.call('PEXPIREAT', KEYS[2], now_ms + ttl) else redis.call('
 return 1
 """
 
-APPEND = Lua(APPEND_SCRIPT)
+APPEND = Lua(NOW_MS + APPEND_SCRIPT)
 INDEX = Lua(INDEX_SCRIPT)
-FOLD = Lua(FOLD_SCRIPT)
-OUTCOME = Lua(OUTCOME_SCRIPT)
+FOLD = Lua(NOW_MS + FOLD_SCRIPT)
+OUTCOME = Lua(NOW_MS + OUTCOME_SCRIPT)
 
 # A session not listed in the index yet may be between its INDEX and APPEND
 # scripts in another process; the existence check on read leaves it alone.
