@@ -303,10 +303,13 @@ def cmd_worker(lab: MemoryLab, a: argparse.Namespace) -> int:
     """Apply upkeep jobs from the stream until stopped (SIGTERM, Ctrl-C), or until none are left (``--once``)."""
     import signal
 
-    from .upkeep import GROUP, Worker
+    from .upkeep import GROUP
+    from .worker import Worker
 
     worker = Worker(lab, name=a.name, claim_idle_s=a.claim_after)
     signal.signal(signal.SIGTERM, lambda *_: worker.stop.set())
+    if logging.getLogger().level > logging.WARNING:  # a worker's log is its report: dead letters, drops, retries
+        logging.getLogger("memory").setLevel(logging.WARNING)
     where = lab.settings.redis_url or "embedded Redis"
     print(f"upkeep worker {worker.name} on {where}, stream {lab.keys.jobs}, group {GROUP}", flush=True)
     if a.once:
@@ -318,7 +321,11 @@ def cmd_worker(lab: MemoryLab, a: argparse.Namespace) -> int:
             worker.run()
         except KeyboardInterrupt:
             worker.stop.set()
-    print(f"upkeep worker {worker.name} stopped: {worker.done} done, {worker.failed} failed", flush=True)
+    print(
+        f"upkeep worker {worker.name} stopped: {worker.done} done, {worker.failed} failed, "
+        f"{worker.refused} refused (see the dead letters), {worker.dropped} dropped",
+        flush=True,
+    )
     return 0
 
 

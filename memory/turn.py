@@ -23,12 +23,12 @@ from typing import TYPE_CHECKING, Any
 
 from .audit import message_events
 from .errors import InputError, LLMError
+from .jobs import Job
 from .keys import validate_id
 from .llm import LLM, LLMReply
 from .messages import Message, Role
 from .strategies import Context, Strategy, StrategyConfig
 from .trace import Trace
-from .upkeep import Job
 
 if TYPE_CHECKING:
     from .lab import MemoryLab
@@ -166,7 +166,6 @@ class Turn:
                 strat.config.ttl_s,
                 trace.to_dict(derived=False),
                 self.meta,
-                index=False,
             )
             if job is not None:
                 lab.upkeep.stage(pipe, job)

@@ -690,3 +690,35 @@ def test_the_audit_and_compare_csv_exports_hold_no_live_formulas(app_env, monkey
     assert [r["user"] for r in rows] == ["'-2+3", "'" + FORMULA] and rows[0]["scenario"] == "'@SUM(1+1)"
     assert json.loads(rows[1]["expected"]) == ["+1"], "lists as JSON, which starts with '['"
     assert not any(v.startswith(("=", "+", "-", "@")) for r in rows for v in r.values())
+
+
+def test_redis_keys_bulk_delete_leaves_other_apps_keys_under_our_prefix(app_env, lab, raw_redis):
+    lab.chat("alice", "s1", "Hello", strategy="buffer")
+    raw_redis.set("memlab:other-app:cache:1", b"keep me")
+    at = open_page("pages/redis_keys.py")
+    at.text_input(key="key_pattern").set_value("memlab:*").run()
+    assert any("1** of them are not keys Memory Lab builds" in md.value for md in at.markdown)
+    at.radio(key="bulk_action").set_value("Delete")
+    at.checkbox(key="bulk_confirm").check()
+    [b for b in at.button if b.label == "Apply"][0].click().run()
+    assert any("left 1 other keys alone" in s.value for s in at.success), [s.value for s in at.success]
+    assert raw_redis.get("memlab:other-app:cache:1") == b"keep me"
+    assert list(lab.redis.scan_iter("memlab:s:*")) == []
+
+
+def test_redis_keys_show_the_upkeep_dead_letters_with_their_reasons(app_env, lab):
+    from memory.worker import Worker
+
+    lab.redis.xadd(lab.keys.jobs, {"job": "not a job"})
+    lab.redis.xadd(lab.keys.jobs, {"job": json.dumps({"user_id": "alice\n", "messages": []})})
+    worker = Worker(lab, name="w", block_ms=50)
+    while worker.run_once():
+        pass
+    at = open_page("pages/redis_keys.py")
+    assert_clean(at, "Redis keys")
+    shown = at.dataframe(key="dead_letters_table").value
+    assert list(shown["reason"]) == [
+        "user_id 'alice\\n' is not a valid user id",
+        "not a job: not valid JSON: Expecting value: line 1 column 1 (char 0)",
+    ]
+    assert list(shown["entry as stored (start)"])[1] == "not a job"
