@@ -288,7 +288,7 @@ def cmd_eval(lab: MemoryLab, a: argparse.Namespace) -> int:
         judged = (
             f", judge accuracy {answers.judge_accuracy * 100:.1f}% of {answers.judged}"
             if answers.judge_accuracy is not None
-            else " (no judge: set ANTHROPIC_API_KEY)"
+            else " (no judge: the offline provider; set ANTHROPIC_API_KEY or MEMLAB_LLM)"
         )
         print(
             f"\nanswers from the top {answers.k} turns by {answers.provider}: "
