@@ -334,6 +334,23 @@ def cmd_bench(lab: MemoryLab, a: argparse.Namespace) -> int:
     return 0
 
 
+def cmd_mcp(lab: MemoryLab, a: argparse.Namespace) -> int:
+    """An MCP server over this lab: stdio (the client starts this command) or streamable HTTP (``--http PORT``)."""
+    import signal
+
+    from .mcp_server import serve
+
+    def stop(*_: Any) -> None:
+        raise KeyboardInterrupt  # the client's SIGTERM: close the lab (the upkeep thread finishes its job) first
+
+    if a.http is None:
+        signal.signal(signal.SIGTERM, stop)  # over HTTP, uvicorn handles SIGTERM itself
+    else:
+        print(f"Memory Lab MCP server at http://{a.host}:{a.http}/mcp", file=sys.stderr, flush=True)
+    serve(lab, http_port=a.http, host=a.host)
+    return 0
+
+
 def build_parser() -> argparse.ArgumentParser:
     p = argparse.ArgumentParser(prog="python -m memory", description="Memory Lab's engine from the terminal.")
     sub = p.add_subparsers(dest="command", required=True)
@@ -435,6 +452,11 @@ def build_parser() -> argparse.ArgumentParser:
     b.add_argument("--quick", action="store_true", help="small sizes: seconds, not minutes")
     b.add_argument("--json", action="store_true")
     b.set_defaults(func=cmd_bench)
+
+    m = sub.add_parser("mcp", help="serve memory to an agent over MCP: stdio, or streamable HTTP with --http PORT")
+    m.add_argument("--http", type=int, metavar="PORT", help="serve streamable HTTP at http://HOST:PORT/mcp")
+    m.add_argument("--host", default="127.0.0.1", help="with --http: the address to listen on (default 127.0.0.1)")
+    m.set_defaults(func=cmd_mcp)
 
     r = sub.add_parser("redis", help="manage the embedded redis-server")
     r.add_argument("action", choices=["stop", "start"])
