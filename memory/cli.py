@@ -351,8 +351,15 @@ def cmd_mcp(lab: MemoryLab, a: argparse.Namespace) -> int:
     return 0
 
 
-def build_parser() -> argparse.ArgumentParser:
-    p = argparse.ArgumentParser(prog="python -m memory", description="Memory Lab's engine from the terminal.")
+def cmd_run(lab: MemoryLab, a: argparse.Namespace) -> int:
+    from .dashboard import serve
+
+    print(f"Memory Lab at http://{a.host}:{a.port}", file=sys.stderr, flush=True)
+    serve(a.host, a.port)
+
+
+def build_parser(prog: str = "python -m memory") -> argparse.ArgumentParser:
+    p = argparse.ArgumentParser(prog=prog, description="Memory Lab's engine from the terminal.")
     sub = p.add_subparsers(dest="command", required=True)
 
     c = sub.add_parser("chat", help="send one message through a memory strategy")
@@ -453,6 +460,11 @@ def build_parser() -> argparse.ArgumentParser:
     b.add_argument("--json", action="store_true")
     b.set_defaults(func=cmd_bench)
 
+    rn = sub.add_parser("run", help="serve the dashboard (the Streamlit app) at http://HOST:PORT")
+    rn.add_argument("--host", default="127.0.0.1", help="the address to listen on (default 127.0.0.1)")
+    rn.add_argument("--port", type=int, default=8501, help="the port (default 8501)")
+    rn.set_defaults(func=cmd_run)
+
     m = sub.add_parser("mcp", help="serve memory to an agent over MCP: stdio, or streamable HTTP with --http PORT")
     m.add_argument("--http", type=int, metavar="PORT", help="serve streamable HTTP at http://HOST:PORT/mcp")
     m.add_argument("--host", default="127.0.0.1", help="with --http: the address to listen on (default 127.0.0.1)")
@@ -464,12 +476,12 @@ def build_parser() -> argparse.ArgumentParser:
     return p
 
 
-def main(argv: list[str] | None = None) -> int:
+def main(argv: list[str] | None = None, prog: str = "python -m memory") -> int:
     debug = os.environ.get("MEMLAB_DEBUG", "") not in ("", "0")
     logging.basicConfig(
         level=logging.DEBUG if debug else logging.ERROR, format="%(levelname)s %(name)s: %(message)s", stream=sys.stderr
     )
-    args = build_parser().parse_args(argv)
+    args = build_parser(prog).parse_args(argv)
     lab: MemoryLab | None = None
     try:
         lab = MemoryLab()
@@ -491,6 +503,11 @@ def main(argv: list[str] | None = None) -> int:
     finally:
         if lab is not None:
             lab.close()
+
+
+def entry() -> None:
+    """The installed ``memory-lab`` command: the same subcommands as ``python -m memory``, and ``run``."""
+    sys.exit(main(prog="memory-lab"))
 
 
 def _one_line(exc: BaseException) -> str:

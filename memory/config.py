@@ -13,11 +13,11 @@ from pathlib import Path
 from typing import TypeVar
 
 from .errors import InputError
+from .paths import PROJECT_ROOT, default_data_dir
 
 T = TypeVar("T")
 UPKEEP_MODES = ("thread", "external", "inline")
 LLM_PROVIDERS = ("offline", "anthropic", "openai")
-PROJECT_ROOT = Path(__file__).resolve().parent.parent
 
 
 def _env_number(env: dict[str, str], name: str, default: T, parse: Callable[[str], T], kind: str) -> T:
@@ -47,7 +47,7 @@ def _env_str(env: dict[str, str], name: str, default: str | None = None) -> str 
 class Settings:
     """Memory Lab configuration; `Settings.from_env()` is the only constructor pages use."""
 
-    data_dir: Path = field(default_factory=lambda: PROJECT_ROOT / "data")
+    data_dir: Path = field(default_factory=default_data_dir)
     redis_url: str | None = None
     redis_cluster: bool = False  # redis_url names a node of a Redis Cluster (set by REDIS_CLUSTER_URL)
     chroma_host: str | None = None
