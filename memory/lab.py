@@ -539,8 +539,14 @@ class MemoryLab:
         )
 
     def llm_status(self) -> BackendStatus:
+        """Which provider replies (the sidebar, ``doctor``); keys are never shown."""
         s = self.settings
-        if s.anthropic_api_key:
+        provider = s.llm_provider
+        if provider == "openai":
+            key = "key set (not shown)" if s.openai_api_key else "no OPENAI_API_KEY (a local server needs none)"
+            model = s.openai_model + (f", small: {s.openai_small_model}" if s.openai_small_model else "")
+            return BackendStatus("LLM", "openai", s.openai_base_url or "api.openai.com", True, model, detail=key)
+        if provider == "anthropic":
             return BackendStatus(
                 "LLM",
                 "anthropic",
@@ -555,7 +561,7 @@ class MemoryLab:
             "in process",
             True,
             OFFLINE_MODEL_ID,
-            detail="no ANTHROPIC_API_KEY: replies quote the memory they were given",
+            detail="no ANTHROPIC_API_KEY or MEMLAB_LLM: replies quote the memory they were given",
         )
 
     def embedder_status(self, load: bool = False) -> BackendStatus:

@@ -419,6 +419,26 @@ class SessionStore:
                     trace.warnings.append(f"the upkeep outcome of this turn is unreadable: {exc}")
         return out
 
+    def trace(self, user_id: str, session_id: str, message_id: str) -> Trace | None:
+        """One turn's trace (with its upkeep outcome), without reading the session's others; None if absent."""
+        k = self.keys.session(user_id, session_id)
+        with self.r.pipeline(transaction=False) as p:
+            p.hget(k.traces, message_id)
+            p.hget(k.jobs, message_id)
+            raw, outcome = self._execute(p, k)
+        if raw is None:
+            return None
+        trace = Trace.from_dict(load_json(raw))
+        if outcome is not None:
+            try:
+                trace.apply_outcome(outcome_from_stored(outcome))
+            except StoredDataError as exc:
+                trace.warnings.append(f"the upkeep outcome of this turn is unreadable: {exc}")
+        return trace
+
+    def drop_trace(self, user_id: str, session_id: str, message_id: str) -> None:
+        self.r.hdel(self.keys.session(user_id, session_id).traces, message_id)
+
     def sessions(self, user_id: str) -> list[tuple[str, float]]:
         """The user's live sessions, newest first; expired, vanished and malformed entries are pruned."""
         u = self.keys.user(user_id)

@@ -393,23 +393,35 @@ def test_vector_memory_edits_and_undoes_a_fact_and_exports(app_env, lab):
     assert any(d.label.startswith("Download this user's memory") for d in at.get("download_button"))
 
 
-def test_chat_streams_with_anthropic(app_env, monkeypatch):
-    from .anthropic_stub import MessagesServer, message_body
+@pytest.mark.parametrize("name", ["anthropic", "openai"])
+def test_chat_streams_with_a_hosted_model_named_in_the_sidebar(app_env, monkeypatch, name):
+    from .llm_servers import PROVIDERS
 
-    def responder(body):
-        if "Extract durable facts" in (body.get("system") or ""):
-            return 200, message_body('{"facts": []}')
-        return 200, message_body("Streaming works, Alice.", model="claude-stream")
+    provider = PROVIDERS[name]
 
-    with MessagesServer(responder) as server:
-        monkeypatch.setenv("ANTHROPIC_API_KEY", "sk-test")
-        monkeypatch.setenv("ANTHROPIC_BASE_URL", server.url)
+    def answer(ask):
+        if "Extract durable facts" in ask.system:
+            return 200, '{"facts": []}', "small"
+        return 200, "Streaming works, Alice.", "model-stream"
+
+    with provider.serve(answer) as server:
+        if name == "anthropic":
+            monkeypatch.setenv("ANTHROPIC_API_KEY", "sk-test")
+            monkeypatch.setenv("ANTHROPIC_BASE_URL", server.url)
+        else:
+            monkeypatch.setenv("MEMLAB_LLM", "openai")
+            monkeypatch.setenv("OPENAI_BASE_URL", server.url)
+            monkeypatch.setenv("MEMLAB_OPENAI_MODEL", "llama-local")
         at = open_page("pages/chat.py")
+        assert any(f"**LLM** · {name}" in md.value for md in at.sidebar.markdown), "the sidebar names the provider"
         at.chat_input[0].set_value("Hello there").run()
         assert not at.exception, [e.value for e in at.exception]
         assert server.streamed, "the page asked for a stream"
         assert [m.name for m in at.chat_message] == ["user", "assistant"]
         assert at.chat_message[1].markdown[0].value.replace("\\", "") == "Streaming works, Alice."
+        at.run()  # the stored turn, with its trace under the reply
+        open_traces(at)
+        assert any(m.label == "LLM" and m.value == name for m in at.metric), "the trace names the provider"
 
 
 def test_the_chat_page_says_memory_is_updating_until_the_upkeep_is_done(app_env, monkeypatch):

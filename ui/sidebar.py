@@ -106,7 +106,8 @@ def render_sidebar() -> list[BackendStatus]:
             st.markdown(label)
             if s.name == "LLM" and s.mode == "offline":
                 st.caption(
-                    "Offline provider: replies quote the memory they were given (set ANTHROPIC_API_KEY for Claude)."
+                    "Offline provider: replies quote the memory they were given (set ANTHROPIC_API_KEY for Claude, "
+                    "or MEMLAB_LLM=openai and OPENAI_BASE_URL for any OpenAI-compatible server)."
                 )
             elif not s.ok:
                 st.caption(f"Fix: {md_text(s.fix)}")
