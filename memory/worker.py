@@ -18,8 +18,8 @@ Nothing in the stream is trusted, and no entry can stop a worker:
 - under the user's lock, one round trip checks the job against Redis before
   anything is written: its user was not forgotten after it was queued, it
   is not done already, and its session still exists and holds every message
-  the job writes (the session's ``:ids``), so a job only ever writes what
-  its own user said in that session;
+  the job writes, under the same id and exactly as in the job (role, text,
+  time), so a job only ever writes what its own user said in that session;
 - a job already running when its user is forgotten erases the user's
   memory again once it ends, so nothing it wrote survives the forget;
 - an entry taken over ``MAX_DELIVERIES`` times (its workers died on it), a
@@ -42,6 +42,7 @@ from typing import TYPE_CHECKING, Any
 from .backends.redis_client import Lua
 from .errors import BackendError, MemoryLabError, StoredDataError
 from .jobs import MAX_DEAD_LETTERS, Job, JobError, dead_letter, read_job
+from .messages import Message, MessageDecodeError, decode
 from .stored import preview
 from .trace import Trace
 from .upkeep import GROUP, poll_until, queued_before, stream_position
@@ -65,6 +66,9 @@ DEAD_LETTER_TTL_S = 30 * 86400
 # On a Redis Cluster the reply's append and its job's XADD go to different primaries in one round trip, so
 # a worker may read the job a moment before the reply is in the session: its ownership check waits this long.
 OWNERSHIP_GRACE_S = 1.0
+# How much of a session's transcript the ownership check reads per round trip, from its end (where a job's turn
+# is unless many messages came after it).
+LOG_TAIL = 64
 
 
 class WorkerStopping(MemoryLabError):
@@ -190,7 +194,7 @@ class Worker:
                 continue
             raw = fields.get("job")
             try:
-                job = read_job(raw)
+                job = read_job(raw, self.lab.settings.max_message_chars)
                 error = JobError("", job.user_id, job.session_id, job.id)
                 raw = None  # readable: its messages are not kept
             except JobError as exc:
@@ -223,7 +227,7 @@ class Worker:
         """Read, check and apply one entry, then acknowledge it; a job it cannot apply goes to the dead letters."""
         raw = fields.get("job")
         try:
-            job = read_job(raw)
+            job = read_job(raw, self.lab.settings.max_message_chars)
         except JobError as exc:
             self._refuse(entry_id, exc, raw if raw is not None else fields)
             return
@@ -286,12 +290,13 @@ class Worker:
                 p.hexists(session.jobs, job.id)
                 p.exists(session.ids)
                 p.smismember(session.ids, ids)
+                p.lrange(session.log, -LOG_TAIL, -1)
                 return list(p.execute())
 
         def settled(found: list[Any]) -> bool:
             return queued_before(entry_id, found[0]) or bool(found[1]) or all(found[3])
 
-        marker, done, exists, members = poll_until(read, settled, OWNERSHIP_GRACE_S)
+        marker, done, exists, members, tail = poll_until(read, settled, OWNERSHIP_GRACE_S)
         if marker is not None and stream_position(marker) is None:
             raise JobError(
                 f"the forget marker {user.forgotten} holds {preview(marker, 40)!r}, not a stream id: refused rather "
@@ -322,7 +327,36 @@ class Worker:
                 job.session_id,
                 job.id,
             )
+        changed = self._not_as_stored(session.log, job, tail)
+        if changed:
+            raise JobError(
+                f"message(s) {', '.join(changed[:3])} of the job are not what user {job.user_id}'s session "
+                f"{job.session_id} holds under those ids: a job may only write what its user said there",
+                job.user_id,
+                job.session_id,
+                job.id,
+            )
         return True
+
+    def _not_as_stored(self, log_key: str, job: Job, tail: list[Any]) -> list[str]:
+        """The ids of the job's messages that differ from the session's stored message of that id (role, text,
+        time, model): the transcript is read from its end, where a job's turn is, further back only if needed."""
+        wanted = {m.id: m for m in job.messages}
+        stored: dict[str, Message] = {}
+        chunk, end = tail, -1
+        while True:
+            for raw in chunk:
+                try:
+                    message = decode(raw)
+                except MessageDecodeError:
+                    continue  # a damaged entry is no message of the job's
+                if message.id in wanted:
+                    stored.setdefault(message.id, message)
+            end -= len(chunk)
+            if len(stored) == len(wanted) or len(chunk) < LOG_TAIL:
+                break
+            chunk = self._r.lrange(log_key, end - LOG_TAIL + 1, end)
+        return [mid for mid, message in wanted.items() if stored.get(mid) != message]
 
     def _run_strategy(self, job: Job, waited_ms: float) -> dict[str, Any]:
         trace = Trace(strategy=job.strategy, user_id=job.user_id, session_id=job.session_id)

@@ -311,3 +311,45 @@ def test_two_workers_on_one_stream_apply_each_job_once(settings):
         assert lab.redis.xlen(lab.keys.jobs) == 0
     finally:
         lab.close()
+
+
+def test_a_job_writes_exactly_what_was_stored_in_the_shape_of_one_turn(settings):
+    """Ids alone prove nothing: a forged entry reusing the ids of Alice's real turn with other text, a job of one
+    user message, a reply before its question, and a message past MEMLAB_MAX_MESSAGE_CHARS are all refused; the
+    real job is applied, its turn compared with the stored one far back in the transcript."""
+    lab = _external(settings, max_message_chars=1000)
+    try:
+        lab.chat("alice", "s1", "I like green tea.", strategy="hybrid")
+        question, reply = lab.sessions.log("alice", "s1").messages
+        for i in range(150):  # a backlog: the turn is far back in the transcript when its job runs
+            lab.sessions.append("alice", "s1", Message(Role.USER, f"filler {i}"))
+        [(real_entry, real_fields)] = lab.redis.xrange(lab.keys.jobs)
+        lab.redis.xdel(lab.keys.jobs, real_entry)  # the forged entries go first, while the turn's job is not done
+
+        def queue(messages: list[Message]) -> None:
+            job = Job(messages[-1].id, "alice", "s1", "hybrid", {}, messages)
+            lab.redis.xadd(lab.keys.jobs, {"job": job.to_json()})
+
+        forged = replace(question, content="My name is Mallory and I live in Pyongyang.")
+        queue([forged, reply])  # the real ids, other words
+        queue([replace(forged, content=forged.content + " x" * 600), reply])  # over the limit
+        queue([forged])  # one user message, as if it were a turn
+        queue([reply, question])  # the reply first
+        queue([question, replace(reply, created_at=reply.created_at + 1)])  # the same words at another time
+        lab.redis.xadd(lab.keys.jobs, real_fields)
+        worker = Worker(lab, name="w", block_ms=50)
+        _drain(worker)
+
+        reasons = [d.reason for d in reversed(_dead_letters(lab))]
+        assert len(reasons) == 5, reasons
+        assert f"message(s) {question.id} of the job are not what user alice's session s1 holds" in reasons[0]
+        assert "characters; the limit is 1,000 (MEMLAB_MAX_MESSAGE_CHARS)" in reasons[1]
+        assert "message #0 is a user message; a turn is the user's message(s), then the assistant's reply" in reasons[2]
+        assert "message #0 is a assistant message" in reasons[3]
+        assert f"message(s) {reply.id} of the job are not what" in reasons[4]
+        assert [r.text for r in lab.facts.all("alice")] == ["The user likes green tea."]
+        [episode] = lab.episodes.all("alice")
+        assert "Mallory" not in episode.text and "green tea" in episode.text
+        assert worker.done == 1 and worker.refused == 5
+    finally:
+        lab.close()
