@@ -20,7 +20,7 @@ import numpy as np
 
 from .backends.redis_client import RedisClient
 from .backends.vector_store import FACTS, Hit, Record, VectorBackend
-from .errors import InputError, StaleEditError, StoredDataError
+from .errors import InputError, RefusedError, StaleEditError, StoredDataError
 from .fact_index import FactIndex, UserFacts
 from .filters import where_user
 from .keys import Keys, validate_id
@@ -78,12 +78,16 @@ class _Writes:
     """A batch of changes to one user's facts: applied to the in-memory copy at once (later facts of the batch
     see them), and sent to Chroma at the end in one delete and one upsert (a later change to a fact wins)."""
 
-    def __init__(self, facts: UserFacts) -> None:
+    def __init__(self, user_id: str, facts: UserFacts) -> None:
+        self.user_id = user_id
         self.facts = facts
         self.upserts: dict[str, tuple[Record, np.ndarray]] = {}
         self.deletes: set[str] = set()
+        self.new_ids: set[str] = set()  # ids the user's facts did not hold: checked against other users' at flush
 
     def put(self, record: Record, vector: np.ndarray) -> None:
+        if record.id not in self.facts.row_of:
+            self.new_ids.add(record.id)
         self.facts.put(record.id, record.text, record.metadata, vector)
         self.upserts[record.id] = (record, vector)
         self.deletes.discard(record.id)
@@ -94,6 +98,7 @@ class _Writes:
         self.upserts.pop(fact_id, None)
 
     def flush(self, vectors: VectorBackend) -> None:
+        _refuse_foreign(vectors, self.user_id, sorted(self.new_ids & set(self.upserts)))
         if self.deletes:
             vectors.delete(FACTS, ids=sorted(self.deletes))
         if self.upserts:
@@ -101,9 +106,40 @@ class _Writes:
             vectors.upsert(FACTS, records, np.stack([v for _, v in self.upserts.values()]))
 
 
+def _named_id(origin: str, user_id: str, *parts: str) -> str:
+    """A fact id derived from where the fact came from, the same every time it is derived.
+
+    The name hashed is ``memlab:ORIGIN:USER:PARTS…`` joined by ``:``; no id
+    (``keys.py``) holds a ``:``, and each origin has its own tag and number of
+    parts, so two origins (or two users) can never hash the same name.
+    """
+    validate_id("user", user_id)
+    if any(":" in part for part in parts):
+        raise InputError(f"a fact id is derived from ids, and {[p for p in parts if ':' in p][0]!r} is none")
+    return uuid.uuid5(uuid.NAMESPACE_URL, ":".join(("memlab", origin, user_id, *parts))).hex
+
+
 def derived_id(user_id: str, job: str, index: int) -> str:
     """The id of the ``index``-th fact a job adds: the same on a retry, so a replayed job re-writes, not duplicates."""
-    return uuid.uuid5(uuid.NAMESPACE_URL, f"memlab:{user_id}:{job}:{index}").hex
+    return _named_id("job", user_id, job, str(index))
+
+
+def imported_id(user_id: str, file_id: str) -> str:
+    """The id an imported file's fact ``file_id`` gets in ``user_id``'s memory (the same on every import)."""
+    return _named_id("import", user_id, file_id)
+
+
+def _refuse_foreign(vectors: VectorBackend, user_id: str, ids: list[str]) -> None:
+    """Refuse a write under an id that another user's fact holds: a fact id can never address another user's
+    fact, whatever path derived it (a job, an import, an undo). One read by ids per write batch."""
+    if not ids:
+        return
+    for record in vectors.get(FACTS, ids=ids):
+        if record.metadata.get("user_id") != user_id:
+            raise RefusedError(
+                f"fact {record.id} belongs to another user; a write of user {user_id}'s under that id was refused "
+                "(nothing written)"
+            )
 
 
 class FactStore:
@@ -149,7 +185,7 @@ class FactStore:
         events: list[FactEvent] = []
         with self.index.lock:
             current = self.index.current(user_id)
-            writes = _Writes(current)
+            writes = _Writes(user_id, current)
             try:
                 for i, (fact, vector) in enumerate(zip(facts, vectors)):
                     new_id = derived_id(user_id, job, i) if job else uuid.uuid4().hex
@@ -417,8 +453,9 @@ class FactStore:
     ) -> None:
         """Put a fact back under its own id (undo of a delete, or an import, logged as ``event`` when given)."""
         now = time.time()
+        _refuse_foreign(self.vectors, validate_id("user", user_id), [fact_id])
         metadata = {
-            "user_id": validate_id("user", user_id),
+            "user_id": user_id,
             "session_id": session_id,
             "created_at": now,
             "updated_at": now,

@@ -24,14 +24,13 @@ from __future__ import annotations
 import datetime as dt
 import json
 import time
-import uuid
 from dataclasses import asdict, dataclass, field, replace
 from typing import Any
 
 from . import json_input as J
 from .episode_store import EMPTY
 from .errors import InputError, StoredDataError
-from .fact_store import MAX_FACT_CHARS, slot_of
+from .fact_store import MAX_FACT_CHARS, imported_id, slot_of
 from .json_input import MB
 from .lab import MemoryLab
 from .markdown import md_escape, md_lines
@@ -261,7 +260,7 @@ def owned_fact_id(user_id: str, file_id: str, own: set[str]) -> str:
     derived from the user and the file's id (the same on every import, and never another user's id)."""
     if file_id in own:
         return file_id
-    return uuid.uuid5(uuid.NAMESPACE_URL, f"memlab:import:{user_id}:{file_id}").hex
+    return imported_id(user_id, file_id)
 
 
 def _write_session(lab: MemoryLab, doc: Document, user_id: str) -> ImportReport:

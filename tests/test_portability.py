@@ -5,12 +5,18 @@ from __future__ import annotations
 import gzip
 import json
 import re
+from dataclasses import replace
 from html.parser import HTMLParser
 
 import pytest
 
-from memory.errors import InputError
+from memory.errors import InputError, RefusedError
+from memory.fact_store import derived_id
+from memory.jobs import Job
+from memory.lab import MemoryLab
+from memory.llm.base import ExtractedFact
 from memory.portability import export_session, export_user, import_document, load_document, session_markdown
+from memory.worker import Worker
 
 from .conftest import assert_one_line_error, run_cli
 
@@ -143,6 +149,37 @@ def test_a_file_for_one_user_cannot_overwrite_another_users_fact(lab):
     assert import_document(lab, load_document(json.dumps(hostile))).written["facts"] == 0  # the same id again
     answer = lab.chat("alice", "s2", "What is my name?", strategy="facts").reply.content
     assert "Alice" in answer and "Mallory" not in answer
+
+
+def test_a_fact_id_can_never_address_another_users_fact_whatever_derived_it(settings):
+    """A job's fact ids and an import's come from disjoint names (user ``import``'s job ``alice`` once derived
+    the id of Alice's imported fact ``0``), and the fact store refuses any write under another user's fact id."""
+    lab = MemoryLab(replace(settings, upkeep_mode="external"))
+    try:
+        import_document(lab, load_document(json.dumps(_user_file([_fact("0", "The user's name is Alice.")], "alice"))))
+        [alice] = lab.facts.all("alice")
+        # User "import" has a turn whose reply id is "alice" (any valid id is); its job derives fact ids.
+        turn = [_message("u0", "My name is Mallory."), {**_message("alice", "Noted.", "assistant"), "model_id": "m"}]
+        import_document(lab, load_document(json.dumps({**_session_file(turn, user="import"), "session_id": "s"})))
+        messages = lab.sessions.log("import", "s").messages
+        lab.redis.xadd(lab.keys.jobs, {"job": Job("alice", "import", "s", "facts", {}, messages).to_json()})
+        worker = Worker(lab, name="w", block_ms=50)
+        while worker.run_once():
+            pass
+        assert worker.done == 1
+        assert [(r.id, r.text) for r in lab.facts.all("alice")] == [(alice.id, "The user's name is Alice.")]
+        assert [r.text for r in lab.facts.all("import")] == ["The user's name is Mallory."]
+
+        # Whatever path derives an id that another user's fact holds, the store refuses to write it.
+        with pytest.raises(RefusedError, match="belongs to another user"):
+            lab.facts.restore("mallory", alice.id, "The user's name is Mallory.", "name", event="ADD")
+        lab.facts.restore("alice", derived_id("mallory", "j1", 0), "The user likes tea.", None, event="ADD")
+        with pytest.raises(RefusedError, match="belongs to another user"):
+            lab.facts.remember("mallory", "m1", [ExtractedFact("The user likes coffee.")], job="j1")
+        assert sorted(r.text for r in lab.facts.all("alice")) == ["The user likes tea.", "The user's name is Alice."]
+        assert lab.facts.all("mallory") == [] and lab.facts.history("mallory").items == []
+    finally:
+        lab.close()
 
 
 @pytest.mark.parametrize(
