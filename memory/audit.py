@@ -277,14 +277,30 @@ class AuditTrail:
     # -- forgetting ------------------------------------------------------
     def forget(self, user_id: str) -> int:
         """Blank the content of the user's rows (the rows stay), then record that they were forgotten."""
-        self.flush()
-        changed = int(
-            self._run("SELECT COUNT(*) FROM memlab_audit WHERE user_id = ? AND content <> ''", [user_id])[0][0]
-        )
-        self._run("UPDATE memlab_audit SET content = '', details = '{}' WHERE user_id = ?", [user_id])
+        changed = self.blank(user_id)
         now = time.time()
         self.record(
             [AuditEvent(f"forget:{user_id}:{now:.6f}", now, "user_forgotten", user_id, details={"rows": changed})]
+        )
+        return changed
+
+    def blank(self, user_id: str) -> int:
+        """Blank the content and details of the user's rows (what was said, old values); the rows stay.
+
+        Also what a job that raced a forget does after erasing the user again:
+        the rows it wrote meanwhile must not keep what the user said.
+        """
+        self.flush()
+        changed = int(
+            self._run(
+                "SELECT COUNT(*) FROM memlab_audit WHERE user_id = ? AND (content <> '' OR details <> '{}') "
+                "AND action <> 'user_forgotten'",
+                [user_id],
+            )[0][0]
+        )
+        self._run(
+            "UPDATE memlab_audit SET content = '', details = '{}' WHERE user_id = ? AND action <> 'user_forgotten'",
+            [user_id],
         )
         return changed
 

@@ -429,9 +429,19 @@ class MemoryLab:
             report.errors["audit"] = str(exc)
         return report
 
-    def erase_user(self, user_id: str) -> DeletionReport:
-        """Delete the user's memory from every store (``forget_user`` without its marker and audit rows)."""
-        return self._walk("forget user", self.memory_stores(), lambda store: store.forget_user(user_id))
+    def erase_user(self, user_id: str, blank_audit: bool = False) -> DeletionReport:
+        """Delete the user's memory from every store (``forget_user`` without its marker and its audit row).
+
+        ``blank_audit``: also blank the content of the user's audit rows (a job
+        that raced a forget erases again, and the rows it wrote go blank too).
+        """
+        report = self._walk("forget user", self.memory_stores(), lambda store: store.forget_user(user_id))
+        if blank_audit:
+            try:
+                report.counts["audit rows blanked"] = self.audit.blank(user_id)
+            except AuditError as exc:
+                report.errors["audit"] = str(exc)
+        return report
 
     def delete_memory(self, user_id: str, kind: str, memory_id: str) -> int:
         """Delete one long-term memory: a fact by id, or the episode of a session (by session id)."""

@@ -21,7 +21,8 @@ Nothing in the stream is trusted, and no entry can stop a worker:
   the job writes, under the same id and exactly as in the job (role, text,
   time), so a job only ever writes what its own user said in that session;
 - a job already running when its user is forgotten erases the user's
-  memory again once it ends, so nothing it wrote survives the forget;
+  memory again once it ends, audit rows' content included, so nothing it
+  wrote survives the forget;
 - an entry taken over ``MAX_DELIVERIES`` times (its workers died on it), a
   key of the job's that holds another type, or a bug: dead letter. Only a
   backend that is down or hung leaves a job pending, to be retried.
@@ -259,7 +260,7 @@ class Worker:
             if queued_before(entry_id, self.lab.upkeep.forgotten_marker(job.user_id)):
                 # Forgotten while it ran: what it wrote may have landed after the forget deleted the rest.
                 log.warning("upkeep job %s ran while user %s was forgotten: erasing again", job.id, job.user_id)
-                report = self.lab.erase_user(job.user_id)
+                report = self.lab.erase_user(job.user_id, blank_audit=True)
                 if not report.ok:
                     log.warning("erasing %s after a racing job: %s", job.user_id, report.describe())
                 self.dropped += 1

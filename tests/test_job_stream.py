@@ -5,7 +5,6 @@ from __future__ import annotations
 
 import json
 import threading
-import time
 from dataclasses import replace
 from typing import Any
 
@@ -205,23 +204,37 @@ def test_a_job_queued_before_forget_never_brings_the_user_back(settings, caplog)
         lab.close()
 
 
+class _Started(Worker):
+    """A real worker that says when it has admitted a job and begun applying it (MEMLAB_UPKEEP_DELAY follows)."""
+
+    def __init__(self, *args: Any, **kwargs: Any) -> None:
+        super().__init__(*args, **kwargs)
+        self.started = threading.Event()
+
+    def _run_strategy(self, job: Job, waited_ms: float) -> dict[str, Any]:
+        self.started.set()
+        return super()._run_strategy(job, waited_ms)
+
+
 def test_forgetting_a_user_while_their_job_runs_leaves_nothing_behind(settings):
     lab = _external(settings, upkeep_delay_s=1.0, upkeep_wait_s=0.0)
     try:
         lab.chat("alice", "s1", "My name is Alice and I live in Oslo.", strategy="hybrid")
-        worker = Worker(lab, name="w", block_ms=50)
+        worker = _Started(lab, name="w", block_ms=50)
         thread = threading.Thread(target=worker.run_once)
         thread.start()
-        lock = lab.keys.user("alice").upkeep_lock
-        deadline = time.monotonic() + 30
-        while not lab.redis.exists(lock) and time.monotonic() < deadline:
-            time.sleep(0.01)
-        assert lab.redis.exists(lock), "the worker never started the job"
+        assert worker.started.wait(30), "the worker never started the job"
         lab.forget_user("alice")  # does not wait (MEMLAB_UPKEEP_WAIT=0): the job writes after this
         thread.join(60)
         assert not thread.is_alive()
         assert _everything_of(lab, "alice") == NOTHING
         assert worker.dropped == 1 and lab.redis.xlen(lab.keys.jobs) == 0
+        # The audit rows the job wrote after the forget (its fact additions) keep nothing of what Alice said.
+        rows = lab.audit.query(user_id="alice")
+        assert {"fact_add", "user_forgotten"} <= {r.action for r in rows}
+        assert [
+            (r.action, r.content, r.details) for r in rows if r.content or r.action != "user_forgotten" and r.details
+        ] == []
     finally:
         lab.close()
 
