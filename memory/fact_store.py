@@ -12,7 +12,7 @@ from __future__ import annotations
 import json
 import time
 import uuid
-from collections.abc import Callable
+from collections.abc import Callable, Sequence
 from dataclasses import asdict, dataclass
 from typing import Any
 
@@ -72,6 +72,49 @@ class FactEvent:
             slot=as_text(d.get("slot"), "slot", optional=True),
             job=as_text(d.get("job"), "job", optional=True),
         )
+
+
+WRITE_BATCH = 256  # facts written by id per embed call and Chroma write
+Progress = Callable[[int, int], None]
+
+
+@dataclass(frozen=True)
+class FactWrite:
+    """One fact written by id (an import): its text and slot, and the text of the user's fact it replaces."""
+
+    id: str
+    text: str
+    slot: str | None = None
+    replaces: str | None = None  # the fact's text now, when it exists; None: a new fact
+    old_meta: dict[str, Any] | None = None
+
+    def metadata(self, user_id: str, now: float) -> dict[str, Any]:
+        if self.old_meta is None:
+            return _fresh_meta(user_id, "", self.slot, now)
+        return {**self.old_meta, "user_id": user_id, "updated_at": now, "slot": self.slot or ""}
+
+
+def _fresh_meta(
+    user_id: str, session_id: str, slot: str | None, now: float, source_ids: Sequence[str] = ()
+) -> dict[str, Any]:
+    """A new fact's metadata (Chroma keeps no None: "no slot" is "")."""
+    return {
+        "user_id": user_id,
+        "session_id": session_id,
+        "created_at": now,
+        "updated_at": now,
+        "slot": slot or "",
+        "source_ids": json.dumps(list(source_ids)),
+    }
+
+
+def _text_after(event: FactEvent) -> str | None:
+    """The text a fact held after a logged event; None when the event left it deleted."""
+    if event.event == "DELETE":
+        return None
+    if event.event == "DUPLICATE":
+        return event.previous  # a repeat refreshed the fact and kept its text
+    return event.text or None  # an UNDO of an ADD logs "": the fact is gone
 
 
 class _Writes:
@@ -294,14 +337,7 @@ class FactStore:
                 old = current.record(row)
                 self._touch(writes, row, None, fact, session_id, now)
                 return FactEvent(now, "DUPLICATE", old.id, fact.text, old.text, round(similarity, 4), session_id)
-        metadata = {
-            "user_id": user_id,
-            "session_id": session_id,
-            "created_at": now,
-            "updated_at": now,
-            "slot": fact.slot or "",
-            "source_ids": json.dumps(list(fact.source_ids)),
-        }
+        metadata = _fresh_meta(user_id, session_id, fact.slot, now, fact.source_ids)
         writes.put(Record(new_id, fact.text, metadata), vector)
         return FactEvent(now, "ADD", new_id, fact.text, None, None, session_id)
 
@@ -454,17 +490,81 @@ class FactStore:
         """Put a fact back under its own id (undo of a delete, or an import, logged as ``event`` when given)."""
         now = time.time()
         _refuse_foreign(self.vectors, validate_id("user", user_id), [fact_id])
-        metadata = {
-            "user_id": user_id,
-            "session_id": session_id,
-            "created_at": now,
-            "updated_at": now,
-            "slot": slot or "",
-            "source_ids": "[]",
-        }
+        metadata = _fresh_meta(user_id, session_id, slot, now)
         self.vectors.upsert(FACTS, [Record(fact_id, text, metadata)], self.embed([text]))
         if event is not None:
             self._log(user_id, [FactEvent(now, event, fact_id, text, None, None, session_id or None, slot)])
+
+    def put_facts(
+        self, user_id: str, writes: Sequence[FactWrite], progress: Progress | None = None, batch: int = WRITE_BATCH
+    ) -> list[FactEvent]:
+        """Write facts by id (an import), logged: ADD for a new fact, UPDATE with the exact text it replaces.
+
+        In batches: one ownership read, one embed call, one Chroma write, one
+        fact log append and one audit insert per batch, then ``progress(done,
+        total)``. A replacement is an UPDATE whose ``previous`` is the text the
+        fact held, so undo restores exactly that text (never deletes a fact
+        that existed before). A batch cut short between Chroma and the log is
+        completed by ``complete_log`` when the same facts are written again.
+        """
+        validate_id("user", user_id)
+        events: list[FactEvent] = []
+        for start in range(0, len(writes), batch):
+            part = writes[start : start + batch]
+            _refuse_foreign(self.vectors, user_id, [w.id for w in part])
+            vectors = self.embed([w.text for w in part])
+            now = time.time()
+            records = [Record(w.id, w.text, w.metadata(user_id, now)) for w in part]
+            logged = [
+                FactEvent(now, "UPDATE" if w.replaces else "ADD", w.id, w.text, w.replaces, None, None, w.slot)
+                for w in part
+            ]
+            with self.index.lock:
+                self.vectors.upsert(FACTS, records, vectors)
+                self._log(user_id, logged)
+            events.extend(logged)
+            if progress is not None:
+                progress(start + len(part), len(writes))
+        return events
+
+    def complete_log(self, user_id: str, records: Sequence[Record]) -> list[FactEvent]:
+        """Close the gaps a write cut short left, for the user's facts ``records`` (as Chroma holds them now).
+
+        A fact whose last logged event does not leave it with that text was
+        written to Chroma and never logged (the process or Redis died between
+        the two): its ADD or UPDATE is logged now, and so audited. For the
+        others, the last event, when a hand change or an import logged it, is
+        handed to the audit trail again (it keeps each event once, by an id
+        derived from it), in case the process died between log and audit. A
+        job's own events are completed by the job when it runs again.
+        """
+        stored = {r.id: r for r in records}
+        if not stored:
+            return []
+        last: dict[str, FactEvent] = {}
+        for raw in self.r.lrange(self.keys.user(user_id).fact_log, 0, -1):
+            try:
+                event = FactEvent.from_dict(load_json(raw))
+            except StoredDataError:
+                continue  # a damaged entry tells nothing; the fact is judged by the others
+            if event.fact_id in stored:
+                last[event.fact_id] = event
+        now = time.time()
+        missing, again = [], []
+        for fact_id, record in stored.items():
+            found = last.get(fact_id)
+            held = _text_after(found) if found is not None else None
+            if held != record.text:
+                kind = "ADD" if held is None else "UPDATE"
+                slot = slot_of(record.metadata)
+                missing.append(FactEvent(now, kind, fact_id, record.text, held, None, None, slot))
+            elif found is not None and found.job is None:
+                again.append(found)
+        if again and self.on_logged is not None:
+            self.on_logged(user_id, again)
+        with self.index.lock:
+            self._log(user_id, missing)
+        return missing
 
     def undo_last(self, user_id: str) -> FactEvent:
         """Undo the user's last change to their facts (an ADD, UPDATE, EDIT or DELETE), logged as UNDO.

@@ -30,19 +30,22 @@ from typing import Any
 from . import json_input as J
 from .episode_store import EMPTY
 from .errors import InputError, StoredDataError
-from .fact_store import MAX_FACT_CHARS, imported_id, slot_of
+from .fact_store import MAX_FACT_CHARS, FactWrite, Progress, imported_id, slot_of
 from .json_input import MB
 from .lab import MemoryLab
 from .markdown import md_escape, md_lines
 from .messages import Message
-from .stored import kind_of
+from .stored import kind_of, preview
 from .trace import Trace
 
 SESSION_KIND = "memlab.session"
 USER_KIND = "memlab.user-memory"
 VERSION = 1
 MAX_IMPORT_BYTES = 64 * MB
-MAX_ITEMS = 100_000  # messages, traces, facts or episodes in one file
+# What the app can show and use: the chat page draws every message of a session (20,000 took 40 s to draw, so
+# 2,000 draw in about 4 s), and a user's facts are searched in memory (benchmarked to 10,000: docs/benchmarks.md).
+MAX_SESSION_MESSAGES = 2_000  # messages (and traces) in one session file
+MAX_FACTS = 10_000  # facts, and episodes, in one user-memory file
 MAX_SLOT_CHARS = 200
 
 
@@ -167,7 +170,7 @@ def read_document(data: Any, max_message_chars: int) -> Document:
 def _read_session(data: dict[str, Any], user_id: str | None, max_chars: int) -> Document:
     session_id = J.ident(J.field(data, "session_id", "the file"), "session_id")
     messages = []
-    for i, raw in enumerate(J.items(J.field(data, "messages", "the file", []), "messages", MAX_ITEMS)):
+    for i, raw in enumerate(J.items(J.field(data, "messages", "the file", []), "messages", MAX_SESSION_MESSAGES)):
         where = f"messages[{i}]"
         try:
             message = Message.from_dict(raw)
@@ -181,8 +184,8 @@ def _read_session(data: dict[str, Any], user_id: str | None, max_chars: int) -> 
     traces: dict[str, Trace] = {}
     notes = []
     raw_traces = J.obj(J.field(data, "traces", "the file", {}), "traces")
-    if len(raw_traces) > MAX_ITEMS:
-        raise InputError(f"traces has {len(raw_traces):,} entries; the limit is {MAX_ITEMS:,}")
+    if len(raw_traces) > MAX_SESSION_MESSAGES:
+        raise InputError(f"traces has {len(raw_traces):,} entries; the limit is {MAX_SESSION_MESSAGES:,}")
     for mid, raw in raw_traces.items():
         where = f"traces[{mid[:64]!r}]"
         J.ident(mid, f"{where}'s message id")
@@ -199,7 +202,7 @@ def _read_session(data: dict[str, Any], user_id: str | None, max_chars: int) -> 
 
 def _read_user_memory(data: dict[str, Any], user_id: str | None, max_chars: int) -> Document:
     facts = []
-    for i, raw in enumerate(J.items(J.field(data, "facts", "the file", []), "facts", MAX_ITEMS)):
+    for i, raw in enumerate(J.items(J.field(data, "facts", "the file", []), "facts", MAX_FACTS)):
         where = f"facts[{i}]"
         fact = J.obj(raw, where)
         meta = J.obj(J.field(fact, "metadata", where, {}), f"{where}.metadata")
@@ -213,7 +216,7 @@ def _read_user_memory(data: dict[str, Any], user_id: str | None, max_chars: int)
         )
     J.unique([f.id for f in facts], lambda i: f"facts[{i}]", "id")
     episodes = []
-    for i, raw in enumerate(J.items(J.field(data, "episodes", "the file", []), "episodes", MAX_ITEMS)):
+    for i, raw in enumerate(J.items(J.field(data, "episodes", "the file", []), "episodes", MAX_FACTS)):
         where = f"episodes[{i}]"
         episode = J.obj(raw, where)
         meta = J.obj(J.field(episode, "metadata", where), f"{where}.metadata")
@@ -230,29 +233,45 @@ def _read_user_memory(data: dict[str, Any], user_id: str | None, max_chars: int)
 @dataclass
 class ImportReport:
     user_id: str
-    written: dict[str, int]  # what the import changed, by kind
+    written: dict[str, int]  # what the import added, by kind
     unchanged: int = 0  # items already there as in the file
     notes: list[str] = field(default_factory=list)  # items skipped, each with its reason
+    replaced: list[str] = field(default_factory=list)  # facts whose text the file's replaced: which, old -> new
+    completed: int = 0  # facts an earlier import wrote but cut short before logging: logged now
 
     def describe(self) -> str:
         done = ", ".join(f"{n} {what}" for what, n in self.written.items())
         line = f"imported {done} into {self.user_id}"
         if self.unchanged:
             line += f" ({self.unchanged} already there)"
+        if self.replaced:
+            line += f"; replaced {len(self.replaced)} fact(s) (undo takes back the last): " + "; ".join(
+                self.replaced[:5]
+            )
+        if self.completed:
+            line += f"; logged {self.completed} fact(s) an earlier import stored without logging"
         if self.notes:
             line += f"; {len(self.notes)} skipped: " + "; ".join(self.notes[:5])
         return line
 
 
-def import_document(lab: MemoryLab, data: dict[str, Any] | Document, user_id: str | None = None) -> ImportReport:
-    """Load an export back (into ``user_id`` if given, else the file's user): all checked first, then written."""
+def import_document(
+    lab: MemoryLab,
+    data: dict[str, Any] | Document,
+    user_id: str | None = None,
+    progress: Progress | None = None,
+) -> ImportReport:
+    """Load an export back (into ``user_id`` if given, else the file's user): all checked first, then written.
+
+    ``progress(done, total)`` hears how many of the file's facts are written.
+    """
     doc = data if isinstance(data, Document) else read_document(data, lab.settings.max_message_chars)
     if user_id is None and doc.user_id is None:
         raise InputError("the file names no user_id: give the user to import into")
     target = J.ident(doc.user_id if user_id is None else user_id, "the user to import into")
     if doc.kind == SESSION_KIND:
         return _write_session(lab, doc, target)
-    return _write_user_memory(lab, doc, target)
+    return _write_user_memory(lab, doc, target, progress)
 
 
 def owned_fact_id(user_id: str, file_id: str, own: set[str]) -> str:
@@ -283,18 +302,29 @@ def _write_session(lab: MemoryLab, doc: Document, user_id: str) -> ImportReport:
     return report
 
 
-def _write_user_memory(lab: MemoryLab, doc: Document, user_id: str) -> ImportReport:
+def _write_user_memory(lab: MemoryLab, doc: Document, user_id: str, progress: Progress | None) -> ImportReport:
+    """Facts first (batched), then episodes. A fact already there with the file's text is left alone (and its
+    log completed if an earlier import was cut short); one whose text differs is replaced and reported, each
+    logged as an UPDATE of the exact text it had."""
     report = ImportReport(user_id, {"facts": 0, "episodes": 0})
     current = {r.id: r for r in lab.facts.all(user_id)}
     placed = [(owned_fact_id(user_id, f.id, set(current)), f) for f in doc.facts]
     J.unique([fid for fid, _ in placed], lambda i: f"facts[{i}]", "fact (after namespacing)")
-    for fact_id, fact in placed:
+    same, writes = [], []
+    for i, (fact_id, fact) in enumerate(placed):
         old = current.get(fact_id)
-        if old is not None and old.text == fact.text and slot_of(old.metadata) == fact.slot:
-            report.unchanged += 1
+        if old is not None and old.text == fact.text:
+            same.append(old)
             continue
-        lab.facts.restore(user_id, fact_id, fact.text, fact.slot, event="ADD")
-        report.written["facts"] += 1
+        writes.append(
+            FactWrite(fact_id, fact.text, fact.slot, old.text if old else None, old.metadata if old else None)
+        )
+        if old is not None:
+            report.replaced.append(f"facts[{i}] {preview(old.text, 80)!r} -> {preview(fact.text, 80)!r}")
+    report.unchanged += len(same)
+    report.completed = len(lab.facts.complete_log(user_id, same))
+    lab.facts.put_facts(user_id, writes, progress)
+    report.written["facts"] = len(writes) - len(report.replaced)
     stored = {
         str(r.metadata.get("session_id")): r.text for r in lab.episodes.get(user_id, [s for s, _ in doc.episodes])
     }

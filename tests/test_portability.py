@@ -5,17 +5,27 @@ from __future__ import annotations
 import gzip
 import json
 import re
-from dataclasses import replace
+import time
+from dataclasses import asdict, replace
 from html.parser import HTMLParser
+from typing import Any
 
 import pytest
 
+from memory.backends.vector_store import FACTS, Record
 from memory.errors import InputError, RefusedError
-from memory.fact_store import derived_id
+from memory.fact_store import FactEvent, derived_id, imported_id
 from memory.jobs import Job
 from memory.lab import MemoryLab
 from memory.llm.base import ExtractedFact
-from memory.portability import export_session, export_user, import_document, load_document, session_markdown
+from memory.portability import (
+    export_session,
+    export_user,
+    import_document,
+    load_document,
+    read_document,
+    session_markdown,
+)
 from memory.worker import Worker
 
 from .conftest import assert_one_line_error, run_cli
@@ -319,3 +329,81 @@ def test_the_markdown_export_has_no_live_html_no_images_and_no_forged_turns():
         (i + 1, "user" if i % 2 else "assistant") for i in range(len(HOSTILE))
     ], "one heading per message: stored text made none of its own"
     assert "&lt;script&gt;alert(1)&lt;/script&gt;" in html, "the text itself is still there, as text"
+
+
+# -- an import never hides what it replaced, and a cut-short import is finished by importing again --------------
+
+
+def test_an_import_over_a_changed_fact_says_it_replaced_it_and_undo_brings_the_exact_text_back(lab):
+    lab.chat("maya", "s1", "I live in Lyon.", strategy="facts", wait_upkeep=True)
+    old_export = json.dumps(export_user(lab, "maya"))
+    [fact] = lab.facts.all("maya")
+    lab.facts.edit("maya", fact.id, "The user lives in Paris.")  # by hand, after the export
+    report = import_document(lab, load_document(old_export))
+    assert report.written == {"facts": 0, "episodes": 0}
+    assert report.replaced == [f"facts[0] {'The user lives in Paris.'!r} -> {'The user lives in Lyon.'!r}"]
+    assert "replaced 1 fact(s) (undo takes back the last): facts[0] 'The user lives in Paris.'" in report.describe()
+    last = lab.facts.history("maya").items[-1]
+    assert (last.event, last.text, last.previous) == ("UPDATE", "The user lives in Lyon.", "The user lives in Paris.")
+    [row] = lab.audit.query(user_id="maya", actions=["fact_update"])
+    assert (row.content, row.details["previous"]) == ("The user lives in Lyon.", "The user lives in Paris.")
+    undone = lab.facts.undo_last("maya")
+    assert undone.text == "The user lives in Paris."
+    assert [(r.id, r.text) for r in lab.facts.all("maya")] == [(fact.id, "The user lives in Paris.")]
+
+
+def test_importing_again_finishes_an_import_cut_short_between_the_stores(lab):
+    """A process (or Redis) that died mid-import leaves facts in Chroma with no fact log entry or audit row, or in
+    the log with no audit row. Importing the same file again logs and audits exactly those, once."""
+    facts = [_fact(f"k{i}", f"The user owns pet number {i} named Rex{i}.") for i in range(6)]
+    doc = json.dumps(_user_file(facts, "kil1"))
+    ids = [imported_id("kil1", f"k{i}") for i in range(6)]
+    vectors = lab.embed([f["text"] for f in facts])
+    # The state each cut leaves: k0-k2 written whole; k3 in the log only (died before the audit insert);
+    # k4 and k5 in Chroma only (died before the log). Written here as the import writes them.
+    import_document(lab, load_document(json.dumps(_user_file(facts[:3], "kil1"))))
+    lab.vectors.upsert(
+        FACTS, [Record(ids[i], facts[i]["text"], {"user_id": "kil1", "slot": ""}) for i in (3, 4, 5)], vectors[3:]
+    )
+    event = FactEvent(time.time(), "ADD", ids[3], facts[3]["text"])
+    lab.redis.rpush(lab.keys.user("kil1").fact_log, json.dumps(asdict(event)))
+    lab.facts.index.forget("kil1")
+
+    report = import_document(lab, load_document(doc))
+    assert (report.written["facts"], report.unchanged, report.completed) == (0, 6, 2)
+    assert "logged 2 fact(s) an earlier import stored without logging" in report.describe()
+    logged = [e.fact_id for e in lab.facts.history("kil1").items]
+    assert sorted(logged) == sorted(ids), "one ADD per fact, none twice"
+    audited = [r.target for r in lab.audit.query(user_id="kil1", actions=["fact_add"])]
+    assert sorted(audited) == sorted(ids)
+    again = import_document(lab, load_document(doc))  # nothing left to finish: nothing written
+    assert (again.completed, len(lab.facts.history("kil1").items), lab.audit.count()) == (0, 6, len(audited))
+
+
+def test_a_big_import_is_written_in_batches_with_progress_and_bounded_by_what_the_app_shows(lab):
+    calls: list[int] = []
+    embed = lab.embed
+
+    def counted(texts: list[str]) -> Any:
+        calls.append(len(texts))
+        return embed(texts)
+
+    lab.embed = counted  # type: ignore[method-assign]  # the real model, counted
+    facts = [_fact(f"f{i}", f"The user's favourite number {i} is {i * 7}.") for i in range(300)]
+    seen: list[tuple[int, int]] = []
+    report = import_document(
+        lab, load_document(json.dumps(_user_file(facts))), progress=lambda d, t: seen.append((d, t))
+    )
+    assert report.written["facts"] == 300 and len(lab.facts.all("bob")) == 300
+    assert calls == [256, 44], "one embed call per batch of 256, not one per fact"
+    assert seen == [(256, 300), (300, 300)]
+    assert len(lab.facts.history("bob").items) == 300 and len(lab.audit.query(user_id="bob", limit=1000)) == 300
+    too_many = [_message(f"m{i}", "hi") for i in range(2_001)]
+    with pytest.raises(InputError, match="messages has 2,001 entries; the limit is 2,000"):
+        load_document_checked(lab, _session_file(too_many))
+    with pytest.raises(InputError, match="facts has 10,001 entries; the limit is 10,000"):
+        load_document_checked(lab, _user_file([_fact(f"f{i}", "x") for i in range(10_001)]))
+
+
+def load_document_checked(lab: Any, doc: dict) -> Any:
+    return read_document(load_document(json.dumps(doc)), lab.settings.max_message_chars)
