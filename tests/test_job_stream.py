@@ -366,3 +366,39 @@ def test_a_job_writes_exactly_what_was_stored_in_the_shape_of_one_turn(settings)
         assert worker.done == 1 and worker.refused == 5
     finally:
         lab.close()
+
+
+END_OF_IDS = "18446744073709551615-18446744073709551615"
+
+
+def check_an_entry_at_the_end_of_the_id_space_stops_no_turn_and_no_forget(lab: MemoryLab) -> None:
+    """An entry added at the last possible stream id left no id for any later XADD: every turn failed to queue
+    its job and forget failed to mark the stream. Queueing moves such entries back to ordinary ids, and goes on."""
+    keys = lab.keys
+    worker = Worker(lab, name="w", block_ms=50)
+    lab.chat("alice", "s1", "I use Rust.", strategy="summary")
+    lab.redis.xadd(keys.jobs, {"job": "poison"}, id=END_OF_IDS)
+    _drain(worker)  # Alice's job applied, the poison dead-lettered and deleted: the stream's last id stays at the end
+    assert worker.done == 1 and worker.refused == 1
+
+    second = lab.chat("alice", "s1", "I use Go.", strategy="summary")
+    assert second.error is None and second.trace.job["status"] == "queued"
+    lab.redis.xadd(keys.jobs, {"job": "poison again"}, id=END_OF_IDS)  # unread when the next turn queues
+    third = lab.chat("alice", "s1", "I use Zig.", strategy="summary")
+    assert lab.forget_user("bob").ok  # forget marks the stream past it too
+    _drain(worker)
+    for result in (second, third):
+        assert lab.upkeep.outcome("alice", "s1", result.reply.id)["status"] == "done"
+    assert worker.done == 3 and worker.refused == 2
+    assert [d.raw for d in _dead_letters(lab)] == ["poison again", "poison"]
+    last = lab.redis.xinfo_stream(keys.jobs)["last-generated-id"]
+    assert not last.startswith("18446744073709551615-"), last
+    assert lab.redis.xlen(keys.jobs) == 0 and lab.redis.xpending(keys.jobs, GROUP)["pending"] == 0
+
+
+def test_an_entry_at_the_end_of_the_id_space_stops_no_turn_and_no_forget(settings):
+    lab = _external(settings)
+    try:
+        check_an_entry_at_the_end_of_the_id_space_stops_no_turn_and_no_forget(lab)
+    finally:
+        lab.close()
