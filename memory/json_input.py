@@ -15,6 +15,7 @@ limits as the interactive paths.
 
 from __future__ import annotations
 
+import datetime as dt
 import functools
 import json
 import math
@@ -25,7 +26,7 @@ from typing import Any, TypeVar
 
 from .errors import InputError
 from .keys import is_valid_id
-from .stored import as_dict, as_number, as_text, kind_of
+from .stored import MAX_TIMESTAMP, as_dict, as_number, as_text, kind_of
 
 MAX_DEPTH = 32  # every format here nests less than 10 deep; free-form parts (trace settings) stay far below
 MB = 1024 * 1024
@@ -269,6 +270,20 @@ def ident(value: Any, where: str) -> str:
             "starting with a letter or digit"
         )
     return value
+
+
+def message_date(date: dt.datetime | None, text: str, where: str, spread_s: float = 0.0) -> dt.datetime | None:
+    """A data set's date that its messages will carry (``spread_s`` seconds of them from it): refused when
+    outside 1970 to the year 3000, the times a stored message may have (``stored.MAX_TIMESTAMP``)."""
+    if date is None:
+        return None
+    try:
+        stamp = date.timestamp()
+    except (OverflowError, OSError, ValueError):
+        stamp = -1.0
+    if not 0 <= stamp <= MAX_TIMESTAMP - spread_s:
+        raise InputError(f"{where} {text[:60]!r} is outside 1970 to 3000, the times a message can have")
+    return date
 
 
 def one_of(value: Any, where: str, choices: Sequence[str]) -> str:
