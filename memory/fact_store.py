@@ -10,7 +10,9 @@ a fact changed. Reads are always filtered by user.
 from __future__ import annotations
 
 import json
+import re
 import time
+import unicodedata
 import uuid
 from collections.abc import Callable, Sequence
 from dataclasses import asdict, dataclass
@@ -40,6 +42,29 @@ def slot_of(metadata: dict[str, Any]) -> str | None:
 
 EVENTS = ("ADD", "UPDATE", "DUPLICATE", "DELETE", "EDIT", "UNDO")
 MAX_FACT_CHARS = 2000  # a fact rides in every later context of its user: edits and imports are held to this
+# Characters that change how a text reads without being seen: bidirectional controls (U+202E shows the rest of
+# a line backwards), zero-width spaces and the byte-order mark. Joiners (U+200C, U+200D) stay: scripts and
+# emoji sequences need them.
+_INVISIBLE = re.compile("[\u200b\u200e\u200f\u202a-\u202e\u2060\u2066-\u2069\ufeff]")
+
+
+def tidy_fact(text: str, where: str = "a fact") -> str:
+    """A fact as the one line of visible text every fact is, checked against the editor's limit.
+
+    A fact is one bullet in the model's "Known facts" and one row of ``facts
+    list``: line breaks, tabs and other control characters become single
+    spaces and invisible characters go, so a hand edit and an import store
+    the same text, and opening a fact in the editor and saving it untouched
+    changes nothing. Empty (after tidying) or longer than ``MAX_FACT_CHARS``:
+    ``InputError`` naming ``where``.
+    """
+    text = _INVISIBLE.sub("", text or "")
+    text = " ".join("".join(" " if unicodedata.category(ch) == "Cc" else ch for ch in text).split())
+    if not text:
+        raise InputError(f"{where} is empty (a fact needs visible text; delete it instead)")
+    if len(text) > MAX_FACT_CHARS:
+        raise InputError(f"{where} has {len(text):,} characters; the limit is {MAX_FACT_CHARS:,} (the fact editor's)")
+    return text
 
 
 @dataclass
@@ -456,11 +481,7 @@ class FactStore:
         is refused with ``StaleEditError`` instead of overwriting a change
         nobody saw.
         """
-        text = " ".join((text or "").split())
-        if not text:
-            raise InputError("a fact cannot be empty; delete it instead")
-        if len(text) > MAX_FACT_CHARS:
-            raise InputError(f"a fact is limited to {MAX_FACT_CHARS:,} characters")
+        text = tidy_fact(text)
         with self.index.lock:  # hand changes one at a time: a double submit sees the first one's result
             record = self._own(user_id, fact_id)
             if record is None:

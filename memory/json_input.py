@@ -19,6 +19,7 @@ import datetime as dt
 import functools
 import json
 import math
+import unicodedata
 import zlib
 from collections.abc import Callable, Sequence
 from pathlib import Path
@@ -227,6 +228,15 @@ def text(value: Any, where: str, max_chars: int, empty: bool = False, limit: str
         raise InputError(f"{where} has {len(result):,} characters; the limit is {max_chars:,}{named}")
     if not empty and not result.strip():
         raise InputError(f"{where} is empty")
+    return result
+
+
+def name(value: Any, where: str, max_chars: int = 200) -> str:
+    """A short name shown on one line (a model id): no line break, tab or other control or format character."""
+    result = text(value, where, max_chars)
+    bad = next((ch for ch in result if unicodedata.category(ch) in ("Cc", "Cf", "Zl", "Zp")), None)
+    if bad is not None:
+        raise InputError(f"{where} holds the control character U+{ord(bad):04X}; a name is one line of text")
     return result
 
 

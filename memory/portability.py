@@ -30,12 +30,12 @@ from typing import Any
 from . import json_input as J
 from .episode_store import EMPTY
 from .errors import InputError, StoredDataError
-from .fact_store import MAX_FACT_CHARS, FactWrite, Progress, imported_id, slot_of
+from .fact_store import FactWrite, Progress, imported_id, slot_of, tidy_fact
 from .json_input import MB
 from .lab import MemoryLab
-from .markdown import md_escape, md_lines
+from .markdown import md_inline, md_lines
 from .messages import Message
-from .stored import kind_of, preview
+from .stored import dump_json, kind_of, preview
 from .trace import Trace
 
 SESSION_KIND = "memlab.session"
@@ -47,6 +47,10 @@ MAX_IMPORT_BYTES = 64 * MB
 MAX_SESSION_MESSAGES = 2_000  # messages (and traces) in one session file
 MAX_FACTS = 10_000  # facts, and episodes, in one user-memory file
 MAX_SLOT_CHARS = 200
+MAX_NAME_CHARS = 200  # a model id
+# A turn's trace holds what the model was sent: at most the buffer's messages (20 of 32,000 characters by
+# default) and what was retrieved. The same bound as a job's.
+MAX_TRACE_CHARS = 2_000_000
 
 
 def export_session(lab: MemoryLab, user_id: str, session_id: str) -> dict[str, Any]:
@@ -73,10 +77,10 @@ def session_markdown(export: dict[str, Any]) -> str:
     heading or bold of its own. So the numbered turn headings written here
     are the only headings, and a message cannot forge one.
     """
-    lines = [f"# Session {md_escape(str(export['session_id']))} of {md_escape(str(export['user_id']))}", ""]
+    lines = [f"# Session {md_inline(export['session_id'])} of {md_inline(export['user_id'])}", ""]
     settings = export.get("settings") or {}
     if settings:
-        lines += [f"Strategy: **{md_escape(str(settings.get('strategy', '?')))}**", ""]
+        lines += [f"Strategy: **{md_inline(settings.get('strategy', '?'))}**", ""]
     if export.get("summary"):
         lines += ["## Summary", "", md_lines(export["summary"]), ""]
     lines += ["## Transcript", ""]
@@ -84,16 +88,18 @@ def session_markdown(export: dict[str, Any]) -> str:
     for n, m in enumerate(export["messages"], 1):
         when = dt.datetime.fromtimestamp(m["created_at"]).strftime("%Y-%m-%d %H:%M")
         who = m["role"] + (f" ({m['model_id']})" if m.get("model_id") else "")
-        lines += [f"### {n} · {md_escape(who)} · {when}", "", md_lines(m["content"]), ""]
+        lines += [f"### {n} · {md_inline(who)} · {when}", "", md_lines(m["content"]), ""]
         trace = traces.get(m["id"])
         if trace:
-            parts = ", ".join(f"{md_escape(str(p['name']))} {p['tokens']}" for p in trace.get("system_parts", []))
+            parts = ", ".join(f"{md_inline(p['name'])} {int(p['tokens'])}" for p in trace.get("system_parts", []))
             used = trace.get("used") or []
-            lines += [f"> context: ~{trace.get('total_tokens', 0)} tokens ({parts}); drew on {len(used)} item(s)", ""]
+            total = int(trace.get("total_tokens", 0))
+            lines += [f"> context: ~{total} tokens ({parts}); drew on {len(used)} item(s)", ""]
             for item in trace.get("retrieved", []):
                 mark = "✓" if item.get("used") else "·"
-                text = md_escape(" ".join(str(item["text"]).split()))
-                lines.append(f"> {mark} {md_escape(str(item['kind']))} {item['similarity']:.3f}: {text}  ")
+                lines.append(
+                    f"> {mark} {md_inline(item['kind'])} {float(item['similarity']):.3f}: {md_inline(item['text'])}  "
+                )
             lines.append("")
     return "\n".join(lines)
 
@@ -178,6 +184,8 @@ def _read_session(data: dict[str, Any], user_id: str | None, max_chars: int) -> 
             raise InputError(f"{where}: {exc}") from None
         J.ident(message.id, f"{where}.id")
         J.text(message.content, f"{where}.content", max_chars, empty=True, limit="MEMLAB_MAX_MESSAGE_CHARS")
+        if message.model_id is not None:
+            J.name(message.model_id, f"{where}.model_id", MAX_NAME_CHARS)
         messages.append(message)
     J.unique([m.id for m in messages], lambda i: f"messages[{i}]", "id")
     present = {m.id for m in messages}
@@ -189,6 +197,9 @@ def _read_session(data: dict[str, Any], user_id: str | None, max_chars: int) -> 
     for mid, raw in raw_traces.items():
         where = f"traces[{mid[:64]!r}]"
         J.ident(mid, f"{where}'s message id")
+        size = len(dump_json(raw))
+        if size > MAX_TRACE_CHARS:
+            raise InputError(f"{where} has {size:,} characters of JSON; the limit is {MAX_TRACE_CHARS:,}")
         try:
             trace = Trace.from_dict(raw)
         except StoredDataError as exc:
@@ -207,10 +218,12 @@ def _read_user_memory(data: dict[str, Any], user_id: str | None, max_chars: int)
         fact = J.obj(raw, where)
         meta = J.obj(J.field(fact, "metadata", where, {}), f"{where}.metadata")
         slot = J.text(J.field(meta, "slot", where, ""), f"{where}.metadata.slot", MAX_SLOT_CHARS, empty=True)
+        if slot:
+            J.name(slot, f"{where}.metadata.slot", MAX_SLOT_CHARS)
         facts.append(
             ImportedFact(
                 J.ident(J.field(fact, "id", where), f"{where}.id"),
-                J.text(J.field(fact, "text", where), f"{where}.text", MAX_FACT_CHARS, limit="the fact editor's"),
+                tidy_fact(J.text(J.field(fact, "text", where), f"{where}.text", MAX_IMPORT_BYTES), f"{where}.text"),
                 slot_of({"slot": slot}),
             )
         )
