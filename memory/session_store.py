@@ -81,9 +81,10 @@ return {added, items, redis.call('LLEN', KEYS[2]), summary}
 """
 
 INDEX_SCRIPT = """
-local now = now_ms / 1000
+local stamp = clock[1] .. '.' .. string.format('%06d', tonumber(clock[2]))
+local now = tonumber(stamp)
 if ARGV[1] ~= '' then
-  redis.call('ZADD', KEYS[1], now, ARGV[1])
+  redis.call('ZADD', KEYS[1], stamp, ARGV[1])
   local ttl = tonumber(ARGV[2])
   if ttl > 0 then
     redis.call('ZADD', KEYS[2], now + ttl, ARGV[1])
