@@ -13,6 +13,7 @@ from pathlib import Path
 from typing import TypeVar
 
 from .errors import InputError
+from .keys import is_valid_id
 
 T = TypeVar("T")
 UPKEEP_MODES = ("thread", "external", "inline")
@@ -133,6 +134,11 @@ class Settings:
             (0.1 <= self.upkeep_claim_s <= 86400, "MEMLAB_UPKEEP_CLAIM must be between 0.1 and 86400 seconds"),
             (0 <= self.upkeep_delay_s <= 600, "MEMLAB_UPKEEP_DELAY must be between 0 and 600 seconds"),
             (self.vector_store in ("chroma", "qdrant"), "MEMLAB_VECTOR_STORE must be chroma or qdrant"),
+            (
+                is_valid_id(self.key_prefix),
+                f"MEMLAB_KEY_PREFIX must be 1-64 letters, digits, '_', '.', '-' (no ':' and no glob characters such "
+                f"as '*' or '[', which would make forget's key patterns match other keys), got {self.key_prefix!r}",
+            ),
         ]
         for ok, message in checks:
             if not ok:

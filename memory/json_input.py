@@ -210,6 +210,16 @@ def field(data: dict[str, Any], key: str, where: str, default: Any = _REQUIRED) 
     return value
 
 
+def known_keys(data: dict[str, Any], allowed: Sequence[str], where: str) -> dict[str, Any]:
+    """Refuse keys the format does not have: a misspelt one (``expected`` for ``expect``, ``fcts`` for
+    ``facts``) would otherwise be ignored and the file read as if the part were empty."""
+    unknown = [key for key in data if key not in allowed]
+    if unknown:
+        named = ", ".join(repr(key[:40]) for key in unknown[:5]) + (" …" if len(unknown) > 5 else "")
+        raise InputError(f"{where} has unknown key(s) {named}; expected only {', '.join(allowed)}")
+    return data
+
+
 def items(value: Any, where: str, max_items: int, empty: bool = True) -> list[Any]:
     if not isinstance(value, list):
         raise InputError(f"{where} is not a list (it is {kind_of(value)})")

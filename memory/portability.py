@@ -162,11 +162,30 @@ def _envelope(data: dict[str, Any]) -> str:
     return str(kind)
 
 
+# The top-level keys of each kind of export (as ``export_session`` and ``export_user`` write them).
+KEYS = {
+    SESSION_KIND: (
+        "kind",
+        "version",
+        "exported_at",
+        "user_id",
+        "session_id",
+        "settings",
+        "summary",
+        "messages",
+        "traces",
+        "skipped_corrupt_entries",
+    ),
+    USER_KIND: ("kind", "version", "exported_at", "user_id", "facts", "episodes", "fact_log"),
+}
+
+
 def read_document(data: Any, max_message_chars: int) -> Document:
     """Check every field of an export against the limits a person typing it would meet; refuse it whole."""
     J.check_depth(data, "the file")
     data = J.obj(data, "the file")
     kind = _envelope(data)
+    J.known_keys(data, KEYS[kind], "the file")
     user_id = J.ident(data["user_id"], "user_id") if data.get("user_id") is not None else None
     if kind == SESSION_KIND:
         return _read_session(data, user_id, max_message_chars)
@@ -299,11 +318,14 @@ def _write_session(lab: MemoryLab, doc: Document, user_id: str) -> ImportReport:
     assert doc.session_id is not None
     session_id = doc.session_id
     report = ImportReport(user_id, {"messages": 0, "traces": 0}, notes=list(doc.notes))
-    for message in doc.messages:
+    held = {m.id: m for m in lab.sessions.log(user_id, session_id).messages}
+    for i, message in enumerate(doc.messages):
         if lab.sessions.append(user_id, session_id, message):
             report.written["messages"] += 1
-        else:
+        elif held.get(message.id, message) == message:
             report.unchanged += 1
+        else:  # the id is taken by another message: the session's own stays, and the report says so
+            report.notes.append(f"messages[{i}]: the session holds another message under the id {message.id!r}")
     stored = {mid for mid, _ in lab.sessions.traces(user_id, session_id).items}
     for mid, trace in doc.traces.items():
         if mid in stored:  # a trace already there is the session's own: never overwritten

@@ -18,7 +18,7 @@ import pytest
 from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 
-from memory.compare import ScenarioError, load_scenario
+from memory.compare import ScenarioError, load_scenario, parse_scenario
 from memory.errors import InputError
 from memory.eval.locomo import DatasetError, load_locomo
 from memory.eval.longmemeval import LongMemEvalError, load_longmemeval
@@ -149,6 +149,14 @@ def test_a_scenario_is_checked_field_by_field(data, words):
         load_scenario(json.dumps(data).encode())
 
 
+def test_a_misspelt_key_in_a_scenario_is_refused_not_read_as_an_empty_part():
+    expected = {"name": "t", "turns": [{"user": "My name is Ada."}, {"user": "Name?", "expected": ["Ada"]}]}
+    with pytest.raises(ScenarioError, match=re.escape("turns[1] has unknown key(s) 'expected'; expected only user")):
+        parse_scenario(expected)
+    with pytest.raises(ScenarioError, match=re.escape("the scenario has unknown key(s) 'turn'")):
+        parse_scenario(_scenario(turn=[]))
+
+
 def test_a_scenario_reads_with_numbers_for_sessions_and_the_chats_own_limit():
     scenario = load_scenario(json.dumps(_scenario(turns=[{"user": "Hi", "session": 2}])).encode())
     assert scenario.turns[0].session == "2"
@@ -187,6 +195,11 @@ def test_a_scenario_reads_with_numbers_for_sessions_and_the_chats_own_limit():
 def test_a_locomo_file_is_checked_field_by_field(data, words):
     with pytest.raises(DatasetError, match=re.escape(words)):
         load_locomo(json.dumps(data).encode())
+
+
+def test_a_longmemeval_file_given_as_locomo_is_named_as_such():
+    with pytest.raises(DatasetError, match="sample 0 has no 'conversation': it is a LongMemEval question"):
+        load_locomo(json.dumps(_lme()).encode())
 
 
 def test_locomo_infinity_as_a_category_is_refused_not_an_overflow():

@@ -461,3 +461,18 @@ def test_a_model_id_is_one_short_line_and_the_markdown_escapes_every_field(lab):
     assert tags.headings[:2] == ["Session s1 of bob", "Transcript"]
     assert [h.split(" · ")[:2] for h in tags.headings[2:]] == [["1", "user"], ["2", "assistant (offline)"]]
     assert len(tags.headings) == 4
+
+
+def test_a_misspelt_key_or_a_message_id_taken_by_other_text_is_named_not_passed_over(lab, tmp_path):
+    env = {"REDIS_URL": lab.settings.redis_url, "MEMLAB_DATA_DIR": str(lab.settings.data_dir)}
+    misspelt = tmp_path / "fcts.json"
+    misspelt.write_text(json.dumps({**_user_file([]), "fcts": [_fact("f1", "The user likes tea.")]}))
+    words = "the file has unknown key(s) 'fcts'; expected only kind, version, exported_at, user_id, facts"
+    assert_one_line_error(run_cli("import", str(misspelt), env=env), 2, words)
+    import_document(lab, load_document(json.dumps(_session_file([_message("m1", "I live in Oslo.")]))))
+    changed = _session_file([_message("m1", "I live in Lima."), _message("m2", "hi")])
+    report = import_document(lab, load_document(json.dumps(changed)))
+    assert (report.written["messages"], report.unchanged) == (1, 0)
+    assert report.notes == ["messages[0]: the session holds another message under the id 'm1'"]
+    assert "1 skipped: messages[0]: the session holds another message" in report.describe()
+    assert [m.content for m in lab.sessions.log("bob", "s1").messages] == ["I live in Oslo.", "hi"]

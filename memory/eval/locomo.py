@@ -124,6 +124,8 @@ MAX_SESSIONS = 1000
 def _parse_sample(sample: Any, i: int) -> Conversation:
     where = f"sample {i}"
     data = J.obj(sample, where)
+    if "conversation" not in data and "haystack_sessions" in data:
+        raise InputError(f"{where} has no 'conversation': it is a LongMemEval question (haystack_sessions), not LoCoMo")
     conv = J.obj(J.field(data, "conversation", where), f"{where}.conversation")
     sessions: list[Session] = []
     numbered: dict[int, str] = {}
