@@ -393,15 +393,30 @@ class MemoryLab:
         """Delete a session everywhere it is kept (messages, summary, traces, episode, indexed turns).
 
         The user's facts are kept: they belong to the user, not to the session.
+        The session is first marked cleared on the upkeep stream: a job of it
+        that is still running when the stores are emptied erases the session
+        again when it ends (``worker.py``), as for a forget.
         """
         validate_id("user", user_id)
         validate_id("session", session_id)
+        marked = ""
+        try:
+            self.upkeep.mark_cleared(user_id, session_id)
+        except MemoryLabError as exc:
+            log.warning("could not mark %s/%s cleared for the upkeep workers: %s", user_id, session_id, exc)
+            marked = str(exc)
         self._let_upkeep_finish(user_id)
-        report = self._walk(
-            "clear session", self.session_stores(), lambda store: store.clear_session(user_id, session_id)
-        )
+        report = self.erase_session(user_id, session_id)
+        if marked:
+            report.errors["upkeep marker"] = marked
         self.audit.record_safely([deletion_event("session_cleared", user_id, session_id, report.counts)])
         return report
+
+    def erase_session(self, user_id: str, session_id: str) -> DeletionReport:
+        """Delete a session from every store that keeps it (``clear_session`` without its marker and audit row)."""
+        return self._walk(
+            "clear session", self.session_stores(), lambda store: store.clear_session(user_id, session_id)
+        )
 
     def forget_user(self, user_id: str) -> DeletionReport:
         """Delete everything of the user's; the audit trail keeps its rows (what happened, when) without content.

@@ -8,8 +8,8 @@ app by default, and ``python -m memory worker`` processes anywhere that
 reaches the same Redis and vector store.
 
 This module is the side every process shares: queue a job, wait for a
-user's jobs, read an outcome, mark a user as forgotten (so a job queued
-before the forget is dropped, never applied), and drop the dead letters
+user's jobs, read an outcome, mark a user as forgotten or a session as
+cleared (so a job queued before is dropped, never applied), and drop the dead letters
 that name a forgotten user. A new turn's context waits, briefly, for the
 user's earlier jobs (``Upkeep.wait_user``), so memory does not go backwards.
 """
@@ -34,6 +34,8 @@ log = logging.getLogger(__name__)
 
 T = TypeVar("T")
 GROUP = "upkeep"
+# How long a session's clear marker is kept: far longer than a job runs.
+CLEARED_TTL_S = 86_400
 # A pending-list entry older than this is taken as lost (its job never reached the stream); waits ignore it.
 STALE_PENDING_S = 600.0
 
@@ -197,8 +199,16 @@ class Upkeep:
         self._r.set(keys.user(user_id).forgotten, marker)
         return marker
 
-    def forgotten_marker(self, user_id: str) -> str | None:
-        return self._r.get(self.lab.keys.user(user_id).forgotten)
+    def mark_cleared(self, user_id: str, session_id: str) -> str:
+        """Record, before a session is cleared, where the stream was: a job of that session already running
+        erases the session again when it ends (``worker.py``). Kept a day (a job runs for minutes)."""
+        cleared = self.lab.keys.user(user_id).cleared
+        marker = str(MARK(self._r, [self.lab.keys.jobs], [user_id]))
+        with self._r.pipeline(transaction=False) as p:
+            p.hset(cleared, session_id, marker)
+            p.expire(cleared, CLEARED_TTL_S)
+            self._r.run(p)
+        return marker
 
     def wait_idle(self, user_id: str, timeout_s: float) -> bool:
         """Wait until no worker is applying one of the user's jobs (their lock is free), at most ``timeout_s``."""

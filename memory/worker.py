@@ -16,13 +16,15 @@ Nothing in the stream is trusted, and no entry can stop a worker:
   moved aside to the dead letters (``Keys.dead_letters``, bounded) with the
   reason, logged, and the worker goes on with the next;
 - under the user's lock, one round trip checks the job against Redis before
-  anything is written: its user was not forgotten after it was queued, it
-  is not done already, and its session still exists and holds every message
-  the job writes, under the same id and exactly as in the job (role, text,
-  time), so a job only ever writes what its own user said in that session;
+  anything is written: its user was not forgotten nor its session cleared
+  after it was queued, it is not done already, and its session still exists
+  and holds every message the job writes, under the same id and exactly as
+  in the job (role, text, time), so a job only ever writes what its own user
+  said in that session;
 - a job already running when its user is forgotten erases the user's
   memory again once it ends, audit rows' content included, so nothing it
-  wrote survives the forget;
+  wrote survives the forget; one running when its session is cleared
+  clears the session again;
 - an entry taken over ``MAX_DELIVERIES`` times (its workers died on it), a
   key of the job's that holds another type, or a bug: dead letter. Only a
   backend that is down or hung leaves a job pending, to be retried.
@@ -246,7 +248,8 @@ class Worker:
         self._finish(entry_id, job, outcome)
 
     def _apply(self, entry_id: str, job: Job) -> dict[str, Any] | None:
-        """The job's outcome, or None when it was not run (its user was forgotten, or it ran before)."""
+        """The job's outcome, or None when it was not run or was undone (its user was forgotten or its session
+        cleared, or it ran before)."""
         started = time.monotonic()
         lock = self.lab.keys.user(job.user_id).upkeep_lock
         token = f"{self.name}:{job.id}"
@@ -257,15 +260,25 @@ class Worker:
                 self.dropped += 1
                 return None
             outcome = self._run_strategy(job, (time.monotonic() - started) * 1000)
-            if queued_before(entry_id, self.lab.upkeep.forgotten_marker(job.user_id)):
+            user = self.lab.keys.user(job.user_id)
+            with self._r.pipeline(transaction=False) as p:
+                p.get(user.forgotten)
+                p.hget(user.cleared, job.session_id)
+                forgotten, cleared = self._r.run(p)
+            if queued_before(entry_id, forgotten):
                 # Forgotten while it ran: what it wrote may have landed after the forget deleted the rest.
                 log.warning("upkeep job %s ran while user %s was forgotten: erasing again", job.id, job.user_id)
                 report = self.lab.erase_user(job.user_id, blank_audit=True)
-                if not report.ok:
-                    log.warning("erasing %s after a racing job: %s", job.user_id, report.describe())
-                self.dropped += 1
-                return None
-            return outcome
+            elif queued_before(entry_id, cleared):
+                # Its session was cleared while it ran: the episode, turns or summary it wrote would bring it back.
+                log.warning("upkeep job %s ran while session %s was cleared: clearing again", job.id, job.session_id)
+                report = self.lab.erase_session(job.user_id, job.session_id)
+            else:
+                return outcome
+            if not report.ok:
+                log.warning("erasing again after job %s: %s", job.id, report.describe())
+            self.dropped += 1
+            return None
         finally:
             renewer.stop()
             UNLOCK(self._r, [lock], [token])
@@ -281,13 +294,15 @@ class Worker:
                     log.warning("removed %s: it had no TTL, so no worker set it, and it blocked the user", lock)
 
     def _admitted(self, entry_id: str, job: Job) -> bool:
-        """Whether to run the job: False to drop it (forgotten user, done before); ``JobError`` to refuse it."""
+        """Whether to run the job: False to drop it (forgotten user, cleared session, done before); ``JobError`` to
+        refuse it."""
         user, session = self.lab.keys.user(job.user_id), self.lab.keys.session(job.user_id, job.session_id)
         ids = [m.id for m in job.messages]
 
         def read() -> list[Any]:
             with self._r.pipeline(transaction=False) as p:
                 p.get(user.forgotten)
+                p.hget(user.cleared, job.session_id)
                 p.hexists(session.jobs, job.id)
                 p.exists(session.ids)
                 p.smismember(session.ids, ids)
@@ -295,19 +310,28 @@ class Worker:
                 return list(p.execute())
 
         def settled(found: list[Any]) -> bool:
-            return queued_before(entry_id, found[0]) or bool(found[1]) or all(found[3])
-
-        marker, done, exists, members, tail = poll_until(read, settled, OWNERSHIP_GRACE_S)
-        if marker is not None and stream_position(marker) is None:
-            raise JobError(
-                f"the forget marker {user.forgotten} holds {preview(marker, 40)!r}, not a stream id: refused rather "
-                "than risk bringing a forgotten user back (delete the marker to let the user's jobs through)",
-                job.user_id,
-                job.session_id,
-                job.id,
+            return (
+                queued_before(entry_id, found[0])
+                or queued_before(entry_id, found[1])
+                or bool(found[2])
+                or all(found[4])
             )
+
+        marker, cleared, done, exists, members, tail = poll_until(read, settled, OWNERSHIP_GRACE_S)
+        for what, value, where in (("forget", marker, user.forgotten), ("clear", cleared, user.cleared)):
+            if value is not None and stream_position(value) is None:
+                raise JobError(
+                    f"the {what} marker {where} holds {preview(value, 40)!r}, not a stream id: refused rather than "
+                    f"risk bringing back what was deleted (delete the marker to let the user's jobs through)",
+                    job.user_id,
+                    job.session_id,
+                    job.id,
+                )
         if queued_before(entry_id, marker):
             log.warning("dropping upkeep job %s: user %s was forgotten after it was queued", job.id, job.user_id)
+            return False
+        if queued_before(entry_id, cleared):
+            log.warning("dropping upkeep job %s: session %s was cleared after it was queued", job.id, job.session_id)
             return False
         if done:
             return False

@@ -239,6 +239,40 @@ def test_forgetting_a_user_while_their_job_runs_leaves_nothing_behind(settings):
         lab.close()
 
 
+def test_clearing_a_session_while_its_job_runs_leaves_nothing_of_it_behind(settings):
+    lab = _external(settings, upkeep_delay_s=1.0, upkeep_wait_s=0.0)
+    try:
+        lab.chat("alice", "s2", "I live in Oslo.", strategy="hybrid")
+        lab.chat("alice", "s1", "My secret code is 4711 and I live in Bergen.", strategy="hybrid")
+        worker = _Started(lab, name="w", block_ms=50)
+        _drain(worker)  # s2's job, and s1's
+        lab.chat("alice", "s1", "I like jazz.", strategy="hybrid")
+        worker.started.clear()
+        thread = threading.Thread(target=worker.run_once)
+        thread.start()
+        assert worker.started.wait(30), "the worker never started the job"
+        report = lab.clear_session("alice", "s1")  # does not wait (MEMLAB_UPKEEP_WAIT=0): the job writes after this
+        assert report.ok, report.errors
+        thread.join(60)
+        assert not thread.is_alive()
+        assert [e.metadata["session_id"] for e in lab.episodes.all("alice")] == ["s2"]
+        assert lab.turns.count("alice") == 1  # s2's turn
+        assert [k for k in lab.redis.scan_iter(match=f"{lab.keys.prefix}:s:{{alice:s1}}:*")] == []
+        assert [s for s, _ in lab.sessions.sessions("alice")] == ["s2"]
+        assert worker.dropped == 1 and lab.redis.xlen(lab.keys.jobs) == 0
+        assert lab.facts.all("alice")  # the user's facts are kept: they belong to the user, not the session
+
+        # A job of the session queued before the clear and not started yet is dropped, not applied.
+        lab.chat("alice", "s1", "I like tea.", strategy="hybrid")
+        assert lab.clear_session("alice", "s1").ok
+        _drain(worker)
+        assert worker.dropped == 2 and worker.refused == 0
+        assert [e.metadata["session_id"] for e in lab.episodes.all("alice")] == ["s2"]
+        assert lab.turns.count("alice") == 1
+    finally:
+        lab.close()
+
+
 def test_forget_removes_the_users_dead_letters(lab):
     lab.redis.xadd(lab.keys.jobs, {"job": json.dumps({**_template("alice"), "strategy": "nope"})})
     lab.redis.xadd(lab.keys.jobs, {"job": json.dumps({**_template("bob"), "strategy": "nope"})})
