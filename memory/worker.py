@@ -8,7 +8,9 @@ while it runs, so only a silent one loses it). So every step is idempotent
 are skipped when the fact log already holds the turn, an episode records
 the last message it covers, turns are upserted by id) and a finished job's
 outcome is checked before running it again. One user's jobs apply one at a
-time, under a lock with a TTL.
+time, under a lock with a TTL, and in the stream's order: a worker first
+applies the user's older jobs still unacknowledged (a dead worker's), so a
+job taken over after a crash never lands on top of a newer turn's.
 
 Nothing in the stream is trusted, and no entry can stop a worker:
 
@@ -72,6 +74,9 @@ OWNERSHIP_GRACE_S = 1.0
 # How much of a session's transcript the ownership check reads per round trip, from its end (where a job's turn
 # is unless many messages came after it).
 LOG_TAIL = 64
+# How many of the group's unacknowledged entries a worker looks through for a user's older jobs (all workers'
+# current batches; a dead worker's too, until taken over).
+OLDER_SCAN = 200
 
 
 class WorkerStopping(MemoryLabError):
@@ -227,15 +232,69 @@ class Worker:
             log.debug("could not remove consumer %s", self.name, exc_info=True)
 
     def handle(self, entry_id: str, fields: dict[str, Any]) -> None:
-        """Read, check and apply one entry, then acknowledge it; a job it cannot apply goes to the dead letters."""
+        """Read, check and apply one entry, then acknowledge it; a job it cannot apply goes to the dead letters.
+
+        The user's older jobs still pending (a dead worker's, say) are applied
+        first, under the same lock: a user's jobs apply in the stream's order,
+        so an older turn never lands on top of a newer one.
+        """
         raw = fields.get("job")
         try:
             job = read_job(raw, self.lab.settings.max_message_chars)
         except JobError as exc:
             self._refuse(entry_id, exc, raw if raw is not None else fields)
             return
+        started = time.monotonic()
+        lock = self.lab.keys.user(job.user_id).upkeep_lock
+        token = f"{self.name}:{job.id}"
+        self._take_lock(lock, token)  # Redis down or hung, or stopping: the job stays pending and is retried
         try:
-            outcome = self._apply(entry_id, job)
+            older, still_ours = self._older_jobs(entry_id, job.user_id)
+            for older_id, older_job in older:
+                log.warning("applying upkeep job %s of %s before the newer %s", older_job.id, job.user_id, job.id)
+                self._settle(older_id, older_job, lock, token, time.monotonic())
+            if still_ours:
+                self._settle(entry_id, job, lock, token, started)
+            else:  # another worker applied it (as an older job of its own) and acknowledged it
+                self.dropped += 1
+        finally:
+            UNLOCK(self._r, [lock], [token])
+
+    def _older_jobs(self, entry_id: str, user_id: str) -> tuple[list[tuple[str, Job]], bool]:
+        """The user's jobs queued before ``entry_id`` and not acknowledged yet, oldest first, now claimed by this
+        worker; and whether ``entry_id`` itself is still unacknowledged. Called under the user's lock, so no
+        worker is applying any of them: one that holds them died, or has not reached them in its batch yet (it
+        finds them acknowledged when it does)."""
+        key = self.lab.keys.jobs
+        rows = self._r.xpending_range(key, GROUP, "-", entry_id, OLDER_SCAN)
+        ids = [str(row["message_id"]) for row in rows]
+        still_ours = entry_id in ids or len(ids) == OLDER_SCAN
+        candidates = [i for i in ids if i != entry_id]
+        if not candidates:
+            return [], still_ours
+        with self._r.pipeline(transaction=False) as p:
+            for older_id in candidates:
+                p.xrange(key, older_id, older_id)
+            found = p.execute()
+        mine: list[tuple[str, Job]] = []
+        for older_id, entries in zip(candidates, found):
+            if not entries or entries[0][1] is None:
+                continue
+            try:
+                older = read_job(entries[0][1].get("job"), self.lab.settings.max_message_chars)
+            except JobError:
+                continue  # not readable: its own worker refuses it
+            if older.user_id == user_id:
+                mine.append((older_id, older))
+        if mine:
+            claimed = self._r.xclaim(key, GROUP, self.name, 0, [i for i, _ in mine], justid=True)
+            mine = [(i, older) for i, older in mine if i in {str(c) for c in claimed}]
+        return mine, still_ours
+
+    def _settle(self, entry_id: str, job: Job, lock: str, token: str, started: float) -> None:
+        """Apply one job under its user's lock, then record and acknowledge it, or move it to the dead letters."""
+        try:
+            outcome = self._apply(entry_id, job, lock, token, started)
         except (BackendError, WorkerStopping):
             raise  # Redis down or hung, or stopping: the job stays pending and is retried
         except JobError as exc:
@@ -247,13 +306,9 @@ class Worker:
             return
         self._finish(entry_id, job, outcome)
 
-    def _apply(self, entry_id: str, job: Job) -> dict[str, Any] | None:
+    def _apply(self, entry_id: str, job: Job, lock: str, token: str, started: float) -> dict[str, Any] | None:
         """The job's outcome, or None when it was not run or was undone (its user was forgotten or its session
         cleared, or it ran before)."""
-        started = time.monotonic()
-        lock = self.lab.keys.user(job.user_id).upkeep_lock
-        token = f"{self.name}:{job.id}"
-        self._take_lock(lock, token)
         renewer = _Renewer(self._r, lock, token, self.lab.keys.jobs, self.name, entry_id)
         try:
             if not self._admitted(entry_id, job):
@@ -281,7 +336,6 @@ class Worker:
             return None
         finally:
             renewer.stop()
-            UNLOCK(self._r, [lock], [token])
 
     def _take_lock(self, lock: str, token: str) -> None:
         checked = time.monotonic()

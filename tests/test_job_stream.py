@@ -360,6 +360,34 @@ def test_two_workers_on_one_stream_apply_each_job_once(settings):
         lab.close()
 
 
+def test_a_job_left_by_a_dead_worker_is_applied_before_the_users_newer_job(settings):
+    """A worker died holding Ann's job; Bea's came after. The worker that reads Bea's applies Ann's first, so the
+    takeover can no longer put the older statement on top of the newer one."""
+    lab = _external(settings, upkeep_wait_s=0.0)
+    keys = lab.keys
+    try:
+        worker = Worker(lab, name="w", block_ms=50, claim_idle_s=60)
+        worker.ensure_group()
+        lab.chat("ann", "s1", "My name is Ann.", strategy="facts")
+        lab.redis.xreadgroup(GROUP, "dead-worker", {keys.jobs: ">"}, count=1)  # taken, never acknowledged
+        lab.chat("ann", "s1", "Actually, my name is Bea.", strategy="facts")
+        lab.chat("bob", "s1", "My name is Bob.", strategy="facts")
+        _drain(worker)  # reads Bea's job and Bob's (Ann's is not idle long enough to be taken over yet)
+        worker.claim_idle_s = 0  # the dead worker's entries are taken over now, as they would be later
+        _drain(worker)
+
+        events = [(e.event, e.text) for e in lab.facts.history("ann").items]
+        assert events == [
+            ("ADD", "The user's name is Ann."),
+            ("UPDATE", "The user's name is Bea."),
+        ], events
+        assert [r.text for r in lab.facts.all("ann")] == ["The user's name is Bea."]
+        assert [r.text for r in lab.facts.all("bob")] == ["The user's name is Bob."]
+        assert worker.done == 3 and lab.redis.xpending(keys.jobs, GROUP)["pending"] == 0
+    finally:
+        lab.close()
+
+
 def test_a_job_writes_exactly_what_was_stored_in_the_shape_of_one_turn(settings):
     """Ids alone prove nothing: a forged entry reusing the ids of Alice's real turn with other text, a job of one
     user message, a reply before its question, and a message past MEMLAB_MAX_MESSAGE_CHARS are all refused; the
