@@ -36,6 +36,7 @@ from .lab import MemoryLab
 from .markdown import md_inline, md_lines
 from .messages import Message
 from .stored import dump_json, kind_of, preview
+from .strategies import STRATEGIES, StrategyConfig
 from .trace import Trace
 
 SESSION_KIND = "memlab.session"
@@ -140,6 +141,7 @@ class Document:
     facts: tuple[ImportedFact, ...] = ()
     episodes: tuple[tuple[str, str], ...] = ()  # (session id, text)
     notes: tuple[str, ...] = ()  # what will be skipped, and why
+    settings: dict[str, Any] | None = None  # the session's strategy and settings, checked as a job's are
 
 
 def load_document(raw: bytes | str) -> dict[str, Any]:
@@ -227,7 +229,25 @@ def _read_session(data: dict[str, Any], user_id: str | None, max_chars: int) -> 
             traces[mid] = trace
         else:
             notes.append(f"{where}: no message {mid!r} in the file")
-    return Document(SESSION_KIND, user_id, session_id, tuple(messages), traces, notes=tuple(notes))
+    if J.text(J.field(data, "summary", "the file", ""), "summary", MAX_TRACE_CHARS, empty=True).strip():
+        # Every imported message goes into the buffer: the next fold summarises them again, and a summary
+        # written now would hold them twice.
+        notes.append("summary: not imported; the session's summary is made again from its messages by folding")
+    settings = _read_settings(data.get("settings"))
+    return Document(SESSION_KIND, user_id, session_id, tuple(messages), traces, notes=tuple(notes), settings=settings)
+
+
+def _read_settings(raw: Any) -> dict[str, Any] | None:
+    """The session's strategy and settings (``SessionStore.meta``): a known strategy, settings as a job's."""
+    if raw is None:
+        return None
+    settings = J.known_keys(J.obj(raw, "settings"), ("strategy", "config"), "settings")
+    strategy = J.one_of(J.field(settings, "strategy", "settings"), "settings.strategy", sorted(STRATEGIES))
+    try:
+        config = StrategyConfig.checked(J.field(settings, "config", "settings", {}), StrategyConfig())
+    except InputError as exc:
+        raise InputError(f"settings.config: {exc}") from None
+    return {"strategy": strategy, "config": config.to_dict()}
 
 
 def _read_user_memory(data: dict[str, Any], user_id: str | None, max_chars: int) -> Document:
@@ -334,7 +354,25 @@ def _write_session(lab: MemoryLab, doc: Document, user_id: str) -> ImportReport:
         mine = replace(trace, user_id=user_id, session_id=session_id)
         lab.sessions.save_trace(user_id, session_id, mid, mine.to_dict(derived=False))
         report.written["traces"] += 1
+    if doc.settings is not None and doc.messages:  # settings alone would be a key of no session
+        _write_settings(lab, doc.settings, user_id, session_id, report)
     return report
+
+
+def _write_settings(
+    lab: MemoryLab, settings: dict[str, Any], user_id: str, session_id: str, report: ImportReport
+) -> None:
+    """The file's strategy and settings, for a session that has none yet: the session's own are never changed."""
+    own = lab.sessions.meta(user_id, session_id)
+    if own == settings:
+        report.unchanged += 1
+    elif own is not None:
+        report.notes.append(f"settings: the session keeps its own (strategy {own['strategy']!r})")
+    else:
+        with lab.redis.pipeline(transaction=False) as p:
+            lab.sessions.stage_append(p, user_id, session_id, None, meta=settings)
+            lab.sessions.run(p, user_id, session_id)
+        report.written["settings"] = 1
 
 
 def _write_user_memory(lab: MemoryLab, doc: Document, user_id: str, progress: Progress | None) -> ImportReport:

@@ -85,9 +85,11 @@ def test_a_session_exports_as_json_and_markdown_and_imports_once(lab):
     markdown = session_markdown(export)
     assert "# Session s1 of maya" in markdown and "My name is Maya\\." in markdown and "✓ fact" in markdown
     lab.clear_session("maya", "s1")
-    assert import_document(lab, load_document(json.dumps(export))).written == {"messages": 4, "traces": 2}
+    written = import_document(lab, load_document(json.dumps(export))).written
+    assert written == {"messages": 4, "traces": 2, "settings": 1}
+    assert lab.sessions.meta("maya", "s1") == export["settings"]  # the session goes on with its strategy
     again = import_document(lab, load_document(json.dumps(export)))
-    assert (again.written, again.unchanged) == ({"messages": 0, "traces": 0}, 6)
+    assert (again.written, again.unchanged) == ({"messages": 0, "traces": 0}, 7)
     assert [m.content for m in lab.sessions.log("maya", "s1").messages][0] == "My name is Maya."
 
 
@@ -205,6 +207,15 @@ def test_a_fact_id_can_never_address_another_users_fact_whatever_derived_it(sett
         (_session_file([_message("m1", "hi"), _message("m1", "hi again")]), "messages[1] repeats the id 'm1'"),
         (_session_file([_message("m1", "hi"), "hello"]), "messages[1]"),
         (_session_file([_message("m1", "hi")], {"m1": {"strategy": 5}}), "traces['m1']"),
+        (_session_file([_message("m1", "hi")]) | {"settings": {"strategy": "nope"}}, "settings.strategy is 'nope'"),
+        (
+            _session_file([_message("m1", "hi")]) | {"settings": {"strategy": "facts", "config": {"top_k": "5"}}},
+            "settings.config: setting top_k is not a whole number",
+        ),
+        (
+            _session_file([_message("m1", "hi")]) | {"settings": {"strategy": "facts", "stratgy": "x"}},
+            "settings has unknown key(s) 'stratgy'",
+        ),
     ],
 )
 def test_import_refuses_a_bad_file_whole_and_writes_nothing(lab, doc, words):
@@ -461,6 +472,24 @@ def test_a_model_id_is_one_short_line_and_the_markdown_escapes_every_field(lab):
     assert tags.headings[:2] == ["Session s1 of bob", "Transcript"]
     assert [h.split(" · ")[:2] for h in tags.headings[2:]] == [["1", "user"], ["2", "assistant (offline)"]]
     assert len(tags.headings) == 4
+
+
+def test_a_session_import_keeps_the_sessions_own_settings_and_says_why_the_summary_is_not_imported(lab):
+    lab.chat("bob", "s1", "I use Rust.", strategy="summary")
+    own = lab.sessions.meta("bob", "s1")
+    settings = {"strategy": "facts", "config": {"top_k": 7}}
+    doc = _session_file([_message("m1", "hi")]) | {"summary": "Bob uses Rust.", "settings": settings}
+    report = import_document(lab, load_document(json.dumps(doc)))
+    assert report.written == {"messages": 1, "traces": 0}
+    assert report.notes == [
+        "summary: not imported; the session's summary is made again from its messages by folding",
+        "settings: the session keeps its own (strategy 'summary')",
+    ]
+    assert lab.sessions.meta("bob", "s1") == own and lab.sessions.summary("bob", "s1") == ""
+
+    fresh = import_document(lab, load_document(json.dumps(doc | {"session_id": "s2"})))
+    assert fresh.written == {"messages": 1, "traces": 0, "settings": 1}
+    assert lab.session_settings("bob", "s2")[0] == "facts" and lab.session_settings("bob", "s2")[1].top_k == 7
 
 
 def test_a_misspelt_key_or_a_message_id_taken_by_other_text_is_named_not_passed_over(lab, tmp_path):
