@@ -12,9 +12,12 @@ Forgetting a user blanks the content of their rows and keeps the rows (what
 happened, when) plus one ``user_forgotten`` row: the trail still shows that
 a forget happened, and no longer what they said.
 
-Messages are recorded from a background thread, off the reply path; the
-other writes are recorded when they happen. A trail that cannot be written
-is logged and never fails the memory write it describes.
+Every write is recorded when it happens, right after the write it
+describes; a turn's messages too, by a background writer that the turn
+waits for (a process killed just after a turn keeps its rows). A trail
+that cannot be written is logged and never fails the memory write it
+describes; a database that is down or hung holds up one turn at most the
+trail's timeout, and the turns of the next ``RETRY_AFTER_S`` do not wait.
 """
 
 from __future__ import annotations
@@ -48,6 +51,8 @@ ACTIONS = (
     "key_ttl_changed",
 )
 COLUMNS = ("id", "at", "action", "user_id", "session_id", "target", "content", "details")
+# After a write to the trail failed, a turn's rows are handed to the background writer for this long.
+RETRY_AFTER_S = 30.0
 
 
 class AuditError(BackendError):
@@ -119,8 +124,9 @@ class AuditTrail:
         self.timeout_s = timeout_s
         self._lock = threading.Lock()
         self._conn: Any = None
-        self._queue: queue.Queue[list[AuditEvent] | None] = queue.Queue(maxsize=10_000)
+        self._queue: queue.Queue[tuple[list[AuditEvent], threading.Event | None] | None] = queue.Queue(maxsize=10_000)
         self._writer: threading.Thread | None = None
+        self._failed_at = -RETRY_AFTER_S  # monotonic time of the last failed write
 
     # -- connection ------------------------------------------------------
     def _connect(self) -> Any:
@@ -190,33 +196,40 @@ class AuditTrail:
                 many=rows,
             )
 
-    def record_later(self, events: list[AuditEvent]) -> None:
-        """Append from a background thread (the reply path does not wait for the database)."""
+    def record_later(self, events: list[AuditEvent], written: threading.Event | None = None) -> None:
+        """Append from a background thread; ``written`` is set once the attempt is over (done or logged)."""
         if self._writer is None or not self._writer.is_alive():
             with self._lock:
                 if self._writer is None or not self._writer.is_alive():
                     self._writer = threading.Thread(target=self._drain, name="memlab-audit", daemon=True)
                     self._writer.start()
         try:
-            self._queue.put_nowait(events)
+            self._queue.put_nowait((events, written))
         except queue.Full:
             log.warning("audit trail: the write queue is full; recording %d event(s) now", len(events))
             self.record_safely(events)
+            if written is not None:
+                written.set()
 
     def _drain(self) -> None:
         while True:
-            batch = self._queue.get()
-            if batch is None:
+            item = self._queue.get()
+            if item is None:
                 self._queue.task_done()
                 return
+            batch, signals = list(item[0]), [item[1]]
             while not self._queue.empty():  # write what has gathered in one go
                 more = self._queue.get_nowait()
                 self._queue.task_done()
                 if more is None:
                     self._queue.put(None)
                     break
-                batch = batch + more
+                batch.extend(more[0])
+                signals.append(more[1])
             self.record_safely(batch)
+            for signal in signals:
+                if signal is not None:
+                    signal.set()
             self._queue.task_done()
 
     def flush(self, timeout_s: float = 10.0) -> None:
@@ -229,7 +242,28 @@ class AuditTrail:
         try:
             self.record(events)
         except AuditError as exc:
+            self._failed_at = time.monotonic()
             log.warning("audit trail: %d event(s) not recorded: %s", len(events), exc)
+
+    def record_turn(self, events: list[AuditEvent]) -> None:
+        """A turn's rows, written before the turn goes on (a process killed right after keeps them).
+
+        The background writer writes them and the turn waits for it, at most
+        the trail's timeout: a database that is hung (whose socket no timeout
+        of its own would end) holds up one turn that long, and while the trail
+        keeps failing (``RETRY_AFTER_S``) turns hand their rows over without
+        waiting.
+        """
+        if time.monotonic() - self._failed_at < RETRY_AFTER_S:
+            self.record_later(events)
+            return
+        written = threading.Event()
+        self.record_later(events, written)
+        if not written.wait(self.timeout_s):
+            self._failed_at = time.monotonic()
+            log.warning(
+                "audit trail: no answer within %gs; a turn's rows are left to the background writer", self.timeout_s
+            )
 
     # -- reading ---------------------------------------------------------
     def query(
@@ -277,14 +311,30 @@ class AuditTrail:
     # -- forgetting ------------------------------------------------------
     def forget(self, user_id: str) -> int:
         """Blank the content of the user's rows (the rows stay), then record that they were forgotten."""
-        self.flush()
-        changed = int(
-            self._run("SELECT COUNT(*) FROM memlab_audit WHERE user_id = ? AND content <> ''", [user_id])[0][0]
-        )
-        self._run("UPDATE memlab_audit SET content = '', details = '{}' WHERE user_id = ?", [user_id])
+        changed = self.blank(user_id)
         now = time.time()
         self.record(
             [AuditEvent(f"forget:{user_id}:{now:.6f}", now, "user_forgotten", user_id, details={"rows": changed})]
+        )
+        return changed
+
+    def blank(self, user_id: str) -> int:
+        """Blank the content and details of the user's rows (what was said, old values); the rows stay.
+
+        Also what a job that raced a forget does after erasing the user again:
+        the rows it wrote meanwhile must not keep what the user said.
+        """
+        self.flush()
+        changed = int(
+            self._run(
+                "SELECT COUNT(*) FROM memlab_audit WHERE user_id = ? AND (content <> '' OR details <> '{}') "
+                "AND action <> 'user_forgotten'",
+                [user_id],
+            )[0][0]
+        )
+        self._run(
+            "UPDATE memlab_audit SET content = '', details = '{}' WHERE user_id = ? AND action <> 'user_forgotten'",
+            [user_id],
         )
         return changed
 

@@ -7,12 +7,14 @@ the README's "When things go wrong"); a traceback only with MEMLAB_DEBUG=1.
 from __future__ import annotations
 
 import argparse
+import contextlib
 import datetime as dt
 import json
 import logging
 import os
 import sys
 import traceback
+from collections.abc import Callable, Iterator
 from typing import Any
 
 from .errors import InputError, MemoryLabError
@@ -176,9 +178,29 @@ def cmd_import(lab: MemoryLab, a: argparse.Namespace) -> int:
 
     limit = MAX_IMPORT_BYTES
     raw = sys.stdin.buffer.read(limit + 1) if a.file == "-" else read_source(Path(a.file), "the file", limit)
-    report = import_document(lab, load_document(raw), a.user)
+    document = load_document(raw)
+    with _progress_bar("facts") as progress:
+        report = import_document(lab, document, a.user, progress)
     print(report.describe())
     return 0
+
+
+@contextlib.contextmanager
+def _progress_bar(unit: str) -> Iterator[Callable[[int, int], None]]:
+    """A progress bar on stderr while a long write runs (shown in a terminal only, so piped output stays clean)."""
+    from tqdm import tqdm
+
+    bar = tqdm(total=0, file=sys.stderr, unit=unit, disable=None, dynamic_ncols=True, leave=False)
+
+    def progress(done: int, total: int) -> None:
+        bar.total = total
+        bar.n = done
+        bar.refresh()
+
+    try:
+        yield progress
+    finally:
+        bar.close()
 
 
 def cmd_facts(lab: MemoryLab, a: argparse.Namespace) -> int:

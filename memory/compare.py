@@ -68,11 +68,11 @@ MAX_WORDS = 50  # expect / reject strings per turn
 @J.refused_as(ScenarioError)
 def parse_scenario(data: Any, max_message_chars: int = Settings.max_message_chars) -> Scenario:
     """A scenario, every field checked (a turn's text against the chat's own limit) before any turn runs."""
-    scenario = J.obj(data, "the scenario")
+    scenario = J.known_keys(J.obj(data, "the scenario"), ("name", "description", "turns"), "the scenario")
     turns = []
     for i, raw in enumerate(J.items(J.field(scenario, "turns", ""), "turns", MAX_TURNS, empty=False)):
         where = f"turns[{i}]"
-        t = J.obj(raw, where)
+        t = J.known_keys(J.obj(raw, where), ("user", "expect", "reject", "session"), where)
         user = J.text(J.field(t, "user", where), f"{where}.user", max_message_chars, limit="MEMLAB_MAX_MESSAGE_CHARS")
         words = {}
         for name in ("expect", "reject"):

@@ -14,6 +14,7 @@ from typing import TypeVar
 
 from .errors import InputError
 from .paths import PROJECT_ROOT, default_data_dir
+from .keys import is_valid_id
 
 T = TypeVar("T")
 UPKEEP_MODES = ("thread", "external", "inline")
@@ -154,6 +155,11 @@ class Settings:
                 "MEMLAB_LLM=openai needs OPENAI_API_KEY (OpenAI) or OPENAI_BASE_URL (a compatible server)",
             ),
             (self.llm_timeout_s >= 1, "MEMLAB_LLM_TIMEOUT must be at least 1 second"),
+            (
+                is_valid_id(self.key_prefix),
+                f"MEMLAB_KEY_PREFIX must be 1-64 letters, digits, '_', '.', '-' (no ':' and no glob characters such "
+                f"as '*' or '[', which would make forget's key patterns match other keys), got {self.key_prefix!r}",
+            ),
         ]
         for ok, message in checks:
             if not ok:

@@ -10,9 +10,11 @@ a fact changed. Reads are always filtered by user.
 from __future__ import annotations
 
 import json
+import re
 import time
+import unicodedata
 import uuid
-from collections.abc import Callable
+from collections.abc import Callable, Sequence
 from dataclasses import asdict, dataclass
 from typing import Any
 
@@ -20,7 +22,7 @@ import numpy as np
 
 from .backends.redis_client import RedisClient
 from .backends.vector_store import FACTS, Hit, Record, VectorBackend
-from .errors import InputError, StaleEditError, StoredDataError
+from .errors import InputError, RefusedError, StaleEditError, StoredDataError
 from .fact_index import FactIndex, UserFacts
 from .filters import where_user
 from .keys import Keys, validate_id
@@ -40,6 +42,29 @@ def slot_of(metadata: dict[str, Any]) -> str | None:
 
 EVENTS = ("ADD", "UPDATE", "DUPLICATE", "DELETE", "EDIT", "UNDO")
 MAX_FACT_CHARS = 2000  # a fact rides in every later context of its user: edits and imports are held to this
+# Characters that change how a text reads without being seen: bidirectional controls (U+202E shows the rest of
+# a line backwards), zero-width spaces and the byte-order mark. Joiners (U+200C, U+200D) stay: scripts and
+# emoji sequences need them.
+_INVISIBLE = re.compile("[\u200b\u200e\u200f\u202a-\u202e\u2060\u2066-\u2069\ufeff]")
+
+
+def tidy_fact(text: str, where: str = "a fact") -> str:
+    """A fact as the one line of visible text every fact is, checked against the editor's limit.
+
+    A fact is one bullet in the model's "Known facts" and one row of ``facts
+    list``: line breaks, tabs and other control characters become single
+    spaces and invisible characters go, so a hand edit and an import store
+    the same text, and opening a fact in the editor and saving it untouched
+    changes nothing. Empty (after tidying) or longer than ``MAX_FACT_CHARS``:
+    ``InputError`` naming ``where``.
+    """
+    text = _INVISIBLE.sub("", text or "")
+    text = " ".join("".join(" " if unicodedata.category(ch) == "Cc" else ch for ch in text).split())
+    if not text:
+        raise InputError(f"{where} is empty (a fact needs visible text; delete it instead)")
+    if len(text) > MAX_FACT_CHARS:
+        raise InputError(f"{where} has {len(text):,} characters; the limit is {MAX_FACT_CHARS:,} (the fact editor's)")
+    return text
 
 
 @dataclass
@@ -74,16 +99,63 @@ class FactEvent:
         )
 
 
+WRITE_BATCH = 256  # facts written by id per embed call and Chroma write
+Progress = Callable[[int, int], None]
+
+
+@dataclass(frozen=True)
+class FactWrite:
+    """One fact written by id (an import): its text and slot, and the text of the user's fact it replaces."""
+
+    id: str
+    text: str
+    slot: str | None = None
+    replaces: str | None = None  # the fact's text now, when it exists; None: a new fact
+    old_meta: dict[str, Any] | None = None
+
+    def metadata(self, user_id: str, now: float) -> dict[str, Any]:
+        if self.old_meta is None:
+            return _fresh_meta(user_id, "", self.slot, now)
+        return {**self.old_meta, "user_id": user_id, "updated_at": now, "slot": self.slot or ""}
+
+
+def _fresh_meta(
+    user_id: str, session_id: str, slot: str | None, now: float, source_ids: Sequence[str] = ()
+) -> dict[str, Any]:
+    """A new fact's metadata (Chroma keeps no None: "no slot" is "")."""
+    return {
+        "user_id": user_id,
+        "session_id": session_id,
+        "created_at": now,
+        "updated_at": now,
+        "slot": slot or "",
+        "source_ids": json.dumps(list(source_ids)),
+    }
+
+
+def _text_after(event: FactEvent) -> str | None:
+    """The text a fact held after a logged event; None when the event left it deleted."""
+    if event.event == "DELETE":
+        return None
+    if event.event == "DUPLICATE":
+        return event.previous  # a repeat refreshed the fact and kept its text
+    return event.text or None  # an UNDO of an ADD logs "": the fact is gone
+
+
 class _Writes:
     """A batch of changes to one user's facts: applied to the in-memory copy at once (later facts of the batch
     see them), and sent to Chroma at the end in one delete and one upsert (a later change to a fact wins)."""
 
-    def __init__(self, facts: UserFacts) -> None:
+    def __init__(self, user_id: str, facts: UserFacts) -> None:
+        self.user_id = user_id
         self.facts = facts
         self.upserts: dict[str, tuple[Record, np.ndarray]] = {}
         self.deletes: set[str] = set()
+        self.new_ids: set[str] = set()  # ids the user's facts did not hold: checked against other users' at flush
 
     def put(self, record: Record, vector: np.ndarray) -> None:
+        if record.id not in self.facts.row_of:
+            self.new_ids.add(record.id)
         self.facts.put(record.id, record.text, record.metadata, vector)
         self.upserts[record.id] = (record, vector)
         self.deletes.discard(record.id)
@@ -94,6 +166,7 @@ class _Writes:
         self.upserts.pop(fact_id, None)
 
     def flush(self, vectors: VectorBackend) -> None:
+        _refuse_foreign(vectors, self.user_id, sorted(self.new_ids & set(self.upserts)))
         if self.deletes:
             vectors.delete(FACTS, ids=sorted(self.deletes))
         if self.upserts:
@@ -101,9 +174,40 @@ class _Writes:
             vectors.upsert(FACTS, records, np.stack([v for _, v in self.upserts.values()]))
 
 
+def _named_id(origin: str, user_id: str, *parts: str) -> str:
+    """A fact id derived from where the fact came from, the same every time it is derived.
+
+    The name hashed is ``memlab:ORIGIN:USER:PARTS…`` joined by ``:``; no id
+    (``keys.py``) holds a ``:``, and each origin has its own tag and number of
+    parts, so two origins (or two users) can never hash the same name.
+    """
+    validate_id("user", user_id)
+    if any(":" in part for part in parts):
+        raise InputError(f"a fact id is derived from ids, and {[p for p in parts if ':' in p][0]!r} is none")
+    return uuid.uuid5(uuid.NAMESPACE_URL, ":".join(("memlab", origin, user_id, *parts))).hex
+
+
 def derived_id(user_id: str, job: str, index: int) -> str:
     """The id of the ``index``-th fact a job adds: the same on a retry, so a replayed job re-writes, not duplicates."""
-    return uuid.uuid5(uuid.NAMESPACE_URL, f"memlab:{user_id}:{job}:{index}").hex
+    return _named_id("job", user_id, job, str(index))
+
+
+def imported_id(user_id: str, file_id: str) -> str:
+    """The id an imported file's fact ``file_id`` gets in ``user_id``'s memory (the same on every import)."""
+    return _named_id("import", user_id, file_id)
+
+
+def _refuse_foreign(vectors: VectorBackend, user_id: str, ids: list[str]) -> None:
+    """Refuse a write under an id that another user's fact holds: a fact id can never address another user's
+    fact, whatever path derived it (a job, an import, an undo). One read by ids per write batch."""
+    if not ids:
+        return
+    for record in vectors.get(FACTS, ids=ids):
+        if record.metadata.get("user_id") != user_id:
+            raise RefusedError(
+                f"fact {record.id} belongs to another user; a write of user {user_id}'s under that id was refused "
+                "(nothing written)"
+            )
 
 
 class FactStore:
@@ -149,7 +253,7 @@ class FactStore:
         events: list[FactEvent] = []
         with self.index.lock:
             current = self.index.current(user_id)
-            writes = _Writes(current)
+            writes = _Writes(user_id, current)
             try:
                 for i, (fact, vector) in enumerate(zip(facts, vectors)):
                     new_id = derived_id(user_id, job, i) if job else uuid.uuid4().hex
@@ -258,14 +362,7 @@ class FactStore:
                 old = current.record(row)
                 self._touch(writes, row, None, fact, session_id, now)
                 return FactEvent(now, "DUPLICATE", old.id, fact.text, old.text, round(similarity, 4), session_id)
-        metadata = {
-            "user_id": user_id,
-            "session_id": session_id,
-            "created_at": now,
-            "updated_at": now,
-            "slot": fact.slot or "",
-            "source_ids": json.dumps(list(fact.source_ids)),
-        }
+        metadata = _fresh_meta(user_id, session_id, fact.slot, now, fact.source_ids)
         writes.put(Record(new_id, fact.text, metadata), vector)
         return FactEvent(now, "ADD", new_id, fact.text, None, None, session_id)
 
@@ -384,11 +481,7 @@ class FactStore:
         is refused with ``StaleEditError`` instead of overwriting a change
         nobody saw.
         """
-        text = " ".join((text or "").split())
-        if not text:
-            raise InputError("a fact cannot be empty; delete it instead")
-        if len(text) > MAX_FACT_CHARS:
-            raise InputError(f"a fact is limited to {MAX_FACT_CHARS:,} characters")
+        text = tidy_fact(text)
         with self.index.lock:  # hand changes one at a time: a double submit sees the first one's result
             record = self._own(user_id, fact_id)
             if record is None:
@@ -417,17 +510,82 @@ class FactStore:
     ) -> None:
         """Put a fact back under its own id (undo of a delete, or an import, logged as ``event`` when given)."""
         now = time.time()
-        metadata = {
-            "user_id": validate_id("user", user_id),
-            "session_id": session_id,
-            "created_at": now,
-            "updated_at": now,
-            "slot": slot or "",
-            "source_ids": "[]",
-        }
+        _refuse_foreign(self.vectors, validate_id("user", user_id), [fact_id])
+        metadata = _fresh_meta(user_id, session_id, slot, now)
         self.vectors.upsert(FACTS, [Record(fact_id, text, metadata)], self.embed([text]))
         if event is not None:
             self._log(user_id, [FactEvent(now, event, fact_id, text, None, None, session_id or None, slot)])
+
+    def put_facts(
+        self, user_id: str, writes: Sequence[FactWrite], progress: Progress | None = None, batch: int = WRITE_BATCH
+    ) -> list[FactEvent]:
+        """Write facts by id (an import), logged: ADD for a new fact, UPDATE with the exact text it replaces.
+
+        In batches: one ownership read, one embed call, one Chroma write, one
+        fact log append and one audit insert per batch, then ``progress(done,
+        total)``. A replacement is an UPDATE whose ``previous`` is the text the
+        fact held, so undo restores exactly that text (never deletes a fact
+        that existed before). A batch cut short between Chroma and the log is
+        completed by ``complete_log`` when the same facts are written again.
+        """
+        validate_id("user", user_id)
+        events: list[FactEvent] = []
+        for start in range(0, len(writes), batch):
+            part = writes[start : start + batch]
+            _refuse_foreign(self.vectors, user_id, [w.id for w in part])
+            vectors = self.embed([w.text for w in part])
+            now = time.time()
+            records = [Record(w.id, w.text, w.metadata(user_id, now)) for w in part]
+            logged = [
+                FactEvent(now, "UPDATE" if w.replaces else "ADD", w.id, w.text, w.replaces, None, None, w.slot)
+                for w in part
+            ]
+            with self.index.lock:
+                self.vectors.upsert(FACTS, records, vectors)
+                self._log(user_id, logged)
+            events.extend(logged)
+            if progress is not None:
+                progress(start + len(part), len(writes))
+        return events
+
+    def complete_log(self, user_id: str, records: Sequence[Record]) -> list[FactEvent]:
+        """Close the gaps a write cut short left, for the user's facts ``records`` (as Chroma holds them now).
+
+        A fact whose last logged event does not leave it with that text was
+        written to Chroma and never logged (the process or Redis died between
+        the two): its ADD or UPDATE is logged now, and so audited. For the
+        others, the last event, when a hand change or an import logged it, is
+        handed to the audit trail again (it keeps each event once, by an id
+        derived from it), in case the process died between log and audit. A
+        job's own events are completed by the job when it runs again.
+        """
+        stored = {r.id: r for r in records}
+        if not stored:
+            return []
+        last: dict[str, FactEvent] = {}
+        for raw in self.r.lrange(self.keys.user(user_id).fact_log, 0, -1):
+            try:
+                event = FactEvent.from_dict(load_json(raw))
+            except StoredDataError:
+                continue  # a damaged entry tells nothing; the fact is judged by the others
+            if event.fact_id in stored:
+                last[event.fact_id] = event
+        now = time.time()
+        missing, again = [], []
+        for fact_id, record in stored.items():
+            found = last.get(fact_id)
+            held = _text_after(found) if found is not None else None
+            if held != record.text:
+                kind = "ADD" if held is None else "UPDATE"
+                slot = slot_of(record.metadata)
+                missing.append(FactEvent(now, kind, fact_id, record.text, held, None, None, slot))
+            elif found is not None and found.job is None:
+                again.append(found)
+        if again and self.on_logged is not None:
+            self.on_logged(user_id, again)
+        with self.index.lock:
+            self._log(user_id, missing)
+        return missing
 
     def undo_last(self, user_id: str) -> FactEvent:
         """Undo the user's last change to their facts (an ADD, UPDATE, EDIT or DELETE), logged as UNDO.

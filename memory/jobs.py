@@ -21,10 +21,12 @@ from .keys import is_valid_id
 from .messages import Message, MessageDecodeError, Role, decode, encode
 from .stored import as_dict, as_number, as_text, as_timestamp, dump_json, load_json, preview, printable
 
-# A job carries one turn: two messages (the user's, at most MEMLAB_MAX_MESSAGE_CHARS, and the reply) and
-# the settings. These bounds are far above that and far below what could hurt a worker.
+# A job carries one turn: its user message(s) and the reply they got, each within MEMLAB_MAX_MESSAGE_CHARS,
+# and the settings. These bounds are far above that and far below what could hurt a worker.
 MAX_JOB_CHARS = 2_000_000
 MAX_MESSAGES = 8
+# The chat's own limit when the reader is not told the configured one (Settings.max_message_chars).
+DEFAULT_MAX_MESSAGE_CHARS = 32_000
 # Dead letters kept (newest first); older ones fall off the list.
 MAX_DEAD_LETTERS = 1000
 # How much of an unreadable entry a dead letter keeps, to show what it was.
@@ -64,8 +66,13 @@ class Job:
         return read_job(raw)
 
 
-def read_job(raw: Any) -> Job:
-    """The job in a stream entry's ``job`` field, every field checked; ``JobError`` says what is wrong."""
+def read_job(raw: Any, max_message_chars: int = DEFAULT_MAX_MESSAGE_CHARS) -> Job:
+    """The job in a stream entry's ``job`` field, every field checked; ``JobError`` says what is wrong.
+
+    A job has the shape of one turn: the user's message(s), then the one
+    assistant reply they got (whose id is the job's), each message within
+    ``max_message_chars`` (MEMLAB_MAX_MESSAGE_CHARS), as chat holds them.
+    """
     if raw is None:
         raise JobError("the entry has no 'job' field: not an upkeep job")
     if not isinstance(raw, str):
@@ -78,7 +85,7 @@ def read_job(raw: Any) -> Job:
         raise JobError(f"not a job: {exc}") from None
     found = {name: _id_or_blank(data.get(name)) for name in ("user_id", "session_id", "id")}
     try:
-        return _checked(data, found)
+        return _checked(data, found, max_message_chars)
     except (StoredDataError, InputError) as exc:
         raise JobError(str(exc), found["user_id"], found["session_id"], found["id"]) from None
 
@@ -87,7 +94,7 @@ def _id_or_blank(value: Any) -> str:
     return value if is_valid_id(value) else ""
 
 
-def _checked(data: dict[str, Any], found: dict[str, str]) -> Job:
+def _checked(data: dict[str, Any], found: dict[str, str], max_chars: int) -> Job:
     for name, what in (("user_id", "user"), ("session_id", "session"), ("id", "job")):
         if not found[name]:
             raise InputError(f"{name} {preview(repr(data.get(name)), 60)} is not a valid {what} id")
@@ -98,7 +105,7 @@ def _checked(data: dict[str, Any], found: dict[str, str]) -> Job:
         raise InputError(f"unknown strategy {preview(strategy, 40)!r}")
     config = data.get("config", {})
     StrategyConfig.checked(config, StrategyConfig())
-    messages = _messages(data.get("messages"))
+    messages = _messages(data.get("messages"), max_chars)
     if messages[-1].id != found["id"]:
         raise InputError("the job's id is not the id of its last message (the reply it follows)")
     return Job(
@@ -112,7 +119,7 @@ def _checked(data: dict[str, Any], found: dict[str, str]) -> Job:
     )
 
 
-def _messages(raws: Any) -> list[Message]:
+def _messages(raws: Any, max_chars: int) -> list[Message]:
     if not isinstance(raws, list) or not raws:
         raise InputError("a job without messages")
     if len(raws) > MAX_MESSAGES:
@@ -123,11 +130,22 @@ def _messages(raws: Any) -> list[Message]:
             message = decode(as_text(raw, f"message #{i}"))
         except MessageDecodeError as exc:
             raise InputError(f"message #{i}: {exc}") from None
-        if message.role not in (Role.USER, Role.ASSISTANT):
-            raise InputError(f"message #{i} is a {message.role.value} message; a turn has user and assistant ones")
+        last = i == len(raws) - 1
+        if message.role is not (Role.ASSISTANT if last else Role.USER):
+            raise InputError(
+                f"message #{i} is a {message.role.value} message; a turn is the user's message(s), then the "
+                "assistant's reply"
+            )
         if not is_valid_id(message.id):
             raise InputError(f"message #{i} has an id that is not valid ({preview(message.id, 60)!r})")
+        if len(message.content) > max_chars:
+            raise InputError(
+                f"message #{i} has {len(message.content):,} characters; the limit is {max_chars:,} "
+                "(MEMLAB_MAX_MESSAGE_CHARS)"
+            )
         messages.append(message)
+    if len(messages) < 2:
+        raise InputError("a job with one message; a turn is the user's message(s), then the assistant's reply")
     if len({m.id for m in messages}) != len(messages):
         raise InputError("two messages of the job share an id")
     return messages

@@ -15,9 +15,11 @@ limits as the interactive paths.
 
 from __future__ import annotations
 
+import datetime as dt
 import functools
 import json
 import math
+import unicodedata
 import zlib
 from collections.abc import Callable, Sequence
 from pathlib import Path
@@ -25,7 +27,7 @@ from typing import Any, TypeVar
 
 from .errors import InputError
 from .keys import is_valid_id
-from .stored import as_dict, as_number, as_text, kind_of
+from .stored import MAX_TIMESTAMP, as_dict, as_number, as_text, kind_of
 
 MAX_DEPTH = 32  # every format here nests less than 10 deep; free-form parts (trace settings) stay far below
 MB = 1024 * 1024
@@ -208,6 +210,16 @@ def field(data: dict[str, Any], key: str, where: str, default: Any = _REQUIRED) 
     return value
 
 
+def known_keys(data: dict[str, Any], allowed: Sequence[str], where: str) -> dict[str, Any]:
+    """Refuse keys the format does not have: a misspelt one (``expected`` for ``expect``, ``fcts`` for
+    ``facts``) would otherwise be ignored and the file read as if the part were empty."""
+    unknown = [key for key in data if key not in allowed]
+    if unknown:
+        named = ", ".join(repr(key[:40]) for key in unknown[:5]) + (" …" if len(unknown) > 5 else "")
+        raise InputError(f"{where} has unknown key(s) {named}; expected only {', '.join(allowed)}")
+    return data
+
+
 def items(value: Any, where: str, max_items: int, empty: bool = True) -> list[Any]:
     if not isinstance(value, list):
         raise InputError(f"{where} is not a list (it is {kind_of(value)})")
@@ -226,6 +238,15 @@ def text(value: Any, where: str, max_chars: int, empty: bool = False, limit: str
         raise InputError(f"{where} has {len(result):,} characters; the limit is {max_chars:,}{named}")
     if not empty and not result.strip():
         raise InputError(f"{where} is empty")
+    return result
+
+
+def name(value: Any, where: str, max_chars: int = 200) -> str:
+    """A short name shown on one line (a model id): no line break, tab or other control or format character."""
+    result = text(value, where, max_chars)
+    bad = next((ch for ch in result if unicodedata.category(ch) in ("Cc", "Cf", "Zl", "Zp")), None)
+    if bad is not None:
+        raise InputError(f"{where} holds the control character U+{ord(bad):04X}; a name is one line of text")
     return result
 
 
@@ -269,6 +290,20 @@ def ident(value: Any, where: str) -> str:
             "starting with a letter or digit"
         )
     return value
+
+
+def message_date(date: dt.datetime | None, text: str, where: str, spread_s: float = 0.0) -> dt.datetime | None:
+    """A data set's date that its messages will carry (``spread_s`` seconds of them from it): refused when
+    outside 1970 to the year 3000, the times a stored message may have (``stored.MAX_TIMESTAMP``)."""
+    if date is None:
+        return None
+    try:
+        stamp = date.timestamp()
+    except (OverflowError, OSError, ValueError):
+        stamp = -1.0
+    if not 0 <= stamp <= MAX_TIMESTAMP - spread_s:
+        raise InputError(f"{where} {text[:60]!r} is outside 1970 to 3000, the times a message can have")
+    return date
 
 
 def one_of(value: Any, where: str, choices: Sequence[str]) -> str:

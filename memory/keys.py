@@ -136,6 +136,14 @@ class UserKeys:
         return f"{self.prefix}:u:{{{self.user_id}}}:forgotten"
 
     @property
+    def cleared(self) -> str:
+        """Hash: session id -> the upkeep stream id at which that session was last cleared (no content).
+
+        A job that was running when its session was cleared erases the session
+        again when it ends (what it wrote may have landed after the clear)."""
+        return f"{self.prefix}:u:{{{self.user_id}}}:cleared"
+
+    @property
     def upkeep_lock(self) -> str:
         """String with a TTL: held by the worker applying one of this user's jobs, so jobs apply one at a time."""
         return f"{self.prefix}:u:{{{self.user_id}}}:upkeeplock"
@@ -146,13 +154,21 @@ class UserKeys:
         return f"{self.prefix}:u:{{{self.user_id}}}:turnsver"
 
     def all(self) -> list[str]:
-        return [self.sessions, self.expiries, self.fact_log, self.pending, self.upkeep_lock, self.turns_version]
+        return [
+            self.sessions,
+            self.expiries,
+            self.fact_log,
+            self.pending,
+            self.cleared,
+            self.upkeep_lock,
+            self.turns_version,
+        ]
 
 
 # The last part of each key name, per kind of key: what ``Keys.parse`` (and so the key browser's bulk actions)
 # accepts as ours. Kept beside the properties that build them; tests check the two agree.
 SESSION_KINDS = frozenset({"log", "buffer", "summary", "folds", "traces", "ids", "meta", "jobs"})
-USER_KINDS = frozenset({"sessions", "expiries", "factlog", "pending", "upkeeplock", "turnsver", "forgotten"})
+USER_KINDS = frozenset({"sessions", "expiries", "factlog", "pending", "cleared", "upkeeplock", "turnsver", "forgotten"})
 _SESSION_KEY = re.compile(r"s:\{([^:{}]+):([^:{}]+)\}:(\w+)")
 _USER_KEY = re.compile(r"u:\{([^:{}]+)\}:(\w+)")
 

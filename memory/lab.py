@@ -393,15 +393,30 @@ class MemoryLab:
         """Delete a session everywhere it is kept (messages, summary, traces, episode, indexed turns).
 
         The user's facts are kept: they belong to the user, not to the session.
+        The session is first marked cleared on the upkeep stream: a job of it
+        that is still running when the stores are emptied erases the session
+        again when it ends (``worker.py``), as for a forget.
         """
         validate_id("user", user_id)
         validate_id("session", session_id)
+        marked = ""
+        try:
+            self.upkeep.mark_cleared(user_id, session_id)
+        except MemoryLabError as exc:
+            log.warning("could not mark %s/%s cleared for the upkeep workers: %s", user_id, session_id, exc)
+            marked = str(exc)
         self._let_upkeep_finish(user_id)
-        report = self._walk(
-            "clear session", self.session_stores(), lambda store: store.clear_session(user_id, session_id)
-        )
+        report = self.erase_session(user_id, session_id)
+        if marked:
+            report.errors["upkeep marker"] = marked
         self.audit.record_safely([deletion_event("session_cleared", user_id, session_id, report.counts)])
         return report
+
+    def erase_session(self, user_id: str, session_id: str) -> DeletionReport:
+        """Delete a session from every store that keeps it (``clear_session`` without its marker and audit row)."""
+        return self._walk(
+            "clear session", self.session_stores(), lambda store: store.clear_session(user_id, session_id)
+        )
 
     def forget_user(self, user_id: str) -> DeletionReport:
         """Delete everything of the user's; the audit trail keeps its rows (what happened, when) without content.
@@ -429,9 +444,19 @@ class MemoryLab:
             report.errors["audit"] = str(exc)
         return report
 
-    def erase_user(self, user_id: str) -> DeletionReport:
-        """Delete the user's memory from every store (``forget_user`` without its marker and audit rows)."""
-        return self._walk("forget user", self.memory_stores(), lambda store: store.forget_user(user_id))
+    def erase_user(self, user_id: str, blank_audit: bool = False) -> DeletionReport:
+        """Delete the user's memory from every store (``forget_user`` without its marker and its audit row).
+
+        ``blank_audit``: also blank the content of the user's audit rows (a job
+        that raced a forget erases again, and the rows it wrote go blank too).
+        """
+        report = self._walk("forget user", self.memory_stores(), lambda store: store.forget_user(user_id))
+        if blank_audit:
+            try:
+                report.counts["audit rows blanked"] = self.audit.blank(user_id)
+            except AuditError as exc:
+                report.errors["audit"] = str(exc)
+        return report
 
     def delete_memory(self, user_id: str, kind: str, memory_id: str) -> int:
         """Delete one long-term memory: a fact by id, or the episode of a session (by session id)."""

@@ -23,6 +23,12 @@ def md_escape(text: str) -> str:
     return _MD_SPECIAL.sub(r"\\\1", clean_text(text))
 
 
+def md_inline(text: object) -> str:
+    """A stored value escaped for one line of Markdown (a heading, a list item): its line breaks and other
+    whitespace become single spaces, so it can end no heading and start none of its own."""
+    return md_escape(" ".join(clean_text(str(text)).split()))
+
+
 def md_lines(text: str) -> str:
     """Escaped text that keeps its line breaks (each one a hard break), for a block of its own."""
     return "  \n".join(md_escape(line) for line in str(text).splitlines() or [""])

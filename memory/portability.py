@@ -24,27 +24,34 @@ from __future__ import annotations
 import datetime as dt
 import json
 import time
-import uuid
 from dataclasses import asdict, dataclass, field, replace
 from typing import Any
 
 from . import json_input as J
 from .episode_store import EMPTY
 from .errors import InputError, StoredDataError
-from .fact_store import MAX_FACT_CHARS, slot_of
+from .fact_store import FactWrite, Progress, imported_id, slot_of, tidy_fact
 from .json_input import MB
 from .lab import MemoryLab
-from .markdown import md_escape, md_lines
+from .markdown import md_inline, md_lines
 from .messages import Message
-from .stored import kind_of
+from .stored import dump_json, kind_of, preview
+from .strategies import STRATEGIES, StrategyConfig
 from .trace import Trace
 
 SESSION_KIND = "memlab.session"
 USER_KIND = "memlab.user-memory"
 VERSION = 1
 MAX_IMPORT_BYTES = 64 * MB
-MAX_ITEMS = 100_000  # messages, traces, facts or episodes in one file
+# What the app can show and use: the chat page draws every message of a session (20,000 took 40 s to draw, so
+# 2,000 draw in about 4 s), and a user's facts are searched in memory (benchmarked to 10,000: docs/benchmarks.md).
+MAX_SESSION_MESSAGES = 2_000  # messages (and traces) in one session file
+MAX_FACTS = 10_000  # facts, and episodes, in one user-memory file
 MAX_SLOT_CHARS = 200
+MAX_NAME_CHARS = 200  # a model id
+# A turn's trace holds what the model was sent: at most the buffer's messages (20 of 32,000 characters by
+# default) and what was retrieved. The same bound as a job's.
+MAX_TRACE_CHARS = 2_000_000
 
 
 def export_session(lab: MemoryLab, user_id: str, session_id: str) -> dict[str, Any]:
@@ -71,10 +78,10 @@ def session_markdown(export: dict[str, Any]) -> str:
     heading or bold of its own. So the numbered turn headings written here
     are the only headings, and a message cannot forge one.
     """
-    lines = [f"# Session {md_escape(str(export['session_id']))} of {md_escape(str(export['user_id']))}", ""]
+    lines = [f"# Session {md_inline(export['session_id'])} of {md_inline(export['user_id'])}", ""]
     settings = export.get("settings") or {}
     if settings:
-        lines += [f"Strategy: **{md_escape(str(settings.get('strategy', '?')))}**", ""]
+        lines += [f"Strategy: **{md_inline(settings.get('strategy', '?'))}**", ""]
     if export.get("summary"):
         lines += ["## Summary", "", md_lines(export["summary"]), ""]
     lines += ["## Transcript", ""]
@@ -82,16 +89,18 @@ def session_markdown(export: dict[str, Any]) -> str:
     for n, m in enumerate(export["messages"], 1):
         when = dt.datetime.fromtimestamp(m["created_at"]).strftime("%Y-%m-%d %H:%M")
         who = m["role"] + (f" ({m['model_id']})" if m.get("model_id") else "")
-        lines += [f"### {n} · {md_escape(who)} · {when}", "", md_lines(m["content"]), ""]
+        lines += [f"### {n} · {md_inline(who)} · {when}", "", md_lines(m["content"]), ""]
         trace = traces.get(m["id"])
         if trace:
-            parts = ", ".join(f"{md_escape(str(p['name']))} {p['tokens']}" for p in trace.get("system_parts", []))
+            parts = ", ".join(f"{md_inline(p['name'])} {int(p['tokens'])}" for p in trace.get("system_parts", []))
             used = trace.get("used") or []
-            lines += [f"> context: ~{trace.get('total_tokens', 0)} tokens ({parts}); drew on {len(used)} item(s)", ""]
+            total = int(trace.get("total_tokens", 0))
+            lines += [f"> context: ~{total} tokens ({parts}); drew on {len(used)} item(s)", ""]
             for item in trace.get("retrieved", []):
                 mark = "✓" if item.get("used") else "·"
-                text = md_escape(" ".join(str(item["text"]).split()))
-                lines.append(f"> {mark} {md_escape(str(item['kind']))} {item['similarity']:.3f}: {text}  ")
+                lines.append(
+                    f"> {mark} {md_inline(item['kind'])} {float(item['similarity']):.3f}: {md_inline(item['text'])}  "
+                )
             lines.append("")
     return "\n".join(lines)
 
@@ -132,6 +141,7 @@ class Document:
     facts: tuple[ImportedFact, ...] = ()
     episodes: tuple[tuple[str, str], ...] = ()  # (session id, text)
     notes: tuple[str, ...] = ()  # what will be skipped, and why
+    settings: dict[str, Any] | None = None  # the session's strategy and settings, checked as a job's are
 
 
 def load_document(raw: bytes | str) -> dict[str, Any]:
@@ -154,11 +164,30 @@ def _envelope(data: dict[str, Any]) -> str:
     return str(kind)
 
 
+# The top-level keys of each kind of export (as ``export_session`` and ``export_user`` write them).
+KEYS = {
+    SESSION_KIND: (
+        "kind",
+        "version",
+        "exported_at",
+        "user_id",
+        "session_id",
+        "settings",
+        "summary",
+        "messages",
+        "traces",
+        "skipped_corrupt_entries",
+    ),
+    USER_KIND: ("kind", "version", "exported_at", "user_id", "facts", "episodes", "fact_log"),
+}
+
+
 def read_document(data: Any, max_message_chars: int) -> Document:
     """Check every field of an export against the limits a person typing it would meet; refuse it whole."""
     J.check_depth(data, "the file")
     data = J.obj(data, "the file")
     kind = _envelope(data)
+    J.known_keys(data, KEYS[kind], "the file")
     user_id = J.ident(data["user_id"], "user_id") if data.get("user_id") is not None else None
     if kind == SESSION_KIND:
         return _read_session(data, user_id, max_message_chars)
@@ -168,7 +197,7 @@ def read_document(data: Any, max_message_chars: int) -> Document:
 def _read_session(data: dict[str, Any], user_id: str | None, max_chars: int) -> Document:
     session_id = J.ident(J.field(data, "session_id", "the file"), "session_id")
     messages = []
-    for i, raw in enumerate(J.items(J.field(data, "messages", "the file", []), "messages", MAX_ITEMS)):
+    for i, raw in enumerate(J.items(J.field(data, "messages", "the file", []), "messages", MAX_SESSION_MESSAGES)):
         where = f"messages[{i}]"
         try:
             message = Message.from_dict(raw)
@@ -176,17 +205,22 @@ def _read_session(data: dict[str, Any], user_id: str | None, max_chars: int) -> 
             raise InputError(f"{where}: {exc}") from None
         J.ident(message.id, f"{where}.id")
         J.text(message.content, f"{where}.content", max_chars, empty=True, limit="MEMLAB_MAX_MESSAGE_CHARS")
+        if message.model_id is not None:
+            J.name(message.model_id, f"{where}.model_id", MAX_NAME_CHARS)
         messages.append(message)
     J.unique([m.id for m in messages], lambda i: f"messages[{i}]", "id")
     present = {m.id for m in messages}
     traces: dict[str, Trace] = {}
     notes = []
     raw_traces = J.obj(J.field(data, "traces", "the file", {}), "traces")
-    if len(raw_traces) > MAX_ITEMS:
-        raise InputError(f"traces has {len(raw_traces):,} entries; the limit is {MAX_ITEMS:,}")
+    if len(raw_traces) > MAX_SESSION_MESSAGES:
+        raise InputError(f"traces has {len(raw_traces):,} entries; the limit is {MAX_SESSION_MESSAGES:,}")
     for mid, raw in raw_traces.items():
         where = f"traces[{mid[:64]!r}]"
         J.ident(mid, f"{where}'s message id")
+        size = len(dump_json(raw))
+        if size > MAX_TRACE_CHARS:
+            raise InputError(f"{where} has {size:,} characters of JSON; the limit is {MAX_TRACE_CHARS:,}")
         try:
             trace = Trace.from_dict(raw)
         except StoredDataError as exc:
@@ -195,26 +229,46 @@ def _read_session(data: dict[str, Any], user_id: str | None, max_chars: int) -> 
             traces[mid] = trace
         else:
             notes.append(f"{where}: no message {mid!r} in the file")
-    return Document(SESSION_KIND, user_id, session_id, tuple(messages), traces, notes=tuple(notes))
+    if J.text(J.field(data, "summary", "the file", ""), "summary", MAX_TRACE_CHARS, empty=True).strip():
+        # Every imported message goes into the buffer: the next fold summarises them again, and a summary
+        # written now would hold them twice.
+        notes.append("summary: not imported; the session's summary is made again from its messages by folding")
+    settings = _read_settings(data.get("settings"))
+    return Document(SESSION_KIND, user_id, session_id, tuple(messages), traces, notes=tuple(notes), settings=settings)
+
+
+def _read_settings(raw: Any) -> dict[str, Any] | None:
+    """The session's strategy and settings (``SessionStore.meta``): a known strategy, settings as a job's."""
+    if raw is None:
+        return None
+    settings = J.known_keys(J.obj(raw, "settings"), ("strategy", "config"), "settings")
+    strategy = J.one_of(J.field(settings, "strategy", "settings"), "settings.strategy", sorted(STRATEGIES))
+    try:
+        config = StrategyConfig.checked(J.field(settings, "config", "settings", {}), StrategyConfig())
+    except InputError as exc:
+        raise InputError(f"settings.config: {exc}") from None
+    return {"strategy": strategy, "config": config.to_dict()}
 
 
 def _read_user_memory(data: dict[str, Any], user_id: str | None, max_chars: int) -> Document:
     facts = []
-    for i, raw in enumerate(J.items(J.field(data, "facts", "the file", []), "facts", MAX_ITEMS)):
+    for i, raw in enumerate(J.items(J.field(data, "facts", "the file", []), "facts", MAX_FACTS)):
         where = f"facts[{i}]"
         fact = J.obj(raw, where)
         meta = J.obj(J.field(fact, "metadata", where, {}), f"{where}.metadata")
         slot = J.text(J.field(meta, "slot", where, ""), f"{where}.metadata.slot", MAX_SLOT_CHARS, empty=True)
+        if slot:
+            J.name(slot, f"{where}.metadata.slot", MAX_SLOT_CHARS)
         facts.append(
             ImportedFact(
                 J.ident(J.field(fact, "id", where), f"{where}.id"),
-                J.text(J.field(fact, "text", where), f"{where}.text", MAX_FACT_CHARS, limit="the fact editor's"),
+                tidy_fact(J.text(J.field(fact, "text", where), f"{where}.text", MAX_IMPORT_BYTES), f"{where}.text"),
                 slot_of({"slot": slot}),
             )
         )
     J.unique([f.id for f in facts], lambda i: f"facts[{i}]", "id")
     episodes = []
-    for i, raw in enumerate(J.items(J.field(data, "episodes", "the file", []), "episodes", MAX_ITEMS)):
+    for i, raw in enumerate(J.items(J.field(data, "episodes", "the file", []), "episodes", MAX_FACTS)):
         where = f"episodes[{i}]"
         episode = J.obj(raw, where)
         meta = J.obj(J.field(episode, "metadata", where), f"{where}.metadata")
@@ -231,29 +285,45 @@ def _read_user_memory(data: dict[str, Any], user_id: str | None, max_chars: int)
 @dataclass
 class ImportReport:
     user_id: str
-    written: dict[str, int]  # what the import changed, by kind
+    written: dict[str, int]  # what the import added, by kind
     unchanged: int = 0  # items already there as in the file
     notes: list[str] = field(default_factory=list)  # items skipped, each with its reason
+    replaced: list[str] = field(default_factory=list)  # facts whose text the file's replaced: which, old -> new
+    completed: int = 0  # facts an earlier import wrote but cut short before logging: logged now
 
     def describe(self) -> str:
         done = ", ".join(f"{n} {what}" for what, n in self.written.items())
         line = f"imported {done} into {self.user_id}"
         if self.unchanged:
             line += f" ({self.unchanged} already there)"
+        if self.replaced:
+            line += f"; replaced {len(self.replaced)} fact(s) (undo takes back the last): " + "; ".join(
+                self.replaced[:5]
+            )
+        if self.completed:
+            line += f"; logged {self.completed} fact(s) an earlier import stored without logging"
         if self.notes:
             line += f"; {len(self.notes)} skipped: " + "; ".join(self.notes[:5])
         return line
 
 
-def import_document(lab: MemoryLab, data: dict[str, Any] | Document, user_id: str | None = None) -> ImportReport:
-    """Load an export back (into ``user_id`` if given, else the file's user): all checked first, then written."""
+def import_document(
+    lab: MemoryLab,
+    data: dict[str, Any] | Document,
+    user_id: str | None = None,
+    progress: Progress | None = None,
+) -> ImportReport:
+    """Load an export back (into ``user_id`` if given, else the file's user): all checked first, then written.
+
+    ``progress(done, total)`` hears how many of the file's facts are written.
+    """
     doc = data if isinstance(data, Document) else read_document(data, lab.settings.max_message_chars)
     if user_id is None and doc.user_id is None:
         raise InputError("the file names no user_id: give the user to import into")
     target = J.ident(doc.user_id if user_id is None else user_id, "the user to import into")
     if doc.kind == SESSION_KIND:
         return _write_session(lab, doc, target)
-    return _write_user_memory(lab, doc, target)
+    return _write_user_memory(lab, doc, target, progress)
 
 
 def owned_fact_id(user_id: str, file_id: str, own: set[str]) -> str:
@@ -261,18 +331,21 @@ def owned_fact_id(user_id: str, file_id: str, own: set[str]) -> str:
     derived from the user and the file's id (the same on every import, and never another user's id)."""
     if file_id in own:
         return file_id
-    return uuid.uuid5(uuid.NAMESPACE_URL, f"memlab:import:{user_id}:{file_id}").hex
+    return imported_id(user_id, file_id)
 
 
 def _write_session(lab: MemoryLab, doc: Document, user_id: str) -> ImportReport:
     assert doc.session_id is not None
     session_id = doc.session_id
     report = ImportReport(user_id, {"messages": 0, "traces": 0}, notes=list(doc.notes))
-    for message in doc.messages:
+    held = {m.id: m for m in lab.sessions.log(user_id, session_id).messages}
+    for i, message in enumerate(doc.messages):
         if lab.sessions.append(user_id, session_id, message):
             report.written["messages"] += 1
-        else:
+        elif held.get(message.id, message) == message:
             report.unchanged += 1
+        else:  # the id is taken by another message: the session's own stays, and the report says so
+            report.notes.append(f"messages[{i}]: the session holds another message under the id {message.id!r}")
     stored = {mid for mid, _ in lab.sessions.traces(user_id, session_id).items}
     for mid, trace in doc.traces.items():
         if mid in stored:  # a trace already there is the session's own: never overwritten
@@ -281,21 +354,50 @@ def _write_session(lab: MemoryLab, doc: Document, user_id: str) -> ImportReport:
         mine = replace(trace, user_id=user_id, session_id=session_id)
         lab.sessions.save_trace(user_id, session_id, mid, mine.to_dict(derived=False))
         report.written["traces"] += 1
+    if doc.settings is not None and doc.messages:  # settings alone would be a key of no session
+        _write_settings(lab, doc.settings, user_id, session_id, report)
     return report
 
 
-def _write_user_memory(lab: MemoryLab, doc: Document, user_id: str) -> ImportReport:
+def _write_settings(
+    lab: MemoryLab, settings: dict[str, Any], user_id: str, session_id: str, report: ImportReport
+) -> None:
+    """The file's strategy and settings, for a session that has none yet: the session's own are never changed."""
+    own = lab.sessions.meta(user_id, session_id)
+    if own == settings:
+        report.unchanged += 1
+    elif own is not None:
+        report.notes.append(f"settings: the session keeps its own (strategy {own['strategy']!r})")
+    else:
+        with lab.redis.pipeline(transaction=False) as p:
+            lab.sessions.stage_append(p, user_id, session_id, None, meta=settings)
+            lab.sessions.run(p, user_id, session_id)
+        report.written["settings"] = 1
+
+
+def _write_user_memory(lab: MemoryLab, doc: Document, user_id: str, progress: Progress | None) -> ImportReport:
+    """Facts first (batched), then episodes. A fact already there with the file's text is left alone (and its
+    log completed if an earlier import was cut short); one whose text differs is replaced and reported, each
+    logged as an UPDATE of the exact text it had."""
     report = ImportReport(user_id, {"facts": 0, "episodes": 0})
     current = {r.id: r for r in lab.facts.all(user_id)}
     placed = [(owned_fact_id(user_id, f.id, set(current)), f) for f in doc.facts]
     J.unique([fid for fid, _ in placed], lambda i: f"facts[{i}]", "fact (after namespacing)")
-    for fact_id, fact in placed:
+    same, writes = [], []
+    for i, (fact_id, fact) in enumerate(placed):
         old = current.get(fact_id)
-        if old is not None and old.text == fact.text and slot_of(old.metadata) == fact.slot:
-            report.unchanged += 1
+        if old is not None and old.text == fact.text:
+            same.append(old)
             continue
-        lab.facts.restore(user_id, fact_id, fact.text, fact.slot, event="ADD")
-        report.written["facts"] += 1
+        writes.append(
+            FactWrite(fact_id, fact.text, fact.slot, old.text if old else None, old.metadata if old else None)
+        )
+        if old is not None:
+            report.replaced.append(f"facts[{i}] {preview(old.text, 80)!r} -> {preview(fact.text, 80)!r}")
+    report.unchanged += len(same)
+    report.completed = len(lab.facts.complete_log(user_id, same))
+    lab.facts.put_facts(user_id, writes, progress)
+    report.written["facts"] = len(writes) - len(report.replaced)
     stored = {
         str(r.metadata.get("session_id")): r.text for r in lab.episodes.get(user_id, [s for s, _ in doc.episodes])
     }

@@ -42,8 +42,10 @@ from .trace import Trace
 
 log = logging.getLogger(__name__)
 
-# The server's clock in ms, read once per script. Every key a script gives an expiry gets the same absolute
-# deadline (PEXPIREAT), so the keys of a session expire together; a script that keeps a session's expiry
+# The server's clock in ms, read once per script, the one clock of every expiry and index date: each key a
+# script gives an expiry gets the same absolute deadline (PEXPIREAT), so the keys of a session expire together,
+# and the user's index (dated by the same clock, in the script that runs just before the append) outlives them
+# whatever the clients' clocks say or however long a request waited; a script that keeps a session's expiry
 # reads it as now + PTTL, after reading now, so the copy can only be earlier than the original, never later.
 NOW_MS = """
 local clock = redis.call('TIME')
@@ -79,14 +81,15 @@ return {added, items, redis.call('LLEN', KEYS[2]), summary}
 """
 
 INDEX_SCRIPT = """
-local now = ARGV[1]
-if ARGV[2] ~= '' then
-  redis.call('ZADD', KEYS[1], now, ARGV[2])
-  local ttl = tonumber(ARGV[3])
+local stamp = clock[1] .. '.' .. string.format('%06d', tonumber(clock[2]))
+local now = tonumber(stamp)
+if ARGV[1] ~= '' then
+  redis.call('ZADD', KEYS[1], stamp, ARGV[1])
+  local ttl = tonumber(ARGV[2])
   if ttl > 0 then
-    redis.call('ZADD', KEYS[2], tonumber(now) + ttl, ARGV[2])
+    redis.call('ZADD', KEYS[2], now + ttl, ARGV[1])
   else
-    redis.call('ZADD', KEYS[2], 'inf', ARGV[2])
+    redis.call('ZADD', KEYS[2], 'inf', ARGV[1])
   end
 end
 local gone = redis.call('ZRANGEBYSCORE', KEYS[2], '-inf', '(' .. now)
@@ -135,7 +138,7 @@ return 1
 """
 
 APPEND = Lua(NOW_MS + APPEND_SCRIPT)
-INDEX = Lua(INDEX_SCRIPT)
+INDEX = Lua(NOW_MS + INDEX_SCRIPT)
 FOLD = Lua(NOW_MS + FOLD_SCRIPT)
 OUTCOME = Lua(NOW_MS + OUTCOME_SCRIPT)
 
@@ -261,7 +264,7 @@ class SessionStore:
         ttl = self.ttl_s if ttl_s is None else ttl_s
         u = self.keys.user(user_id)
         keys = [u.sessions, u.expiries] + ([u.pending] if reads is not None else [])
-        INDEX.stage(pipe, keys, [repr(time.time()), session_id, ttl])
+        INDEX.stage(pipe, keys, [session_id, ttl])
         trace_id = trace_id or (message.id if message is not None else "")
         extra = [
             trace_id if trace is not None else "",
@@ -442,7 +445,7 @@ class SessionStore:
     def sessions(self, user_id: str) -> list[tuple[str, float]]:
         """The user's live sessions, newest first; expired, vanished and malformed entries are pruned."""
         u = self.keys.user(user_id)
-        INDEX(self.r, [u.sessions, u.expiries], [repr(time.time()), "", 0])
+        INDEX(self.r, [u.sessions, u.expiries], ["", 0])
         valid: list[tuple[str, float]] = []
         junk: list[str] = []
         for member, score in self.r.zrevrange(u.sessions, 0, -1, withscores=True):

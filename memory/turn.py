@@ -104,6 +104,7 @@ class Turn:
             view = lab.sessions.append_and_read(
                 user_id, session_id, user_message, reads, strat.trim_to(), strat.config.ttl_s
             )
+        lab.audit.record_turn(message_events(user_id, session_id, [user_message]))  # stored: recorded now
         if view.pending and strat.waits_for_upkeep:
             with trace.timed("upkeep.wait"):
                 still = lab.wait_for_upkeep(user_id)
@@ -140,7 +141,6 @@ class Turn:
             self.strategy.config.ttl_s,
             self.meta,
         )
-        self.lab.audit.record_later(message_events(self.user_id, self.session_id, [self.user_message]))
         return ChatResult(self.user_message, None, self.trace, error=str(exc))
 
     def finish(self, answer: LLMReply, reply_id: str | None = None) -> ChatResult:
@@ -178,7 +178,7 @@ class Turn:
             lab.sessions.run(pipe, self.user_id, self.session_id)
         if job is not None:
             lab.ensure_worker()
-        lab.audit.record_later(message_events(self.user_id, self.session_id, turn))
+        lab.audit.record_turn(message_events(self.user_id, self.session_id, [reply]))
         return ChatResult(self.user_message, reply, trace)
 
     def _upkeep_inline(self, turn: list[Message]) -> None:

@@ -8,8 +8,8 @@ app by default, and ``python -m memory worker`` processes anywhere that
 reaches the same Redis and vector store.
 
 This module is the side every process shares: queue a job, wait for a
-user's jobs, read an outcome, mark a user as forgotten (so a job queued
-before the forget is dropped, never applied), and drop the dead letters
+user's jobs, read an outcome, mark a user as forgotten or a session as
+cleared (so a job queued before is dropped, never applied), and drop the dead letters
 that name a forgotten user. A new turn's context waits, briefly, for the
 user's earlier jobs (``Upkeep.wait_user``), so memory does not go backwards.
 """
@@ -34,12 +34,67 @@ log = logging.getLogger(__name__)
 
 T = TypeVar("T")
 GROUP = "upkeep"
+# How long a session's clear marker is kept: far longer than a job runs.
+CLEARED_TTL_S = 86_400
 # A pending-list entry older than this is taken as lost (its job never reached the stream); waits ignore it.
 STALE_PENDING_S = 600.0
 
+# Adding to the stream, for jobs and forget markers alike. Anyone who reaches Redis can add an entry with an
+# explicit id, and one at the end of the id space (18446744073709551615-18446744073709551615) leaves no id for
+# the next XADD ("the stream has exhausted the last possible ID"): no turn could queue its job, no forget mark
+# the stream. So an XADD refused that way first moves the entries in the id space's last millisecond (no clock
+# reaches it) back to ordinary ids at the end of the stream, sets the stream's last id back to its top entry
+# and any group that had read past it back to that entry (every entry up to it was delivered before), then
+# adds. A moved entry is read again like any other: a job applies once whatever its id, a poison entry goes
+# to the dead letters. Redis 7 wants the deleted ids' high mark lowered too (MAXDELETEDID); 6.2 has none.
+_ADD = """
+local function later(a, b)
+  local am, as = string.match(a, '^(%d+)-(%d+)$')
+  local bm, bs = string.match(b, '^(%d+)-(%d+)$')
+  if #am ~= #bm then return #am > #bm end
+  if am ~= bm then return am > bm end
+  if #as ~= #bs then return #as > #bs end
+  return as > bs
+end
+local function repair(key)
+  local far = redis.call('XRANGE', key, '18446744073709551615-0', '+')
+  local groups = {}
+  for _, g in ipairs(redis.call('XINFO', 'GROUPS', key)) do
+    local info = {}
+    for i = 1, #g, 2 do info[g[i]] = g[i + 1] end
+    table.insert(groups, info)
+  end
+  for _, e in ipairs(far) do
+    redis.call('XDEL', key, e[1])
+    for _, g in ipairs(groups) do redis.call('XACK', key, g['name'], e[1]) end
+  end
+  local top = redis.call('XREVRANGE', key, '+', '-', 'COUNT', 1)
+  local id = '0-1'
+  if #top > 0 then id = top[1][1] end
+  if redis.pcall('XSETID', key, id, 'MAXDELETEDID', id)['err'] then redis.call('XSETID', key, id) end
+  for _, g in ipairs(groups) do
+    if later(g['last-delivered-id'], id) then redis.call('XGROUP', 'SETID', key, g['name'], id) end
+  end
+  for _, e in ipairs(far) do redis.call('XADD', key, '*', unpack(e[2])) end
+end
+local function add(key, name, value)
+  local added = redis.pcall('XADD', key, '*', name, value)
+  if type(added) == 'table' and added['err'] then
+    if not string.find(added['err'], 'exhausted', 1, true) then return added end
+    repair(key)
+    added = redis.call('XADD', key, '*', name, value)
+  end
+  return added
+end
+"""
+QUEUE = Lua(_ADD + "return add(KEYS[1], 'job', ARGV[1])")
 # A stream id taken in the stream's own order: every job added after it has a greater id, whatever the clocks
 # of the processes that add them. The entry is deleted at once, so no worker ever reads it.
-MARK = Lua("local id = redis.call('XADD', KEYS[1], '*', 'mark', ARGV[1]) redis.call('XDEL', KEYS[1], id) return id")
+MARK = Lua(
+    _ADD
+    + "local id = add(KEYS[1], 'mark', ARGV[1]) if type(id) == 'table' then return id end "
+    + "redis.call('XDEL', KEYS[1], id) return id"
+)
 
 
 def stream_position(entry_id: Any) -> tuple[int, int] | None:
@@ -85,7 +140,7 @@ class Upkeep:
     def stage(self, pipe: Any, job: Job) -> None:
         """Queue the job on a pipeline (the one that stores the reply)."""
         keys = self.lab.keys
-        pipe.xadd(keys.jobs, {"job": job.to_json()})
+        QUEUE.stage(pipe, [keys.jobs], [job.to_json()])
         pipe.zadd(keys.user(job.user_id).pending, {job.id: job.queued_at})
 
     def pending(self, user_id: str) -> list[str]:
@@ -144,8 +199,16 @@ class Upkeep:
         self._r.set(keys.user(user_id).forgotten, marker)
         return marker
 
-    def forgotten_marker(self, user_id: str) -> str | None:
-        return self._r.get(self.lab.keys.user(user_id).forgotten)
+    def mark_cleared(self, user_id: str, session_id: str) -> str:
+        """Record, before a session is cleared, where the stream was: a job of that session already running
+        erases the session again when it ends (``worker.py``). Kept a day (a job runs for minutes)."""
+        cleared = self.lab.keys.user(user_id).cleared
+        marker = str(MARK(self._r, [self.lab.keys.jobs], [user_id]))
+        with self._r.pipeline(transaction=False) as p:
+            p.hset(cleared, session_id, marker)
+            p.expire(cleared, CLEARED_TTL_S)
+            self._r.run(p)
+        return marker
 
     def wait_idle(self, user_id: str, timeout_s: float) -> bool:
         """Wait until no worker is applying one of the user's jobs (their lock is free), at most ``timeout_s``."""

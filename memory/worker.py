@@ -8,7 +8,9 @@ while it runs, so only a silent one loses it). So every step is idempotent
 are skipped when the fact log already holds the turn, an episode records
 the last message it covers, turns are upserted by id) and a finished job's
 outcome is checked before running it again. One user's jobs apply one at a
-time, under a lock with a TTL.
+time, under a lock with a TTL, and in the stream's order: a worker first
+applies the user's older jobs still unacknowledged (a dead worker's), so a
+job taken over after a crash never lands on top of a newer turn's.
 
 Nothing in the stream is trusted, and no entry can stop a worker:
 
@@ -16,12 +18,15 @@ Nothing in the stream is trusted, and no entry can stop a worker:
   moved aside to the dead letters (``Keys.dead_letters``, bounded) with the
   reason, logged, and the worker goes on with the next;
 - under the user's lock, one round trip checks the job against Redis before
-  anything is written: its user was not forgotten after it was queued, it
-  is not done already, and its session still exists and holds every message
-  the job writes (the session's ``:ids``), so a job only ever writes what
-  its own user said in that session;
+  anything is written: its user was not forgotten nor its session cleared
+  after it was queued, it is not done already, and its session still exists
+  and holds every message the job writes, under the same id and exactly as
+  in the job (role, text, time), so a job only ever writes what its own user
+  said in that session;
 - a job already running when its user is forgotten erases the user's
-  memory again once it ends, so nothing it wrote survives the forget;
+  memory again once it ends, audit rows' content included, so nothing it
+  wrote survives the forget; one running when its session is cleared
+  clears the session again;
 - an entry taken over ``MAX_DELIVERIES`` times (its workers died on it), a
   key of the job's that holds another type, or a bug: dead letter. Only a
   backend that is down or hung leaves a job pending, to be retried.
@@ -42,6 +47,7 @@ from typing import TYPE_CHECKING, Any
 from .backends.redis_client import Lua
 from .errors import BackendError, MemoryLabError, StoredDataError
 from .jobs import MAX_DEAD_LETTERS, Job, JobError, dead_letter, read_job
+from .messages import Message, MessageDecodeError, decode
 from .stored import preview
 from .trace import Trace
 from .upkeep import GROUP, poll_until, queued_before, stream_position
@@ -65,6 +71,12 @@ DEAD_LETTER_TTL_S = 30 * 86400
 # On a Redis Cluster the reply's append and its job's XADD go to different primaries in one round trip, so
 # a worker may read the job a moment before the reply is in the session: its ownership check waits this long.
 OWNERSHIP_GRACE_S = 1.0
+# How much of a session's transcript the ownership check reads per round trip, from its end (where a job's turn
+# is unless many messages came after it).
+LOG_TAIL = 64
+# How many of the group's unacknowledged entries a worker looks through for a user's older jobs (all workers'
+# current batches; a dead worker's too, until taken over).
+OLDER_SCAN = 200
 
 
 class WorkerStopping(MemoryLabError):
@@ -190,7 +202,7 @@ class Worker:
                 continue
             raw = fields.get("job")
             try:
-                job = read_job(raw)
+                job = read_job(raw, self.lab.settings.max_message_chars)
                 error = JobError("", job.user_id, job.session_id, job.id)
                 raw = None  # readable: its messages are not kept
             except JobError as exc:
@@ -220,15 +232,69 @@ class Worker:
             log.debug("could not remove consumer %s", self.name, exc_info=True)
 
     def handle(self, entry_id: str, fields: dict[str, Any]) -> None:
-        """Read, check and apply one entry, then acknowledge it; a job it cannot apply goes to the dead letters."""
+        """Read, check and apply one entry, then acknowledge it; a job it cannot apply goes to the dead letters.
+
+        The user's older jobs still pending (a dead worker's, say) are applied
+        first, under the same lock: a user's jobs apply in the stream's order,
+        so an older turn never lands on top of a newer one.
+        """
         raw = fields.get("job")
         try:
-            job = read_job(raw)
+            job = read_job(raw, self.lab.settings.max_message_chars)
         except JobError as exc:
             self._refuse(entry_id, exc, raw if raw is not None else fields)
             return
+        started = time.monotonic()
+        lock = self.lab.keys.user(job.user_id).upkeep_lock
+        token = f"{self.name}:{job.id}"
+        self._take_lock(lock, token)  # Redis down or hung, or stopping: the job stays pending and is retried
         try:
-            outcome = self._apply(entry_id, job)
+            older, still_ours = self._older_jobs(entry_id, job.user_id)
+            for older_id, older_job in older:
+                log.warning("applying upkeep job %s of %s before the newer %s", older_job.id, job.user_id, job.id)
+                self._settle(older_id, older_job, lock, token, time.monotonic())
+            if still_ours:
+                self._settle(entry_id, job, lock, token, started)
+            else:  # another worker applied it (as an older job of its own) and acknowledged it
+                self.dropped += 1
+        finally:
+            UNLOCK(self._r, [lock], [token])
+
+    def _older_jobs(self, entry_id: str, user_id: str) -> tuple[list[tuple[str, Job]], bool]:
+        """The user's jobs queued before ``entry_id`` and not acknowledged yet, oldest first, now claimed by this
+        worker; and whether ``entry_id`` itself is still unacknowledged. Called under the user's lock, so no
+        worker is applying any of them: one that holds them died, or has not reached them in its batch yet (it
+        finds them acknowledged when it does)."""
+        key = self.lab.keys.jobs
+        rows = self._r.xpending_range(key, GROUP, "-", entry_id, OLDER_SCAN)
+        ids = [str(row["message_id"]) for row in rows]
+        still_ours = entry_id in ids or len(ids) == OLDER_SCAN
+        candidates = [i for i in ids if i != entry_id]
+        if not candidates:
+            return [], still_ours
+        with self._r.pipeline(transaction=False) as p:
+            for older_id in candidates:
+                p.xrange(key, older_id, older_id)
+            found = p.execute()
+        mine: list[tuple[str, Job]] = []
+        for older_id, entries in zip(candidates, found):
+            if not entries or entries[0][1] is None:
+                continue
+            try:
+                older = read_job(entries[0][1].get("job"), self.lab.settings.max_message_chars)
+            except JobError:
+                continue  # not readable: its own worker refuses it
+            if older.user_id == user_id:
+                mine.append((older_id, older))
+        if mine:
+            claimed = self._r.xclaim(key, GROUP, self.name, 0, [i for i, _ in mine], justid=True)
+            mine = [(i, older) for i, older in mine if i in {str(c) for c in claimed}]
+        return mine, still_ours
+
+    def _settle(self, entry_id: str, job: Job, lock: str, token: str, started: float) -> None:
+        """Apply one job under its user's lock, then record and acknowledge it, or move it to the dead letters."""
+        try:
+            outcome = self._apply(entry_id, job, lock, token, started)
         except (BackendError, WorkerStopping):
             raise  # Redis down or hung, or stopping: the job stays pending and is retried
         except JobError as exc:
@@ -240,30 +306,36 @@ class Worker:
             return
         self._finish(entry_id, job, outcome)
 
-    def _apply(self, entry_id: str, job: Job) -> dict[str, Any] | None:
-        """The job's outcome, or None when it was not run (its user was forgotten, or it ran before)."""
-        started = time.monotonic()
-        lock = self.lab.keys.user(job.user_id).upkeep_lock
-        token = f"{self.name}:{job.id}"
-        self._take_lock(lock, token)
+    def _apply(self, entry_id: str, job: Job, lock: str, token: str, started: float) -> dict[str, Any] | None:
+        """The job's outcome, or None when it was not run or was undone (its user was forgotten or its session
+        cleared, or it ran before)."""
         renewer = _Renewer(self._r, lock, token, self.lab.keys.jobs, self.name, entry_id)
         try:
             if not self._admitted(entry_id, job):
                 self.dropped += 1
                 return None
             outcome = self._run_strategy(job, (time.monotonic() - started) * 1000)
-            if queued_before(entry_id, self.lab.upkeep.forgotten_marker(job.user_id)):
+            user = self.lab.keys.user(job.user_id)
+            with self._r.pipeline(transaction=False) as p:
+                p.get(user.forgotten)
+                p.hget(user.cleared, job.session_id)
+                forgotten, cleared = self._r.run(p)
+            if queued_before(entry_id, forgotten):
                 # Forgotten while it ran: what it wrote may have landed after the forget deleted the rest.
                 log.warning("upkeep job %s ran while user %s was forgotten: erasing again", job.id, job.user_id)
-                report = self.lab.erase_user(job.user_id)
-                if not report.ok:
-                    log.warning("erasing %s after a racing job: %s", job.user_id, report.describe())
-                self.dropped += 1
-                return None
-            return outcome
+                report = self.lab.erase_user(job.user_id, blank_audit=True)
+            elif queued_before(entry_id, cleared):
+                # Its session was cleared while it ran: the episode, turns or summary it wrote would bring it back.
+                log.warning("upkeep job %s ran while session %s was cleared: clearing again", job.id, job.session_id)
+                report = self.lab.erase_session(job.user_id, job.session_id)
+            else:
+                return outcome
+            if not report.ok:
+                log.warning("erasing again after job %s: %s", job.id, report.describe())
+            self.dropped += 1
+            return None
         finally:
             renewer.stop()
-            UNLOCK(self._r, [lock], [token])
 
     def _take_lock(self, lock: str, token: str) -> None:
         checked = time.monotonic()
@@ -276,32 +348,44 @@ class Worker:
                     log.warning("removed %s: it had no TTL, so no worker set it, and it blocked the user", lock)
 
     def _admitted(self, entry_id: str, job: Job) -> bool:
-        """Whether to run the job: False to drop it (forgotten user, done before); ``JobError`` to refuse it."""
+        """Whether to run the job: False to drop it (forgotten user, cleared session, done before); ``JobError`` to
+        refuse it."""
         user, session = self.lab.keys.user(job.user_id), self.lab.keys.session(job.user_id, job.session_id)
         ids = [m.id for m in job.messages]
 
         def read() -> list[Any]:
             with self._r.pipeline(transaction=False) as p:
                 p.get(user.forgotten)
+                p.hget(user.cleared, job.session_id)
                 p.hexists(session.jobs, job.id)
                 p.exists(session.ids)
                 p.smismember(session.ids, ids)
+                p.lrange(session.log, -LOG_TAIL, -1)
                 return list(p.execute())
 
         def settled(found: list[Any]) -> bool:
-            return queued_before(entry_id, found[0]) or bool(found[1]) or all(found[3])
-
-        marker, done, exists, members = poll_until(read, settled, OWNERSHIP_GRACE_S)
-        if marker is not None and stream_position(marker) is None:
-            raise JobError(
-                f"the forget marker {user.forgotten} holds {preview(marker, 40)!r}, not a stream id: refused rather "
-                "than risk bringing a forgotten user back (delete the marker to let the user's jobs through)",
-                job.user_id,
-                job.session_id,
-                job.id,
+            return (
+                queued_before(entry_id, found[0])
+                or queued_before(entry_id, found[1])
+                or bool(found[2])
+                or all(found[4])
             )
+
+        marker, cleared, done, exists, members, tail = poll_until(read, settled, OWNERSHIP_GRACE_S)
+        for what, value, where in (("forget", marker, user.forgotten), ("clear", cleared, user.cleared)):
+            if value is not None and stream_position(value) is None:
+                raise JobError(
+                    f"the {what} marker {where} holds {preview(value, 40)!r}, not a stream id: refused rather than "
+                    f"risk bringing back what was deleted (delete the marker to let the user's jobs through)",
+                    job.user_id,
+                    job.session_id,
+                    job.id,
+                )
         if queued_before(entry_id, marker):
             log.warning("dropping upkeep job %s: user %s was forgotten after it was queued", job.id, job.user_id)
+            return False
+        if queued_before(entry_id, cleared):
+            log.warning("dropping upkeep job %s: session %s was cleared after it was queued", job.id, job.session_id)
             return False
         if done:
             return False
@@ -322,7 +406,36 @@ class Worker:
                 job.session_id,
                 job.id,
             )
+        changed = self._not_as_stored(session.log, job, tail)
+        if changed:
+            raise JobError(
+                f"message(s) {', '.join(changed[:3])} of the job are not what user {job.user_id}'s session "
+                f"{job.session_id} holds under those ids: a job may only write what its user said there",
+                job.user_id,
+                job.session_id,
+                job.id,
+            )
         return True
+
+    def _not_as_stored(self, log_key: str, job: Job, tail: list[Any]) -> list[str]:
+        """The ids of the job's messages that differ from the session's stored message of that id (role, text,
+        time, model): the transcript is read from its end, where a job's turn is, further back only if needed."""
+        wanted = {m.id: m for m in job.messages}
+        stored: dict[str, Message] = {}
+        chunk, end = tail, -1
+        while True:
+            for raw in chunk:
+                try:
+                    message = decode(raw)
+                except MessageDecodeError:
+                    continue  # a damaged entry is no message of the job's
+                if message.id in wanted:
+                    stored.setdefault(message.id, message)
+            end -= len(chunk)
+            if len(stored) == len(wanted) or len(chunk) < LOG_TAIL:
+                break
+            chunk = self._r.lrange(log_key, end - LOG_TAIL + 1, end)
+        return [mid for mid, message in wanted.items() if stored.get(mid) != message]
 
     def _run_strategy(self, job: Job, waited_ms: float) -> dict[str, Any]:
         trace = Trace(strategy=job.strategy, user_id=job.user_id, session_id=job.session_id)

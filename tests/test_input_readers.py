@@ -18,7 +18,7 @@ import pytest
 from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 
-from memory.compare import ScenarioError, load_scenario
+from memory.compare import ScenarioError, load_scenario, parse_scenario
 from memory.errors import InputError
 from memory.eval.locomo import DatasetError, load_locomo
 from memory.eval.longmemeval import LongMemEvalError, load_longmemeval
@@ -49,6 +49,15 @@ def _locomo(**over: Any) -> list[dict[str, Any]]:
     }
     sample.update(over)
     return [sample]
+
+
+def _conversation(**over: Any) -> list[dict[str, Any]]:
+    """The sample with fields of its conversation replaced (dates, sessions)."""
+    return _locomo(conversation=_locomo()[0]["conversation"] | over)
+
+
+def _turn(dia_id: str) -> dict[str, Any]:
+    return {"speaker": "Ana", "dia_id": dia_id, "text": "Hi."}
 
 
 def _qa(**over: Any) -> list[dict[str, Any]]:
@@ -140,6 +149,14 @@ def test_a_scenario_is_checked_field_by_field(data, words):
         load_scenario(json.dumps(data).encode())
 
 
+def test_a_misspelt_key_in_a_scenario_is_refused_not_read_as_an_empty_part():
+    expected = {"name": "t", "turns": [{"user": "My name is Ada."}, {"user": "Name?", "expected": ["Ada"]}]}
+    with pytest.raises(ScenarioError, match=re.escape("turns[1] has unknown key(s) 'expected'; expected only user")):
+        parse_scenario(expected)
+    with pytest.raises(ScenarioError, match=re.escape("the scenario has unknown key(s) 'turn'")):
+        parse_scenario(_scenario(turn=[]))
+
+
 def test_a_scenario_reads_with_numbers_for_sessions_and_the_chats_own_limit():
     scenario = load_scenario(json.dumps(_scenario(turns=[{"user": "Hi", "session": 2}])).encode())
     assert scenario.turns[0].session == "2"
@@ -160,11 +177,29 @@ def test_a_scenario_reads_with_numbers_for_sessions_and_the_chats_own_limit():
         (_locomo(conversation={"session_" + "9" * 5000: []}), "sessions are numbered up to 1,000"),
         (_locomo(observation={"s1": {"Ana": [["a fact"]]}}), "observation.s1.Ana[0] is not a [fact, evidence] pair"),
         ([_locomo()[0], "not a sample"], "sample 1 is not a JSON object"),
+        (
+            _conversation(session_1_date_time="9:15 am on 3 March, 1901"),
+            "sample 0.conversation.session_1_date_time '9:15 am on 3 March, 1901' is outside 1970 to 3000",
+        ),
+        (_conversation(session_1_date_time="9:15 am on 3 March, 3500"), "'9:15 am on 3 March, 3500' is outside"),
+        (
+            _conversation(session_1=[_turn("D1:1"), _turn("D1:1")]),
+            "sample 0.conversation.session_1[1] repeats the dia_id 'D1:1' of sample 0.conversation.session_1[0]",
+        ),
+        (
+            _conversation(session_2=[_turn("D1:01")], session_2_date_time="9:15 am on 4 March, 2024"),
+            "session_2[0] repeats the dia_id 'D1:1' of sample 0.conversation.session_1[0]",
+        ),
     ],
 )
 def test_a_locomo_file_is_checked_field_by_field(data, words):
     with pytest.raises(DatasetError, match=re.escape(words)):
         load_locomo(json.dumps(data).encode())
+
+
+def test_a_longmemeval_file_given_as_locomo_is_named_as_such():
+    with pytest.raises(DatasetError, match="sample 0 has no 'conversation': it is a LongMemEval question"):
+        load_locomo(json.dumps(_lme()).encode())
 
 
 def test_locomo_infinity_as_a_category_is_refused_not_an_overflow():
@@ -183,6 +218,8 @@ def test_locomo_infinity_as_a_category_is_refused_not_an_overflow():
         (_lme(haystack_sessions=[[{"role": "user", "content": "x", "has_answer": "yes"}]]), "has_answer is not"),
         (_lme(answer_session_ids="a1"), "answer_session_ids is not a list (it is text)"),
         (_lme() + _lme(), "question 1 repeats the question_id 'q1' of question 0"),
+        (_lme(haystack_dates=["1960/05/20 (Fri) 02:21"]), "haystack_dates[0] '1960/05/20 (Fri) 02:21' is outside"),
+        (_lme(haystack_dates=["9999/05/20 (Thu) 02:21"]), "haystack_dates[0] '9999/05/20 (Thu) 02:21' is outside"),
     ],
 )
 def test_a_longmemeval_file_is_checked_field_by_field(data, words):
@@ -237,6 +274,8 @@ def test_eval_on_a_bad_file_exits_2_with_one_line(lab, tmp_path):
         (json.dumps(_qa(category="x")), "category is not a number"),
         ("[" * 100_000, "nested more than 32 levels deep"),
         (json.dumps(_locomo(conversation={"session_1": ["Hi"]})), "is not a JSON object (it is text)"),
+        (json.dumps(_conversation(session_1_date_time="9:15 am on 3 March, 1901")), "is outside 1970 to 3000"),
+        (json.dumps(_conversation(session_1=[_turn("D1:1"), _turn("D1:1")])), "repeats the dia_id 'D1:1'"),
     ]:
         bad.write_text(data)
         assert_one_line_error(run_cli("eval", "--data", str(bad), "--quiet", env=env), 2, words)

@@ -5,7 +5,6 @@ from __future__ import annotations
 
 import json
 import threading
-import time
 from dataclasses import replace
 from typing import Any
 
@@ -205,23 +204,71 @@ def test_a_job_queued_before_forget_never_brings_the_user_back(settings, caplog)
         lab.close()
 
 
+class _Started(Worker):
+    """A real worker that says when it has admitted a job and begun applying it (MEMLAB_UPKEEP_DELAY follows)."""
+
+    def __init__(self, *args: Any, **kwargs: Any) -> None:
+        super().__init__(*args, **kwargs)
+        self.started = threading.Event()
+
+    def _run_strategy(self, job: Job, waited_ms: float) -> dict[str, Any]:
+        self.started.set()
+        return super()._run_strategy(job, waited_ms)
+
+
 def test_forgetting_a_user_while_their_job_runs_leaves_nothing_behind(settings):
     lab = _external(settings, upkeep_delay_s=1.0, upkeep_wait_s=0.0)
     try:
         lab.chat("alice", "s1", "My name is Alice and I live in Oslo.", strategy="hybrid")
-        worker = Worker(lab, name="w", block_ms=50)
+        worker = _Started(lab, name="w", block_ms=50)
         thread = threading.Thread(target=worker.run_once)
         thread.start()
-        lock = lab.keys.user("alice").upkeep_lock
-        deadline = time.monotonic() + 30
-        while not lab.redis.exists(lock) and time.monotonic() < deadline:
-            time.sleep(0.01)
-        assert lab.redis.exists(lock), "the worker never started the job"
+        assert worker.started.wait(30), "the worker never started the job"
         lab.forget_user("alice")  # does not wait (MEMLAB_UPKEEP_WAIT=0): the job writes after this
         thread.join(60)
         assert not thread.is_alive()
         assert _everything_of(lab, "alice") == NOTHING
         assert worker.dropped == 1 and lab.redis.xlen(lab.keys.jobs) == 0
+        # The audit rows the job wrote after the forget (its fact additions) keep nothing of what Alice said.
+        rows = lab.audit.query(user_id="alice")
+        assert {"fact_add", "user_forgotten"} <= {r.action for r in rows}
+        assert [
+            (r.action, r.content, r.details) for r in rows if r.content or r.action != "user_forgotten" and r.details
+        ] == []
+    finally:
+        lab.close()
+
+
+def test_clearing_a_session_while_its_job_runs_leaves_nothing_of_it_behind(settings):
+    lab = _external(settings, upkeep_delay_s=1.0, upkeep_wait_s=0.0)
+    try:
+        lab.chat("alice", "s2", "I live in Oslo.", strategy="hybrid")
+        lab.chat("alice", "s1", "My secret code is 4711 and I live in Bergen.", strategy="hybrid")
+        worker = _Started(lab, name="w", block_ms=50)
+        _drain(worker)  # s2's job, and s1's
+        lab.chat("alice", "s1", "I like jazz.", strategy="hybrid")
+        worker.started.clear()
+        thread = threading.Thread(target=worker.run_once)
+        thread.start()
+        assert worker.started.wait(30), "the worker never started the job"
+        report = lab.clear_session("alice", "s1")  # does not wait (MEMLAB_UPKEEP_WAIT=0): the job writes after this
+        assert report.ok, report.errors
+        thread.join(60)
+        assert not thread.is_alive()
+        assert [e.metadata["session_id"] for e in lab.episodes.all("alice")] == ["s2"]
+        assert lab.turns.count("alice") == 1  # s2's turn
+        assert [k for k in lab.redis.scan_iter(match=f"{lab.keys.prefix}:s:{{alice:s1}}:*")] == []
+        assert [s for s, _ in lab.sessions.sessions("alice")] == ["s2"]
+        assert worker.dropped == 1 and lab.redis.xlen(lab.keys.jobs) == 0
+        assert lab.facts.all("alice")  # the user's facts are kept: they belong to the user, not the session
+
+        # A job of the session queued before the clear and not started yet is dropped, not applied.
+        lab.chat("alice", "s1", "I like tea.", strategy="hybrid")
+        assert lab.clear_session("alice", "s1").ok
+        _drain(worker)
+        assert worker.dropped == 2 and worker.refused == 0
+        assert [e.metadata["session_id"] for e in lab.episodes.all("alice")] == ["s2"]
+        assert lab.turns.count("alice") == 1
     finally:
         lab.close()
 
@@ -309,5 +356,111 @@ def test_two_workers_on_one_stream_apply_each_job_once(settings):
             events = lab.facts.history(f"user{u}").items
             assert len({e.job for e in events}) == len(events) == 2
         assert lab.redis.xlen(lab.keys.jobs) == 0
+    finally:
+        lab.close()
+
+
+def test_a_job_left_by_a_dead_worker_is_applied_before_the_users_newer_job(settings):
+    """A worker died holding Ann's job; Bea's came after. The worker that reads Bea's applies Ann's first, so the
+    takeover can no longer put the older statement on top of the newer one."""
+    lab = _external(settings, upkeep_wait_s=0.0)
+    keys = lab.keys
+    try:
+        worker = Worker(lab, name="w", block_ms=50, claim_idle_s=60)
+        worker.ensure_group()
+        lab.chat("ann", "s1", "My name is Ann.", strategy="facts")
+        lab.redis.xreadgroup(GROUP, "dead-worker", {keys.jobs: ">"}, count=1)  # taken, never acknowledged
+        lab.chat("ann", "s1", "Actually, my name is Bea.", strategy="facts")
+        lab.chat("bob", "s1", "My name is Bob.", strategy="facts")
+        _drain(worker)  # reads Bea's job and Bob's (Ann's is not idle long enough to be taken over yet)
+        worker.claim_idle_s = 0  # the dead worker's entries are taken over now, as they would be later
+        _drain(worker)
+
+        events = [(e.event, e.text) for e in lab.facts.history("ann").items]
+        assert events == [
+            ("ADD", "The user's name is Ann."),
+            ("UPDATE", "The user's name is Bea."),
+        ], events
+        assert [r.text for r in lab.facts.all("ann")] == ["The user's name is Bea."]
+        assert [r.text for r in lab.facts.all("bob")] == ["The user's name is Bob."]
+        assert worker.done == 3 and lab.redis.xpending(keys.jobs, GROUP)["pending"] == 0
+    finally:
+        lab.close()
+
+
+def test_a_job_writes_exactly_what_was_stored_in_the_shape_of_one_turn(settings):
+    """Ids alone prove nothing: a forged entry reusing the ids of Alice's real turn with other text, a job of one
+    user message, a reply before its question, and a message past MEMLAB_MAX_MESSAGE_CHARS are all refused; the
+    real job is applied, its turn compared with the stored one far back in the transcript."""
+    lab = _external(settings, max_message_chars=1000)
+    try:
+        lab.chat("alice", "s1", "I like green tea.", strategy="hybrid")
+        question, reply = lab.sessions.log("alice", "s1").messages
+        for i in range(150):  # a backlog: the turn is far back in the transcript when its job runs
+            lab.sessions.append("alice", "s1", Message(Role.USER, f"filler {i}"))
+        [(real_entry, real_fields)] = lab.redis.xrange(lab.keys.jobs)
+        lab.redis.xdel(lab.keys.jobs, real_entry)  # the forged entries go first, while the turn's job is not done
+
+        def queue(messages: list[Message]) -> None:
+            job = Job(messages[-1].id, "alice", "s1", "hybrid", {}, messages)
+            lab.redis.xadd(lab.keys.jobs, {"job": job.to_json()})
+
+        forged = replace(question, content="My name is Mallory and I live in Pyongyang.")
+        queue([forged, reply])  # the real ids, other words
+        queue([replace(forged, content=forged.content + " x" * 600), reply])  # over the limit
+        queue([forged])  # one user message, as if it were a turn
+        queue([reply, question])  # the reply first
+        queue([question, replace(reply, created_at=reply.created_at + 1)])  # the same words at another time
+        lab.redis.xadd(lab.keys.jobs, real_fields)
+        worker = Worker(lab, name="w", block_ms=50)
+        _drain(worker)
+
+        reasons = [d.reason for d in reversed(_dead_letters(lab))]
+        assert len(reasons) == 5, reasons
+        assert f"message(s) {question.id} of the job are not what user alice's session s1 holds" in reasons[0]
+        assert "characters; the limit is 1,000 (MEMLAB_MAX_MESSAGE_CHARS)" in reasons[1]
+        assert "message #0 is a user message; a turn is the user's message(s), then the assistant's reply" in reasons[2]
+        assert "message #0 is a assistant message" in reasons[3]
+        assert f"message(s) {reply.id} of the job are not what" in reasons[4]
+        assert [r.text for r in lab.facts.all("alice")] == ["The user likes green tea."]
+        [episode] = lab.episodes.all("alice")
+        assert "Mallory" not in episode.text and "green tea" in episode.text
+        assert worker.done == 1 and worker.refused == 5
+    finally:
+        lab.close()
+
+
+END_OF_IDS = "18446744073709551615-18446744073709551615"
+
+
+def check_an_entry_at_the_end_of_the_id_space_stops_no_turn_and_no_forget(lab: MemoryLab) -> None:
+    """An entry added at the last possible stream id left no id for any later XADD: every turn failed to queue
+    its job and forget failed to mark the stream. Queueing moves such entries back to ordinary ids, and goes on."""
+    keys = lab.keys
+    worker = Worker(lab, name="w", block_ms=50)
+    lab.chat("alice", "s1", "I use Rust.", strategy="summary")
+    lab.redis.xadd(keys.jobs, {"job": "poison"}, id=END_OF_IDS)
+    _drain(worker)  # Alice's job applied, the poison dead-lettered and deleted: the stream's last id stays at the end
+    assert worker.done == 1 and worker.refused == 1
+
+    second = lab.chat("alice", "s1", "I use Go.", strategy="summary")
+    assert second.error is None and second.trace.job["status"] == "queued"
+    lab.redis.xadd(keys.jobs, {"job": "poison again"}, id=END_OF_IDS)  # unread when the next turn queues
+    third = lab.chat("alice", "s1", "I use Zig.", strategy="summary")
+    assert lab.forget_user("bob").ok  # forget marks the stream past it too
+    _drain(worker)
+    for result in (second, third):
+        assert lab.upkeep.outcome("alice", "s1", result.reply.id)["status"] == "done"
+    assert worker.done == 3 and worker.refused == 2
+    assert [d.raw for d in _dead_letters(lab)] == ["poison again", "poison"]
+    last = lab.redis.xinfo_stream(keys.jobs)["last-generated-id"]
+    assert not last.startswith("18446744073709551615-"), last
+    assert lab.redis.xlen(keys.jobs) == 0 and lab.redis.xpending(keys.jobs, GROUP)["pending"] == 0
+
+
+def test_an_entry_at_the_end_of_the_id_space_stops_no_turn_and_no_forget(settings):
+    lab = _external(settings)
+    try:
+        check_an_entry_at_the_end_of_the_id_space_stops_no_turn_and_no_forget(lab)
     finally:
         lab.close()

@@ -65,3 +65,18 @@ def test_sessions_keys_upkeep_and_forget_on_redis_7(lab7):
     report = lab7.forget_user("bob")
     assert report.ok, report.errors
     assert list(lab7.redis.scan_iter("*bob*")) == [lab7.keys.user("bob").forgotten] and lab7.facts.all("bob") == []
+
+
+def test_an_entry_at_the_end_of_the_id_space_is_moved_on_redis_7(redis7_url, tmp_path):
+    """Redis 7 keeps a high mark of deleted ids that XSETID must lower too (6.2 has none)."""
+    from .test_job_stream import check_an_entry_at_the_end_of_the_id_space_stops_no_turn_and_no_forget
+
+    client = redis.Redis.from_url(redis7_url)
+    client.flushdb()
+    client.close()
+    settings = replace(Settings(), data_dir=tmp_path / "data", redis_url=redis7_url, upkeep_mode="external")
+    lab = MemoryLab(settings)
+    try:
+        check_an_entry_at_the_end_of_the_id_space_stops_no_turn_and_no_forget(lab)
+    finally:
+        lab.close()

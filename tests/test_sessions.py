@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import time
 from dataclasses import replace
+from typing import Any
 
 from memory.lab import MemoryLab
 from memory.messages import Message, Role
@@ -98,5 +99,36 @@ def test_a_job_ending_after_its_session_expired_creates_no_key(settings):
         assert worker.run_once() == 1  # checked while the session lived, applied after it expired
         assert worker.done == 1
         assert list(lab.redis.scan_iter("memlab:s:{alice:s1}:*")) == []
+    finally:
+        lab.close()
+
+
+class _Skewed:
+    """The ``time`` module as a process whose clock is an hour behind the Redis server's sees it."""
+
+    def __getattr__(self, name: str) -> Any:
+        return getattr(time, name)
+
+    @staticmethod
+    def time() -> float:
+        return time.time() - 3600
+
+
+def test_the_index_and_the_session_expire_by_one_clock_whatever_the_clients_clock(settings, monkeypatch):
+    """The index was dated by the writing process's clock and the session's keys by the server's: a client an
+    hour behind (or a request that waited in a stalled server) made the index expire before its session."""
+    from memory import session_store
+
+    lab = MemoryLab(replace(settings, session_ttl_s=600))
+    try:
+        monkeypatch.setattr(session_store, "time", _Skewed())
+        lab.chat("alice", "s1", "My name is Alice.", strategy="buffer")
+        k, u = lab.keys.session("alice", "s1"), lab.keys.user("alice")
+        ttl = {key: lab.redis.pttl(key) for key in (k.log, u.sessions, u.expiries)}
+        assert 590_000 < ttl[k.log] <= 600_000
+        assert ttl[u.sessions] >= ttl[k.log] and ttl[u.expiries] >= ttl[k.log], ttl
+        assert [sid for sid, _ in lab.sessions.sessions("alice")] == ["s1"]
+        [(_, at)] = lab.redis.zrange(u.sessions, 0, -1, withscores=True)
+        assert abs(at - time.time()) < 60, "the session's date is the server's, not the skewed client's"
     finally:
         lab.close()

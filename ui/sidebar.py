@@ -19,16 +19,28 @@ def new_session_id() -> str:
 
 
 def _new_session() -> None:
+    _leave_link()
     st.session_state["session_id"] = new_session_id()
+
+
+def _leave_link() -> None:
+    """Another session was picked: what the link opened (its strategy) and said (its notes) was about the
+    session it came with, so both go, and nothing of the link reaches the session picked."""
+    st.session_state.pop(_LINK_STRATEGY, None)
+    st.session_state.pop(_LINK_NOTES, None)
 
 
 # The user and session live in plain state ("user_id", "session_id"); the widgets that edit them have
 # their own keys and are filled from that state on every page. Each file in `pages/` draws its own
 # sidebar, and Streamlit forgets a widget's value when a page without that very widget runs.
 _USER_BOX, _SESSION_BOX = "_user_box", "_session_box"
+_LINK_NOTES = "_link_notes"
+_LINK_STRATEGY = "_link_strategy"  # (user, session, strategy): the link's strategy, for the session it named
 
 
 def _session_picked() -> None:
+    if st.session_state[_SESSION_BOX] != st.session_state.get("session_id"):
+        _leave_link()
     st.session_state["session_id"] = st.session_state[_SESSION_BOX]
 
 
@@ -43,12 +55,11 @@ def _sessions_of(user: str) -> list[str] | None:
 def _user_changed() -> None:
     """Switching user opens that user's newest session (or a first one), never the previous user's session id."""
     user = st.session_state[_USER_BOX]
+    if user != st.session_state.get("user_id"):
+        _leave_link()
     st.session_state["user_id"] = user
     if is_valid_id(user):
         st.session_state["session_id"] = (_sessions_of(user) or ["s1"])[0]
-
-
-_LINK_NOTES = "_link_notes"
 
 
 def apply_deep_link() -> None:
@@ -66,7 +77,7 @@ def apply_deep_link() -> None:
     if view.session is not None:
         ss["session_id"] = view.session
     if view.strategy is not None:
-        ss["_link_strategy"] = view.strategy
+        ss[_LINK_STRATEGY] = (ss.get("user_id", DEFAULT_USER), ss.get("session_id", "s1"), view.strategy)
     elif "strategy" in st.query_params:
         del st.query_params["strategy"]  # refused: the address no longer claims it
     if view.notes:

@@ -97,8 +97,9 @@ def restore_session_settings(lab: MemoryLab, user: str, session: str, default_st
                 ss[f"_keep_{key}"] = min(max(int(getattr(config, field_name)), low), high)
             for key in _SETTING_KEYS:
                 ss.pop(key, None)
-    if link := ss.pop("_link_strategy", None):
-        ss["_keep_strategy"] = link
+    link = ss.pop("_link_strategy", None)  # (user, session, strategy), set by the sidebar from a deep link
+    if isinstance(link, tuple) and link[:2] == (user, session):  # only for the session the link named
+        ss["_keep_strategy"] = link[2]
         ss.pop("strategy", None)
     base = lab.default_config()
     ss.setdefault("strategy", ss.get("_keep_strategy", default_strategy))

@@ -124,6 +124,8 @@ MAX_SESSIONS = 1000
 def _parse_sample(sample: Any, i: int) -> Conversation:
     where = f"sample {i}"
     data = J.obj(sample, where)
+    if "conversation" not in data and "haystack_sessions" in data:
+        raise InputError(f"{where} has no 'conversation': it is a LongMemEval question (haystack_sessions), not LoCoMo")
     conv = J.obj(J.field(data, "conversation", where), f"{where}.conversation")
     sessions: list[Session] = []
     numbered: dict[int, str] = {}
@@ -156,8 +158,11 @@ def _parse_sample(sample: Any, i: int) -> Conversation:
                     J.text(J.field(t, "blip_caption", at, ""), f"{at}[{pos}].blip_caption", TEXT_CHARS, empty=True),
                 )
             )
-        sessions.append(Session(index, date_text, parse_date(date_text), tuple(turns)))
-    known = {t.dia_id for s in sessions for t in s.turns}
+        date = J.message_date(parse_date(date_text), date_text, f"{at}_date_time", len(turns))
+        sessions.append(Session(index, date_text, date, tuple(turns)))
+    places = [(t.dia_id, f"{where}.conversation.session_{s.index}[{t.position}]") for s in sessions for t in s.turns]
+    J.unique([dia for dia, _ in places], lambda k: places[k][1], "dia_id")
+    known = {dia for dia, _ in places}
     qa = J.items(J.field(data, "qa", where, []), f"{where}.qa", 100_000)
     questions = [_question(q, f"{where}.qa[{j}]", known) for j, q in enumerate(qa)]
     return Conversation(
