@@ -13,8 +13,8 @@ from pathlib import Path
 from typing import TypeVar
 
 from .errors import InputError
-from .paths import PROJECT_ROOT, default_data_dir
 from .keys import is_valid_id
+from .paths import PROJECT_ROOT, default_data_dir
 
 T = TypeVar("T")
 UPKEEP_MODES = ("thread", "external", "inline")
