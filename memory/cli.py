@@ -211,6 +211,8 @@ def cmd_eval(lab: MemoryLab, a: argparse.Namespace) -> int:
     from .eval.locomo import DatasetError, load_locomo
     from .eval.runner import evaluate
 
+    if a.replay_answers:
+        return _replay_answers(lab, a)
     try:
         conversations = load_locomo(a.data)
     except DatasetError as exc:
@@ -295,6 +297,34 @@ def cmd_eval(lab: MemoryLab, a: argparse.Namespace) -> int:
         )
         for c, f1 in answers.f1_by_category.items():
             print(f"  F1 {c} {CATEGORY_NAMES.get(c, '')}: {f1 * 100:.1f}")
+    return 0
+
+
+def _replay_answers(lab: MemoryLab, a: argparse.Namespace) -> int:
+    """``eval --replay-answers``: a LongMemEval file's histories replayed through strategies, questions asked."""
+    from tqdm import tqdm
+
+    from .eval.lme_answers import answer_through_strategies, parse_strategies, render, select
+    from .eval.longmemeval import load_longmemeval
+
+    strategies = parse_strategies(a.replay_answers)
+    if a.limit is not None and a.limit < 1:
+        raise InputError("--limit must be at least 1")
+    lab.embeddings_on_disk = True  # the same histories are replayed on every run: their vectors come from disk
+    kinds = [k.strip() for k in (a.types or "").split(",") if k.strip()]
+    questions = select(load_longmemeval(a.data), kinds, a.limit)
+    with tqdm(total=len(questions) * len(strategies), file=sys.stderr, disable=a.quiet, dynamic_ncols=True) as bar:
+
+        def progress(done: int, total: int, label: str) -> None:
+            bar.n = done
+            bar.set_description(label[:40])
+            bar.refresh()
+
+        report = answer_through_strategies(lab, questions, strategies, progress=progress)
+    if a.json:
+        _print_json(report.to_json(with_questions=a.questions))
+    else:
+        print(render(report, a.data))
     return 0
 
 
@@ -405,6 +435,14 @@ def build_parser() -> argparse.ArgumentParser:
         metavar="K",
         help="also answer each question from its top K turns with the configured LLM: token F1 (and a judge)",
     )
+    e.add_argument(
+        "--replay-answers",
+        metavar="STRATEGIES",
+        help="a LongMemEval file: replay each question's history through these strategies (e.g. facts,hybrid) "
+        "and ask it in a chat turn; right offline (and judged with a key) by question type and strategy",
+    )
+    e.add_argument("--types", help="with --replay-answers: only these question types (comma-separated)")
+    e.add_argument("--limit", type=int, help="with --replay-answers: at most this many questions of each type")
     e.add_argument(
         "--loco",
         action="store_true",
