@@ -2,9 +2,12 @@
 
 A fact that repeats an existing one (cosine similarity at or above the
 duplicate threshold) only refreshes it; a fact in the same *slot* (the
-user's name, home town...) replaces the old text. Every decision goes to the
-user's fact log, like mem0's history, so the Vector memory page can show why
-a fact changed. Reads are always filtered by user.
+user's name, home town...) replaces the old text. A self-statement
+(``llm/statements.py``) is added as it was said, and supersedes the older
+statements it takes the place of (``supersession.py``): they stay in the
+store, marked, out of every search. Every decision goes to the user's fact
+log, like mem0's history, so the Vector memory page can show why a fact
+changed. Reads are always filtered by user.
 """
 
 from __future__ import annotations
@@ -21,7 +24,7 @@ import numpy as np
 from .backends.redis_client import RedisClient
 from .backends.vector_store import FACTS, Hit, Record, VectorBackend
 from .errors import InputError, StoredDataError
-from .fact_index import FactIndex, UserFacts
+from .fact_index import FactIndex, UserFacts, is_superseded
 from .filters import where_user
 from .keys import Keys, validate_id
 from .llm.base import ExtractedFact
@@ -38,13 +41,13 @@ def slot_of(metadata: dict[str, Any]) -> str | None:
     return str(metadata.get("slot") or "") or None
 
 
-EVENTS = ("ADD", "UPDATE", "DUPLICATE", "DELETE", "EDIT", "UNDO")
+EVENTS = ("ADD", "UPDATE", "DUPLICATE", "DELETE", "EDIT", "UNDO", "SUPERSEDE")
 
 
 @dataclass
 class FactEvent:
     at: float
-    event: str  # ADD | UPDATE | DUPLICATE | DELETE | EDIT (by hand) | UNDO
+    event: str  # ADD | UPDATE | DUPLICATE | DELETE | EDIT (by hand) | UNDO | SUPERSEDE (text: the newer statement)
     fact_id: str
     text: str
     previous: str | None = None
@@ -143,7 +146,9 @@ class FactStore:
             try:
                 for i, (fact, vector) in enumerate(zip(facts, vectors)):
                     new_id = derived_id(user_id, job, i) if job else uuid.uuid4().hex
-                    if fact.action == "delete":
+                    if fact.action == "state":
+                        events.extend(self._state(user_id, writes, session_id, fact, vector, new_id))
+                    elif fact.action == "delete":
                         events.extend(self._delete_matching(writes, session_id, fact))
                     elif fact.action == "replace" and fact.old_value:
                         events.extend(
@@ -256,6 +261,54 @@ class FactStore:
         writes.put(Record(new_id, fact.text, metadata), vector)
         return FactEvent(now, "ADD", new_id, fact.text, None, None, session_id)
 
+    def _state(
+        self,
+        user_id: str,
+        writes: _Writes,
+        session_id: str,
+        fact: ExtractedFact,
+        vector: np.ndarray,
+        new_id: str,
+    ) -> list[FactEvent]:
+        """A self-statement: a repeat refreshes the stored one; else it is added and supersedes older statements
+        about the same thing (``supersession.py``), which stay in the store, marked, and in the log as old → new."""
+        from .supersession import superseded_rows
+
+        current = writes.facts
+        now = time.time()
+        if new_id in current.row_of:  # this job stored it before it was interrupted
+            return [FactEvent(now, "ADD", new_id, fact.text, None, None, session_id)]
+        rows, cosines = current.cosines(vector)
+        if len(rows):
+            best = int(np.argmax(cosines))
+            if float(cosines[best]) >= self.dup_similarity:
+                row = int(rows[best])
+                old = current.record(row)
+                self._touch(writes, row, None, fact, session_id, now)
+                return [
+                    FactEvent(now, "DUPLICATE", old.id, fact.text, old.text, round(float(cosines[best]), 4), session_id)
+                ]
+        when = fact.said_at if fact.said_at is not None else now
+        doomed = superseded_rows(current, fact, rows, cosines, when)
+        metadata = {
+            "user_id": user_id,
+            "session_id": session_id,
+            "created_at": now,
+            "updated_at": now,
+            "said_at": when,
+            "slot": fact.slot or "",
+            "source_ids": json.dumps(list(fact.source_ids)),
+            "reads": fact.reads,
+        }
+        events = [FactEvent(now, "ADD", new_id, fact.text, None, None, session_id, fact.slot)]
+        for row in doomed:
+            old = current.record(row)
+            meta = dict(old.metadata) | {"superseded_by": new_id, "superseded_at": now}
+            writes.put(Record(old.id, old.text, meta), current.vectors[row])
+            events.append(FactEvent(now, "SUPERSEDE", old.id, fact.text, old.text, None, session_id, slot_of(meta)))
+        writes.put(Record(new_id, fact.text, metadata), vector)
+        return events
+
     def _touch(
         self,
         writes: _Writes,
@@ -332,8 +385,10 @@ class FactStore:
         with self.index.lock:
             return len(self.index.current(user_id))
 
-    def all(self, user_id: str, with_embeddings: bool = False) -> list[Record]:
-        return self.vectors.get(FACTS, where=where_user(user_id), with_embeddings=with_embeddings)
+    def all(self, user_id: str, with_embeddings: bool = False, superseded: bool = False) -> list[Record]:
+        """The user's facts; with ``superseded``, also the statements newer ones took the place of."""
+        records = self.vectors.get(FACTS, where=where_user(user_id), with_embeddings=with_embeddings)
+        return records if superseded else [r for r in records if not is_superseded(r.metadata)]
 
     def history(self, user_id: str) -> Entries[FactEvent]:
         """The user's fact log, oldest first; entries that are not events are reported, not raised."""
@@ -406,6 +461,8 @@ class FactStore:
         last = changes[-1]
         if last.event == "UNDO":
             raise InputError("the last change was already undone")
+        if last.event == "SUPERSEDE":
+            return self._undo_statement(user_id, [e for e in changes if e.at == last.at])
         current = self._own(user_id, last.fact_id)
         if last.event == "ADD":
             if current is not None:
@@ -424,6 +481,24 @@ class FactStore:
         )
         self._log(user_id, [event])
         return event
+
+    def _undo_statement(self, user_id: str, batch: list[FactEvent]) -> FactEvent:
+        """Undo a statement that superseded others: it goes, they are current again (one UNDO per fact)."""
+        undone: list[FactEvent] = []
+        for e in batch:
+            record = self._own(user_id, e.fact_id)
+            if e.event == "ADD" and record is not None:
+                self.vectors.delete(FACTS, ids=[e.fact_id])
+                undone.append(FactEvent(time.time(), "UNDO", e.fact_id, "", e.text, None, None, e.slot))
+            elif e.event == "SUPERSEDE" and record is not None:
+                # Blanked, not dropped: a store's upsert may merge metadata, keeping a key left out.
+                meta = dict(record.metadata) | {"superseded_by": "", "superseded_at": 0.0}
+                self.vectors.upsert(FACTS, [Record(record.id, record.text, meta)], self.embed([record.text]))
+                undone.append(FactEvent(time.time(), "UNDO", e.fact_id, record.text, e.text, None, None, e.slot))
+        if not undone:
+            raise InputError("the facts this change made are gone; nothing to undo")
+        self._log(user_id, undone)
+        return next((e for e in undone if e.text), undone[0])
 
     def forget_user(self, user_id: str) -> int:
         try:

@@ -27,7 +27,11 @@ from dataclasses import dataclass
 from ..messages import Message, Role
 from .base import ExtractedFact
 
-_SENTENCE_SPLIT = re.compile(r"(?<=[.!?])\s+|\n+")
+# A sentence ends at . ! ? before a space, except after a title or a common abbreviation ("Mrs. Johnson").
+_SENTENCE_SPLIT = re.compile(
+    r"(?<!\bMr\.)(?<!\bMs\.)(?<!\bMrs\.)(?<!\bDr\.)(?<!\bSt\.)(?<!\bJr\.)(?<!\bSr\.)(?<!\bMt\.)(?<!\bvs\.)"
+    r"(?<!\be\.g\.)(?<!\bi\.e\.)(?<!\betc\.)(?<!\bProf\.)(?<=[.!?])\s+|\n+"
+)
 _VALUE = r"(.{1,120}?)"
 _END = r"\s*(?:[.!,;]|$|\s+(?:and|but|so|because|since|with)\s)"
 # A team's tool may come with its purpose ("Go and Kafka for our payment services"): stop only at a new clause.
