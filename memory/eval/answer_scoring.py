@@ -3,7 +3,7 @@
 Offline, a reply is right when it holds every content word of the gold
 answer, after one general normalisation of both: case, punctuation, number
 words as digits ("three" is "3", "twenty-five" is "25", "$400,000" is
-"400000"), word stems ("bikes" is "bike"). A parenthesis in a gold answer
+"400000", "5th" is "5"), word stems ("bikes" is "bike"). A parenthesis in a gold answer
 gives another way to say it or a note ("25 minutes and 50 seconds (or
 25:50)", "University of California, Los Angeles (UCLA)"): the reply may match
 the answer outside the parentheses or any one inside. An abstention
@@ -31,6 +31,7 @@ NUMBER_WORDS: dict[str, int] = {w: i for i, w in enumerate(_UNITS)} | _TENS
 _COMPOUND = re.compile(rf"\b({'|'.join(_TENS)})[- ]({'|'.join(_UNITS[1:10])})\b")
 _THOUSANDS = re.compile(r"(?<=\d),(?=\d{3}\b)")
 _TOKEN = re.compile(r"[a-z0-9]+")
+_ORDINAL = re.compile(r"\b(\d+)(?:st|nd|rd|th)\b")
 _PARENS = re.compile(r"\(([^()]*)\)")
 _ALTERNATIVE_LEAD = re.compile(r"^\s*(?:or|i\.e\.|e\.g\.|aka|also)\s+", re.I)
 # A reply that says it cannot tell: "I don't find…", "I don't know", "not mentioned", "no information about".
@@ -52,7 +53,7 @@ def _stem(word: str) -> str:
 
 def normalised_tokens(text: str) -> list[str]:
     """Lower case, number words as digits, thousands separators dropped, letters and digits only, stemmed."""
-    text = _THOUSANDS.sub("", str(text).lower())
+    text = _ORDINAL.sub(r"\1", _THOUSANDS.sub("", str(text).lower()))
     text = _COMPOUND.sub(lambda m: str(_TENS[m.group(1)] + _UNITS.index(m.group(2))), text)
     out = []
     for word in _TOKEN.findall(text):

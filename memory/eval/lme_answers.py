@@ -17,6 +17,7 @@ opened on the other pages.
 
 from __future__ import annotations
 
+import math
 import re
 import time
 from collections.abc import Callable, Sequence
@@ -37,6 +38,7 @@ from .longmemeval import ABSTENTION, TYPES, LmeQuestion
 
 if TYPE_CHECKING:
     from ..lab import MemoryLab
+    from ..turn import ChatResult
 
 # Strategies that keep nothing across sessions: the question is asked in the history's last session.
 SAME_SESSION = ("buffer", "summary")
@@ -61,6 +63,10 @@ class ReplayedAnswer:
     seconds: float
     judge: dict[str, Any] = field(default_factory=dict)  # prompt, raw reply and verdict (with a key)
     error: str = ""
+    # Offline only: the best quote's relevance and what the reply would have said with no floor, so the floor
+    # can be chosen by cross-validation from one run (``benchmarks/answer_floor.py``).
+    relevance: float | None = None
+    quoted: str = ""
 
 
 @dataclass
@@ -178,6 +184,7 @@ def answer_one(
         seconds=0.0,
         error=result.error or "",
     )
+    answer.relevance, answer.quoted = _unfloored(lab, question.question, result)
     if judge and reply:
         answer.judge = _judge(lab, question, reply)
     answer.seconds = round(time.perf_counter() - started, 3)
@@ -203,6 +210,19 @@ def answer_through_strategies(
             if progress is not None:
                 progress(i * len(strategies) + j + 1, total, f"{question.question_id} {strategy}")
     return ReplayedAnswers(list(strategies), lab.llm.provider, results, time.perf_counter() - started)
+
+
+def _unfloored(lab: MemoryLab, question: str, result: ChatResult) -> tuple[float | None, str]:
+    """The offline answerer again on the very context the turn sent, with no floor (``relevance``, ``quoted``)."""
+    if lab.llm.provider != "offline" or result.reply is None:
+        return None, ""
+    from ..llm.answer import answer
+
+    history = [Message.from_dict(m) for m in result.trace.messages if m.get("id") != result.user_message.id]
+    parts = result.trace.system_parts
+    keeps = next((p.keeps for p in parts if p.name == "instructions" and p.keeps), "")
+    found = answer(question, parts, history, lab.embed, keeps, floor=-math.inf)
+    return round(found.relevance, 4), found.quoted
 
 
 def _judge(lab: MemoryLab, question: LmeQuestion, reply: str) -> dict[str, Any]:
