@@ -180,6 +180,47 @@ def cmd_import(lab: MemoryLab, a: argparse.Namespace) -> int:
     return 0
 
 
+def cmd_import_chat(lab: MemoryLab, a: argparse.Namespace) -> int:
+    """A chat transcript into a user's memory as if it had been chatted (``transcript.py``, ``replay.py``)."""
+    from tqdm import tqdm
+
+    from .replay import replay
+    from .transcript import read_transcript
+
+    try:
+        raw = sys.stdin.buffer.read() if a.file == "-" else open(a.file, "rb").read()  # noqa: SIM115
+    except OSError as exc:
+        raise InputError(f"cannot read {a.file}: {exc.strerror or exc}") from exc
+    transcript = read_transcript(raw, lab.settings.max_message_chars, a.question)
+    with tqdm(total=transcript.messages, file=sys.stderr, unit="msg", disable=a.quiet, dynamic_ncols=True) as bar:
+
+        def progress(done: int, total: int, label: str) -> None:
+            bar.n = done
+            bar.set_description(label[:40])
+            bar.refresh()
+
+        report = replay(lab, a.user, transcript.sessions, a.strategy, progress=progress)
+    summary = {
+        "user": report.user_id,
+        "strategy": report.strategy,
+        "sessions": report.sessions,
+        "messages": report.messages,
+        "stored": report.stored,
+        "facts": lab.facts.count(report.user_id),
+        "warnings": report.warnings,
+    }
+    if a.json:
+        _print_json(summary)
+    else:
+        print(
+            f"imported {report.messages:,} messages ({report.stored:,} new) in {len(report.sessions)} session(s) "
+            f"into {report.user_id!r} through {report.strategy}: {summary['facts']} facts kept"
+        )
+        for w in report.warnings:
+            print(f"warning: {w}", file=sys.stderr)
+    return 0
+
+
 def cmd_facts(lab: MemoryLab, a: argparse.Namespace) -> int:
     if a.action == "edit":
         if not a.fact_id or not a.text:
@@ -460,6 +501,20 @@ def build_parser() -> argparse.ArgumentParser:
     i.add_argument("file", help="an export file, or - for standard input")
     i.add_argument("--user", help="import into this user id instead of the one in the file")
     i.set_defaults(func=cmd_import)
+
+    ic = sub.add_parser(
+        "import-chat",
+        help="replay a chat transcript (LongMemEval, or [{role, content, date?}]) into a user's memory as if chatted",
+    )
+    ic.add_argument("file", help="a JSON file (plain or gzip), or - for standard input")
+    ic.add_argument("--user", required=True)
+    ic.add_argument("--strategy", default="hybrid", choices=list(STRATEGIES), help="whose upkeep runs (default hybrid)")
+    ic.add_argument(
+        "--question", help="a LongMemEval file of several histories: the question id whose history to import"
+    )
+    ic.add_argument("--json", action="store_true")
+    ic.add_argument("--quiet", action="store_true", help="no progress bar")
+    ic.set_defaults(func=cmd_import_chat)
 
     fa = sub.add_parser("facts", help="list, edit or undo a user's long-term facts")
     fa.add_argument("action", choices=["list", "edit", "undo"])

@@ -25,9 +25,10 @@ from dataclasses import dataclass, field, replace
 from typing import TYPE_CHECKING, Any
 
 from .audit import message_events
+from .errors import BackendError, MemoryLabError
 from .keys import validate_id
 from .messages import Message, Role
-from .strategies import StrategyConfig
+from .strategies import Strategy, StrategyConfig
 from .trace import Trace
 
 if TYPE_CHECKING:
@@ -36,6 +37,10 @@ if TYPE_CHECKING:
 log = logging.getLogger(__name__)
 
 Progress = Callable[[int, int, str], None]
+
+
+class ReplayInterrupted(BackendError):
+    """A backend failed part-way through a replay: what was stored stays; replaying again completes it."""
 
 
 @dataclass(frozen=True)
@@ -93,10 +98,31 @@ def replay(
     stored stays, and replaying again completes it without duplicates.
     """
     validate_id("user", user_id)
+    for session in sessions:
+        validate_id("session", session.id)
     strat = lab.strategy(strategy, config)
-    meta: dict[str, Any] = {"strategy": strat.name, "config": strat.config.to_dict()}
     report = ReplayReport(user_id, strat.name)
     total = sum(len(s.messages) for s in sessions)
+    try:
+        _replay(lab, user_id, sessions, strat, report, total, progress)
+    except MemoryLabError as exc:
+        raise ReplayInterrupted(
+            f"{exc} — {report.messages:,} of {total:,} messages were replayed; replay again to finish "
+            "(nothing is stored twice)"
+        ) from exc
+    return report
+
+
+def _replay(
+    lab: MemoryLab,
+    user_id: str,
+    sessions: Sequence[TranscriptSession],
+    strat: Strategy,
+    report: ReplayReport,
+    total: int,
+    progress: Progress | None,
+) -> None:
+    meta: dict[str, Any] = {"strategy": strat.name, "config": strat.config.to_dict()}
     done = 0
     for session in sessions:
         session_id = validate_id("session", session.id)
@@ -116,7 +142,6 @@ def replay(
             done += len(turn)
             if progress is not None:
                 progress(done, total, f"session {session_id}")
-    return report
 
 
 def _append(

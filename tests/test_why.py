@@ -93,9 +93,7 @@ def test_the_cli_answers_why_in_one_line(lab):
     lab.chat("alice", "s1", "I like jazz.", strategy="facts", wait_upkeep=True)
     env = {"REDIS_URL": lab.settings.redis_url, "MEMLAB_DATA_DIR": str(lab.settings.data_dir)}
     lab.close()  # hand the embedded stores to the CLI's process
-    said = run_cli(
-        "why", "--user", "bob", "--query", "What music do I like?", "--memory", "You like jazz.", env=env
-    )
+    said = run_cli("why", "--user", "bob", "--query", "What music do I like?", "--memory", "You like jazz.", env=env)
     assert said.code == 0 and said.out.startswith("stored for another user:"), said.out + said.err
     data = run_cli("why", "--user", "alice", "--query", "music?", "--memory", "You like jazz.", "--json", env=env)
     assert json.loads(data.out)["case"] == "retrieved"
