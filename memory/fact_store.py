@@ -272,7 +272,7 @@ class FactStore:
     ) -> list[FactEvent]:
         """A self-statement: a repeat refreshes the stored one; else it is added and supersedes older statements
         about the same thing (``supersession.py``), which stay in the store, marked, and in the log as old → new."""
-        from .supersession import superseded_rows
+        from .supersession import same_details, superseded_rows
 
         current = writes.facts
         now = time.time()
@@ -281,7 +281,8 @@ class FactStore:
         rows, cosines = current.cosines(vector)
         if len(rows):
             best = int(np.argmax(cosines))
-            if float(cosines[best]) >= self.dup_similarity:
+            # A repeat, unless a number or a name changed ("$350,000" → "$400,000"): that is an update.
+            if float(cosines[best]) >= self.dup_similarity and same_details(fact.text, current.texts[int(rows[best])]):
                 row = int(rows[best])
                 old = current.record(row)
                 self._touch(writes, row, None, fact, session_id, now)
@@ -289,7 +290,7 @@ class FactStore:
                     FactEvent(now, "DUPLICATE", old.id, fact.text, old.text, round(float(cosines[best]), 4), session_id)
                 ]
         when = fact.said_at if fact.said_at is not None else now
-        doomed = superseded_rows(current, fact, rows, cosines, when)
+        doomed = superseded_rows(current, fact, rows, cosines, when, self.dup_similarity)
         metadata = {
             "user_id": user_id,
             "session_id": session_id,

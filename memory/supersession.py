@@ -31,6 +31,9 @@ from .retrieval.bm25 import STOPWORDS, _stem
 # Two statements are about the same thing at this cosine or above (and share a content word). Not fitted: the
 # MiniLM cosine of two paraphrases is usually above 0.7 and of two statements about one subject above 0.5.
 CLOSE_COSINE = 0.55
+# A statement this close to an older one, with another number or name in it, says what changed (the fact store's
+# duplicate threshold: closer than this, a statement is the same one said again unless its details changed).
+REWORDED = 0.9
 # A shared word counts when at most this share of the user's statements use it ("like", "really" do not).
 COMMON_SHARE = 0.2
 _LETTERS = re.compile(r"[a-z0-9]+")
@@ -39,6 +42,18 @@ _PRONOUNS = frozenset({"you", "your", "yours", "yourself", "i", "my", "me", "we"
 
 def content_stems(text: str) -> set[str]:
     return {_stem(w) for w in _LETTERS.findall(text.lower()) if w not in STOPWORDS and w not in _PRONOUNS}
+
+
+_DETAIL = re.compile(r"\d[\d,.:/%]*|(?<=\w )[A-Z][\w'\-]*")
+
+
+def details(text: str) -> set[str]:
+    """What tells two near-identical statements apart: their numbers and their names (capitalised words)."""
+    return {d.rstrip(".,").replace(",", "") for d in _DETAIL.findall(text)}
+
+
+def same_details(a: str, b: str) -> bool:
+    return details(a) == details(b)
 
 
 def said_at(meta: dict[str, object]) -> float:
@@ -51,7 +66,12 @@ def said_at(meta: dict[str, object]) -> float:
 
 
 def superseded_rows(
-    current: UserFacts, fact: ExtractedFact, rows: np.ndarray, cosines: np.ndarray, when: float
+    current: UserFacts,
+    fact: ExtractedFact,
+    rows: np.ndarray,
+    cosines: np.ndarray,
+    when: float,
+    reworded: float = REWORDED,
 ) -> list[int]:
     """Rows of the user's live facts that ``fact`` (said at ``when``) takes the place of; only older ones."""
     found: set[int] = set()
@@ -65,6 +85,10 @@ def superseded_rows(
         found.update(r for r in candidates if pattern.search(current.texts[r]))
     if fact.change_cue and len(rows):
         found.update(_close(current, fact.text, rows, cosines))
+    # The same statement with another number or name ("pre-approved for $350,000" → "$400,000") is an update.
+    found.update(
+        int(r) for r, c in zip(rows, cosines) if c >= reworded and not same_details(fact.text, current.texts[int(r)])
+    )
     return sorted(r for r in found if said_at(current.metas[r]) <= when)
 
 

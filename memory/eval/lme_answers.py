@@ -67,6 +67,7 @@ class ReplayedAnswer:
     # can be chosen by cross-validation from one run (``benchmarks/answer_floor.py``).
     relevance: float | None = None
     quoted: str = ""
+    signals: dict[str, float] = field(default_factory=dict)  # what the relevance was made of (held, cosine...)
 
 
 @dataclass
@@ -184,7 +185,7 @@ def answer_one(
         seconds=0.0,
         error=result.error or "",
     )
-    answer.relevance, answer.quoted = _unfloored(lab, question.question, result)
+    answer.relevance, answer.quoted, answer.signals = _unfloored(lab, question.question, result)
     if judge and reply:
         answer.judge = _judge(lab, question, reply)
     answer.seconds = round(time.perf_counter() - started, 3)
@@ -212,17 +213,18 @@ def answer_through_strategies(
     return ReplayedAnswers(list(strategies), lab.llm.provider, results, time.perf_counter() - started)
 
 
-def _unfloored(lab: MemoryLab, question: str, result: ChatResult) -> tuple[float | None, str]:
-    """The offline answerer again on the very context the turn sent, with no floor (``relevance``, ``quoted``)."""
+def _unfloored(lab: MemoryLab, question: str, result: ChatResult) -> tuple[float | None, str, dict[str, float]]:
+    """The offline answerer again on the very context the turn sent, with no floor: its relevance, what it would
+    have said, and what the relevance was made of."""
     if lab.llm.provider != "offline" or result.reply is None:
-        return None, ""
+        return None, "", {}
     from ..llm.answer import answer
 
     history = [Message.from_dict(m) for m in result.trace.messages if m.get("id") != result.user_message.id]
     parts = result.trace.system_parts
     keeps = next((p.keeps for p in parts if p.name == "instructions" and p.keeps), "")
     found = answer(question, parts, history, lab.embed, keeps, floor=-math.inf)
-    return round(found.relevance, 4), found.quoted
+    return round(found.relevance, 4), found.quoted, {k: round(v, 4) for k, v in found.signals.items()}
 
 
 def _judge(lab: MemoryLab, question: LmeQuestion, reply: str) -> dict[str, Any]:

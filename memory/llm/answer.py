@@ -160,12 +160,22 @@ class Answer:
     signals: dict[str, float] = field(default_factory=dict)  # the best quote's held, cosine and absent share
 
 
+_THIRD_PERSON = [
+    (re.compile(p, re.I), r) for p, r in (
+        (r"\bthey (?:are|were|was)\b", "you were"), (r"\bthey have\b", "you have"), (r"\bthey\b", "you"),
+        (r"\btheir\b", "your"), (r"\bthem\b", "you"), (r"\btheirs\b", "yours"), (r"\bthemselves\b", "yourself"),
+    )
+]  # fmt: skip
+
+
 def to_second_person(sentence: str) -> str:
     """A memory's sentence as said to the user: 'User: I live in Oslo' / 'The user lives in Oslo.' →
     'You live in Oslo'."""
     text = _USER_PREFIX.sub("", sentence.strip())
-    if text.startswith("The user"):
+    if text.startswith("The user"):  # a summary's third person ("The user mentioned: they were…")
         text = second_person(text)
+        for pattern, repl in _THIRD_PERSON:
+            text = pattern.sub(repl, text)
     text = statement_to_second_person(text).rstrip(".")
     return text[:1].upper() + text[1:]
 

@@ -33,12 +33,6 @@ _QUESTION_START = re.compile(
     r"tell me|remind me)\b",
     re.IGNORECASE,
 )
-_SMALL_TALK = re.compile(
-    r"^(?:hi|hello|hey|thanks|thank you|ok|okay|cool|great|nice|bye|goodbye|good (?:morning|evening|night)|lol|haha|"
-    r"sure|yes|no|yep|nope|alright|sounds good|got it)\b[\s!,.]*$",
-    re.IGNORECASE,
-)
-_FIRST_PERSON = re.compile(r"\b(?:I|I'm|I've|I'll|my|me|we|our|us)\b")
 _FACT_TOPICS: list[tuple[re.Pattern[str], str]] = [
     (re.compile(r"^The user's name is"), "name"),
     (re.compile(r"^The user lives in"), "location"),
@@ -144,14 +138,15 @@ class OfflineLLM(LLM):
             if message.role is not Role.USER:
                 continue  # replies only echo memory; the user's words carry the content
             for sentence in split_sentences(message.content):
-                if is_question(sentence) or _SMALL_TALK.match(sentence) or len(sentence.split()) < 3:
-                    continue
                 changes = changes_from_text(sentence)
                 for c in changes:
                     _apply(facts, c.action, c.text, c.slot, c.value, c.old_value)
-                if not changes and _FIRST_PERSON.search(sentence):
-                    note = third_person(sentence)
-                    if note not in notes:
+                if changes:
+                    continue
+                # The user's other self-statements (``statements.py``: no questions, requests or small talk).
+                for statement in statements(sentence):
+                    note = third_person(statement.clause)
+                    if note not in notes and len(statement.clause.split()) >= 3:
                         notes.append(note)
         return self._fit(list(facts.values()), notes, max_tokens)
 

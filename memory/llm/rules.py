@@ -432,8 +432,11 @@ def second_person(fact: str) -> str:
     text = re.sub(r"\bThe user's team\b", "your team", text)
     text = re.sub(r"\bThe user's\b", "your", text)
     text = re.sub(r"\bThe user is\b", "you are", text)
+    text = re.sub(r"\bThe user was\b", "you were", text)
     text = re.sub(r"\bThe user doesn't\b", "you don't", text)
     text = re.sub(r"\bThe user has\b", "you have", text)
+    text = re.sub(r"\bThe user does\b", "you do", text)
+    text = re.sub(r"\bThe user mentioned:\s*", "", text)  # a summary's note: the user's own sentence follows
     text = re.sub(r"\bThe user (\w+?)s\b", r"you \1", text)
     text = re.sub(r"\btheir\b", "your", text)
     return text
