@@ -22,8 +22,9 @@ import numpy as np
 from ..messages import Message, Role
 from ..tokens import count_tokens
 from ..trace import PromptPart
-from .answer import answer, to_second_person
+from .answer import answer
 from .base import LLM, ExtractedFact, LLMReply
+from .quotes import to_second_person
 from .rules import DIETS, PETS, RELATIONS, changes_from_text, split_sentences, whole_word
 from .statements import extract_statements, statements
 
