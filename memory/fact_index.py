@@ -88,8 +88,9 @@ class UserFacts:
             self.texts[row], self.metas[row] = text, dict(meta)
         self.vectors[row] = unit
         self.alive[row] = True
-        # A statement's keywords include what the slot rules read in it ("you live in Malmö" for "You moved…").
-        self.bm25.set(row, tokenize(f"{text} {meta.get('reads') or ''}"))
+        # A statement's keywords include what the slot rules read in it ("you live in Malmö" for "You moved…") and
+        # what was said around it (what "it" or "there" stands for), as a turn's include its neighbours'.
+        self.bm25.set(row, tokenize(f"{text} {meta.get('reads') or ''} {meta.get('context') or ''}"))
         if is_superseded(meta):
             self.drop(record_id)
 

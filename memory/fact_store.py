@@ -300,6 +300,7 @@ class FactStore:
             "slot": fact.slot or "",
             "source_ids": json.dumps(list(fact.source_ids)),
             "reads": fact.reads,
+            "context": fact.context,
         }
         events = [FactEvent(now, "ADD", new_id, fact.text, None, None, session_id, fact.slot)]
         for row in doomed:

@@ -101,14 +101,16 @@ class Ranker:
         self.quotes = quotes
         self.embed = embed
         self.index = CandidateIndex(
-            [Candidate(str(i), q.ranked_text, q.ref, i, q.speaker) for i, q in enumerate(quotes)], use_neighbours=True
-        )
+            [Candidate(str(i), f"{q.ranked_text} {q.context}", q.ref, i, q.speaker) for i, q in enumerate(quotes)],
+            use_neighbours=True,
+        )  # (its keywords are read with what was said around it, as a turn's are with its neighbours')
         texts = [q.ranked_text for q in quotes]
         self.vectors = _unit(embed(texts)) if quotes else np.zeros((0, 384), dtype=np.float32)
         own = [set(tokenize(t)) for t in texts]
+        around = [set(tokenize(q.context)) for q in quotes]
         # What a quote is about includes its neighbours', as the keyword ranking reads it (``CandidateIndex``).
         self.tokens = [
-            own[i] | (own[p] if p >= 0 else set()) | (own[n] if n >= 0 else set())
+            own[i] | around[i] | (own[p] if p >= 0 else set()) | (own[n] if n >= 0 else set())
             for i, (p, n) in enumerate(zip(self.index.prev, self.index.next))
         ]
         self.unquotable = np.array([not q.quotable for q in quotes], dtype=bool)

@@ -47,6 +47,7 @@ class ExtractedFact:
     change_cue: bool = False
     takes_back: tuple[tuple[str, str], ...] = ()
     reads: str = ""  # the slot rules' reading of a statement ("you live in Malmö"), searched beside its text
+    context: str = ""  # what was said around it in its message (often what "it" or "there" means), searched too
 
 
 class LLM(ABC):

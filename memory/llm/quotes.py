@@ -44,6 +44,7 @@ class Quote:
     quotable: bool = True  # a question or request is context for its neighbours, never an answer
     slots: frozenset[str] = frozenset()  # what the slot rules read in it ("location"): same slot, same subject
     reads: str = ""  # the slot rules' reading of it ("you live in Malmö" for "You moved to Malmö"), for ranking
+    context: str = ""  # what was said around it, where its item says (a statement's message): for keywords
 
     @property
     def ranked_text(self) -> str:
@@ -136,8 +137,9 @@ def gather(system_parts: list[PromptPart], history: list[Message]) -> list[Quote
             # When it was said (unix seconds) where the part knows; else by the part's kind, older than any date.
             order = _number(item.get("at")) or base
             own_words = part.name == "past turns" or bool(_USER_PREFIX.match(item["text"]))
+            context = item.get("context", "")
             for text, quotable in (_said if own_words else _kept)(item["text"]):
-                out.append(Quote(text, item["ref"], part.name, order, quotable=quotable))
+                out.append(Quote(text, item["ref"], part.name, order, quotable=quotable, context=context))
     answered = 0.0  # when the message a reply answers was said
     for message in history:
         ref, order = f"message:{message.id}", message.created_at

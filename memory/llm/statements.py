@@ -31,20 +31,23 @@ close older statement about the same thing.
 from __future__ import annotations
 
 import re
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 
 from ..messages import Message, Role
 from .base import ExtractedFact
 from .rules import Change, changes_from_text, second_person, split_sentences
 
 MAX_WORDS = 60  # a longer clause is a pasted text or a run-on, not a statement to keep
-# Where a clause ends inside a sentence: a semicolon, or a coordinator (or a bare comma) before a new subject.
-# Not "but": a contrast keeps its two halves together ("I used Sketch for years but I switched to Figma").
+# Where a clause ends inside a sentence: a semicolon, a coordinator before a new subject, a dash, a question
+# tagged on after a comma. Not "but": a contrast keeps its two halves together ("I used Sketch for years but I
+# switched to Figma"); not a bare comma: the clause after it mostly goes on about the same thing ("I'm going back
+# to Hawaii, I loved it there").
 _SUBJECTS = r"(?:I|I'm|I've|I'd|I'll|I am|we|we're|we've|we'd|we'll|my|our|he|she|they|it|there|this|that)"
 _CLAUSE_SPLIT = re.compile(
-    rf"\s*;\s*|,?\s+(?:and|so|or|plus)\s+(?={_SUBJECTS}\b)|,\s+(?=(?:I|I'm|I've|I'd|I'll|we|we're|we've)\b)"
-    r"|\s+-\s+|\s+—\s+|:\s+(?=[A-Z])"
+    rf"\s*;\s*|,?\s+(?:and|so|or|plus)\s+(?={_SUBJECTS}\b)|\s+[-—]\s+|:\s+(?=[A-Z])"
+    r"|,\s+(?=(?:have|has|do|does|did|can|could|would|will|should|is|are|was|were)\s+you\b)"  # ", have you…?"
 )
+_DASH = re.compile(r"\s+[-—]\s+")
 # A first-person subject: "I" (and its contractions), "we", or a first-person possessive starting the subject.
 _FIRST_SUBJECT = re.compile(r"^(?:I|I'm|I've|I'd|I'll|Im|Ive|we|we're|we've|we'd|we'll)$", re.I)
 _POSSESSIVE = re.compile(r"^(?:my|our)$", re.I)
@@ -109,26 +112,18 @@ class Statement:
 
 
 def _pieces(sentence: str) -> list[tuple[str, str]]:
-    """The sentence's clauses, each with the separator before it. A short piece with no subject before a bare
-    comma is a lead-in of the next clause, not a clause ("For my sister's birthday, I got her a dress")."""
+    """The sentence's clauses, each with the separator before it. Two dashes are a parenthesis, not two ends
+    ("my mixed ethnicity - Irish and Italian - has shaped my upbringing")."""
     pieces: list[tuple[str, str]] = []
     start, separator = 0, ""
+    paired = len(_DASH.findall(sentence)) > 1
     for m in _CLAUSE_SPLIT.finditer(sentence):
+        if paired and _DASH.fullmatch(m.group(0)):
+            continue
         pieces.append((sentence[start : m.start()], separator))
         separator, start = m.group(0), m.end()
     pieces.append((sentence[start:], separator))
-    merged: list[tuple[str, str]] = []
-    for text, before in pieces:
-        if merged and before.strip() == "," and _is_lead_in(merged[-1][0]):
-            merged[-1] = (merged[-1][0] + before + text, merged[-1][1])
-        else:
-            merged.append((text, before))
-    return merged
-
-
-def _is_lead_in(text: str) -> bool:
-    words = _words(text)
-    return 0 < len(words) <= 6 and not text.strip().endswith("?") and not any(_FIRST_SUBJECT.match(w) for w in words)
+    return pieces
 
 
 def clauses(sentence: str) -> list[str]:
@@ -286,10 +281,21 @@ def as_fact(statement: Statement, message: Message) -> ExtractedFact:
     )
 
 
+CONTEXT_CHARS = 300  # of what was said around a statement, kept for search
+
+
 def extract_statements(messages: list[Message]) -> list[ExtractedFact]:
-    """The user's self-statements in ``messages``, as facts to remember (assistant messages say none)."""
+    """The user's self-statements in ``messages``, as facts to remember (assistant messages say none), each with
+    the clauses said just before and after it in its message: "I loved it there" is found by a question about
+    Hawaii when the clause before it named Hawaii."""
     facts: list[ExtractedFact] = []
     for message in messages:
-        if message.role is Role.USER:
-            facts.extend(as_fact(s, message) for s in statements(message.content))
+        if message.role is not Role.USER:
+            continue
+        said = [c for sentence in split_sentences(message.content) for c in clauses(sentence)]
+        for statement in statements(message.content):
+            at = next((i for i, c in enumerate(said) if statement.clause in c), -1)
+            around = [said[i] for i in (at - 1, at + 1) if at >= 0 and 0 <= i < len(said)]
+            fact = as_fact(statement, message)
+            facts.append(replace(fact, context=" … ".join(around)[:CONTEXT_CHARS]) if around else fact)
     return facts

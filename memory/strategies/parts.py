@@ -55,6 +55,7 @@ def _item(kind: str, hit: Hit, score: float | None = None) -> RetrievedItem:
             "log_key",
             "n_messages",
             "slot",
+            "context",
         )
         if k in meta
     }
@@ -146,7 +147,10 @@ def _part_item(item: RetrievedItem) -> dict[str, str]:
     """A memory as a prompt part holds it: its ref and text, and when it was said where known (so a reply can
     let the newer of two statements win)."""
     at = item.source.get("said_at") or item.source.get("last_at") or item.source.get("created_at")
-    return {"ref": item.ref, "text": item.text} | ({"at": f"{float(at):.3f}"} if isinstance(at, (int, float)) else {})
+    extra = {"at": f"{float(at):.3f}"} if isinstance(at, (int, float)) else {}
+    if isinstance(item.source.get("context"), str) and item.source["context"]:
+        extra["context"] = item.source["context"]  # what was said around a statement: the answerer ranks with it
+    return {"ref": item.ref, "text": item.text} | extra
 
 
 def episodes_part(items: list[RetrievedItem]) -> PromptPart | None:
