@@ -64,7 +64,7 @@ ANSWER_KIND = 0.3
 SAME_SUBJECT = 0.6
 # A second quote is said too when it is about something else and scores within this much of the best (the answer
 # is often in the sentence beside the one that matches the question best): on the ranking's own scale.
-SECOND_WITHIN = 0.15
+SECOND_WITHIN = 0.3
 # A quote said in a later conversation than the best (this much later, in seconds), and ranked within this much
 # of it, is how things are now.
 NEWER_WITHIN = 0.35

@@ -47,6 +47,9 @@ _EXPECTS: list[tuple[re.Pattern[str], re.Pattern[str]]] = [
      re.compile(_NUMBER, re.I)),
     (re.compile(r"^\s*(?:when|what day)\b", re.I), re.compile(_WHEN, re.I)),
     (re.compile(r"^\s*where\b", re.I), re.compile(_NAME + r"|\b(?:at|in|from|to) (?:the|a|my|your)\b")),
+    # "What play did I see?", "which brand…": an instance of the thing asked for, mostly a name or a number.
+    (re.compile(rf"^\s*(?:what|which)\s+(?!{_AUX}\b)[\w'-]+(?:\s+[\w'-]+)?\s+{_AUX}\b", re.I),
+     re.compile(_NAME + r"|\d")),
 ]  # fmt: skip
 
 

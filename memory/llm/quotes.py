@@ -67,6 +67,9 @@ def to_second_person(sentence: str) -> str:
         text = second_person(text)
         for pattern, repl in _THIRD_PERSON:
             text = pattern.sub(repl, text)
+        text = re.sub(r"^The user (\w+ly) (\w+?(?:o|ch|sh|x|ss))es\b", r"you \1 \2", text)  # "…usually goes"
+        text = re.sub(r"^The user (\w+ly) (\w+?)s\b", r"you \1 \2", text)  # "…mostly uses"
+        text = re.sub(r"\bThe user's\b", "your", re.sub(r"\bThe user\b", "you", text))
     text = statement_to_second_person(text).rstrip(".")
     return text[:1].upper() + text[1:]
 
