@@ -4,9 +4,10 @@ held-out accuracy by strategy and question type.
 Why: "I don't find it" must come from a floor chosen on data, and the number
 reported must be one the floor was not chosen on. The answerer's relevance
 mixes how much of what the question takes as given the best quote holds
-(``held``), the quote's cosine, and how much of it the whole context never
-says (``absent``): relevance = share * held + (1 - share) * cosine - absent_weight
-* absent (``memory/llm/answer.py``). One run of ``python -m memory eval
+(``held``), the quote's cosine, how much of it the whole context never says
+(``absent``) and how many of the names it takes as given the context never
+says (``unnamed``): relevance = share * held + (1 - share) * cosine -
+absent_weight * absent - unnamed_weight * unnamed (``memory/llm/answer.py``). One run of ``python -m memory eval
 --replay-answers ... --json --questions`` records, per question and strategy,
 these three signals and what the reply would have said with no floor; so
 every setting's accuracy is computed here without replaying anything.
@@ -38,6 +39,8 @@ from memory.eval.answer_scoring import offline_correct
 FOLDS = 10
 SHARES = (0.3, 0.5, 0.7)
 ABSENT_WEIGHTS = (0.0, 0.2, 0.4, 0.6)
+UNNAMED_WEIGHTS = (0.0, 0.2, 0.4, 0.6)
+NAMES = ("share", "absent_weight", "unnamed_weight", "floor")
 FLOORS = tuple(round(0.02 * i, 2) for i in range(0, 46))  # 0.00 .. 0.90
 
 
@@ -49,14 +52,16 @@ class Row:
     held: float
     cosine: float
     absent: float
+    unnamed: float
     answer_right: bool  # what the reply would have said with no floor holds the gold answer
 
     @property
     def abstention(self) -> bool:
         return self.kind == "abstention"
 
-    def right(self, share: float, weight: float, floor: float) -> bool:
+    def right(self, share: float, weight: float, unnamed: float, floor: float) -> bool:
         relevance = share * self.held + (1 - share) * max(0.0, self.cosine) - weight * self.absent
+        relevance -= unnamed * self.unnamed
         return self.abstention if relevance < floor else (not self.abstention and self.answer_right)
 
 
@@ -75,6 +80,7 @@ def load_rows(paths: list[Path]) -> list[Row]:
                     float(signals.get("held", 0.0)),
                     float(signals.get("cosine", 0.0)),
                     float(signals.get("absent", 0.0)),
+                    float(signals.get("unnamed", 0.0)),
                     offline_correct(q.get("quoted", ""), q["gold"], False),
                 )
             )
@@ -85,21 +91,21 @@ def fold_of(question_id: str) -> int:
     return int(hashlib.sha1(question_id.encode()).hexdigest(), 16) % FOLDS
 
 
-def task_averaged(rows: list[Row], setting: tuple[float, float, float]) -> float:
+def task_averaged(rows: list[Row], setting: tuple[float, float, float, float]) -> float:
     by_kind: dict[str, list[bool]] = defaultdict(list)
     for row in rows:
         by_kind[row.kind].append(row.right(*setting))
     return sum(sum(v) / len(v) for v in by_kind.values()) / len(by_kind) if by_kind else 0.0
 
 
-def best_setting(rows: list[Row]) -> tuple[float, float, float]:
-    grid = list(itertools.product(SHARES, ABSENT_WEIGHTS, FLOORS))
-    return max(grid, key=lambda s: (round(task_averaged(rows, s), 6), -s[2]))  # ties: the lower floor
+def best_setting(rows: list[Row]) -> tuple[float, float, float, float]:
+    grid = list(itertools.product(SHARES, ABSENT_WEIGHTS, UNNAMED_WEIGHTS, FLOORS))
+    return max(grid, key=lambda s: (round(task_averaged(rows, s), 6), -s[3]))  # ties: the lower floor
 
 
 def run(rows: list[Row]) -> dict[str, Any]:
     held_out: dict[tuple[str, str], list[bool]] = defaultdict(list)  # (strategy, kind) -> right or not
-    chosen: list[tuple[float, float, float]] = []
+    chosen: list[tuple[float, float, float, float]] = []
     for fold in range(FOLDS):
         train = [r for r in rows if fold_of(r.question_id) != fold]
         test = [r for r in rows if fold_of(r.question_id) == fold]
@@ -124,9 +130,9 @@ def run(rows: list[Row]) -> dict[str, Any]:
     return {
         "folds": FOLDS,
         "questions": len({r.question_id for r in rows}),
-        "chosen_per_fold": [{"share": s, "absent_weight": w, "floor": f} for s, w, f in chosen],
-        "most_chosen": dict(zip(("share", "absent_weight", "floor"), Counter(chosen).most_common(1)[0][0])),
-        "chosen_on_all": dict(zip(("share", "absent_weight", "floor"), everything)),
+        "chosen_per_fold": [dict(zip(NAMES, c)) for c in chosen],
+        "most_chosen": dict(zip(NAMES, Counter(chosen).most_common(1)[0][0])),
+        "chosen_on_all": dict(zip(NAMES, everything)),
         "held_out": table(held_out),
         "in_sample": table(in_sample),
     }

@@ -42,7 +42,7 @@ from ..messages import Message
 from ..retrieval import WEIGHTS, CandidateIndex, tokenize
 from ..retrieval.ranking import Candidate
 from ..trace import PromptPart
-from .question import about_whom, asked_for, asks_how_things_were, clauses, expected_kind, yes_or_no
+from .question import about_whom, asked_for, asks_how_things_were, clauses, expected_kind, names_in, yes_or_no
 from .quotes import Quote, gather
 
 Embed = Callable[[list[str]], np.ndarray]
@@ -54,6 +54,8 @@ COVERAGE_SHARE = 0.5
 # What relevance loses for the share of the question's given words that the whole context never says (a question
 # about a hamster, asked of a memory that knows only a cat).
 ABSENT_WEIGHT = 0.0
+# What relevance loses for the share of the names the question takes as given that the context never says.
+UNNAMED_WEIGHT = 0.0
 # What a quote gains when the question is about its speaker ("I…" asks about the user's words, "you…" about
 # the assistant's): a share of the ranking's own scale (its match part runs 0-1).
 SPEAKER_PRIOR = 1.0
@@ -91,6 +93,7 @@ class Ranked:
     vectors: np.ndarray
     held: np.ndarray  # the share of what the question takes as given that each quote holds (idf-weighted)
     absent: float  # the share of it the whole context never says (idf-weighted)
+    unnamed: float  # the share of the names the question takes as given that the whole context never says
     holds: list[frozenset[str]]  # which of the question's given words each quote holds
 
 
@@ -131,8 +134,16 @@ class Ranker:
             score += ANSWER_KIND * np.array([bool(shape.search(q.text)) for q in self.quotes], dtype=np.float64)
         score[self.unquotable] = -np.inf
         held, absent, holds = self._held(clause, related)
-        relevance = COVERAGE_SHARE * held + (1 - COVERAGE_SHARE) * np.clip(cosine, 0.0, 1.0) - ABSENT_WEIGHT * absent
-        return Ranked(self.quotes, score, cosine, relevance, self.vectors, held, absent, holds)
+        unnamed = self._unnamed(clause)
+        relevance = COVERAGE_SHARE * held + (1 - COVERAGE_SHARE) * np.clip(cosine, 0.0, 1.0)
+        relevance -= ABSENT_WEIGHT * absent + UNNAMED_WEIGHT * unnamed
+        return Ranked(self.quotes, score, cosine, relevance, self.vectors, held, absent, unnamed, holds)
+
+    def _unnamed(self, clause: str) -> float:
+        """The share of the names a question takes as given ("…my apartment in Shinjuku", "…Tom or Alex") that the
+        whole context never says: a memory that never names them cannot be about them."""
+        names = {t for word in names_in(clause) for t in tokenize(word)} - asked_for(clause)
+        return sum(1 for t in names if t not in self.said) / len(names) if names else 0.0
 
     def _held(self, clause: str, related: dict[str, float]) -> tuple[np.ndarray, float, list[frozenset[str]]]:
         """How much of what the question takes as given each quote holds (idf-weighted; a related word at its
@@ -238,7 +249,12 @@ def answer(
         best = float(ranked.relevance[top])
         if best < relevance:
             relevance = best
-            signals = {"held": float(ranked.held[top]), "cosine": float(ranked.cosine[top]), "absent": ranked.absent}
+            signals = {
+                "held": float(ranked.held[top]),
+                "cosine": float(ranked.cosine[top]),
+                "absent": ranked.absent,
+                "unnamed": ranked.unnamed,
+            }
         texts = [yes_or_no(clause, picks[0].text)] + [q.text for q in picks[1:]]
         quoted.extend(t for t in texts if t not in quoted)
         if best < floor:

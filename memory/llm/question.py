@@ -104,3 +104,11 @@ def about_whom(clause: str) -> str | None:
 def asks_how_things_were(clause: str) -> bool:
     """ "What was my previous…", "how often did I play before": the oldest of a subject's statements answers."""
     return _PAST.search(clause) is not None
+
+
+_CAPITALISED = re.compile(r"(?<=[\w,;:'\"] )[A-Z][\w'\-]*")
+
+
+def names_in(clause: str) -> list[str]:
+    """The capitalised words inside a question (not its first word, not "I"): the names it takes as given."""
+    return [w for w in _CAPITALISED.findall(clause) if w not in ("I", "I'm", "I've", "I'd", "I'll")]
