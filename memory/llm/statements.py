@@ -92,6 +92,14 @@ suggestions advice help information point points way thing things stuff
 _DEIXIS = re.compile(r"\b(?:these|those)\b", re.I)
 _WORD = re.compile(r"[A-Za-z][A-Za-z'\-]*|\d[\d,.:/%\-]*")
 _LEAD_IN = re.compile(r"^[^,]{1,40},\s+")
+# The user as subject or owner ("me" alone is mostly the object of a request: "call me Mai", "tell me…").
+_FIRST_ANYWHERE = re.compile(r"\b(?:I|I'm|I've|I'd|I'll|my|mine|we|our)\b")
+# A clause that judges what was said rather than tells about the user: "That sounds great", "It's been helpful".
+_JUDGING = re.compile(
+    r"^(?:that|this|it|these|those|there|which|what|here|everything|nothing|something)(?:'s|'re|\s+(?:is|are|was|"
+    r"were|sounds?|seems?|looks?|has|have|had|would|will|could|might|makes?|feels?)\b)",
+    re.I,
+)
 # A statement that says something changed: it may take the place of a close older statement without a shared slot.
 CHANGE_CUE = re.compile(
     r"\b(?:now|currently|these days|nowadays|no longer|not anymore|anymore|any more|instead|moved|relocated|"
@@ -118,7 +126,12 @@ def _pieces(sentence: str) -> list[tuple[str, str]]:
     start, separator = 0, ""
     paired = len(_DASH.findall(sentence)) > 1
     for m in _CLAUSE_SPLIT.finditer(sentence):
-        if paired and _DASH.fullmatch(m.group(0)):
+        after = sentence[m.end() :]
+        # A dash ends a clause only before another ("… - remember when I…?"), not before what it adds ("my
+        # highest score in Ticket to Ride - 132 points").
+        if _DASH.fullmatch(m.group(0)) and (
+            paired or (_subject_at(after) is None and not after.rstrip().endswith("?"))
+        ):
             continue
         pieces.append((sentence[start : m.start()], separator))
         separator, start = m.group(0), m.end()
@@ -136,10 +149,14 @@ def _words(text: str) -> list[str]:
 
 
 def _strip_lead_in(clause: str) -> str:
-    """'By the way, I'm…' → "I'm…": a short lead-in before a comma goes when it holds no first person."""
-    m = _LEAD_IN.match(clause)
-    if m and not any(_FIRST_SUBJECT.match(w) or _POSSESSIVE.match(w) for w in _words(m.group(0))):
-        rest = clause[m.end() :]
+    """'By the way, speaking of my health, I'm…' → "I'm…": short lead-ins before a comma go when they hold no
+    first-person subject and what follows them starts with one."""
+    rest = clause
+    for _ in range(3):
+        m = _LEAD_IN.match(rest)
+        if not m or any(_FIRST_SUBJECT.match(w) for w in _words(m.group(0))):
+            break
+        rest = rest[m.end() :]
         if _subject_at(rest) is not None:
             return rest
     return clause
@@ -189,9 +206,13 @@ def says_something(clause: str) -> bool:
 
 
 def is_statement(clause: str) -> bool:
-    """A first-person declarative that says something: the shape of a self-statement."""
+    """A first-person declarative that says something: the shape of a self-statement. The first person is its
+    subject ("I moved…", "my sister lives…"), or is in it where the subject is a thing of the user's ("Nike has
+    been my favourite brand"), not where it judges what was said ("That sounds perfect for my trip")."""
     words = _words(clause)
-    if not 2 <= len(words) <= MAX_WORDS or _subject_at(clause) is None:
+    if not 2 <= len(words) <= MAX_WORDS:
+        return False
+    if _subject_at(clause) is None and (_JUDGING.match(clause) or not _FIRST_ANYWHERE.search(clause)):
         return False
     if is_question(clause) or _CONDITION.match(clause) or is_request(clause):
         return False
