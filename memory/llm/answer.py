@@ -67,6 +67,8 @@ SAME_SUBJECT = 0.6
 # A second quote is said too when it is about something else and scores within this much of the best (the answer
 # is often in the sentence beside the one that matches the question best): on the ranking's own scale.
 SECOND_WITHIN = 0.3
+# ... and the best-ranked quote holding the kind of answer asked for, when the best lacks it, within this much.
+KIND_WITHIN = 1.0
 # A quote said in a later conversation than the best (this much later, in seconds), and ranked within this much
 # of it, is how things are now.
 NEWER_WITHIN = 0.35
@@ -95,6 +97,7 @@ class Ranked:
     absent: float  # the share of it the whole context never says (idf-weighted)
     unnamed: float  # the share of the names the question takes as given that the whole context never says
     holds: list[frozenset[str]]  # which of the question's given words each quote holds
+    holds_kind: np.ndarray | None = None  # which quotes hold the kind of answer the question expects, if it says
 
 
 class Ranker:
@@ -130,14 +133,15 @@ class Ranker:
         if wanted is not None:
             score += SPEAKER_PRIOR * np.array([q.speaker == wanted for q in self.quotes], dtype=np.float64)
         shape = expected_kind(clause)
-        if shape is not None:
-            score += ANSWER_KIND * np.array([bool(shape.search(q.text)) for q in self.quotes], dtype=np.float64)
+        holds_kind = None if shape is None else np.array([bool(shape.search(q.text)) for q in self.quotes])
+        if holds_kind is not None:
+            score += ANSWER_KIND * holds_kind
         score[self.unquotable] = -np.inf
         held, absent, holds = self._held(clause, related)
         unnamed = self._unnamed(clause)
         relevance = COVERAGE_SHARE * held + (1 - COVERAGE_SHARE) * np.clip(cosine, 0.0, 1.0)
         relevance -= ABSENT_WEIGHT * absent + UNNAMED_WEIGHT * unnamed
-        return Ranked(self.quotes, score, cosine, relevance, self.vectors, held, absent, unnamed, holds)
+        return Ranked(self.quotes, score, cosine, relevance, self.vectors, held, absent, unnamed, holds, holds_kind)
 
     def _unnamed(self, clause: str) -> float:
         """The share of the names a question takes as given ("…my apartment in Shinjuku", "…Tom or Alex") that the
@@ -198,8 +202,14 @@ def choose(ranked: Ranked, clause: str) -> list[int]:
         for i in np.argsort(-ranked.score, kind="stable")
         if int(i) not in alike and np.isfinite(ranked.score[i]) and current[i]
     ]
-    if rest and float(ranked.score[rest[0]]) >= float(ranked.score[top]) - SECOND_WITHIN:
-        second = _newest_alike(ranked, clause, rest[0])
+    best = float(ranked.score[top])
+    within = [i for i in rest if float(ranked.score[i]) >= best - SECOND_WITHIN]
+    if ranked.holds_kind is not None and not ranked.holds_kind[first]:
+        # The best match lacks the kind of answer asked for (a place for "where", a number for "how many"): the
+        # best-ranked quote that holds one is said with it (the answer is often told in another sentence).
+        within = [i for i in rest if ranked.holds_kind[i] and float(ranked.score[i]) >= best - KIND_WITHIN] or within
+    if within:
+        second = _newest_alike(ranked, clause, within[0])
         return [first] if second == first else [first, second]
     return [first]
 
