@@ -44,12 +44,16 @@ def content_stems(text: str) -> set[str]:
     return {_stem(w) for w in _LETTERS.findall(text.lower()) if w not in STOPWORDS and w not in _PRONOUNS}
 
 
-_DETAIL = re.compile(r"\d[\d,.:/%]*|(?<=\w )[A-Z][\w'\-]*")
+_DETAIL = re.compile(
+    r"\d[\d,.:/%]*|(?<=\w )[A-Z][\w'\-]*|\b(?i:an?|one|two|three|four|five|six|seven|eight|nine|ten|eleven|"
+    r"twelve|twenty|thirty|forty|fifty|hundred|thousand|dozen|half|once|twice|couple|few|several)\b"
+)
 
 
 def details(text: str) -> set[str]:
-    """What tells two near-identical statements apart: their numbers and their names (capitalised words)."""
-    return {d.rstrip(".,").replace(",", "") for d in _DETAIL.findall(text)}
+    """What tells two near-identical statements apart: their numbers (in digits or words: "an hour" is not "two
+    hours") and their names (capitalised words)."""
+    return {d.rstrip(".,").replace(",", "").lower() for d in _DETAIL.findall(text)}
 
 
 def same_details(a: str, b: str) -> bool:

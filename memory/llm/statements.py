@@ -42,7 +42,9 @@ MAX_WORDS = 60  # a longer clause is a pasted text or a run-on, not a statement 
 # tagged on after a comma. Not "but": a contrast keeps its two halves together ("I used Sketch for years but I
 # switched to Figma"); not a bare comma: the clause after it mostly goes on about the same thing ("I'm going back
 # to Hawaii, I loved it there").
-_SUBJECTS = r"(?:I|I'm|I've|I'd|I'll|I am|we|we're|we've|we'd|we'll|my|our|he|she|they|it|there|this|that)"
+# Only a first-person subject starts a new statement: "and it took me 4 hours", "and he loves it" go on about
+# what the clause before them said, and stay with it.
+_SUBJECTS = r"(?:I|I'm|I've|I'd|I'll|I am|we|we're|we've|we'd|we'll|my|our)"
 _CLAUSE_SPLIT = re.compile(
     rf"\s*;\s*|,?\s+(?:and|so|or|plus)\s+(?={_SUBJECTS}\b)|\s+[-—]\s+|:\s+(?=[A-Z])"
     r"|,\s+(?=(?:have|has|do|does|did|can|could|would|will|should|is|are|was|were)\s+you\b)"  # ", have you…?"
@@ -94,12 +96,6 @@ _WORD = re.compile(r"[A-Za-z][A-Za-z'\-]*|\d[\d,.:/%\-]*")
 _LEAD_IN = re.compile(r"^[^,]{1,40},\s+")
 # The user as subject or owner ("me" alone is mostly the object of a request: "call me Mai", "tell me…").
 _FIRST_ANYWHERE = re.compile(r"\b(?:I|I'm|I've|I'd|I'll|my|mine|we|our)\b")
-# A clause that judges what was said rather than tells about the user: "That sounds great", "It's been helpful".
-_JUDGING = re.compile(
-    r"^(?:that|this|it|these|those|there|which|what|here|everything|nothing|something)(?:'s|'re|\s+(?:is|are|was|"
-    r"were|sounds?|seems?|looks?|has|have|had|would|will|could|might|makes?|feels?)\b)",
-    re.I,
-)
 # A statement that says something changed: it may take the place of a close older statement without a shared slot.
 CHANGE_CUE = re.compile(
     r"\b(?:now|currently|these days|nowadays|no longer|not anymore|anymore|any more|instead|moved|relocated|"
@@ -199,20 +195,20 @@ def is_request(clause: str) -> bool:
     return bool(_ADDRESSEE.search(clause) or _ASKING.search(clause))
 
 
-def says_something(clause: str) -> bool:
+def says_something(clause: str, at_least: int = 1) -> bool:
     """More than acknowledgement, and not about the assistant's last words ("I'll try those ideas")."""
     content = [w for w in _words(clause.lower()) if w.strip("'") not in _TALK]
-    return bool(content) and not _DEIXIS.search(clause)
+    return len(content) >= at_least and not _DEIXIS.search(clause)
 
 
 def is_statement(clause: str) -> bool:
     """A first-person declarative that says something: the shape of a self-statement. The first person is its
-    subject ("I moved…", "my sister lives…"), or is in it where the subject is a thing of the user's ("Nike has
-    been my favourite brand"), not where it judges what was said ("That sounds perfect for my trip")."""
+    subject ("I moved…", "my sister lives…"), or is in it, about a thing of the user's ("Nike has been my
+    favourite brand"), saying more than a passing judgement ("That sounds perfect for my trip")."""
     words = _words(clause)
     if not 2 <= len(words) <= MAX_WORDS:
         return False
-    if _subject_at(clause) is None and (_JUDGING.match(clause) or not _FIRST_ANYWHERE.search(clause)):
+    if _subject_at(clause) is None and not (_FIRST_ANYWHERE.search(clause) and says_something(clause, 2)):
         return False
     if is_question(clause) or _CONDITION.match(clause) or is_request(clause):
         return False
