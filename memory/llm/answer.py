@@ -96,7 +96,7 @@ class Ranked:
     held: np.ndarray  # the share of what the question takes as given that each quote holds (idf-weighted)
     absent: float  # the share of it the whole context never says (idf-weighted)
     unnamed: float  # the share of the names the question takes as given that the whole context never says
-    holds: list[frozenset[str]]  # which of the question's given words each quote holds
+    holds: list[frozenset[str]]  # which of the question's words each quote holds
     holds_kind: np.ndarray | None = None  # which quotes hold the kind of answer the question expects, if it says
 
 
@@ -156,7 +156,8 @@ class Ranker:
         asked = [t for t in dict.fromkeys(tokenize(clause)) if t not in wanted]  # what the question takes as given
         n = len(self.quotes)
         held = np.ones(n)  # "What's my name?" takes nothing as given: nothing it presupposes is missing
-        holds = [frozenset(t for t in asked if t in tokens) for tokens in self.own]
+        every = list(dict.fromkeys(tokenize(clause)))  # (what it asks for too: "ethnicity" in "what's my ethnicity")
+        holds = [frozenset(t for t in every if t in tokens) for tokens in self.own]
         if not asked:
             return held, 0.0, holds
         idf = self.index.turn_bm25.idf
@@ -217,7 +218,8 @@ def choose(ranked: Ranked, clause: str) -> list[int]:
 def _alike(ranked: Ranked, best: int) -> list[int]:
     """Quotes about the same subject as ``best``: a shared slot, or close in meaning and holding at least the
     question's words it holds ("four bikes" and "three bikes" for "how many bikes…", not "tennis balls" and
-    "tennis racket" for "where did I buy my racket")."""
+    "tennis racket" for "where did I buy my racket", nor "Irish heritage" and "mixed ethnicity" for "what's my
+    ethnicity")."""
     close = ranked.vectors @ ranked.vectors[best]
     wanted = ranked.holds[best]
     shared = np.array([bool(q.slots & ranked.quotes[best].slots) for q in ranked.quotes], dtype=bool)
@@ -227,7 +229,11 @@ def _alike(ranked: Ranked, best: int) -> list[int]:
 
 
 def _newest_alike(ranked: Ranked, clause: str, best: int) -> int:
+    """The newest (or, for how things were, the oldest) quote about the same subject as ``best``; of those that
+    hold the kind of answer the question expects, when some do."""
     same = _alike(ranked, best)
+    if ranked.holds_kind is not None and any(ranked.holds_kind[i] for i in same):
+        same = [i for i in same if ranked.holds_kind[i]]
     orders = [ranked.quotes[i].order for i in same]
     pick = min if asks_how_things_were(clause) else max
     return same[orders.index(pick(orders))]
