@@ -353,7 +353,7 @@ def _replay_answers(lab: MemoryLab, a: argparse.Namespace) -> int:
         raise InputError("--limit must be at least 1")
     lab.embeddings_on_disk = True  # the same histories are replayed on every run: their vectors come from disk
     kinds = [k.strip() for k in (a.types or "").split(",") if k.strip()]
-    questions = select(load_longmemeval(a.data), kinds, a.limit)
+    questions = select(load_longmemeval(a.data), kinds, a.limit, a.seed)
     with tqdm(total=len(questions) * len(strategies), file=sys.stderr, disable=a.quiet, dynamic_ncols=True) as bar:
 
         def progress(done: int, total: int, label: str) -> None:
@@ -484,6 +484,11 @@ def build_parser() -> argparse.ArgumentParser:
     )
     e.add_argument("--types", help="with --replay-answers: only these question types (comma-separated)")
     e.add_argument("--limit", type=int, help="with --replay-answers: at most this many questions of each type")
+    e.add_argument(
+        "--seed",
+        type=int,
+        help="with --replay-answers --limit: a random sample of each type (this seed), not the first",
+    )
     e.add_argument(
         "--loco",
         action="store_true",

@@ -18,6 +18,7 @@ opened on the other pages.
 from __future__ import annotations
 
 import math
+import random
 import re
 import time
 from collections.abc import Callable, Sequence
@@ -130,11 +131,16 @@ def parse_strategies(text: str) -> list[str]:
     return list(dict.fromkeys(names))
 
 
-def select(questions: Sequence[LmeQuestion], kinds: Sequence[str] = (), limit: int | None = None) -> list[LmeQuestion]:
-    """The questions of the given kinds (all when none), at most ``limit`` of each kind, in file order."""
+def select(
+    questions: Sequence[LmeQuestion], kinds: Sequence[str] = (), limit: int | None = None, seed: int | None = None
+) -> list[LmeQuestion]:
+    """The questions of the given kinds (all when none), at most ``limit`` of each kind: the first in file order,
+    or with ``seed`` a random sample of each kind (the same for the same seed), so a subset stands for its type."""
     unknown = [k for k in kinds if k not in KINDS]
     if unknown:
         raise InputError(f"unknown question types {', '.join(unknown)}; choose from {', '.join(KINDS)}")
+    if seed is not None:
+        questions = random.Random(seed).sample(list(questions), len(questions))
     taken: dict[str, int] = {}
     out = []
     for q in questions:

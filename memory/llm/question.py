@@ -68,7 +68,9 @@ def asked_for(clause: str) -> set[str]:
     return set()
 
 
-_PAST = re.compile(r"\b(?:previous|previously|before|used to|originally|at first|initially|formerly|old)\b", re.I)
+_PAST = re.compile(
+    r"\b(?:previous|previously|before|used to|originally|at first|initially|formerly|(?<!how )old)\b", re.I
+)
 
 
 def clauses(question: str) -> list[str]:

@@ -171,20 +171,6 @@ def _subject_at(clause: str) -> int | None:
     return None
 
 
-# A statement asked as a question ("remember when I got pre-approved for $400,000?"): a verb and a complementizer,
-# then a first-person clause. The clause after them is what was said.
-_EMBEDDED = re.compile(r"^(?:[A-Za-z']+\s+){1,2}(?:when|that|how)\s+(?=(?:I|I'm|I've|we|my|our)\b)", re.I)
-
-
-def embedded_statement(clause: str) -> str:
-    """The first-person clause a rhetorical question carries ("remember when I got…?" → "I got…"), or ""."""
-    text = clause.strip()
-    if not text.endswith("?") or _QUESTION_START.match(text):
-        return ""
-    m = _EMBEDDED.match(text)
-    return text[m.end() :].rstrip(" ?") if m else ""
-
-
 def is_question(clause: str) -> bool:
     text = clause.strip()
     return text.endswith("?") or bool(_WH_QUESTION.match(text)) or bool(_QUESTION_START.match(text) and " you" in text)
@@ -244,7 +230,6 @@ def declarative_part(sentence: str) -> str:
     kept: list[str] = []
     for clause, before in _pieces(sentence):
         text = clause.strip()
-        text = embedded_statement(_strip_lead_in(text)) or text
         if not text:
             continue
         if is_question(text) or is_request(text):
@@ -267,7 +252,7 @@ def statements(text: str) -> list[Statement]:
     out: list[Statement] = []
     for sentence in split_sentences(text):
         for raw in clauses(sentence):
-            clause = embedded_statement(_strip_lead_in(raw)) or _strip_lead_in(raw)
+            clause = _strip_lead_in(raw)
             changes = tuple(changes_from_text(clause if clause.endswith("?") else clause.rstrip(".!") + "."))
             if is_statement(clause):
                 out.append(Statement(clause, to_second_person(clause), changes, bool(CHANGE_CUE.search(clause))))
