@@ -34,8 +34,10 @@ CLOSE_COSINE = 0.55
 # A statement this close to an older one, with another number or name in it, says what changed (the fact store's
 # duplicate threshold: closer than this, a statement is the same one said again unless its details changed).
 REWORDED = 0.9
-# A shared word counts when at most this share of the user's statements use it ("like", "really" do not).
+# A shared word counts when at most this share of the user's statements use it ("like", "really" do not), or at
+# most ``FEW`` of them: among a handful of statements, a word two of them share is what they are about, not common.
 COMMON_SHARE = 0.2
+FEW = 2
 _LETTERS = re.compile(r"[a-z0-9]+")
 _PRONOUNS = frozenset({"you", "your", "yours", "yourself", "i", "my", "me", "we", "our"})
 
@@ -102,7 +104,7 @@ def _close(current: UserFacts, text: str, rows: np.ndarray, cosines: np.ndarray)
     if not near:
         return []
     mine = content_stems(text)
-    limit = max(1.0, COMMON_SHARE * len(rows))
+    limit = max(float(FEW), COMMON_SHARE * len(rows))
     used_in: dict[str, int] = {}
     for r in rows:
         for stem in content_stems(current.texts[int(r)]) & mine:

@@ -119,3 +119,16 @@ def test_statements_about_different_things_both_stay(lab):
     events = _remember(lab, "omar", "I play the cello in a community orchestra.", "I started learning Portuguese.")
     assert [e for e, _ in events[1]] == ["ADD"], "a change cue alone supersedes nothing unrelated"
     assert len(lab.facts.all("omar")) == 2
+
+
+@pytest.mark.parametrize("strategy", ["facts", "hybrid"])
+def test_a_newer_count_wins_through_the_store_and_the_reply(lab, strategy):
+    """The issue's own failure: "three bikes", then "four bikes" — the newer value is current and is the answer."""
+    user = f"bikes-{strategy}"
+    lab.chat(user, "s1", "I have three bikes in the garage.", strategy=strategy, wait_upkeep=True)
+    lab.chat(user, "s1", "I bought a gravel bike, so I have four bikes now.", strategy=strategy, wait_upkeep=True)
+    current = [r.text for r in lab.facts.all(user)]
+    assert not any("three bikes" in t for t in current), current
+    assert any(r.metadata.get("superseded_by") for r in lab.facts.all(user, superseded=True))
+    reply = lab.chat(user, "s2", "How many bikes do I have?", strategy=strategy).reply.content
+    assert "four" in reply and "three" not in reply, reply
