@@ -111,3 +111,22 @@ def test_the_cli_runs_the_replayed_answers_with_json(lab):
     assert data["by_strategy"]["facts"]["by_type"]["single-session-user"]["n"] == 1
     bad = run_cli("eval", "--data", str(EXCERPT), "--replay-answers", "memory-palace", env=env)
     assert bad.code == 2 and bad.err.count("\n") == 1 and "unknown strategies" in bad.err
+
+
+def test_a_seeded_subset_is_a_random_sample_of_each_type_the_same_every_time():
+    from dataclasses import replace
+
+    from memory.eval.lme_answers import select
+
+    # Twenty questions, five of each type, each with its own id.
+    questions = [replace(q, question_id=f"{n}-{q.question_id}") for n in range(5) for q in load_longmemeval(EXCERPT)]
+
+    def ids(picked):
+        return sorted(q.question_id for q in picked)
+
+    assert ids(select(questions, limit=1)) == ids(questions[:4]), "no seed: the first of each type"
+    assert len({tuple(ids(select(questions, limit=1, seed=s))) for s in range(8)}) > 1, "a seed samples at random"
+    for seed in (0, 1):
+        picked = select(questions, limit=2, seed=seed)
+        assert ids(picked) == ids(select(questions, limit=2, seed=seed)), "the same seed, the same sample"
+        assert sorted(q.kind for q in picked) == sorted(2 * [q.kind for q in questions[:4]]), "two of each type"
