@@ -369,7 +369,14 @@ def _redacted(url: str) -> str:
 
 
 # -- the events each kind of write records --------------------------------
-_FACT_ACTIONS = {"ADD": "fact_add", "UPDATE": "fact_update", "DELETE": "fact_delete", "EDIT": "fact_edit"}
+# A statement superseded by a newer one is an update of what is current (old → new), as the fact log says.
+_FACT_ACTIONS = {
+    "ADD": "fact_add",
+    "UPDATE": "fact_update",
+    "SUPERSEDE": "fact_update",
+    "DELETE": "fact_delete",
+    "EDIT": "fact_edit",
+}
 
 
 def message_events(user_id: str, session_id: str, messages: Sequence[Any]) -> list[AuditEvent]:

@@ -203,6 +203,47 @@ def _progress_bar(unit: str) -> Iterator[Callable[[int, int], None]]:
         bar.close()
 
 
+def cmd_import_chat(lab: MemoryLab, a: argparse.Namespace) -> int:
+    """A chat transcript into a user's memory as if it had been chatted (``transcript.py``, ``replay.py``)."""
+    from tqdm import tqdm
+
+    from .replay import replay
+    from .transcript import read_transcript
+
+    try:
+        raw = sys.stdin.buffer.read() if a.file == "-" else open(a.file, "rb").read()  # noqa: SIM115
+    except OSError as exc:
+        raise InputError(f"cannot read {a.file}: {exc.strerror or exc}") from exc
+    transcript = read_transcript(raw, lab.settings.max_message_chars, a.question)
+    with tqdm(total=transcript.messages, file=sys.stderr, unit="msg", disable=a.quiet, dynamic_ncols=True) as bar:
+
+        def progress(done: int, total: int, label: str) -> None:
+            bar.n = done
+            bar.set_description(label[:40])
+            bar.refresh()
+
+        report = replay(lab, a.user, transcript.sessions, a.strategy, progress=progress)
+    summary = {
+        "user": report.user_id,
+        "strategy": report.strategy,
+        "sessions": report.sessions,
+        "messages": report.messages,
+        "stored": report.stored,
+        "facts": lab.facts.count(report.user_id),
+        "warnings": report.warnings,
+    }
+    if a.json:
+        _print_json(summary)
+    else:
+        print(
+            f"imported {report.messages:,} messages ({report.stored:,} new) in {len(report.sessions)} session(s) "
+            f"into {report.user_id!r} through {report.strategy}: {summary['facts']} facts kept"
+        )
+        for w in report.warnings:
+            print(f"warning: {w}", file=sys.stderr)
+    return 0
+
+
 def cmd_facts(lab: MemoryLab, a: argparse.Namespace) -> int:
     if a.action == "edit":
         if not a.fact_id or not a.text:
@@ -234,6 +275,8 @@ def cmd_eval(lab: MemoryLab, a: argparse.Namespace) -> int:
     from .eval.locomo import DatasetError, load_locomo
     from .eval.runner import evaluate
 
+    if a.replay_answers:
+        return _replay_answers(lab, a)
     try:
         conversations = load_locomo(a.data)
     except DatasetError as exc:
@@ -318,6 +361,34 @@ def cmd_eval(lab: MemoryLab, a: argparse.Namespace) -> int:
         )
         for c, f1 in answers.f1_by_category.items():
             print(f"  F1 {c} {CATEGORY_NAMES.get(c, '')}: {f1 * 100:.1f}")
+    return 0
+
+
+def _replay_answers(lab: MemoryLab, a: argparse.Namespace) -> int:
+    """``eval --replay-answers``: a LongMemEval file's histories replayed through strategies, questions asked."""
+    from tqdm import tqdm
+
+    from .eval.lme_answers import answer_through_strategies, parse_strategies, render, select
+    from .eval.longmemeval import load_longmemeval
+
+    strategies = parse_strategies(a.replay_answers)
+    if a.limit is not None and a.limit < 1:
+        raise InputError("--limit must be at least 1")
+    lab.embeddings_on_disk = True  # the same histories are replayed on every run: their vectors come from disk
+    kinds = [k.strip() for k in (a.types or "").split(",") if k.strip()]
+    questions = select(load_longmemeval(a.data), kinds, a.limit, a.seed)
+    with tqdm(total=len(questions) * len(strategies), file=sys.stderr, disable=a.quiet, dynamic_ncols=True) as bar:
+
+        def progress(done: int, total: int, label: str) -> None:
+            bar.n = done
+            bar.set_description(label[:40])
+            bar.refresh()
+
+        report = answer_through_strategies(lab, questions, strategies, progress=progress)
+    if a.json:
+        _print_json(report.to_json(with_questions=a.questions))
+    else:
+        print(render(report, a.data))
     return 0
 
 
@@ -460,6 +531,19 @@ def build_parser(prog: str = "python -m memory") -> argparse.ArgumentParser:
         help="also answer each question from its top K turns with the configured LLM: token F1 (and a judge)",
     )
     e.add_argument(
+        "--replay-answers",
+        metavar="STRATEGIES",
+        help="a LongMemEval file: replay each question's history through these strategies (e.g. facts,hybrid) "
+        "and ask it in a chat turn; right offline (and judged with a key) by question type and strategy",
+    )
+    e.add_argument("--types", help="with --replay-answers: only these question types (comma-separated)")
+    e.add_argument("--limit", type=int, help="with --replay-answers: at most this many questions of each type")
+    e.add_argument(
+        "--seed",
+        type=int,
+        help="with --replay-answers --limit: a random sample of each type (this seed), not the first",
+    )
+    e.add_argument(
         "--loco",
         action="store_true",
         help="leave-one-conversation-out: recall with the ranking weights chosen without the scored conversation",
@@ -476,6 +560,20 @@ def build_parser(prog: str = "python -m memory") -> argparse.ArgumentParser:
     i.add_argument("file", help="an export file, or - for standard input")
     i.add_argument("--user", help="import into this user id instead of the one in the file")
     i.set_defaults(func=cmd_import)
+
+    ic = sub.add_parser(
+        "import-chat",
+        help="replay a chat transcript (LongMemEval, or [{role, content, date?}]) into a user's memory as if chatted",
+    )
+    ic.add_argument("file", help="a JSON file (plain or gzip), or - for standard input")
+    ic.add_argument("--user", required=True)
+    ic.add_argument("--strategy", default="hybrid", choices=list(STRATEGIES), help="whose upkeep runs (default hybrid)")
+    ic.add_argument(
+        "--question", help="a LongMemEval file of several histories: the question id whose history to import"
+    )
+    ic.add_argument("--json", action="store_true")
+    ic.add_argument("--quiet", action="store_true", help="no progress bar")
+    ic.set_defaults(func=cmd_import_chat)
 
     fa = sub.add_parser("facts", help="list, edit or undo a user's long-term facts")
     fa.add_argument("action", choices=["list", "edit", "undo"])

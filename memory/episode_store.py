@@ -24,7 +24,18 @@ from .messages import Message
 Embed = Callable[[list[str]], np.ndarray]
 
 
-EMPTY = "(empty session)"
+EMPTY = "(empty session)"  # what older versions stored for a session whose summary was empty; read as none
+GIST_CHARS = 240
+
+
+def gist(messages: list[Message]) -> str:
+    """A session's own words when its summary holds nothing (only questions, small talk): what the user said,
+    so the episode is still about something and can be found (never an "(empty session)" episode)."""
+    said = [m.content.strip() for m in messages if m.role.value == "user" and m.content.strip()]
+    if not said:
+        return ""
+    text = " / ".join(said)
+    return "The user said: " + (text if len(text) <= GIST_CHARS else text[: GIST_CHARS - 1].rstrip() + "…")
 
 
 def episode_id(user_id: str, session_id: str) -> str:
@@ -47,7 +58,7 @@ class EpisodeStore:
             "updated_at": time.time(),
             "log_key": log_key,
         }
-        text = summary.strip() or EMPTY
+        text = summary.strip() or gist(messages) or "The session has no messages."
         self.vectors.upsert(EPISODES, [Record(eid, text, metadata)], self.embed([text]))
         return eid
 
@@ -74,7 +85,7 @@ class EpisodeStore:
         if not new:
             return eid
         previous = old.text if old and old.text != EMPTY else ""
-        text = summarize(previous, new).strip() or previous or EMPTY
+        text = summarize(previous, new).strip() or previous or gist(new) or "The session has no user messages yet."
         metadata: dict[str, Any] = {
             "user_id": user_id,
             "session_id": session_id,

@@ -37,6 +37,16 @@ from .stored import as_dict, load_json
 MAX_USERS = 64  # users whose facts stay in memory (least recently used go first)
 
 
+def slots_of(slot: object) -> list[str]:
+    """The slots a fact fills: a statement may fill several ("employer|role"); "" or None is none."""
+    return [s for s in str(slot or "").split("|") if s]
+
+
+def is_superseded(meta: dict[str, Any]) -> bool:
+    """A statement a newer one took the place of: kept in the store, out of every search (``supersession.py``)."""
+    return bool(meta.get("superseded_by"))
+
+
 @dataclass
 class UserFacts:
     """One user's facts as rows; removed rows are tombstones until the table is rebuilt."""
@@ -78,7 +88,11 @@ class UserFacts:
             self.texts[row], self.metas[row] = text, dict(meta)
         self.vectors[row] = unit
         self.alive[row] = True
-        self.bm25.set(row, tokenize(text))
+        # A statement's keywords include what the slot rules read in it ("you live in Malmö" for "You moved…") and
+        # what was said around it (what "it" or "there" stands for), as a turn's include its neighbours'.
+        self.bm25.set(row, tokenize(f"{text} {meta.get('reads') or ''} {meta.get('context') or ''}"))
+        if is_superseded(meta):
+            self.drop(record_id)
 
     def drop(self, record_id: str) -> None:
         row = self.row_of.pop(record_id, None)
@@ -101,7 +115,7 @@ class UserFacts:
         return rows, every if len(rows) == len(every) else every[rows]
 
     def in_slot(self, slot: str) -> list[int]:
-        return [r for r in self.rows() if self.metas[r].get("slot") == slot]
+        return [r for r in self.rows() if slot in slots_of(self.metas[r].get("slot"))]
 
     def record(self, row: int) -> Record:
         return Record(self.ids[row], self.texts[row], dict(self.metas[row]))

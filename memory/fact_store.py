@@ -2,9 +2,12 @@
 
 A fact that repeats an existing one (cosine similarity at or above the
 duplicate threshold) only refreshes it; a fact in the same *slot* (the
-user's name, home town...) replaces the old text. Every decision goes to the
-user's fact log, like mem0's history, so the Vector memory page can show why
-a fact changed. Reads are always filtered by user.
+user's name, home town...) replaces the old text. A self-statement
+(``llm/statements.py``) is added as it was said, and supersedes the older
+statements it takes the place of (``supersession.py``): they stay in the
+store, marked, out of every search. Every decision goes to the user's fact
+log, like mem0's history, so the Vector memory page can show why a fact
+changed. Reads are always filtered by user.
 """
 
 from __future__ import annotations
@@ -23,7 +26,7 @@ import numpy as np
 from .backends.redis_client import RedisClient
 from .backends.vector_store import FACTS, Hit, Record, VectorBackend
 from .errors import InputError, RefusedError, StaleEditError, StoredDataError
-from .fact_index import FactIndex, UserFacts
+from .fact_index import FactIndex, UserFacts, is_superseded
 from .filters import where_user
 from .keys import Keys, validate_id
 from .llm.base import ExtractedFact
@@ -40,7 +43,7 @@ def slot_of(metadata: dict[str, Any]) -> str | None:
     return str(metadata.get("slot") or "") or None
 
 
-EVENTS = ("ADD", "UPDATE", "DUPLICATE", "DELETE", "EDIT", "UNDO")
+EVENTS = ("ADD", "UPDATE", "DUPLICATE", "DELETE", "EDIT", "UNDO", "SUPERSEDE")
 MAX_FACT_CHARS = 2000  # a fact rides in every later context of its user: edits and imports are held to this
 # Characters that change how a text reads without being seen: bidirectional controls (U+202E shows the rest of
 # a line backwards), zero-width spaces and the byte-order mark. Joiners (U+200C, U+200D) stay: scripts and
@@ -70,7 +73,7 @@ def tidy_fact(text: str, where: str = "a fact") -> str:
 @dataclass
 class FactEvent:
     at: float
-    event: str  # ADD | UPDATE | DUPLICATE | DELETE | EDIT (by hand) | UNDO
+    event: str  # ADD | UPDATE | DUPLICATE | DELETE | EDIT (by hand) | UNDO | SUPERSEDE (text: the newer statement)
     fact_id: str
     text: str
     previous: str | None = None
@@ -257,7 +260,9 @@ class FactStore:
             try:
                 for i, (fact, vector) in enumerate(zip(facts, vectors)):
                     new_id = derived_id(user_id, job, i) if job else uuid.uuid4().hex
-                    if fact.action == "delete":
+                    if fact.action == "state":
+                        events.extend(self._state(user_id, writes, session_id, fact, vector, new_id))
+                    elif fact.action == "delete":
                         events.extend(self._delete_matching(writes, session_id, fact))
                     elif fact.action == "replace" and fact.old_value:
                         events.extend(
@@ -366,6 +371,56 @@ class FactStore:
         writes.put(Record(new_id, fact.text, metadata), vector)
         return FactEvent(now, "ADD", new_id, fact.text, None, None, session_id)
 
+    def _state(
+        self,
+        user_id: str,
+        writes: _Writes,
+        session_id: str,
+        fact: ExtractedFact,
+        vector: np.ndarray,
+        new_id: str,
+    ) -> list[FactEvent]:
+        """A self-statement: a repeat refreshes the stored one; else it is added and supersedes older statements
+        about the same thing (``supersession.py``), which stay in the store, marked, and in the log as old → new."""
+        from .supersession import same_details, superseded_rows
+
+        current = writes.facts
+        now = time.time()
+        if new_id in current.row_of:  # this job stored it before it was interrupted
+            return [FactEvent(now, "ADD", new_id, fact.text, None, None, session_id)]
+        rows, cosines = current.cosines(vector)
+        if len(rows):
+            best = int(np.argmax(cosines))
+            # A repeat, unless a number or a name changed ("$350,000" → "$400,000"): that is an update.
+            if float(cosines[best]) >= self.dup_similarity and same_details(fact.text, current.texts[int(rows[best])]):
+                row = int(rows[best])
+                old = current.record(row)
+                self._touch(writes, row, None, fact, session_id, now)
+                return [
+                    FactEvent(now, "DUPLICATE", old.id, fact.text, old.text, round(float(cosines[best]), 4), session_id)
+                ]
+        when = fact.said_at if fact.said_at is not None else now
+        doomed = superseded_rows(current, fact, rows, cosines, when, self.dup_similarity)
+        metadata = {
+            "user_id": user_id,
+            "session_id": session_id,
+            "created_at": now,
+            "updated_at": now,
+            "said_at": when,
+            "slot": fact.slot or "",
+            "source_ids": json.dumps(list(fact.source_ids)),
+            "reads": fact.reads,
+            "context": fact.context,
+        }
+        events = [FactEvent(now, "ADD", new_id, fact.text, None, None, session_id, fact.slot)]
+        for row in doomed:
+            old = current.record(row)
+            meta = dict(old.metadata) | {"superseded_by": new_id, "superseded_at": now}
+            writes.put(Record(old.id, old.text, meta), current.vectors[row])
+            events.append(FactEvent(now, "SUPERSEDE", old.id, fact.text, old.text, None, session_id, slot_of(meta)))
+        writes.put(Record(new_id, fact.text, metadata), vector)
+        return events
+
     def _touch(
         self,
         writes: _Writes,
@@ -442,8 +497,10 @@ class FactStore:
         with self.index.lock:
             return len(self.index.current(user_id))
 
-    def all(self, user_id: str, with_embeddings: bool = False) -> list[Record]:
-        return self.vectors.get(FACTS, where=where_user(user_id), with_embeddings=with_embeddings)
+    def all(self, user_id: str, with_embeddings: bool = False, superseded: bool = False) -> list[Record]:
+        """The user's facts; with ``superseded``, also the statements newer ones took the place of."""
+        records = self.vectors.get(FACTS, where=where_user(user_id), with_embeddings=with_embeddings)
+        return records if superseded else [r for r in records if not is_superseded(r.metadata)]
 
     def history(self, user_id: str) -> Entries[FactEvent]:
         """The user's fact log, oldest first; entries that are not events are reported, not raised."""
@@ -588,7 +645,7 @@ class FactStore:
         return missing
 
     def undo_last(self, user_id: str) -> FactEvent:
-        """Undo the user's last change to their facts (an ADD, UPDATE, EDIT or DELETE), logged as UNDO.
+        """Undo the user's last change to their facts (ADD, UPDATE, EDIT, DELETE, a superseding statement), as UNDO.
 
         One step, once: the fact gets back exactly the text it had before that
         change. Refused, with nothing written, when the change cannot be undone
@@ -597,6 +654,9 @@ class FactStore:
         """
         with self.index.lock:
             last = self._last_change(user_id)
+            if last.event == "SUPERSEDE":
+                batch = [e for e in self.history(user_id).items if e.at == last.at and e.event != "DUPLICATE"]
+                return self._undo_statement(user_id, batch)
             current = self._own(user_id, last.fact_id)
             if last.event == "DELETE":
                 if current is not None:
@@ -641,6 +701,24 @@ class FactStore:
                 raise InputError("the last change was already undone")
             return event
         raise InputError("there is no change to undo")
+
+    def _undo_statement(self, user_id: str, batch: list[FactEvent]) -> FactEvent:
+        """Undo a statement that superseded others: it goes, they are current again (one UNDO per fact)."""
+        undone: list[FactEvent] = []
+        for e in batch:
+            record = self._own(user_id, e.fact_id)
+            if e.event == "ADD" and record is not None:
+                self.vectors.delete(FACTS, ids=[e.fact_id])
+                undone.append(FactEvent(time.time(), "UNDO", e.fact_id, "", e.text, None, None, e.slot))
+            elif e.event == "SUPERSEDE" and record is not None:
+                # Blanked, not dropped: a store's upsert may merge metadata, keeping a key left out.
+                meta = dict(record.metadata) | {"superseded_by": "", "superseded_at": 0.0}
+                self.vectors.upsert(FACTS, [Record(record.id, record.text, meta)], self.embed([record.text]))
+                undone.append(FactEvent(time.time(), "UNDO", e.fact_id, record.text, e.text, None, None, e.slot))
+        if not undone:
+            raise InputError("the facts this change made are gone; nothing to undo")
+        self._log(user_id, undone)
+        return next((e for e in undone if e.text), undone[0])
 
     def forget_user(self, user_id: str) -> int:
         try:

@@ -108,6 +108,9 @@ class MemoryLab:
         self._redis_url = ""
         self._worker: WorkerThread | None = None
         self.worker_autostart = True  # start the worker thread when a job is queued (MEMLAB_UPKEEP=thread)
+        # Embed through the data-set cache on disk (``dataset_embed``): evaluations that replay a benchmark's
+        # histories embed the same texts on every run.
+        self.embeddings_on_disk = False
         self.upkeep = Upkeep(self)
 
     # -- backends --------------------------------------------------------
@@ -162,6 +165,8 @@ class MemoryLab:
         return get_embedder()
 
     def embed(self, texts: list[str]) -> np.ndarray:
+        if self.embeddings_on_disk:
+            return self.dataset_embed(texts)
         return self.embedder.embed(texts)
 
     def search_memories(self, user_id: str, query: str, k: int) -> tuple[np.ndarray, list[MemoryHit]]:
@@ -177,7 +182,9 @@ class MemoryLab:
 
         weights = Path(model_path()) / "model.safetensors"
         key = f"{MODEL_NAME}:{weights.stat().st_size}"
-        return EmbeddingCache(self.embed, cache_dir() / f"embeddings-{MODEL_NAME}.sqlite3", key)
+        return EmbeddingCache(
+            lambda texts: self.embedder.embed(list(texts)), cache_dir() / f"embeddings-{MODEL_NAME}.sqlite3", key
+        )
 
     @cached_property
     def llm(self) -> LLM:

@@ -56,6 +56,7 @@ class TurnHit:
     score: float
     similarity: float
     related: tuple[str, ...] = ()  # the question's related words (``Weights.related``) this turn uses
+    at: float = 0.0  # when it was said (unix seconds; 0: unknown)
 
 
 @dataclass(frozen=True)
@@ -271,6 +272,7 @@ class TurnStore:
                 float(scores[i]),
                 float(dense[i]),
                 tuple(index.related.word_of[t] for t in dict.fromkeys(tokenize(cands[i].text)) if t in related),
+                cands[i].at,
             )
             for i in order
         ]

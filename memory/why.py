@@ -106,7 +106,7 @@ def why_not(lab: MemoryLab, user_id: str, query: str, memory: str, k: int = 5, s
         )  # fmt: skip
 
     for event in reversed(lab.facts.history(user_id).items):
-        replaced = event.event == "UPDATE" and event.previous and _norm(event.previous) == _norm(wanted)
+        replaced = event.event in ("UPDATE", "SUPERSEDE") and event.previous and _norm(event.previous) == _norm(wanted)
         if (event.event == "DELETE" and (event.fact_id == wanted or _norm(event.text) == _norm(wanted))) or replaced:
             what = f"replaced by “{event.text}”" if replaced else "deleted"
             return WhyNot(

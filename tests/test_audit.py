@@ -188,7 +188,7 @@ def test_a_worker_killed_between_a_memory_write_and_its_audit_row_leaves_no_gap(
         lab = MemoryLab(replace(settings, summary_threshold=2, summary_keep=0))
         rows = lab.audit.query(user_id="alice", actions=[action])
         if action == "fact_add":
-            assert sorted(r.content for r in rows) == ["The user lives in Oslo.", "The user's name is Alice."]
+            assert sorted(r.content for r in rows) == ["You live in Oslo.", "Your name is Alice."]
             assert [e.event for e in lab.facts.history("alice").items] == ["ADD", "ADD"], "applied once"
         else:
             [fold] = lab.sessions.folds("alice", "s1").items

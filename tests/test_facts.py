@@ -50,12 +50,13 @@ def test_repeats_do_not_pile_up_and_slots_update(lab):
     lab.chat("alice", "s1", "My name is Alice.", strategy="facts")
     lab.chat("alice", "s2", "I use Python.", strategy="facts")
     lab.chat("alice", "s2", "I use Python.", strategy="facts", wait_upkeep=True)
-    assert sorted(r.text for r in lab.facts.all("alice")) == ["The user codes in Python.", "The user's name is Alice."]
+    assert sorted(r.text for r in lab.facts.all("alice")) == ["You use Python.", "Your name is Alice."]
     lab.chat("alice", "s3", "Actually, call me Ally.", strategy="facts", wait_upkeep=True)
     texts = [r.text for r in lab.facts.all("alice")]
-    assert "The user's name is Ally." in texts and "The user's name is Alice." not in texts
+    assert "Your name is Ally." in texts and "Your name is Alice." not in texts
+    assert "Your name is Alice." in [r.text for r in lab.facts.all("alice", superseded=True)], "kept, superseded"
     events = [e.event for e in lab.facts.history("alice").items]
-    assert events == ["ADD", "DUPLICATE", "ADD", "DUPLICATE", "UPDATE"]
+    assert events == ["ADD", "DUPLICATE", "ADD", "DUPLICATE", "ADD", "SUPERSEDE"]
 
 
 def test_near_duplicate_by_similarity_is_merged(lab):
@@ -85,7 +86,7 @@ def test_forget_user_removes_redis_keys_and_chroma_records(lab):
     # Only the marker that makes workers drop alice's older jobs is left: a stream id, no content.
     assert list(lab.redis.scan_iter(match="memlab:*alice*")) == [lab.keys.user("alice").forgotten]
     assert lab.redis.get(lab.keys.user("alice").forgotten).count("-") == 1
-    assert [r.text for r in lab.facts.all("bob")] == ["The user's name is Bob."]
+    assert [r.text for r in lab.facts.all("bob")] == ["Your name is Bob."]
 
 
 def _full_read_search(lab, user_id, vector, k, query):  # type: ignore[no-untyped-def]

@@ -59,7 +59,7 @@ def test_invalid_json_from_extraction_falls_back_with_a_warning(settings, provid
         result = lab.chat("bob", "s1", "I use Python.", strategy="facts", wait_upkeep=True)
         assert result.reply is not None
         assert any("not valid JSON" in w for w in result.trace.warnings)
-        assert [r.text for r in lab.facts.all("bob")] == ["The user codes in Python."]
+        assert [r.text for r in lab.facts.all("bob")] == ["You use Python."]
 
 
 def test_summaries_go_through_the_provider(settings, provider):

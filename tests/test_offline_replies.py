@@ -73,7 +73,7 @@ def test_long_term_strategies_answer_in_a_new_session(lab):
     for text in WALKTHROUGH:
         lab.chat("maya", "s1", text, strategy="hybrid")
     reply = lab.chat("maya", "s2", "What's my name and where do I live?", strategy="hybrid").reply.content
-    assert reply.startswith("Your name is Maya Lindqvist, and you live in Malmö.")
+    assert reply.startswith("Your name is Maya Lindqvist, and you") and "Malmö" in reply and "Gothenburg" not in reply
 
 
 @pytest.mark.parametrize(

@@ -34,30 +34,30 @@ from .conftest import assert_one_line_error, run_cli
 def test_edit_a_fact_by_hand_and_undo_each_kind_of_change(lab):
     lab.chat("maya", "s1", "I live in Gothenburg.", strategy="facts", wait_upkeep=True)
     [fact] = lab.facts.all("maya")
-    event = lab.facts.edit("maya", fact.id, "The user lives in Gothenburg, Sweden.")
-    assert (event.event, event.previous) == ("EDIT", "The user lives in Gothenburg.")
+    event = lab.facts.edit("maya", fact.id, "You live in Gothenburg, Sweden.")
+    assert (event.event, event.previous) == ("EDIT", "You live in Gothenburg.")
     hits = lab.facts.search("maya", lab.embed(["which country do I live in"])[0], 1, "which country do I live in")
-    assert hits[0][0].text == "The user lives in Gothenburg, Sweden.", "an edit is re-embedded and searchable"
-    assert lab.facts.undo_last("maya").text == "The user lives in Gothenburg."
+    assert hits[0][0].text == "You live in Gothenburg, Sweden.", "an edit is re-embedded and searchable"
+    assert lab.facts.undo_last("maya").text == "You live in Gothenburg."
     with pytest.raises(InputError, match="already undone"):
         lab.facts.undo_last("maya")
     lab.facts.delete("maya", fact.id)
     assert lab.facts.all("maya") == []
     lab.facts.undo_last("maya")
     [back] = lab.facts.all("maya")
-    assert (back.id, back.text, back.metadata["slot"]) == (fact.id, "The user lives in Gothenburg.", "location")
+    assert (back.id, back.text, back.metadata["slot"]) == (fact.id, "You live in Gothenburg.", "location")
     lab.chat(
         "maya", "s1", "I moved to Malmö.", strategy="facts", wait_upkeep=True
-    )  # an UPDATE by the rules, undone by hand
+    )  # a statement superseding the older one, undone by hand: the older one is current again
     lab.facts.undo_last("maya")
-    assert [r.text for r in lab.facts.all("maya")] == ["The user lives in Gothenburg."]
-    assert [e.event for e in lab.facts.history("maya").items][-2:] == ["UPDATE", "UNDO"]
+    assert [r.text for r in lab.facts.all("maya")] == ["You live in Gothenburg."]
+    assert [e.event for e in lab.facts.history("maya").items][-4:] == ["ADD", "SUPERSEDE", "UNDO", "UNDO"]
 
 
 def test_a_users_memory_round_trips_through_export_and_import(lab):
     lab.chat("maya", "s1", "My name is Maya and I live in Malmö.", strategy="hybrid", wait_upkeep=True)
     exported = json.loads(json.dumps(export_user(lab, "maya")))
-    assert {f["text"] for f in exported["facts"]} == {"The user's name is Maya.", "The user lives in Malmö."}
+    assert {f["text"] for f in exported["facts"]} == {"Your name is Maya.", "You live in Malmö."}
     before = lab.facts.history("maya").items
     same = import_document(lab, load_document(json.dumps(exported)))  # into the same user, facts still there
     assert (same.written, same.unchanged) == ({"facts": 0, "episodes": 0}, 3)
@@ -110,7 +110,7 @@ def test_cli_export_and_import(lab, tmp_path):
     path.write_text(exported.out)
     imported = run_cli("import", str(path), "--user", "maya-copy", env=env)
     assert imported.code == 0 and "imported 1 facts" in imported.out, imported.err
-    assert [r.text for r in lab.facts.all("maya-copy")] == ["The user is vegetarian."]
+    assert [r.text for r in lab.facts.all("maya-copy")] == ["You're vegetarian."]
     markdown = run_cli("export", "--user", "maya", "--session", "s1", "--markdown", env=env)
     assert markdown.code == 0 and markdown.out.startswith("# Session s1 of maya")
     bad = run_cli("import", str(tmp_path / "missing.json"), env=env)

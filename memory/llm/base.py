@@ -27,8 +27,14 @@ class ExtractedFact:
     """A change to the user's long-term memory that a message makes.
 
     ``action`` is "set" (store ``text``, updating its ``slot``), "delete"
-    (remove the fact in ``slot``, or the one holding ``value``) or "replace"
-    (rewrite the fact holding ``old_value`` to hold ``value``).
+    (remove the fact in ``slot``, or the one holding ``value``), "replace"
+    (rewrite the fact holding ``old_value`` to hold ``value``) or "state": a
+    self-statement kept in the user's words (``statements.py``), which
+    supersedes older statements in its slots (``slot`` may name several,
+    "employer|role"), those holding a value it ``takes_back`` ((slot,
+    value) pairs, slot "" for any), and, with a ``change_cue``, a close
+    older statement; ``said_at`` is when its message was said; ``reads``
+    is what the slot rules read in it, kept for keyword search.
     """
 
     text: str
@@ -37,6 +43,11 @@ class ExtractedFact:
     action: str = "set"
     value: str | None = None
     old_value: str | None = None
+    said_at: float | None = None
+    change_cue: bool = False
+    takes_back: tuple[tuple[str, str], ...] = ()
+    reads: str = ""  # the slot rules' reading of a statement ("you live in Malmö"), searched beside its text
+    context: str = ""  # what was said around it in its message (often what "it" or "there" means), searched too
 
 
 class LLM(ABC):

@@ -18,7 +18,7 @@ from typing import Any
 from ..messages import Message, Role
 from ..trace import PromptPart
 from .base import LLM, ExtractedFact, LLMError, LLMReply
-from .rules import extract_facts as rule_facts
+from .statements import extract_statements as rule_facts
 
 SUMMARY_PROMPT = (
     "You maintain a running summary of a conversation for an assistant's memory. Merge the previous "

@@ -22,9 +22,11 @@ import numpy as np
 from ..messages import Message, Role
 from ..tokens import count_tokens
 from ..trace import PromptPart
-from .answer import _MANY, answer, fact_topic, to_second_person
+from .answer import answer
 from .base import LLM, ExtractedFact, LLMReply
-from .rules import changes_from_text, extract_facts, second_person, split_sentences, whole_word
+from .quotes import to_second_person
+from .rules import DIETS, PETS, RELATIONS, changes_from_text, split_sentences, whole_word
+from .statements import extract_statements, statements
 
 MODEL_ID = "offline-extractive-v2"
 _QUESTION_START = re.compile(
@@ -32,12 +34,42 @@ _QUESTION_START = re.compile(
     r"tell me|remind me)\b",
     re.IGNORECASE,
 )
-_SMALL_TALK = re.compile(
-    r"^(?:hi|hello|hey|thanks|thank you|ok|okay|cool|great|nice|bye|goodbye|good (?:morning|evening|night)|lol|haha|"
-    r"sure|yes|no|yep|nope|alright|sounds good|got it)\b[\s!,.]*$",
-    re.IGNORECASE,
-)
-_FIRST_PERSON = re.compile(r"\b(?:I|I'm|I've|I'll|my|me|we|our|us)\b")
+_FACT_TOPICS: list[tuple[re.Pattern[str], str]] = [
+    (re.compile(r"^The user's name is"), "name"),
+    (re.compile(r"^The user lives in"), "location"),
+    (re.compile(r"^The user is from"), "origin"),
+    (re.compile(r"^The user works at"), "employer"),
+    (re.compile(r"^The user works as"), "role"),
+    (re.compile(r"^The user codes in"), "language"),
+    (re.compile(rf"^The user (?:is (?:{'|'.join(re.escape(d) for d in sorted(DIETS))})|doesn't eat)\b"), "diet"),
+    (re.compile(r"^The user is allergic to"), "allergy"),
+    (
+        re.compile(r"^The user is planning a trip to ([\w'\- ]+?)(?: (?:in|on|this|next|from|for|with)\b|\.|$)"),
+        "trip:{0}",
+    ),
+    (re.compile(r"^The user's favorite ([a-z]+(?: [a-z]+)?) is"), "favorite:{0}"),
+    (re.compile(rf"^The user's ({RELATIONS}) is called"), "relation:{0}"),
+    (re.compile(rf"^The user has an? ({PETS}) called"), "pet:{0}"),
+    (re.compile(r"^The user(?:'s team)? uses"), "uses"),
+    (re.compile(r"^The user likes"), "likes"),
+    (re.compile(r"^The user dislikes"), "dislikes"),
+]
+# Topics a person has several of: every current fact is kept, not just the newest.
+_MANY = {"uses", "likes", "allergy", "trip", "pet"}
+
+
+def _fmt(template: str, m: re.Match[str]) -> str:
+    return template.format(*(g.lower() for g in m.groups() if g)) if "{0}" in template else template
+
+
+def fact_topic(fact: str) -> str | None:
+    """The slot a summary's third-person fact fills ("The user lives in Oslo." → "location"), newest wins."""
+    for pattern, template in _FACT_TOPICS:
+        m = pattern.search(fact)
+        if m:
+            return _fmt(template, m)
+    return None
+
 
 Embed = Callable[[list[str]], np.ndarray]
 
@@ -85,17 +117,11 @@ class OfflineLLM(LLM):
 
     @staticmethod
     def _acknowledge(text: str, keeps: str) -> str:
-        changes = changes_from_text(text)
-        if not changes:
+        """What was understood, as memory keeps it: each self-statement in the second person."""
+        said = list(dict.fromkeys(s.text.rstrip(".") for s in statements(text)))
+        if not said:
             return "Noted." + (f" (Offline provider: I answer from memory, which keeps {keeps}.)" if keeps else "")
-        said = []
-        for c in changes:
-            if c.action == "set":
-                said.append(second_person(c.text))
-            elif c.action == "delete":
-                said.append(f"that no longer holds: {second_person(c.text)}")
-            else:
-                said.append(f"{c.old_value} is now {c.value}")
+        said = [t[:1].lower() + t[1:] for t in said]
         scope = f" My memory keeps {keeps}." if keeps else ""
         return "Noted: " + "; ".join(said) + "." + scope
 
@@ -113,14 +139,15 @@ class OfflineLLM(LLM):
             if message.role is not Role.USER:
                 continue  # replies only echo memory; the user's words carry the content
             for sentence in split_sentences(message.content):
-                if is_question(sentence) or _SMALL_TALK.match(sentence) or len(sentence.split()) < 3:
-                    continue
                 changes = changes_from_text(sentence)
                 for c in changes:
                     _apply(facts, c.action, c.text, c.slot, c.value, c.old_value)
-                if not changes and _FIRST_PERSON.search(sentence):
-                    note = third_person(sentence)
-                    if note not in notes:
+                if changes:
+                    continue
+                # The user's other self-statements (``statements.py``: no questions, requests or small talk).
+                for statement in statements(sentence):
+                    note = third_person(statement.clause)
+                    if note not in notes and len(statement.clause.split()) >= 3:
                         notes.append(note)
         return self._fit(list(facts.values()), notes, max_tokens)
 
@@ -165,7 +192,7 @@ class OfflineLLM(LLM):
 
     # -- facts -----------------------------------------------------------
     def extract_facts(self, messages: list[Message]) -> tuple[list[ExtractedFact], list[str]]:
-        return extract_facts(messages), []
+        return extract_statements(messages), []
 
 
 def _key(topic: str | None, text: str) -> str:

@@ -27,7 +27,11 @@ from dataclasses import dataclass
 from ..messages import Message, Role
 from .base import ExtractedFact
 
-_SENTENCE_SPLIT = re.compile(r"(?<=[.!?])\s+|\n+")
+# A sentence ends at . ! ? before a space, except after a title or a common abbreviation ("Mrs. Johnson").
+_SENTENCE_SPLIT = re.compile(
+    r"(?<!\bMr\.)(?<!\bMs\.)(?<!\bMrs\.)(?<!\bDr\.)(?<!\bSt\.)(?<!\bJr\.)(?<!\bSr\.)(?<!\bMt\.)(?<!\bvs\.)"
+    r"(?<!\be\.g\.)(?<!\bi\.e\.)(?<!\betc\.)(?<!\bProf\.)(?<=[.!?])\s+|\n+"
+)
 _VALUE = r"(.{1,120}?)"
 _END = r"\s*(?:[.!,;]|$|\s+(?:and|but|so|because|since|with)\s)"
 # A team's tool may come with its purpose ("Go and Kafka for our payment services"): stop only at a new clause.
@@ -428,8 +432,11 @@ def second_person(fact: str) -> str:
     text = re.sub(r"\bThe user's team\b", "your team", text)
     text = re.sub(r"\bThe user's\b", "your", text)
     text = re.sub(r"\bThe user is\b", "you are", text)
+    text = re.sub(r"\bThe user was\b", "you were", text)
     text = re.sub(r"\bThe user doesn't\b", "you don't", text)
     text = re.sub(r"\bThe user has\b", "you have", text)
+    text = re.sub(r"\bThe user does\b", "you do", text)
+    text = re.sub(r"\bThe user mentioned:\s*", "", text)  # a summary's note: the user's own sentence follows
     text = re.sub(r"\bThe user (\w+?)s\b", r"you \1", text)
     text = re.sub(r"\btheir\b", "your", text)
     return text

@@ -4,7 +4,7 @@ from ..messages import Message
 from ..session_store import SessionView
 from ..trace import Trace
 from .base import Context, Strategy
-from .parts import instructions, recent_messages
+from .parts import instructions, keep_whole_memory, recent_messages
 
 
 class BufferStrategy(Strategy):
@@ -14,3 +14,10 @@ class BufferStrategy(Strategy):
     def build_context(self, user_id: str, session_id: str, query: Message, trace: Trace, view: SessionView) -> Context:
         messages = recent_messages(view, trace)
         return Context([instructions(self.keeps())], messages)
+
+    @property
+    def waits_for_upkeep(self) -> bool:
+        return False  # the buffer's context is the session's last messages: no upkeep changes it
+
+    def after_turn(self, user_id: str, session_id: str, turn: list[Message], trace: Trace) -> None:
+        keep_whole_memory(self.s, user_id, session_id, turn, self.config, trace)

@@ -8,9 +8,8 @@ from .parts import (
     embed_query,
     episode_items,
     episodes_part,
-    index_user_turn,
     instructions,
-    refresh_episode,
+    keep_whole_memory,
     turn_items,
     turns_part,
 )
@@ -38,5 +37,4 @@ class EpisodicStrategy(Strategy):
         return Context(parts, [query])
 
     def after_turn(self, user_id: str, session_id: str, turn: list[Message], trace: Trace) -> None:
-        index_user_turn(self.s, user_id, session_id, turn, trace)
-        refresh_episode(self.s, user_id, session_id, turn, self.config.summary_max_tokens, trace)
+        keep_whole_memory(self.s, user_id, session_id, turn, self.config, trace)

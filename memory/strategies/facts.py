@@ -4,7 +4,7 @@ from ..messages import Message
 from ..session_store import Reads, SessionView
 from ..trace import Trace
 from .base import Context, Strategy
-from .parts import embed_query, extract_and_remember, fact_items, facts_part, instructions
+from .parts import embed_query, fact_items, facts_part, instructions, keep_whole_memory
 
 
 class FactsStrategy(Strategy):
@@ -27,4 +27,4 @@ class FactsStrategy(Strategy):
         return Context(parts, [query])
 
     def after_turn(self, user_id: str, session_id: str, turn: list[Message], trace: Trace) -> None:
-        extract_and_remember(self.s, user_id, session_id, turn, trace)
+        keep_whole_memory(self.s, user_id, session_id, turn, self.config, trace)

@@ -9,15 +9,13 @@ from .parts import (
     embed_query,
     episode_items,
     episodes_part,
-    extract_and_remember,
     fact_items,
     facts_part,
     fit_items,
     fold_if_needed,
-    index_user_turn,
     instructions,
+    keep_whole_memory,
     recent_messages,
-    refresh_episode,
     summary_part,
     turn_items,
     turns_part,
@@ -83,7 +81,5 @@ class HybridStrategy(Strategy):
 
     def after_turn(self, user_id: str, session_id: str, turn: list[Message], trace: Trace) -> None:
         c = self.config
-        extract_and_remember(self.s, user_id, session_id, turn, trace)
         fold_if_needed(self.s, user_id, session_id, c, turn, trace)
-        index_user_turn(self.s, user_id, session_id, turn, trace)
-        refresh_episode(self.s, user_id, session_id, turn, c.summary_max_tokens, trace)
+        keep_whole_memory(self.s, user_id, session_id, turn, c, trace)

@@ -45,7 +45,18 @@ def _item(kind: str, hit: Hit, score: float | None = None) -> RetrievedItem:
     meta = hit.metadata
     source: dict[str, Any] = {
         k: meta[k]
-        for k in ("session_id", "created_at", "updated_at", "source_ids", "log_key", "n_messages", "slot")
+        for k in (
+            "session_id",
+            "created_at",
+            "updated_at",
+            "said_at",
+            "last_at",
+            "source_ids",
+            "log_key",
+            "n_messages",
+            "slot",
+            "context",
+        )
         if k in meta
     }
     return RetrievedItem(
@@ -97,7 +108,8 @@ def turn_items(
             h.text,
             round(h.similarity, 4),
             round(1.0 - h.similarity, 4),
-            {"session_id": h.session_id} | ({"related words": ", ".join(h.related)} if h.related else {}),
+            {"session_id": h.session_id, "said_at": h.at}
+            | ({"related words": ", ".join(h.related)} if h.related else {}),
             score=round(h.score, 4),
         )
         for h in hits
@@ -127,8 +139,18 @@ def facts_part(items: list[RetrievedItem]) -> PromptPart | None:
     return PromptPart(
         "facts",
         "Known facts about the user:\n" + "\n".join(f"- {i.text}" for i in chosen),
-        items=[{"ref": i.ref, "text": i.text} for i in chosen],
+        items=[_part_item(i) for i in chosen],
     )
+
+
+def _part_item(item: RetrievedItem) -> dict[str, str]:
+    """A memory as a prompt part holds it: its ref and text, and when it was said where known (so a reply can
+    let the newer of two statements win)."""
+    at = item.source.get("said_at") or item.source.get("last_at") or item.source.get("created_at")
+    extra = {"at": f"{float(at):.3f}"} if isinstance(at, (int, float)) else {}
+    if isinstance(item.source.get("context"), str) and item.source["context"]:
+        extra["context"] = item.source["context"]  # what was said around a statement: the answerer ranks with it
+    return {"ref": item.ref, "text": item.text} | extra
 
 
 def episodes_part(items: list[RetrievedItem]) -> PromptPart | None:
@@ -141,7 +163,7 @@ def _session_list_part(name: str, header: str, items: list[RetrievedItem]) -> Pr
     if not chosen:
         return None
     lines = [f"- [session {i.source.get('session_id', '?')}] {i.text}" for i in chosen]
-    return PromptPart(name, header + "\n" + "\n".join(lines), items=[{"ref": i.ref, "text": i.text} for i in chosen])
+    return PromptPart(name, header + "\n" + "\n".join(lines), items=[_part_item(i) for i in chosen])
 
 
 def fit_items(items: list[RetrievedItem], budget: int, trace: Trace) -> int:
@@ -177,6 +199,17 @@ def extract_and_remember(s: Services, user_id: str, session_id: str, turn: list[
     trace.upkeep.setdefault("fact_events", []).extend(
         {"event": e.event, "text": e.text, "previous": e.previous} for e in events
     )
+
+
+def keep_whole_memory(
+    s: Services, user_id: str, session_id: str, turn: list[Message], config: StrategyConfig, trace: Trace
+) -> None:
+    """The upkeep every strategy does, whichever the user chats under: the statements go to the facts, the
+    user's words to the turn index, the turn to its session's episode. So a session chatted under one strategy
+    is remembered by all of them (the user may switch strategies; memory is the user's, not the strategy's)."""
+    extract_and_remember(s, user_id, session_id, turn, trace)
+    index_user_turn(s, user_id, session_id, turn, trace)
+    refresh_episode(s, user_id, session_id, turn, config.summary_max_tokens, trace)
 
 
 def fold_if_needed(

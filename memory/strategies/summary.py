@@ -4,7 +4,7 @@ from ..messages import Message
 from ..session_store import Reads, SessionView
 from ..trace import Trace
 from .base import Context, Strategy, folding_cap
-from .parts import fold_if_needed, instructions, recent_messages, summary_part
+from .parts import fold_if_needed, instructions, keep_whole_memory, recent_messages, summary_part
 
 
 class SummaryStrategy(Strategy):
@@ -32,3 +32,4 @@ class SummaryStrategy(Strategy):
     def after_turn(self, user_id: str, session_id: str, turn: list[Message], trace: Trace) -> None:
         c = self.config
         fold_if_needed(self.s, user_id, session_id, c, turn, trace)
+        keep_whole_memory(self.s, user_id, session_id, turn, c, trace)

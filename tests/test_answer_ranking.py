@@ -1,0 +1,71 @@
+"""The offline answerer ranks what it was given (the retrieval ranking), quotes the best, lets the newest win,
+and says it does not find the answer only below its relevance floor.
+
+Statements written for these tests (the real model embeds them); none comes
+from a data set or a shipped scenario.
+"""
+
+from __future__ import annotations
+
+from memory.llm.answer import RELEVANCE_FLOOR, answer
+from memory.messages import Message, Role
+from memory.trace import PromptPart
+
+
+def _facts(*statements: tuple[str, float]) -> list[PromptPart]:
+    items = [{"ref": f"fact:{i}", "text": text, "at": f"{at:.3f}"} for i, (text, at) in enumerate(statements)]
+    return [PromptPart("facts", "Known facts about the user:\n" + "\n".join(t for t, _ in statements), items=items)]
+
+
+LIFE = _facts(
+    ("You play the cello in a community orchestra.", 1.0e9),
+    ("You started learning Portuguese last autumn.", 1.1e9),
+    ("You work night shifts at the Riverside hospital.", 1.2e9),
+)
+
+
+def test_below_the_floor_it_says_it_does_not_find_it_and_above_it_quotes(embed):
+    missing = answer("What is the name of my hamster?", LIFE, [], embed, "facts")
+    assert "don't find" in missing.text and missing.relevance < RELEVANCE_FLOOR and not missing.used
+    assert missing.quoted, "it ranked something: the floor, not a topic, decided"
+    found = answer("Where do I work?", LIFE, [], embed, "facts")
+    assert found.text.startswith("You work night shifts at the Riverside hospital.") and found.used == ["fact:2"]
+    assert found.relevance >= RELEVANCE_FLOOR
+    forced = answer("What is the name of my hamster?", LIFE, [], embed, "facts", floor=0.0)
+    assert "don't find" not in forced.text
+
+
+def test_the_newest_of_two_statements_on_one_subject_is_quoted(embed):
+    parts = _facts(
+        ("You have four bikes now, since you bought a gravel bike.", 2.0e9),  # listed first, said last
+        ("You have three bikes in the garage.", 1.0e9),
+        ("You're saving for a trip to Chile.", 1.5e9),
+    )
+    now = answer("How many bikes do I have?", parts, [], embed, "facts")
+    assert "four" in now.text and "three" not in now.text
+    before = answer("How many bikes did I have previously?", parts, [], embed, "facts")
+    assert "three" in before.text and "four" not in before.text
+
+
+def test_a_question_is_answered_by_what_it_asks_about_not_by_a_routed_topic(embed):
+    parts = _facts(
+        ("You code in Python at work.", 1.0e9),
+        ("You speak Spanish and a bit of Portuguese.", 1.1e9),
+        ("You use a band saw for your furniture projects.", 1.2e9),
+        ("You run a small bike repair shop on weekends.", 1.3e9),
+        ("You're Tomas, a data analyst.", 1.4e9),
+    )
+    assert "Spanish" in answer("What languages do I speak?", parts, [], embed, "facts").text
+    assert "bike repair shop" in answer("What kind of shop do I run?", parts, [], embed, "facts").text
+    assert "Tomas" in answer("What's my name?", parts, [], embed, "facts").text
+
+
+def test_in_a_conversation_the_users_words_answer_about_the_user_and_replies_about_the_assistant(embed):
+    history = [
+        Message(Role.USER, "I bought a yellow dress for my sister's birthday. Can you suggest a card message?"),
+        Message(Role.ASSISTANT, "You could write: 'Happy birthday to the brightest person I know!'"),
+    ]
+    mine = answer("What did I buy for my sister's birthday?", [], history, embed, "this session")
+    assert "yellow dress" in mine.text and mine.used == [f"message:{history[0].id}"]
+    theirs = answer("What card message did you suggest?", [], history, embed, "this session")
+    assert "brightest person" in theirs.text
