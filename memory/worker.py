@@ -276,20 +276,23 @@ class Worker:
             for older_id in candidates:
                 p.xrange(key, older_id, older_id)
             found = p.execute()
-        mine: list[tuple[str, Job]] = []
+        mine: dict[str, tuple[dict[str, Any], Job]] = {}
         for older_id, entries in zip(candidates, found):
             if not entries or entries[0][1] is None:
                 continue
+            fields = entries[0][1]
             try:
-                older = read_job(entries[0][1].get("job"), self.lab.settings.max_message_chars)
+                older = read_job(fields.get("job"), self.lab.settings.max_message_chars)
             except JobError:
                 continue  # not readable: its own worker refuses it
             if older.user_id == user_id:
-                mine.append((older_id, older))
-        if mine:
-            claimed = self._r.xclaim(key, GROUP, self.name, 0, [i for i, _ in mine], justid=True)
-            mine = [(i, older) for i, older in mine if i in {str(c) for c in claimed}]
-        return mine, still_ours
+                mine[older_id] = (fields, older)
+        if not mine:
+            return [], still_ours
+        claimed = {str(c) for c in self._r.xclaim(key, GROUP, self.name, 0, list(mine), justid=True)}
+        # One that workers kept dying on goes to the dead letters here too, not into every newer job of the user.
+        kept = self._within_deliveries([(i, fields) for i, (fields, _) in mine.items() if i in claimed])
+        return [(i, mine[i][1]) for i, _ in kept], still_ours
 
     def _settle(self, entry_id: str, job: Job, lock: str, token: str, started: float) -> None:
         """Apply one job under its user's lock, then record and acknowledge it, or move it to the dead letters."""

@@ -370,9 +370,15 @@ def test_a_job_left_by_a_dead_worker_is_applied_before_the_users_newer_job(setti
         worker.ensure_group()
         lab.chat("ann", "s1", "My name is Ann.", strategy="facts")
         lab.redis.xreadgroup(GROUP, "dead-worker", {keys.jobs: ">"}, count=1)  # taken, never acknowledged
+        # Cal's first job killed every worker that took it: the one that reads his next job dead-letters it.
+        lab.chat("cal", "s1", "I like tea.", strategy="facts")
+        [cal_entry] = lab.redis.xreadgroup(GROUP, "dead-worker", {keys.jobs: ">"}, count=1)[0][1]
+        for _ in range(MAX_DELIVERIES):
+            lab.redis.xclaim(keys.jobs, GROUP, "dead-worker", 0, [cal_entry[0]])
         lab.chat("ann", "s1", "Actually, my name is Bea.", strategy="facts")
         lab.chat("bob", "s1", "My name is Bob.", strategy="facts")
-        _drain(worker)  # reads Bea's job and Bob's (Ann's is not idle long enough to be taken over yet)
+        lab.chat("cal", "s1", "I like jazz.", strategy="facts")
+        _drain(worker)  # reads Bea's, Bob's and Cal's second job (the dead worker's are not idle long enough yet)
         worker.claim_idle_s = 0  # the dead worker's entries are taken over now, as they would be later
         _drain(worker)
 
@@ -383,7 +389,10 @@ def test_a_job_left_by_a_dead_worker_is_applied_before_the_users_newer_job(setti
         ], events
         assert [r.text for r in lab.facts.all("ann")] == ["The user's name is Bea."]
         assert [r.text for r in lab.facts.all("bob")] == ["The user's name is Bob."]
-        assert worker.done == 3 and lab.redis.xpending(keys.jobs, GROUP)["pending"] == 0
+        assert [r.text for r in lab.facts.all("cal")] == ["The user likes jazz."]
+        [letter] = _dead_letters(lab)
+        assert letter.user_id == "cal" and "times without finishing" in letter.reason
+        assert worker.done == 4 and lab.redis.xpending(keys.jobs, GROUP)["pending"] == 0
     finally:
         lab.close()
 
