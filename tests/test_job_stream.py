@@ -143,7 +143,7 @@ def test_a_job_writes_only_what_its_own_user_said_in_that_session(settings):
         worker = Worker(lab, name="w", block_ms=50)
         _drain(worker)
         alice_facts = sorted(r.text for r in lab.facts.all("alice"))
-        assert alice_facts == ["The user's name is Alice."]
+        assert alice_facts == ["Your name is Alice."]
 
         # A job naming Alice's session, carrying words Alice never said there.
         forged = [Message(Role.USER, "My name is Mallory."), Message(Role.ASSISTANT, "Noted.")]
@@ -199,7 +199,7 @@ def test_a_job_queued_before_forget_never_brings_the_user_back(settings, caplog)
         # Alice comes back: her new turns are applied as anyone's.
         lab.chat("alice", "s2", "My name is Alice.", strategy="facts")
         _drain(worker)
-        assert [r.text for r in lab.facts.all("alice")] == ["The user's name is Alice."]
+        assert [r.text for r in lab.facts.all("alice")] == ["Your name is Alice."]
     finally:
         lab.close()
 
@@ -353,8 +353,8 @@ def test_two_workers_on_one_stream_apply_each_job_once(settings):
             t.join(120)
         assert sum(w.done for w in workers) == 6 and sum(w.refused for w in workers) == 6
         for u in range(3):
-            events = lab.facts.history(f"user{u}").items
-            assert len({e.job for e in events}) == len(events) == 2
+            adds = [e for e in lab.facts.history(f"user{u}").items if e.event == "ADD"]
+            assert len({e.job for e in adds}) == len(adds) == 2
         assert lab.redis.xlen(lab.keys.jobs) == 0
     finally:
         lab.close()
@@ -384,12 +384,13 @@ def test_a_job_left_by_a_dead_worker_is_applied_before_the_users_newer_job(setti
 
         events = [(e.event, e.text) for e in lab.facts.history("ann").items]
         assert events == [
-            ("ADD", "The user's name is Ann."),
-            ("UPDATE", "The user's name is Bea."),
+            ("ADD", "Your name is Ann."),
+            ("ADD", "Your name is Bea."),
+            ("SUPERSEDE", "Your name is Bea."),  # Bea's statement supersedes Ann's: the newer one is current
         ], events
-        assert [r.text for r in lab.facts.all("ann")] == ["The user's name is Bea."]
-        assert [r.text for r in lab.facts.all("bob")] == ["The user's name is Bob."]
-        assert [r.text for r in lab.facts.all("cal")] == ["The user likes jazz."]
+        assert [r.text for r in lab.facts.all("ann")] == ["Your name is Bea."]
+        assert [r.text for r in lab.facts.all("bob")] == ["Your name is Bob."]
+        assert [r.text for r in lab.facts.all("cal")] == ["You like jazz."]
         [letter] = _dead_letters(lab)
         assert letter.user_id == "cal" and "times without finishing" in letter.reason
         assert worker.done == 4 and lab.redis.xpending(keys.jobs, GROUP)["pending"] == 0
@@ -431,7 +432,7 @@ def test_a_job_writes_exactly_what_was_stored_in_the_shape_of_one_turn(settings)
         assert "message #0 is a user message; a turn is the user's message(s), then the assistant's reply" in reasons[2]
         assert "message #0 is a assistant message" in reasons[3]
         assert f"message(s) {reply.id} of the job are not what" in reasons[4]
-        assert [r.text for r in lab.facts.all("alice")] == ["The user likes green tea."]
+        assert [r.text for r in lab.facts.all("alice")] == ["You like green tea."]
         [episode] = lab.episodes.all("alice")
         assert "Mallory" not in episode.text and "green tea" in episode.text
         assert worker.done == 1 and worker.refused == 5

@@ -152,11 +152,11 @@ def _nested(depth: int) -> str:
 def test_a_file_for_one_user_cannot_overwrite_another_users_fact(lab):
     lab.chat("alice", "s1", "My name is Alice.", strategy="facts", wait_upkeep=True)
     [alice] = lab.facts.all("alice")
-    hostile = _user_file([_fact(alice.id, "The user's name is Mallory.", "name")], user="mallory")
+    hostile = _user_file([_fact(alice.id, "Your name is Mallory.", "name")], user="mallory")
     report = import_document(lab, load_document(json.dumps(hostile)))
-    assert [r.text for r in lab.facts.all("alice")] == ["The user's name is Alice."], "Alice's fact is untouched"
+    assert [r.text for r in lab.facts.all("alice")] == ["Your name is Alice."], "Alice's fact is untouched"
     [mallory] = lab.facts.all("mallory")
-    assert mallory.text == "The user's name is Mallory." and mallory.id != alice.id
+    assert mallory.text == "Your name is Mallory." and mallory.id != alice.id
     assert report.written == {"facts": 1, "episodes": 0}
     assert import_document(lab, load_document(json.dumps(hostile))).written["facts"] == 0  # the same id again
     answer = lab.chat("alice", "s2", "What is my name?", strategy="facts").reply.content
@@ -168,7 +168,7 @@ def test_a_fact_id_can_never_address_another_users_fact_whatever_derived_it(sett
     the id of Alice's imported fact ``0``), and the fact store refuses any write under another user's fact id."""
     lab = MemoryLab(replace(settings, upkeep_mode="external"))
     try:
-        import_document(lab, load_document(json.dumps(_user_file([_fact("0", "The user's name is Alice.")], "alice"))))
+        import_document(lab, load_document(json.dumps(_user_file([_fact("0", "Your name is Alice.")], "alice"))))
         [alice] = lab.facts.all("alice")
         # User "import" has a turn whose reply id is "alice" (any valid id is); its job derives fact ids.
         turn = [_message("u0", "My name is Mallory."), {**_message("alice", "Noted.", "assistant"), "model_id": "m"}]
@@ -179,16 +179,16 @@ def test_a_fact_id_can_never_address_another_users_fact_whatever_derived_it(sett
         while worker.run_once():
             pass
         assert worker.done == 1
-        assert [(r.id, r.text) for r in lab.facts.all("alice")] == [(alice.id, "The user's name is Alice.")]
-        assert [r.text for r in lab.facts.all("import")] == ["The user's name is Mallory."]
+        assert [(r.id, r.text) for r in lab.facts.all("alice")] == [(alice.id, "Your name is Alice.")]
+        assert [r.text for r in lab.facts.all("import")] == ["Your name is Mallory."]
 
         # Whatever path derives an id that another user's fact holds, the store refuses to write it.
         with pytest.raises(RefusedError, match="belongs to another user"):
-            lab.facts.restore("mallory", alice.id, "The user's name is Mallory.", "name", event="ADD")
+            lab.facts.restore("mallory", alice.id, "Your name is Mallory.", "name", event="ADD")
         lab.facts.restore("alice", derived_id("mallory", "j1", 0), "The user likes tea.", None, event="ADD")
         with pytest.raises(RefusedError, match="belongs to another user"):
             lab.facts.remember("mallory", "m1", [ExtractedFact("The user likes coffee.")], job="j1")
-        assert sorted(r.text for r in lab.facts.all("alice")) == ["The user likes tea.", "The user's name is Alice."]
+        assert sorted(r.text for r in lab.facts.all("alice")) == ["The user likes tea.", "Your name is Alice."]
         assert lab.facts.all("mallory") == [] and lab.facts.history("mallory").items == []
     finally:
         lab.close()
@@ -352,12 +352,12 @@ def test_an_import_over_a_changed_fact_says_it_replaced_it_and_undo_brings_the_e
     lab.facts.edit("maya", fact.id, "The user lives in Paris.")  # by hand, after the export
     report = import_document(lab, load_document(old_export))
     assert report.written == {"facts": 0, "episodes": 0}
-    assert report.replaced == [f"facts[0] {'The user lives in Paris.'!r} -> {'The user lives in Lyon.'!r}"]
+    assert report.replaced == [f"facts[0] {'The user lives in Paris.'!r} -> {'You live in Lyon.'!r}"]
     assert "replaced 1 fact(s) (undo takes back the last): facts[0] 'The user lives in Paris.'" in report.describe()
     last = lab.facts.history("maya").items[-1]
-    assert (last.event, last.text, last.previous) == ("UPDATE", "The user lives in Lyon.", "The user lives in Paris.")
+    assert (last.event, last.text, last.previous) == ("UPDATE", "You live in Lyon.", "The user lives in Paris.")
     [row] = lab.audit.query(user_id="maya", actions=["fact_update"])
-    assert (row.content, row.details["previous"]) == ("The user lives in Lyon.", "The user lives in Paris.")
+    assert (row.content, row.details["previous"]) == ("You live in Lyon.", "The user lives in Paris.")
     undone = lab.facts.undo_last("maya")
     assert undone.text == "The user lives in Paris."
     assert [(r.id, r.text) for r in lab.facts.all("maya")] == [(fact.id, "The user lives in Paris.")]

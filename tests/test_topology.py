@@ -83,7 +83,7 @@ def test_two_apps_and_workers_share_one_memory(shared_env, tmp_path):
                 assert "My name is Alice and I live in Oslo." in shown[0] and "Alice" in shown[1], shown
                 page.goto(url_b + "vector_memory?user=topo&session=s1")
                 # The table is drawn on a canvas; its cells are also in the page, for screen readers.
-                page.locator("[data-testid=stDataFrame] td", has_text="The user lives in Oslo.").first.wait_for(
+                page.locator("[data-testid=stDataFrame] td", has_text="You live in Oslo.").first.wait_for(
                     state="attached", timeout=60_000
                 )
                 page.goto(url_b + "audit?user=topo&session=s1")
@@ -120,7 +120,7 @@ def test_two_apps_and_workers_share_one_memory(shared_env, tmp_path):
         outcome = _wait(lambda: observer.upkeep.outcome("topo", "s1", turn.reply.id), 60, "the rescuer")
         assert outcome["status"] == "done" and outcome["worker"] == "rescuer"
         texts = sorted(r.text for r in observer.facts.all("topo"))
-        assert texts == ["The user likes cycling and jazz.", "The user lives in Oslo.", "The user's name is Alice."]
+        assert texts == ["You like cycling and jazz.", "You live in Oslo.", "Your name is Alice."]
         assert [e.event for e in observer.facts.history("topo").items] == ["ADD", "ADD", "ADD"], "applied once"
         assert observer.redis.xpending(observer.keys.jobs, GROUP)["pending"] == 0
     finally:
