@@ -31,7 +31,7 @@ def test_below_the_floor_it_says_it_does_not_find_it_and_above_it_quotes(embed):
     found = answer("Where do I work?", LIFE, [], embed, "facts")
     assert found.text.startswith("You work night shifts at the Riverside hospital.") and found.used == ["fact:2"]
     assert found.relevance >= RELEVANCE_FLOOR
-    forced = answer("What is the name of my hamster?", LIFE, [], embed, "facts", floor=0.0)
+    forced = answer("What is the name of my hamster?", LIFE, [], embed, "facts", floor=float("-inf"))
     assert "don't find" not in forced.text
 
 
