@@ -13,7 +13,7 @@ import logging
 import re
 import threading
 import uuid
-from collections.abc import Callable, Sequence
+from collections.abc import Callable, Mapping, Sequence
 from dataclasses import dataclass, field
 from typing import Any
 
@@ -159,12 +159,21 @@ class TurnStore:
 
         The speaker lets a query that names one participant favour what they said (``Weights.speaker``).
         """
+        self.add_sessions(user_id, {session_id: turns}, progress)
+
+    def add_sessions(
+        self, user_id: str, sessions: Mapping[str, Sequence[tuple[Any, ...]]], progress: Progress | None = None
+    ) -> None:
+        """``add`` for several sessions at once: one embedding call and one write per ``batch`` rows, across
+        sessions (a history of fifty short sessions is a few writes, not fifty)."""
         validate_id("user", user_id)
-        validate_id("session", session_id)
-        for start in range(0, len(turns), self.batch):
-            chunk = turns[start : start + self.batch]
-            records = [_turn_record(user_id, session_id, row) for row in chunk]
-            parts = [p for row in chunk for p in _sentence_records(user_id, session_id, row)]
+        for session_id in sessions:
+            validate_id("session", session_id)
+        rows = [(session_id, row) for session_id, turns in sessions.items() for row in turns]
+        for start in range(0, len(rows), self.batch):
+            chunk = rows[start : start + self.batch]
+            records = [_turn_record(user_id, session_id, row) for session_id, row in chunk]
+            parts = [p for session_id, row in chunk for p in _sentence_records(user_id, session_id, row)]
             vectors = self.embed([r.text for r in records + parts])  # one call for both
             if parts:  # sentences first: a turn is never searchable without them
                 self.vectors.upsert(SENTENCES, parts, vectors[len(records) :])
@@ -177,7 +186,7 @@ class TurnStore:
             except Exception:  # noqa: BLE001 - only a head start: a question embeds what it still needs
                 log.warning("could not embed the words of %d new turns ahead of time", len(records), exc_info=True)
             if progress:
-                progress(min(start + self.batch, len(turns)), len(turns))
+                progress(min(start + self.batch, len(rows)), len(rows))
         self._changed(user_id)
 
     def count(self, user_id: str) -> int:
@@ -257,8 +266,12 @@ class TurnStore:
         retriever: str = "hybrid",
         exclude_session: str | None = None,
         weights: Weights = WEIGHTS,
+        asked_at: float = 0.0,
     ) -> list[TurnHit]:
-        index, related, parts = self._ranked(user_id, query, query_vector, retriever, exclude_session, weights)
+        """The ``k`` best turns; ``asked_at`` (unix seconds) places dates the query names relative to it."""
+        index, related, parts = self._ranked(
+            user_id, query, query_vector, retriever, exclude_session, weights, asked_at
+        )
         cands, scores, dense = index.cands, parts["score"], parts["cosine"]
         order = np.argsort(-scores, kind="stable")[:k]
         related = related or {}
@@ -283,13 +296,14 @@ class TurnStore:
         retriever: str = "hybrid",
         exclude_session: str | None = None,
         weights: Weights = WEIGHTS,
+        asked_at: float = 0.0,
     ) -> tuple[list[Candidate], dict[str, np.ndarray]]:
         """Every turn with each part of its score (``CandidateIndex.components``): why it ranked where it did.
 
         A turn of the participant the query names has, as its ``cosine``, the mix with the query asked in
         their voice (``Weights.voice``).
         """
-        cands, parts, _ = self.explain(user_id, query, query_vector, retriever, exclude_session, weights)
+        cands, parts, _ = self.explain(user_id, query, query_vector, retriever, exclude_session, weights, asked_at)
         return cands, parts
 
     def explain(
@@ -300,9 +314,12 @@ class TurnStore:
         retriever: str = "hybrid",
         exclude_session: str | None = None,
         weights: Weights = WEIGHTS,
+        asked_at: float = 0.0,
     ) -> tuple[list[Candidate], dict[str, np.ndarray], dict[str, float]]:
         """``components``, and the related words (word → cosine) its keyword part counted, from one ranking."""
-        index, related, parts = self._ranked(user_id, query, query_vector, retriever, exclude_session, weights)
+        index, related, parts = self._ranked(
+            user_id, query, query_vector, retriever, exclude_session, weights, asked_at
+        )
         return index.cands, parts, index.related.spelled(related) if related else {}
 
     def _ranked(
@@ -313,12 +330,13 @@ class TurnStore:
         retriever: str,
         exclude_session: str | None,
         weights: Weights,
+        asked_at: float = 0.0,
     ) -> tuple[CandidateIndex, dict[str, float] | None, dict[str, np.ndarray]]:
         """The index, the query's related words (stem → cosine) and every turn's score by part."""
         voice = (query, weights.voice) if retriever != "bm25" else None
         index, dense = self._scored(user_id, query_vector, exclude_session, voice)
         related = self._related(index, query, retriever, weights)
-        return index, related, index.components(query, dense, retriever, weights, related)
+        return index, related, index.components(query, dense, retriever, weights, related, asked_at)
 
     def related_words(
         self,
@@ -348,12 +366,31 @@ class TurnStore:
         retriever: str = "hybrid",
         exclude_session: str | None = None,
         weights: Weights = WEIGHTS,
+        asked_at: float = 0.0,
     ) -> list[SessionHit]:
+        """The ``k`` best sessions; ``asked_at`` (unix seconds) places dates the query names relative to it."""
+        groups, parts, _ = self.explain_sessions(
+            user_id, query, query_vector, retriever, exclude_session, weights, asked_at
+        )
+        order = np.argsort(-parts["score"], kind="stable")[:k]
+        return [SessionHit(groups[i], float(parts["score"][i]), float(parts["cosine"][i])) for i in order]
+
+    def explain_sessions(
+        self,
+        user_id: str,
+        query: str,
+        query_vector: np.ndarray,
+        retriever: str = "hybrid",
+        exclude_session: str | None = None,
+        weights: Weights = WEIGHTS,
+        asked_at: float = 0.0,
+    ) -> tuple[list[str], dict[str, np.ndarray], dict[str, float]]:
+        """Every session with each part of its score (``CandidateIndex.group_components``), and the related
+        words (word → cosine) its keyword part counted: why a session ranked where it did."""
         index, dense = self._scored(user_id, query_vector, exclude_session)
-        scores = index.rank_groups(query, dense, retriever, weights, self._related(index, query, retriever, weights))
-        best = dict(zip(index.groups, index.best_per_group(dense).tolist()))
-        ranked = sorted(scores.items(), key=lambda kv: -kv[1])[:k]
-        return [SessionHit(g, s, best[g]) for g, s in ranked]
+        related = self._related(index, query, retriever, weights)
+        parts = index.group_components(query, dense, retriever, weights, related, asked_at)
+        return index.groups, parts, index.related.spelled(related) if related else {}
 
     def clear_session(self, user_id: str, session_id: str) -> int:
         """Delete one session's turns, so a cleared session can no longer be recalled."""
