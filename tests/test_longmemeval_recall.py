@@ -14,6 +14,7 @@ from hypothesis import given, settings
 from hypothesis import strategies as st
 
 from memory.eval.recall import ndcg, recall_all, recall_any
+from tests.test_pages import app_env, assert_clean, open_page, picker  # noqa: F401 - app_env is a fixture
 
 ROOT = Path(__file__).resolve().parent.parent
 EXCERPT = ROOT / "samples" / "longmemeval_excerpt.json"  # five questions of the MIT-licensed dev file, cut short
@@ -225,3 +226,29 @@ def test_a_question_asked_on_a_day_favours_what_was_said_around_the_day_it_names
     assert list(placed["date"]) == [0.0, 0.5, 0.0]
     assert plain["score"][0] > plain["score"][1] and placed["score"][1] > placed["score"][0]
     assert index.rank_groups(query, dense, asked_at=asked.timestamp()) == dict(zip(index.groups, placed["score"]))
+
+
+@pytest.mark.usefixtures("app_env")
+def test_the_recall_lab_offers_longmemeval_by_type_with_the_why_of_each_evidence_session(monkeypatch, tmp_path):
+    folder = tmp_path / "longmemeval"
+    folder.mkdir()
+    (folder / "longmemeval_oracle_dev.json.gz").write_bytes(gzip.compress(EXCERPT.read_bytes()))
+    monkeypatch.setenv("MEMLAB_LONGMEMEVAL_DIR", str(folder))
+    at = open_page("pages/recall_lab.py")
+    source = at.selectbox(key="rl_source")
+    label = next(o for o in source.options if o.startswith("LongMemEval oracle"))
+    source.set_value(label).run()
+    assert list(at.selectbox(key="rl_lme_unit").options) == ["session", "turn"]
+    at.button(key="rl_run").click().run()
+    assert_clean(at, "Recall Lab")
+    metrics = {m.label: m.value for m in at.metric}
+    assert metrics["Questions"] == "4" and "recall_any@5" in metrics and "recall_all@5" in metrics
+    at.radio(key="rl_show").set_value("all").run()
+    box = picker(at)
+    multi = next(i for i, o in enumerate(box.options) if o.startswith("multi-session"))
+    box.set_value(box.options[multi]).run()
+    assert not at.exception, [e.value for e in at.exception]
+    evidence = next(df.value for df in at.dataframe if "why" in df.value.columns)
+    assert list(evidence["evidence"]) == ["answer_86c505e7_1", "answer_86c505e7_2"]
+    assert all(w.startswith("retrieved (rank") or w.startswith("ranked below") for w in evidence["why"])
+    assert "best turn cosine" in evidence.columns and all(evidence["text"].str.len() > 0)
