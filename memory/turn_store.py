@@ -13,7 +13,7 @@ import logging
 import re
 import threading
 import uuid
-from collections.abc import Callable, Mapping, Sequence
+from collections.abc import Callable, Iterable, Mapping, Sequence
 from dataclasses import dataclass, field
 from typing import Any
 
@@ -174,15 +174,14 @@ class TurnStore:
             chunk = rows[start : start + self.batch]
             records = [_turn_record(user_id, session_id, row) for session_id, row in chunk]
             parts = [p for session_id, row in chunk for p in _sentence_records(user_id, session_id, row)]
-            vectors = self.embed([r.text for r in records + parts])  # one call for both
+            turn_vectors, part_vectors = _vectors([row for _, row in chunk], self.embed)  # one embedding call
             if parts:  # sentences first: a turn is never searchable without them
-                self.vectors.upsert(SENTENCES, parts, vectors[len(records) :])
-            self.vectors.upsert(TURNS, records, vectors[: len(records)])
+                self.vectors.upsert(SENTENCES, parts, part_vectors)
+            self.vectors.upsert(TURNS, records, turn_vectors)
             # Their words now, so a question never waits for them (``Weights.related``; kept in memory). A
             # pasted document's words past the first few hundred wait for a question that needs them.
-            words = (w for r in records for w in content_words(r.text)[:WORDS_PER_TURN])
             try:
-                self.short_texts(list(dict.fromkeys(words)))
+                self.short_texts(turn_words(r.text for r in records))
             except Exception:  # noqa: BLE001 - only a head start: a question embeds what it still needs
                 log.warning("could not embed the words of %d new turns ahead of time", len(records), exc_info=True)
             if progress:
@@ -428,9 +427,48 @@ def _speaker(row: tuple[Any, ...]) -> str:
     return str(row[4]) if len(row) > 4 and row[4] else ""
 
 
+def turn_words(texts: Iterable[str]) -> list[str]:
+    """The words of these turns ``add`` embeds ahead of a question (for related words), each once."""
+    return list(dict.fromkeys(w for text in texts for w in content_words(text)[:WORDS_PER_TURN]))
+
+
+def own_vector(text: str, parts: Sequence[str]) -> bool:
+    """Whether a turn's whole text is embedded: only when its sentences do not cover it.
+
+    A turn's cosine is the best of its own and its sentences' (``_Loaded.cosines``), and where a turn has
+    sentences, the best of them is at least as close as the whole text: on LongMemEval's user turns,
+    rankings were the same to the question without the whole texts' vectors (docs/recall.md). So a turn with
+    sentences takes the mean of theirs as its own vector, unless it holds a bracketed aside (an image's
+    caption) that its sentences leave out. That halves the embedding of a long history.
+    """
+    return not parts or _ASIDE.search(text) is not None
+
+
 def embedded_texts(rows: Sequence[tuple[Any, ...]]) -> list[str]:
-    """Every text ``add`` embeds for these rows (each turn, then the sentences of each), e.g. to embed in one call."""
-    return [row[1] for row in rows] + [part for row in rows for part in sentences(row[1], _speaker(row))]
+    """Every text ``add`` embeds for these rows (each turn that needs its own vector, then the sentences of
+    each), e.g. to embed them in one call beforehand."""
+    split = [(row[1], sentences(row[1], _speaker(row))) for row in rows]
+    return [text for text, parts in split if own_vector(text, parts)] + [p for _, parts in split for p in parts]
+
+
+def _vectors(rows: Sequence[tuple[Any, ...]], embed: Embed) -> tuple[np.ndarray, np.ndarray]:
+    """Each row's turn vector and, in row order, its sentences' vectors, from one call to ``embed``."""
+    split = [(row[1], sentences(row[1], _speaker(row))) for row in rows]
+    own = [own_vector(text, parts) for text, parts in split]
+    every = embed(embedded_texts(rows))
+    n_own = sum(own)
+    whole, part_vectors = every[:n_own], every[n_own:]
+    turn_vectors = np.zeros((len(rows), every.shape[1] if len(every) else 384), dtype=np.float32)
+    next_own, next_part = 0, 0
+    for i, ((_, parts), has_own) in enumerate(zip(split, own)):
+        if has_own:
+            turn_vectors[i] = whole[next_own]
+            next_own += 1
+        else:
+            mean = part_vectors[next_part : next_part + len(parts)].mean(axis=0)
+            turn_vectors[i] = mean / max(float(np.linalg.norm(mean)), 1e-12)
+        next_part += len(parts)
+    return turn_vectors, part_vectors
 
 
 def sentences(text: str, speaker: str = "") -> list[str]:

@@ -252,3 +252,33 @@ def test_the_recall_lab_offers_longmemeval_by_type_with_the_why_of_each_evidence
     assert list(evidence["evidence"]) == ["answer_86c505e7_1", "answer_86c505e7_2"]
     assert all(w.startswith("retrieved (rank") or w.startswith("ranked below") for w in evidence["why"])
     assert "best turn cosine" in evidence.columns and all(evidence["text"].str.len() > 0)
+
+
+def test_a_turn_whose_sentences_cover_it_is_not_embedded_whole(lab):
+    from memory.turn_store import TURNS, TurnStore, embedded_texts
+
+    calls: list[list[str]] = []
+
+    def embed(texts: list[str]) -> np.ndarray:
+        calls.append(list(texts))
+        return lab.embed(texts)
+
+    store = TurnStore(lab.vectors, embed)
+    told = "User: I adopted a greyhound last spring. She sleeps on the sofa all day."
+    shown = "User: [shares a photo of a dog] This is Comet. He hates the rain."
+    short = "User: I like tea."
+    rows = [("t1", told, 0, 1.0, "User"), ("t2", shown, 1, 2.0, "User"), ("t3", short, 2, 3.0, "User")]
+    store.add("u-cover", "s1", rows)
+    embedded = calls[0]  # (then the turns' words, for related words)
+    assert told not in embedded  # its two sentences say all it says: their vectors, not a third
+    assert shown in embedded and short in embedded  # an aside its sentences leave out; a single sentence
+    assert embedded == embedded_texts(rows)  # what an eval embeds beforehand, exactly
+    sentences = lab.embed(["User: I adopted a greyhound last spring.", "User: She sleeps on the sofa all day."])
+    mean = sentences.mean(axis=0) / np.linalg.norm(sentences.mean(axis=0))
+    (record,) = lab.vectors.get(TURNS, ids=["u-cover/s1/t1"], with_embeddings=True)
+    np.testing.assert_allclose(record.embedding, mean, atol=1e-5)
+    query = "What breed is my dog?"
+    q = lab.embed([query])[0]
+    (hit,) = [h for h in store.search_turns("u-cover", query, q, 3) if h.id == "t1"]
+    assert hit.similarity == pytest.approx(max(float(mean @ q), float((sentences @ q).max())), abs=1e-5)
+    store.forget_user("u-cover")

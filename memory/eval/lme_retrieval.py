@@ -18,13 +18,14 @@ import hashlib
 import re
 import time
 from collections.abc import Callable, Sequence
+from concurrent.futures import ThreadPoolExecutor
 from dataclasses import asdict, dataclass, field
 from typing import TYPE_CHECKING, Any
 
 import numpy as np
 
 from ..retrieval import RETRIEVERS, WEIGHTS, Weights
-from ..turn_store import embedded_texts
+from ..turn_store import embedded_texts, turn_words
 from .longmemeval import LmeQuestion
 from .recall import ndcg, recall_all, recall_any
 from .runner import explain_ranks, rows_by_key
@@ -35,7 +36,7 @@ if TYPE_CHECKING:
 UNITS = ("session", "turn")
 KS = [1, 3, 5, 10, 30, 50]  # the benchmark's own
 METRICS = ("recall_any", "recall_all", "ndcg")
-INDEX_LAYOUT = "lme-user-turns-1"  # what is stored for a history (change it to store the data again)
+INDEX_LAYOUT = "lme-user-turns-2"  # what is stored for a history (change it to store the data again)
 Progress = Callable[[int, int, str], None]
 Row = tuple[str, str, int, float, str]
 
@@ -137,21 +138,35 @@ def evidence_of(q: LmeQuestion, unit: str, rows: dict[str, list[Row]]) -> list[s
 
 
 def ingest(lab: MemoryLab, questions: Sequence[LmeQuestion], progress: Progress | None = None) -> list[str]:
-    """Store every question's history under its own user (once: a stored history is kept); their users."""
+    """Store every question's history under its own user (once: a stored history is kept); their users.
+
+    The next history's texts and words are embedded (into the disk cache) in a second thread while the
+    current one is written to the store: the embedder and the vector store's writes share the cores.
+    """
     store = lab.dataset_turns  # vectors from the disk cache
-    users = []
-    for n, q in enumerate(questions):
-        rows = history_rows(q)
-        user = eval_user(q, rows)
-        expected = sum(len(turns) for turns in rows.values())
-        if store.count(user) != expected:
+    planned = [(q, history_rows(q)) for q in questions]
+    users = [eval_user(q, rows) for q, rows in planned]
+    todo = [
+        (user, rows)
+        for user, (_, rows) in zip(users, planned)
+        if store.count(user) != sum(len(turns) for turns in rows.values())
+    ]
+
+    def embed_ahead(rows: dict[str, list[Row]]) -> None:
+        every = [row for turns in rows.values() for row in turns]
+        lab.dataset_embed(embedded_texts(every))  # one call: batches of even lengths, each new text once
+        store.short_texts(turn_words(row[1] for row in every))
+
+    with ThreadPoolExecutor(1, thread_name_prefix="lme-embed") as pool:
+        ahead = pool.submit(embed_ahead, todo[0][1]) if todo else None
+        for n, (user, rows) in enumerate(todo):
+            assert ahead is not None
+            ahead.result()
+            ahead = pool.submit(embed_ahead, todo[n + 1][1]) if n + 1 < len(todo) else None
             store.forget_user(user)  # a history stored in part (an interrupted run) is stored again
-            every = [row for turns in rows.values() for row in turns]
-            lab.dataset_embed(embedded_texts(every))  # one call: batches of even lengths, each new text once
             store.add_sessions(user, {s: turns for s, turns in rows.items() if turns})
-        users.append(user)
-        if progress is not None:
-            progress(n + 1, len(questions), f"storing histories {n + 1}/{len(questions)}")
+            if progress is not None:
+                progress(n + 1, len(todo), f"storing histories {n + 1}/{len(todo)}")
     return users
 
 

@@ -25,7 +25,7 @@ from .locomo import Conversation
 from .recall import mean, recall_at_k
 
 UNITS = ("turn", "session", "fact")
-INDEX_LAYOUT = "speaker+sentences2"  # what is stored beside each row's text (change it to store the data again)
+INDEX_LAYOUT = "speaker+sentences3"  # what is stored beside each row's text (change it to store the data again)
 Progress = Callable[[int, int, str], None]
 
 
