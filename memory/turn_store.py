@@ -188,6 +188,12 @@ class TurnStore:
                 progress(min(start + self.batch, len(rows)), len(rows))
         self._changed(user_id)
 
+    def unload(self, user_id: str) -> None:
+        """Drop this process's copy of the user's turns (kept since their last change), not the turns: an eval
+        that reads hundreds of users once each keeps one in memory at a time."""
+        with self._lock:
+            self._cache.pop(user_id, None)
+
     def count(self, user_id: str) -> int:
         return self.vectors.count(TURNS, where_user(user_id))
 

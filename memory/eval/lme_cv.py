@@ -119,6 +119,7 @@ def cross_validate(
     for n, ((i, q, evidence), vector) in enumerate(zip(kept, vectors)):
         for j, weights in enumerate(settings):  # one question under every setting: its index stays loaded
             results[j].append(rank_question(lab, users[i], q, vector, unit, evidence, ks, "hybrid", weights, 0))
+        lab.dataset_turns.unload(users[i])
         if progress is not None:
             progress(n + 1, len(kept), f"{len(settings)} settings: question {n + 1}/{len(kept)}")
     fold_of = question_folds([q.kind for _, q, _ in kept], [q.question_id for _, q, _ in kept], folds)

@@ -273,6 +273,7 @@ def evaluate_lme(
     results = []
     for n, ((i, q, evidence), vector) in enumerate(zip(kept, vectors)):
         results.append(rank_question(lab, users[i], q, vector, unit, evidence, ks, retriever, weights, keep_top))
+        lab.dataset_turns.unload(users[i])  # each history is read once: hold one in memory at a time
         if progress is not None:
             progress(n + 1, len(kept), f"ranking {n + 1}/{len(kept)}")
     return LmeReport(
