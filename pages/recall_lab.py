@@ -34,9 +34,10 @@ LME_FILES = {  # the LongMemEval files offered when they are in MEMLAB_LONGMEMEV
 ctx = page("Recall Lab")
 lab = ctx.lab
 st.caption(
-    "Does the memory bring back the turns that hold the answer? Recall@k as the LoCoMo paper defines it: "
+    "Does the memory bring back the turns that hold the answer? On LoCoMo, recall@k as its paper defines it: "
     "the share of a question's evidence turns among the top-k retrieved items (a retrieved session covers "
-    "all its turns). Retrieval runs through the app's own turn store and ranking code."
+    "all its turns); on LongMemEval, as its scripts compute it: recall_any@k (any evidence session or turn in "
+    "the top k) and recall_all@k (all of them). Retrieval runs through the app's own turn store and ranking code."
 )
 
 
@@ -70,7 +71,8 @@ if not lab.settings.locomo_path.is_file():
 if not any((lab.settings.longmemeval_dir / name).is_file() for name in LME_FILES):
     missing.append(f"no LongMemEval files in {lab.settings.longmemeval_dir} (set MEMLAB_LONGMEMEVAL_DIR)")
 if missing:
-    c1.caption(md_text("; ".join(missing).capitalize() + "."))
+    said = "; ".join(missing)
+    c1.caption(md_text(said[:1].upper() + said[1:] + "."))  # (not str.capitalize: it lowers the settings' names)
 raw: bytes | None = None
 conversations: list[Conversation] | None = None
 questions: list[LmeQuestion] | None = None

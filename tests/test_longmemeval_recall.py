@@ -234,7 +234,10 @@ def test_the_recall_lab_offers_longmemeval_by_type_with_the_why_of_each_evidence
     folder.mkdir()
     (folder / "longmemeval_oracle_dev.json.gz").write_bytes(gzip.compress(EXCERPT.read_bytes()))
     monkeypatch.setenv("MEMLAB_LONGMEMEVAL_DIR", str(folder))
+    monkeypatch.setenv("MEMLAB_LOCOMO_PATH", str(tmp_path / "no-locomo.json"))
     at = open_page("pages/recall_lab.py")
+    said = " ".join(c.value for c in at.caption).replace("\\", "")
+    assert "(set MEMLAB_LOCOMO_PATH)" in said  # the setting's name as it is typed, not lowered
     source = at.selectbox(key="rl_source")
     label = next(o for o in source.options if o.startswith("LongMemEval oracle"))
     source.set_value(label).run()
@@ -252,6 +255,21 @@ def test_the_recall_lab_offers_longmemeval_by_type_with_the_why_of_each_evidence
     assert list(evidence["evidence"]) == ["answer_86c505e7_1", "answer_86c505e7_2"]
     assert all(w.startswith("retrieved (rank") or w.startswith("ranked below") for w in evidence["why"])
     assert "best turn cosine" in evidence.columns and all(evidence["text"].str.len() > 0)
+
+    # The turn unit ranks the user's turns: the question whose evidence is the assistant's is left out.
+    at.selectbox(key="rl_lme_unit").set_value("turn").run()
+    at.button(key="rl_run").click().run()
+    assert_clean(at, "Recall Lab")
+    metrics = {m.label: m.value for m in at.metric}
+    assert metrics["Questions"] == "3" and metrics["recall_any@1"].endswith("%")
+    at.radio(key="rl_show").set_value("all").run()
+    box = picker(at)
+    assert not any(o.startswith("single-session-assistant") for o in box.options)
+    box.set_value(box.options[next(i for i, o in enumerate(box.options) if o.startswith("multi-session"))]).run()
+    assert not at.exception, [e.value for e in at.exception]
+    evidence = next(df.value for df in at.dataframe if "why" in df.value.columns)
+    assert list(evidence["evidence"]) == ["answer_86c505e7_1_1", "answer_86c505e7_2_1"]  # turns, numbered from 1
+    assert all(evidence["text"].str.startswith("User: "))
 
 
 def test_a_turn_whose_sentences_cover_it_is_not_embedded_whole(lab):
