@@ -182,6 +182,9 @@ def test_cross_validation_prints_the_plain_and_the_held_out_numbers(env, capsys)
     assert 0.0 <= cv.cv["recall_any"][5] <= cv.hindsight + 1e-9
     out = _cli_json(capsys, "--data", str(EXCERPT), "--cv", "--folds", "2", "--k", "1,5")
     assert set(out["overall"]) == {"recall_any", "recall_all", "ndcg"} and "plain" in out and "by_type" in out
+    assert out["overall"] == out["cv"] and list(out["overall"]["recall_all"]) == ["1", "5"]
+    assert out["by_type"]["multi-session"]["recall_all"]["1"] == 0.0  # two evidence sessions never fit in one
+    assert out["index_seconds"] >= 0 and out["cpu_seconds"] > 0 and len(out["chosen"]) == 2
 
 
 def test_dates_said_relative_to_the_day_of_the_question():

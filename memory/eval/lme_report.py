@@ -55,7 +55,8 @@ def render_cv(cv: CvReport, source: str) -> str:
         f"  plain (the app's weights): {cv.target} {cv.plain[metric][int(k)] * 100:.1f}",
         f"  cross-validated: {cv.target} {cv.cv[metric][int(k)] * 100:.1f}",
         f"  best single setting in hindsight: {cv.target} {cv.hindsight * 100:.1f}",
-        f"  time {cv.seconds:.1f} s wall, {cv.cpu_seconds:.1f} s CPU",
+        f"  time {cv.seconds:.1f} s wall, {cv.cpu_seconds:.1f} s CPU "
+        f"(storing the histories: {cv.index_seconds:.1f} s wall)",
     ]
     for name, overall, by_type in (("plain", cv.plain, cv.plain_by_type), ("cross-validated", cv.cv, cv.cv_by_type)):
         lines.append(f"  -- {name} --")
