@@ -269,20 +269,10 @@ def _int_list(text: str) -> list[int]:
     return values
 
 
-def cmd_eval(lab: MemoryLab, a: argparse.Namespace) -> int:
+def _eval_progress_bar(quiet: bool) -> tuple[Any, Callable[[int, int, str], None]]:
     from tqdm import tqdm
 
-    from .eval.locomo import DatasetError, load_locomo
-    from .eval.runner import evaluate
-
-    if a.replay_answers:
-        return _replay_answers(lab, a)
-    try:
-        conversations = load_locomo(a.data)
-    except DatasetError as exc:
-        print(f"error: {exc}", file=sys.stderr)
-        return 2
-    bar = tqdm(total=1, file=sys.stderr, unit="step", disable=a.quiet, dynamic_ncols=True)
+    bar = tqdm(total=1, file=sys.stderr, unit="step", disable=quiet, dynamic_ncols=True)
 
     def progress(done: int, total: int, label: str) -> None:
         bar.total = total
@@ -290,6 +280,30 @@ def cmd_eval(lab: MemoryLab, a: argparse.Namespace) -> int:
         bar.set_description(label[:40])
         bar.refresh()
 
+    return bar, progress
+
+
+def cmd_eval(lab: MemoryLab, a: argparse.Namespace) -> int:
+    from .eval.datasets import data_kind
+    from .eval.locomo import DatasetError, load_locomo
+    from .eval.longmemeval import read_bytes
+    from .eval.runner import evaluate
+
+    if a.replay_answers:
+        return _replay_answers(lab, a)
+    raw = read_bytes(a.data)
+    if data_kind(raw) == "longmemeval":
+        return _eval_longmemeval(lab, raw, a)
+    if a.cv:
+        raise InputError("--cv is for LongMemEval (folds of questions); on LoCoMo use --loco")
+    a.unit = a.unit or "turn"
+    a.k = a.k or [1, 5, 10, 25]
+    try:
+        conversations = load_locomo(raw)
+    except DatasetError as exc:
+        print(f"error: {exc}", file=sys.stderr)
+        return 2
+    bar, progress = _eval_progress_bar(a.quiet)
     if a.loco:
         from .eval.loco import leave_one_out
 
@@ -389,6 +403,42 @@ def _replay_answers(lab: MemoryLab, a: argparse.Namespace) -> int:
         _print_json(report.to_json(with_questions=a.questions))
     else:
         print(render(report, a.data))
+    return 0
+
+
+def _eval_longmemeval(lab: MemoryLab, raw: bytes, a: argparse.Namespace) -> int:
+    """``eval`` on a LongMemEval file: recall_any, recall_all and NDCG by question type (or cross-validated)."""
+    from .eval.lme_cv import cross_validate
+    from .eval.lme_report import render_cv, render_report
+    from .eval.lme_retrieval import KS, UNITS, evaluate_lme
+    from .eval.longmemeval import load_longmemeval
+
+    unit = a.unit or "session"
+    if unit not in UNITS:
+        raise InputError(f"LongMemEval is scored by session or turn, not {unit!r}")
+    if a.loco:
+        raise InputError("LongMemEval has one history per question: use --cv (folds of questions), not --loco")
+    if a.answers:
+        raise InputError("--answers reads LoCoMo; LongMemEval's answers are scored by replaying the histories")
+    if a.cv and not 2 <= a.folds <= 50:
+        raise InputError("--folds must be between 2 and 50")
+    questions = load_longmemeval(raw)
+    bar, progress = _eval_progress_bar(a.quiet)
+    try:
+        if a.cv:
+            if a.retriever != "hybrid":
+                raise InputError("--cv chooses the hybrid ranking's weights: leave --retriever at hybrid")
+            cv = cross_validate(lab, questions, unit, a.k or KS, a.folds, progress=progress)
+        else:
+            report = evaluate_lme(lab, questions, unit, a.retriever, a.k or KS, progress)
+    finally:
+        bar.close()
+    if a.cv:
+        print(json.dumps(cv.to_json(), ensure_ascii=False, indent=2) if a.json else render_cv(cv, a.data))
+    elif a.json:
+        _print_json(report.to_json(with_questions=a.questions))
+    else:
+        print(render_report(report, a.data))
     return 0
 
 
@@ -515,11 +565,15 @@ def build_parser(prog: str = "python -m memory") -> argparse.ArgumentParser:
     d.add_argument("--quick", action="store_true", help="do not load the embedding model")
     d.set_defaults(func=cmd_doctor)
 
-    e = sub.add_parser("eval", help="recall@k on a LoCoMo-format file, through the engine's own storage")
-    e.add_argument("--data", required=True, help="a LoCoMo-format JSON file")
-    e.add_argument("--unit", choices=["turn", "session", "fact"], default="turn")
+    e = sub.add_parser(
+        "eval", help="recall@k on a LoCoMo or LongMemEval file (plain or gzip), through the engine's own storage"
+    )
+    e.add_argument("--data", required=True, help="a LoCoMo or LongMemEval JSON file, plain or gzip (detected)")
+    e.add_argument(
+        "--unit", choices=["turn", "session", "fact"], help="default: turn on LoCoMo, session on LongMemEval"
+    )
     e.add_argument("--retriever", choices=["dense", "bm25", "hybrid"], default="hybrid")
-    e.add_argument("--k", type=_int_list, default=[1, 5, 10, 25], help="e.g. 1,5,10,25")
+    e.add_argument("--k", type=_int_list, help="e.g. 1,5,10,25 (default: LoCoMo 1,5,10,25; LongMemEval 1,3,5,10,30,50)")
     e.add_argument("--categories", type=_int_list, default=[1, 2, 3, 4], help="e.g. 1,2,3,4")
     e.add_argument("--json", action="store_true", help="print one JSON object")
     e.add_argument("--questions", action="store_true", help="with --json: include every question's result")
@@ -548,6 +602,12 @@ def build_parser(prog: str = "python -m memory") -> argparse.ArgumentParser:
         action="store_true",
         help="leave-one-conversation-out: recall with the ranking weights chosen without the scored conversation",
     )
+    e.add_argument(
+        "--cv",
+        action="store_true",
+        help="LongMemEval: recall with the ranking weights chosen by cross-validation over questions, beside the plain",
+    )
+    e.add_argument("--folds", type=int, default=5, help="with --cv: how many folds of questions (default 5)")
     e.set_defaults(func=cmd_eval)
 
     x = sub.add_parser("export", help="a session (transcript + traces, JSON or Markdown) or a user's memory (JSON)")

@@ -85,6 +85,7 @@ class Settings:
     locomo_path: Path = field(
         default_factory=lambda: PROJECT_ROOT.parent / "shared" / "data" / "locomo" / "locomo_dev.json"
     )
+    longmemeval_dir: Path = field(default_factory=lambda: PROJECT_ROOT.parent / "shared" / "data" / "longmemeval")
 
     @classmethod
     def from_env(cls, env: dict[str, str] | None = None) -> Settings:
@@ -126,6 +127,7 @@ class Settings:
             upkeep_claim_s=_env_float(e, "MEMLAB_UPKEEP_CLAIM", base.upkeep_claim_s),
             upkeep_delay_s=_env_float(e, "MEMLAB_UPKEEP_DELAY", base.upkeep_delay_s),
             locomo_path=Path(_env_str(e, "MEMLAB_LOCOMO_PATH") or base.locomo_path),
+            longmemeval_dir=Path(_env_str(e, "MEMLAB_LONGMEMEVAL_DIR") or base.longmemeval_dir),
         ).validated()
 
     def validated(self) -> Settings:

@@ -41,7 +41,12 @@ class EmbeddingCache:
         return hashlib.sha1(f"{self.model_key}\0{text}".encode("utf-8", "surrogatepass")).hexdigest()
 
     def __call__(self, texts: Sequence[str]) -> np.ndarray:
-        """Vectors for ``texts``: read from disk where known, the rest embedded in one call and stored."""
+        """Vectors for ``texts``: read from disk where known, the rest embedded in one call and stored.
+
+        The lock covers the database only, not the embedding: a second thread reads the cache (or embeds
+        other texts) while one embeds, as the LongMemEval eval does to embed the next history while the
+        current one is stored.
+        """
         texts = list(texts)
         keys = [self._key(t) for t in texts]
         found: dict[str, np.ndarray] = {}
@@ -54,15 +59,17 @@ class EmbeddingCache:
                     vector = np.frombuffer(blob, dtype=np.float32)
                     if vector.shape == (384,):
                         found[key] = vector
-            missing = [i for i, k in enumerate(keys) if k not in found]
-            if missing:
-                first = {keys[i]: texts[i] for i in missing}  # each new text once
-                vectors = self.embed(list(first.values()))
-                rows = [(k, np.asarray(v, dtype=np.float32).tobytes()) for k, v in zip(first, vectors)]
+        missing = [i for i, k in enumerate(keys) if k not in found]
+        if missing:
+            first = {keys[i]: texts[i] for i in missing}  # each new text once
+            vectors = self.embed(list(first.values()))
+            rows = [(k, np.asarray(v, dtype=np.float32).tobytes()) for k, v in zip(first, vectors)]
+            with self._lock, self._connect() as db:
                 db.executemany("INSERT OR REPLACE INTO vectors (key, vector) VALUES (?, ?)", rows)
-                found.update({k: np.asarray(v, dtype=np.float32) for k, v in zip(first, vectors)})
-        self.hits += len(texts) - len(missing)
-        self.misses += len(missing)
+            found.update({k: np.asarray(v, dtype=np.float32) for k, v in zip(first, vectors)})
+        with self._lock:
+            self.hits += len(texts) - len(missing)
+            self.misses += len(missing)
         if not texts:
             return np.zeros((0, 384), dtype=np.float32)
         return np.stack([found[k] for k in keys])

@@ -13,7 +13,7 @@ import logging
 import re
 import threading
 import uuid
-from collections.abc import Callable, Sequence
+from collections.abc import Callable, Iterable, Mapping, Sequence
 from dataclasses import dataclass, field
 from typing import Any
 
@@ -160,26 +160,40 @@ class TurnStore:
 
         The speaker lets a query that names one participant favour what they said (``Weights.speaker``).
         """
+        self.add_sessions(user_id, {session_id: turns}, progress)
+
+    def add_sessions(
+        self, user_id: str, sessions: Mapping[str, Sequence[tuple[Any, ...]]], progress: Progress | None = None
+    ) -> None:
+        """``add`` for several sessions at once: one embedding call and one write per ``batch`` rows, across
+        sessions (a history of fifty short sessions is a few writes, not fifty)."""
         validate_id("user", user_id)
-        validate_id("session", session_id)
-        for start in range(0, len(turns), self.batch):
-            chunk = turns[start : start + self.batch]
-            records = [_turn_record(user_id, session_id, row) for row in chunk]
-            parts = [p for row in chunk for p in _sentence_records(user_id, session_id, row)]
-            vectors = self.embed([r.text for r in records + parts])  # one call for both
+        for session_id in sessions:
+            validate_id("session", session_id)
+        rows = [(session_id, row) for session_id, turns in sessions.items() for row in turns]
+        for start in range(0, len(rows), self.batch):
+            chunk = rows[start : start + self.batch]
+            records = [_turn_record(user_id, session_id, row) for session_id, row in chunk]
+            parts = [p for session_id, row in chunk for p in _sentence_records(user_id, session_id, row)]
+            turn_vectors, part_vectors = _vectors([row for _, row in chunk], self.embed)  # one embedding call
             if parts:  # sentences first: a turn is never searchable without them
-                self.vectors.upsert(SENTENCES, parts, vectors[len(records) :])
-            self.vectors.upsert(TURNS, records, vectors[: len(records)])
+                self.vectors.upsert(SENTENCES, parts, part_vectors)
+            self.vectors.upsert(TURNS, records, turn_vectors)
             # Their words now, so a question never waits for them (``Weights.related``; kept in memory). A
             # pasted document's words past the first few hundred wait for a question that needs them.
-            words = (w for r in records for w in content_words(r.text)[:WORDS_PER_TURN])
             try:
-                self.short_texts(list(dict.fromkeys(words)))
+                self.short_texts(turn_words(r.text for r in records))
             except Exception:  # noqa: BLE001 - only a head start: a question embeds what it still needs
                 log.warning("could not embed the words of %d new turns ahead of time", len(records), exc_info=True)
             if progress:
-                progress(min(start + self.batch, len(turns)), len(turns))
+                progress(min(start + self.batch, len(rows)), len(rows))
         self._changed(user_id)
+
+    def unload(self, user_id: str) -> None:
+        """Drop this process's copy of the user's turns (kept since their last change), not the turns: an eval
+        that reads hundreds of users once each keeps one in memory at a time."""
+        with self._lock:
+            self._cache.pop(user_id, None)
 
     def count(self, user_id: str) -> int:
         return self.vectors.count(TURNS, where_user(user_id))
@@ -258,8 +272,12 @@ class TurnStore:
         retriever: str = "hybrid",
         exclude_session: str | None = None,
         weights: Weights = WEIGHTS,
+        asked_at: float = 0.0,
     ) -> list[TurnHit]:
-        index, related, parts = self._ranked(user_id, query, query_vector, retriever, exclude_session, weights)
+        """The ``k`` best turns; ``asked_at`` (unix seconds) places dates the query names relative to it."""
+        index, related, parts = self._ranked(
+            user_id, query, query_vector, retriever, exclude_session, weights, asked_at
+        )
         cands, scores, dense = index.cands, parts["score"], parts["cosine"]
         order = np.argsort(-scores, kind="stable")[:k]
         related = related or {}
@@ -285,13 +303,14 @@ class TurnStore:
         retriever: str = "hybrid",
         exclude_session: str | None = None,
         weights: Weights = WEIGHTS,
+        asked_at: float = 0.0,
     ) -> tuple[list[Candidate], dict[str, np.ndarray]]:
         """Every turn with each part of its score (``CandidateIndex.components``): why it ranked where it did.
 
         A turn of the participant the query names has, as its ``cosine``, the mix with the query asked in
         their voice (``Weights.voice``).
         """
-        cands, parts, _ = self.explain(user_id, query, query_vector, retriever, exclude_session, weights)
+        cands, parts, _ = self.explain(user_id, query, query_vector, retriever, exclude_session, weights, asked_at)
         return cands, parts
 
     def explain(
@@ -302,9 +321,12 @@ class TurnStore:
         retriever: str = "hybrid",
         exclude_session: str | None = None,
         weights: Weights = WEIGHTS,
+        asked_at: float = 0.0,
     ) -> tuple[list[Candidate], dict[str, np.ndarray], dict[str, float]]:
         """``components``, and the related words (word → cosine) its keyword part counted, from one ranking."""
-        index, related, parts = self._ranked(user_id, query, query_vector, retriever, exclude_session, weights)
+        index, related, parts = self._ranked(
+            user_id, query, query_vector, retriever, exclude_session, weights, asked_at
+        )
         return index.cands, parts, index.related.spelled(related) if related else {}
 
     def _ranked(
@@ -315,12 +337,13 @@ class TurnStore:
         retriever: str,
         exclude_session: str | None,
         weights: Weights,
+        asked_at: float = 0.0,
     ) -> tuple[CandidateIndex, dict[str, float] | None, dict[str, np.ndarray]]:
         """The index, the query's related words (stem → cosine) and every turn's score by part."""
         voice = (query, weights.voice) if retriever != "bm25" else None
         index, dense = self._scored(user_id, query_vector, exclude_session, voice)
         related = self._related(index, query, retriever, weights)
-        return index, related, index.components(query, dense, retriever, weights, related)
+        return index, related, index.components(query, dense, retriever, weights, related, asked_at)
 
     def related_words(
         self,
@@ -350,12 +373,31 @@ class TurnStore:
         retriever: str = "hybrid",
         exclude_session: str | None = None,
         weights: Weights = WEIGHTS,
+        asked_at: float = 0.0,
     ) -> list[SessionHit]:
+        """The ``k`` best sessions; ``asked_at`` (unix seconds) places dates the query names relative to it."""
+        groups, parts, _ = self.explain_sessions(
+            user_id, query, query_vector, retriever, exclude_session, weights, asked_at
+        )
+        order = np.argsort(-parts["score"], kind="stable")[:k]
+        return [SessionHit(groups[i], float(parts["score"][i]), float(parts["cosine"][i])) for i in order]
+
+    def explain_sessions(
+        self,
+        user_id: str,
+        query: str,
+        query_vector: np.ndarray,
+        retriever: str = "hybrid",
+        exclude_session: str | None = None,
+        weights: Weights = WEIGHTS,
+        asked_at: float = 0.0,
+    ) -> tuple[list[str], dict[str, np.ndarray], dict[str, float]]:
+        """Every session with each part of its score (``CandidateIndex.group_components``), and the related
+        words (word → cosine) its keyword part counted: why a session ranked where it did."""
         index, dense = self._scored(user_id, query_vector, exclude_session)
-        scores = index.rank_groups(query, dense, retriever, weights, self._related(index, query, retriever, weights))
-        best = dict(zip(index.groups, index.best_per_group(dense).tolist()))
-        ranked = sorted(scores.items(), key=lambda kv: -kv[1])[:k]
-        return [SessionHit(g, s, best[g]) for g, s in ranked]
+        related = self._related(index, query, retriever, weights)
+        parts = index.group_components(query, dense, retriever, weights, related, asked_at)
+        return index.groups, parts, index.related.spelled(related) if related else {}
 
     def clear_session(self, user_id: str, session_id: str) -> int:
         """Delete one session's turns, so a cleared session can no longer be recalled."""
@@ -393,9 +435,48 @@ def _speaker(row: tuple[Any, ...]) -> str:
     return str(row[4]) if len(row) > 4 and row[4] else ""
 
 
+def turn_words(texts: Iterable[str]) -> list[str]:
+    """The words of these turns ``add`` embeds ahead of a question (for related words), each once."""
+    return list(dict.fromkeys(w for text in texts for w in content_words(text)[:WORDS_PER_TURN]))
+
+
+def own_vector(text: str, parts: Sequence[str]) -> bool:
+    """Whether a turn's whole text is embedded: only when its sentences do not cover it.
+
+    A turn's cosine is the best of its own and its sentences' (``_Loaded.cosines``), and where a turn has
+    sentences, the best of them is at least as close as the whole text: on LongMemEval's user turns,
+    rankings were the same to the question without the whole texts' vectors (docs/recall.md). So a turn with
+    sentences takes the mean of theirs as its own vector, unless it holds a bracketed aside (an image's
+    caption) that its sentences leave out. That halves the embedding of a long history.
+    """
+    return not parts or _ASIDE.search(text) is not None
+
+
 def embedded_texts(rows: Sequence[tuple[Any, ...]]) -> list[str]:
-    """Every text ``add`` embeds for these rows (each turn, then the sentences of each), e.g. to embed in one call."""
-    return [row[1] for row in rows] + [part for row in rows for part in sentences(row[1], _speaker(row))]
+    """Every text ``add`` embeds for these rows (each turn that needs its own vector, then the sentences of
+    each), e.g. to embed them in one call beforehand."""
+    split = [(row[1], sentences(row[1], _speaker(row))) for row in rows]
+    return [text for text, parts in split if own_vector(text, parts)] + [p for _, parts in split for p in parts]
+
+
+def _vectors(rows: Sequence[tuple[Any, ...]], embed: Embed) -> tuple[np.ndarray, np.ndarray]:
+    """Each row's turn vector and, in row order, its sentences' vectors, from one call to ``embed``."""
+    split = [(row[1], sentences(row[1], _speaker(row))) for row in rows]
+    own = [own_vector(text, parts) for text, parts in split]
+    every = embed(embedded_texts(rows))
+    n_own = sum(own)
+    whole, part_vectors = every[:n_own], every[n_own:]
+    turn_vectors = np.zeros((len(rows), every.shape[1] if len(every) else 384), dtype=np.float32)
+    next_own, next_part = 0, 0
+    for i, ((_, parts), has_own) in enumerate(zip(split, own)):
+        if has_own:
+            turn_vectors[i] = whole[next_own]
+            next_own += 1
+        else:
+            mean = part_vectors[next_part : next_part + len(parts)].mean(axis=0)
+            turn_vectors[i] = mean / max(float(np.linalg.norm(mean)), 1e-12)
+        next_part += len(parts)
+    return turn_vectors, part_vectors
 
 
 def sentences(text: str, speaker: str = "") -> list[str]:

@@ -139,7 +139,7 @@ class Record:
     id: str
     text: str
     metadata: dict[str, Any]
-    embedding: list[float] | None = field(default=None, repr=False)
+    embedding: list[float] | np.ndarray | None = field(default=None, repr=False)
 
 
 class VectorBackend(Protocol):
@@ -309,7 +309,9 @@ class VectorStore(DeleteWhere):
                 id=rid,
                 text=(result["documents"][i] or ""),
                 metadata=dict(result["metadatas"][i] or {}),
-                embedding=[float(x) for x in embs[i]] if embs is not None else None,
+                # An array, not a list of floats: a user's turns are hundreds of 384-float rows (the
+                # LongMemEval eval reads 300 users), and every reader takes them with np.asarray.
+                embedding=np.asarray(embs[i], dtype=np.float32) if embs is not None else None,
             )
             for i, rid in enumerate(result["ids"])
         ]

@@ -12,13 +12,15 @@ defaults on every conversation) and the best single setting in hindsight.
 from __future__ import annotations
 
 import itertools
-from collections.abc import Callable
+from collections.abc import Callable, Hashable, Sequence
 from dataclasses import asdict, dataclass
 from typing import TYPE_CHECKING, Any
 
+import numpy as np
+
 from ..retrieval import WEIGHTS, Weights
 from .locomo import Conversation
-from .runner import EvalReport, QuestionResult, evaluate
+from .runner import QuestionResult, evaluate
 
 if TYPE_CHECKING:
     from ..lab import MemoryLab
@@ -69,10 +71,25 @@ class LocoReport:
         return asdict(self)
 
 
-def _weighted(report: EvalReport, k: int, convs: list[str], counts: dict[str, int]) -> float:
-    """Question-weighted mean recall@k over the conversations ``convs``."""
-    total = sum(counts[c] for c in convs)
-    return sum(report.by_conversation[c][k] * counts[c] for c in convs) / total if total else 0.0
+def choose_held_out(scores: np.ndarray, folds: Sequence[Hashable]) -> tuple[dict[Hashable, int], np.ndarray]:
+    """Cross-validation's choice: for each fold, the setting (a row of ``scores``, settings x questions) with
+    the best mean over the questions of the *other* folds, the first on a tie (the app's weights come first).
+
+    Returns the setting chosen for each fold, and for each question the one it is scored with: never a
+    setting chosen on itself.
+    """
+    label = {fold: i for i, fold in enumerate(dict.fromkeys(folds))}
+    fold_of = np.array([label[f] for f in folds])
+    chosen: dict[Hashable, int] = {}
+    used = np.zeros(len(folds), dtype=int)
+    for fold, i in label.items():
+        held = fold_of == i
+        if held.all():
+            raise ValueError("cross-validation needs at least two folds")
+        best = int(np.argmax(scores[:, ~held].mean(axis=1)))
+        chosen[fold] = best
+        used[held] = best
+    return chosen, used
 
 
 def leave_one_out(
@@ -100,21 +117,19 @@ def leave_one_out(
         raise ValueError("leave-one-conversation-out needs at least two conversations with scored questions")
     counts = {c: sum(1 for q in reports[0].questions if q.sample_id == c) for c in names}
     plain_report = reports[grid.index(WEIGHTS)]
-    per: dict[str, dict[str, Any]] = {}
-    held_sum = 0.0
-    held_out: list[QuestionResult] = []  # each question, scored with the weights chosen without its conversation
-    for held in names:
-        others = [c for c in names if c != held]
-        best = max(range(len(grid)), key=lambda j: (_weighted(reports[j], k, others, counts), -j))
-        held_score = reports[best].by_conversation[held][k]
-        held_sum += held_score * counts[held]
-        per[held] = {
+    folds = [q.sample_id for q in reports[0].questions]
+    chosen, used = choose_held_out(np.array([[q.recall[k] for q in r.questions] for r in reports]), folds)
+    # each question, scored with the weights chosen without its conversation
+    held_out: list[QuestionResult] = [reports[j].questions[i] for i, j in enumerate(used)]
+    per: dict[str, dict[str, Any]] = {
+        held: {
             "plain": plain_report.by_conversation[held][k],
-            "loco": held_score,
-            "chosen": asdict(grid[best]),
+            "loco": reports[chosen[held]].by_conversation[held][k],
+            "chosen": asdict(grid[chosen[held]]),
             "questions": counts[held],
         }
-        held_out.extend(q for q in reports[best].questions if q.sample_id == held)
+        for held in names
+    }
     per_category: dict[int, dict[str, float]] = {}
     for category in sorted({q.category for q in plain_report.questions}):
         plain_qs = [q.recall[k] for q in plain_report.questions if q.category == category]
@@ -125,13 +140,12 @@ def leave_one_out(
             "questions": len(plain_qs),
         }
     total = sum(counts.values())
-    hindsight = max(_weighted(r, k, names, counts) for r in reports)
     return LocoReport(
         unit=unit,
         k=k,
-        plain=_weighted(plain_report, k, names, counts),
-        loco=held_sum / total,
-        hindsight=hindsight,
+        plain=sum(q.recall[k] for q in plain_report.questions) / total,
+        loco=sum(q.recall[k] for q in held_out) / total,
+        hindsight=max(sum(q.recall[k] for q in r.questions) / total for r in reports),
         per_conversation=per,
         per_category=per_category,
         grid=[asdict(w) for w in grid],

@@ -184,3 +184,9 @@ def parse_longmemeval(data: Any) -> list[LmeQuestion]:
 def load_longmemeval(source: str | Path | bytes) -> list[LmeQuestion]:
     """Read a LongMemEval file (S or oracle, plain or gzip) into questions."""
     return parse_longmemeval(J.read_json(source, "the data set", MAX_BYTES))
+
+
+@J.refused_as(LongMemEvalError)
+def read_bytes(source: str | Path | bytes) -> bytes:
+    """A data file's bytes (gunzipped when gzip, bounded), read once so its kind can be told before it is parsed."""
+    return J.read_source(source, "the data set", MAX_BYTES)

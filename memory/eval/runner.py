@@ -12,7 +12,7 @@ import functools
 import hashlib
 import re
 import time
-from collections.abc import Callable
+from collections.abc import Callable, Mapping, Sequence
 from dataclasses import asdict, dataclass, field
 from typing import Any
 
@@ -25,7 +25,7 @@ from .locomo import Conversation
 from .recall import mean, recall_at_k
 
 UNITS = ("turn", "session", "fact")
-INDEX_LAYOUT = "speaker+sentences2"  # what is stored beside each row's text (change it to store the data again)
+INDEX_LAYOUT = "speaker+sentences3"  # what is stored beside each row's text (change it to store the data again)
 Progress = Callable[[int, int, str], None]
 
 
@@ -77,6 +77,32 @@ class EvalReport:
         if with_questions:
             data["questions"] = [asdict(q) for q in self.questions]
         return data
+
+
+def rows_by_key(keys: Sequence[str]) -> dict[str, list[int]]:
+    """The rows of each item key (a turn can have several rows: the fact unit's facts of one turn)."""
+    rows: dict[str, list[int]] = {}
+    for i, key in enumerate(keys):
+        rows.setdefault(key, []).append(i)
+    return rows
+
+
+def explain_ranks(
+    parts: dict[str, np.ndarray], rows_of: Mapping[str, list[int]], evidence: Sequence[str], ks: Sequence[int]
+) -> tuple[np.ndarray, dict[str, int | None], dict[str, dict[str, float]], dict[int, float]]:
+    """The ranking by ``parts["score"]`` (rows, best first), where each evidence item ranked (None: not
+    stored), and why: its score's parts, beside the score at each k (what it had to beat)."""
+    order = np.argsort(-parts["score"], kind="stable")
+    rank_of = np.empty(len(order), dtype=int)
+    rank_of[order] = np.arange(1, len(order) + 1)
+    ranks = {e: int(rank_of[rows_of[e]].min()) if e in rows_of else None for e in evidence}
+    parts_of = {
+        e: {name: round(float(v[order[r - 1]]), 4) for name, v in parts.items()}
+        for e, r in ranks.items()
+        if r is not None
+    }
+    cutoffs = {k: round(float(parts["score"][order[k - 1]]), 4) for k in ks if k <= len(order)}
+    return order, ranks, parts_of, cutoffs
 
 
 def eval_user(conv: Conversation, unit: str) -> str:
@@ -194,12 +220,8 @@ def evaluate(
                 cands, parts, found = lab.dataset_turns.explain(user, q.question, vec, retriever, weights=weights)
                 if dia_of[0] is not cands:  # the turn id of each candidate, and its rows, once per index
                     dia_of = (cands, [c.id.split("|")[-1] for c in cands])
-                    rows_of = {}
-                    for i, dia in enumerate(dia_of[1]):
-                        rows_of.setdefault(dia, []).append(i)
-                order = np.argsort(-parts["score"], kind="stable")
-                rank_of = np.empty(len(order), dtype=int)
-                rank_of[order] = np.arange(1, len(order) + 1)
+                    rows_of = rows_by_key(dia_of[1])
+                order, ranks, parts_of, cutoffs = explain_ranks(parts, rows_of, q.evidence, ks)
                 covers = [[dia_of[1][i]] for i in order[: max(max(ks), keep_top)]]
                 top = [
                     {
@@ -212,14 +234,6 @@ def evaluate(
                     }
                     for r, i in enumerate(order[:keep_top])
                 ]
-                ranks = {e: int(rank_of[rows_of[e]].min()) if e in rows_of else None for e in q.evidence}
-                # Why each evidence turn ranked where it did: its score's parts, beside the k-th item's score.
-                parts_of = {
-                    e: {name: round(float(v[order[r - 1]]), 4) for name, v in parts.items()}
-                    for e, r in ranks.items()
-                    if r is not None
-                }
-                cutoffs = {k: round(float(parts["score"][order[k - 1]]), 4) for k in ks if k <= len(order)}
                 if keep_top:
                     related = {w: round(c, 3) for w, c in sorted(found.items(), key=lambda wc: -wc[1])}
             recall = {k: recall_at_k(q.evidence, covers, k) or 0.0 for k in ks}

@@ -150,9 +150,14 @@ class CandidateIndex:
         """Every word of every speaker's name (lower case): a name is not a word to find relatives of."""
         return set().union(*self._name_words) if self._name_words else set()
 
-    def near_named_dates(self, query: str) -> np.ndarray | None:
-        """Which candidates were said from a day before to a week after a date the query names (None: no date)."""
-        ranges = date_ranges(query) if (self._day > 0).any() else []
+    def near_named_dates(self, query: str, asked_at: float = 0.0) -> np.ndarray | None:
+        """Which candidates were said from a day before to a week after a date the query names (None: no date).
+
+        ``asked_at`` (unix seconds; 0: unknown) places the dates it names relative to its day ("two weeks
+        ago", ``dates.relative_ranges``).
+        """
+        today = _ordinal_day(asked_at)
+        ranges = date_ranges(query, dt.date.fromordinal(today) if today else None) if (self._day > 0).any() else []
         if not ranges:
             return None
         near = np.zeros(len(self.cands), dtype=bool)
@@ -183,6 +188,7 @@ class CandidateIndex:
         retriever: str = "hybrid",
         weights: Weights = WEIGHTS,
         related: Mapping[str, float] | None = None,
+        asked_at: float = 0.0,
     ) -> dict[str, np.ndarray]:
         """Every part of each candidate's score, so a page can say why one ranked where it did.
 
@@ -210,12 +216,12 @@ class CandidateIndex:
         prior = weights.session * (weights.over_time if _OVER_TIME.search(query) else 1.0)
         if len(self.groups) > 1 and prior:
             # A turn in the session that best matches the question is more likely to hold the answer.
-            session = self.rank_groups(query, dense, "hybrid", weights, related)
+            session = self.rank_groups(query, dense, "hybrid", weights, related, asked_at)
             parts["session"] = prior * minmax(np.array([session[g] for g in self.groups]))[self._group_of]
         named = self.named_speaker(query) if weights.speaker else None
         if named is not None:
             parts["speaker"] = weights.speaker * self.said_by(named)
-        near = self.near_named_dates(query) if weights.date else None
+        near = self.near_named_dates(query, asked_at) if weights.date else None
         if near is not None:
             parts["date"] = weights.date * near
         parts["score"] = parts["match"] + parts["session"] + parts["speaker"] + parts["date"]
@@ -252,24 +258,45 @@ class CandidateIndex:
         retriever: str = "hybrid",
         weights: Weights = WEIGHTS,
         related: Mapping[str, float] | None = None,
+        asked_at: float = 0.0,
     ) -> dict[str, float]:
         """A score per group (session): BM25 over the group's whole text (with the ``related`` words, as in
         ``components``), fused with its best candidate cosine, plus ``weights.date`` for a session said near
         a date the query names."""
+        scores = self.group_components(query, dense, retriever, weights, related, asked_at)["score"]
+        return {g: float(s) for g, s in zip(self.groups, scores)}
+
+    def group_components(
+        self,
+        query: str,
+        dense: np.ndarray,
+        retriever: str = "hybrid",
+        weights: Weights = WEIGHTS,
+        related: Mapping[str, float] | None = None,
+        asked_at: float = 0.0,
+    ) -> dict[str, np.ndarray]:
+        """Every part of each group's score, in the order of ``self.groups`` (``rank_groups`` sorts by it).
+
+        ``cosine``: the group's best candidate cosine; ``bm25``: its whole text's keyword score; ``match``:
+        the two fused (each min-max scaled); ``date``: what a named date added; ``score``: their sum.
+        """
         _check(retriever)
-        if not self.groups:
-            return {}
+        n = len(self.groups)
+        zeros = np.zeros(n)
         best = self.best_per_group(dense)
-        if retriever == "dense":
-            scores = best
-        else:
+        parts = {"cosine": best, "bm25": zeros, "match": best, "date": zeros}
+        if not n:
+            return {**parts, "score": zeros}
+        if retriever != "dense":
             sparse = self._keywords(self.group_bm25, query, related if retriever == "hybrid" else None, weights)
             mix = weights.group_dense
-            scores = sparse if retriever == "bm25" else mix * minmax(best) + (1 - mix) * minmax(sparse)
-        near = self.near_named_dates(query) if retriever == "hybrid" and weights.date else None
+            parts["bm25"] = sparse
+            parts["match"] = sparse if retriever == "bm25" else mix * minmax(best) + (1 - mix) * minmax(sparse)
+        near = self.near_named_dates(query, asked_at) if retriever == "hybrid" and weights.date else None
         if near is not None:  # a session is near a named date when any of its turns is
-            scores = scores + weights.date * (np.bincount(self._group_of[near], minlength=len(self.groups)) > 0)
-        return {g: float(s) for g, s in zip(self.groups, scores)}
+            parts["date"] = weights.date * (np.bincount(self._group_of[near], minlength=n) > 0)
+        parts["score"] = parts["match"] + parts["date"]
+        return parts
 
 
 def _ordinal_day(at: float) -> int:
