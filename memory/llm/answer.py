@@ -29,7 +29,7 @@ import numpy as np
 
 from ..messages import Message, Role
 from ..trace import PromptPart
-from .rules import DIETS, PETS, RELATIONS, changes_from_text, second_person, split_sentences
+from .rules import DIETS, PETS, RELATIONS, changes_from_text, reads_as_english, second_person, split_sentences
 
 Embed = Callable[[list[str]], np.ndarray]
 MIN_SIMILARITY = 0.35
@@ -148,10 +148,13 @@ def _matches(question: str, candidate: str | None) -> bool:
 
 
 def to_second_person(sentence: str) -> str:
-    text = _USER_PREFIX.sub("", sentence.strip())
+    text = _USER_PREFIX.sub("", sentence.strip()).strip('"')
+    if not reads_as_english(text):
+        return text  # the rules read English only: another language is quoted as it was said
     if text.startswith("The user"):
         text = second_person(text)
     for pattern, repl in (
+        (r"^The user said they\b", "you said you"),
         (r"\bI am\b", "you are"), (r"\bI'm\b", "you're"), (r"\bI've\b", "you've"), (r"\bI'll\b", "you'll"),
         (r"\bI was\b", "you were"), (r"\bmy\b", "your"), (r"\bMy\b", "Your"), (r"\bme\b", "you"), (r"\bI\b", "you"),
         (r"\bmine\b", "yours"), (r"\bwe\b", "you"), (r"\bWe\b", "You"), (r"\bour\b", "your"), (r"\bOur\b", "Your"),
@@ -259,7 +262,7 @@ def _by_topic(topic: str, clause: str, candidates: list[Candidate]) -> list[Cand
     """The current answer(s) about ``topic``: the newest statement wins, a newer "no longer" takes it back."""
     about = [c for c in candidates if _matches(topic, c.topic)]
     if topic in _BROAD:
-        # "Which editor do I like?" asks for a favourite editor: a fact naming the thing asked about answers it.
+        # "Which editor do I like?" asks for a favorite editor: a fact naming the thing asked about answers it.
         words = _content_words(clause)
         naming = [c for c in candidates if c.topic and words & _content_words(c.sentence)]
         about = naming or about

@@ -24,7 +24,7 @@ from ..tokens import count_tokens
 from ..trace import PromptPart
 from .answer import _MANY, answer, fact_topic, to_second_person
 from .base import LLM, ExtractedFact, LLMReply
-from .rules import changes_from_text, extract_facts, second_person, split_sentences, whole_word
+from .rules import changes_from_text, extract_facts, reads_as_english, second_person, split_sentences, whole_word
 
 MODEL_ID = "offline-extractive-v2"
 _QUESTION_START = re.compile(
@@ -48,17 +48,27 @@ def is_question(text: str) -> bool:
 
 
 def third_person(sentence: str) -> str:
-    """'I watched a film with my sister.' -> 'The user watched a film with their sister.'"""
-    text = sentence.strip().rstrip(".!")
+    """'I need to call my mother.' -> 'The user said they need to call their mother.'
+
+    "said they" takes the verb as "I" does, so no verb needs conjugating ("The
+    user need to" was wrong); "we" is not guessed to be a team. A sentence
+    whose first person is not at its start is quoted as it was said, and one
+    in a language the rules do not read is left as it was said.
+    """
+    text = sentence.strip().rstrip(".!").replace("\u2019", "'")
+    if not reads_as_english(text):
+        return sentence.strip()
+    if not re.match(r"(?:I|I'm|I've|I'll|We|My|Our)\b", text):
+        return f'The user said: "{text}."'
     for pattern, repl in (
         (r"^I'm\b", "The user is"), (r"^I am\b", "The user is"), (r"^I've\b", "The user has"),
-        (r"^I'll\b", "The user will"), (r"^I\b", "The user"), (r"^We\b", "The user's team"), (r"^My\b", "Their"),
-        (r"\bI'm\b", "they are"), (r"\bI am\b", "they are"), (r"\bI've\b", "they have"), (r"\bI\b", "they"),
-        (r"\bmy\b", "their"), (r"\bme\b", "them"), (r"\bmine\b", "theirs"), (r"\bwe\b", "they"), (r"\bour\b", "their"),
+        (r"^I'll\b", "The user will"), (r"^I was\b", "The user was"), (r"^I\b", "The user said they"),
+        (r"^We\b", "The user said they"), (r"^(?:My|Our)\b", "The user's"),
+        (r"\bI'm\b", "they are"), (r"\bI am\b", "they are"), (r"\bI've\b", "they have"), (r"\bI was\b", "they were"),
+        (r"\bI\b", "they"), (r"\bmy\b", "their"), (r"\bme\b", "them"), (r"\bmine\b", "theirs"), (r"\bwe\b", "they"),
+        (r"\bour\b", "their"),
     ):  # fmt: skip
         text = re.sub(pattern, repl, text)
-    if not text.startswith(("The user", "Their")):
-        text = "The user mentioned: " + text
     return text + "."
 
 
@@ -114,6 +124,10 @@ class OfflineLLM(LLM):
                 continue  # replies only echo memory; the user's words carry the content
             for sentence in split_sentences(message.content):
                 if is_question(sentence) or _SMALL_TALK.match(sentence) or len(sentence.split()) < 3:
+                    continue
+                if not reads_as_english(sentence):  # kept as it was said: the rules read English only
+                    if len(sentence.split()) >= 4 and sentence not in notes:
+                        notes.append(sentence)
                     continue
                 changes = changes_from_text(sentence)
                 for c in changes:

@@ -27,12 +27,13 @@ from .parts import (
 class HybridStrategy(Strategy):
     name = "hybrid"
     description = "Buffer, rolling summary, facts and past episodes within one token budget."
+    uses = ("token_budget", "top_k", "episodes_k", "summary_threshold", "summary_keep", "ttl_s")
 
     def trim_to(self) -> int | None:
         return folding_cap(self.config)
 
     def keeps(self) -> str:
-        return "facts about the user across sessions, a running summary, past sessions and recent messages"
+        return "long-term facts from every session, a running summary, past sessions and recent messages"
 
     def reads(self) -> Reads:
         return Reads(last=None, summary=True)

@@ -10,6 +10,7 @@ from .parts import fold_if_needed, instructions, recent_messages, summary_part
 class SummaryStrategy(Strategy):
     name = "summary"
     description = "Recent messages plus a rolling summary that older messages fold into."
+    uses = ("summary_threshold", "summary_keep", "ttl_s")
 
     def trim_to(self) -> int | None:
         return folding_cap(self.config)
