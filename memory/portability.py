@@ -36,7 +36,7 @@ from .json_input import MB
 from .lab import MemoryLab
 from .markdown import md_escape, md_lines
 from .messages import Message
-from .stored import kind_of
+from .stored import kind_of, with_iso_dates
 from .trace import Trace
 
 SESSION_KIND = "memlab.session"
@@ -309,4 +309,5 @@ def _write_user_memory(lab: MemoryLab, doc: Document, user_id: str) -> ImportRep
 
 
 def dumps(data: dict[str, Any]) -> str:
-    return json.dumps(data, ensure_ascii=False, indent=2)
+    """The export as people and programs read it: every moment as epoch seconds and as an ISO date beside it."""
+    return json.dumps(with_iso_dates(data), ensure_ascii=False, indent=2)

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import datetime as dt
 import gzip
 import json
 import re
@@ -10,7 +11,14 @@ from html.parser import HTMLParser
 import pytest
 
 from memory.errors import InputError
-from memory.portability import export_session, export_user, import_document, load_document, session_markdown
+from memory.portability import (
+    dumps,
+    export_session,
+    export_user,
+    import_document,
+    load_document,
+    session_markdown,
+)
 
 from .conftest import assert_one_line_error, run_cli
 
@@ -282,3 +290,18 @@ def test_the_markdown_export_has_no_live_html_no_images_and_no_forged_turns():
         (i + 1, "user" if i % 2 else "assistant") for i in range(len(HOSTILE))
     ], "one heading per message: stored text made none of its own"
     assert "&lt;script&gt;alert(1)&lt;/script&gt;" in html, "the text itself is still there, as text"
+
+
+def test_an_export_gives_each_moment_its_date_beside_the_number(lab):
+    """Epoch seconds stay (programs read them); an ISO date sits beside each, and the file still imports."""
+    lab.chat("ines", "s1", "My name is Ines and I live in Porto.", strategy="hybrid", wait_upkeep=True)
+    for export in (export_session(lab, "ines", "s1"), export_user(lab, "ines")):
+        text = dumps(export)
+        data = json.loads(text)
+        stamps = re.findall(r'"(\w*at)": (\d+\.?\d*),\n\s*"\1_iso": "([^"]+)"', text)
+        assert stamps and "exported_at" in {name for name, _, _ in stamps}
+        for _, number, iso in stamps:
+            assert dt.datetime.fromisoformat(iso) == dt.datetime.fromtimestamp(int(float(number)), dt.UTC)
+        assert import_document(lab, data, user_id="ines-copy").written
+    first = json.loads(dumps(export_session(lab, "ines", "s1")))["messages"][0]
+    assert isinstance(first["created_at"], float) and first["created_at_iso"].endswith("+00:00")
