@@ -150,3 +150,10 @@ def test_the_summary_keeps_another_language_as_said_and_its_english_reads_right(
     assert "You said you switched your design tool" in spoken and "Your team" not in spoken
     assert "Yesterday you went to the lake with your brother" in spoken
     assert "me llamo Lucía" in spoken and "the user" not in spoken.lower()
+
+
+def test_a_quoted_sentence_keeps_its_own_end_mark():
+    from memory.llm.offline import third_person
+
+    assert third_person("Honestly, what should I do next?") == 'The user said: "Honestly, what should I do next?"'
+    assert third_person("Today I start the new job") == 'The user said: "Today I start the new job."'

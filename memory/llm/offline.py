@@ -59,7 +59,7 @@ def third_person(sentence: str) -> str:
     if not reads_as_english(text):
         return sentence.strip()
     if not re.match(r"(?:I|I'm|I've|I'll|We|My|Our)\b", text):
-        return f'The user said: "{text}."'
+        return f'The user said: "{text}{"" if text[-1:] in ".:;?…" else "."}"'
     for pattern, repl in (
         (r"^I'm\b", "The user is"), (r"^I am\b", "The user is"), (r"^I've\b", "The user has"),
         (r"^I'll\b", "The user will"), (r"^I was\b", "The user was"), (r"^I\b", "The user said they"),
