@@ -121,7 +121,7 @@ class Trace:
         worker timed, so a step that ran and changed nothing says so too.
         """
         said: list[str] = []
-        ran = {k.removeprefix("upkeep ") for k in self.timings_ms if k.startswith("upkeep ")}
+        ran = {k.removeprefix("upkeep ") for k in self.timings_ms}  # a worker's steps, or inline ones unprefixed
         events = [e for e in self.upkeep.get("fact_events") or [] if isinstance(e, dict)]
         verbs = {"ADD": "remembered", "UPDATE": "updated", "DELETE": "forgot", "DUPLICATE": "already knew"}
         facts = []

@@ -242,3 +242,13 @@ def test_a_turns_upkeep_says_in_words_what_it_changed(lab):
     quiet = lab.chat("ida", "s1", "Nice weather.", strategy="facts", wait_upkeep=True).trace
     assert quiet.upkeep_changes() == ["No new facts in this turn."]
     assert lab.chat("ida", "s1", "Hello.", strategy="buffer").trace.upkeep_changes() == []
+
+
+def test_an_inline_upkeep_is_said_in_words_too(settings):
+    lab = MemoryLab(replace(settings, upkeep_mode="inline"))
+    try:
+        trace = lab.chat("ida", "s1", "I live in Oslo.", strategy="hybrid").trace
+        assert trace.job == {"status": "inline"}
+        assert "This session's episode summary now includes the turn." in trace.upkeep_changes()
+    finally:
+        lab.close()
