@@ -26,21 +26,25 @@ f0, f1, f2, f3 = st.columns([1.2, 3, 1, 1])
 # The current user's keys by default ("{alice:" session keys and "{alice}" user keys; ids hold no glob characters).
 user_pattern = f"{prefix}:*{{{ctx.user_id}[:}}]*" if ctx.user_id else f"{prefix}:*"
 every = f0.toggle("All keys", value=False, key="key_all", help="Off: only the current user's keys.")
-if st.session_state.get("key_pattern_user") != ctx.user_id:  # another user: their keys
-    st.session_state["key_pattern_user"] = ctx.user_id
-    st.session_state["key_pattern"] = user_pattern
+state = st.session_state
+if state.get("key_pattern_user") != ctx.user_id:  # another user: their keys
+    state["key_pattern_user"] = ctx.user_id
+    state["key_pattern"] = state["_keep_key_pattern"] = user_pattern
+# Streamlit drops a widget's value when another page is shown: back here, the pattern came back empty and the
+# table showed every user's keys. The shadow key outlives the page change.
+state.setdefault("key_pattern", state.get("_keep_key_pattern", user_pattern))
 pattern = f1.text_input(
     "Pattern (Redis glob)",
     key="key_pattern",
     help=f"e.g. `{prefix}:*` for every key of Memory Lab, `{prefix}:s:*:buffer` for all buffers",
     disabled=every,
 )
+state["_keep_key_pattern"] = pattern
 if every:
     pattern = "*"
 page_size = f2.selectbox("Page size", [50, 100, 250, 500], index=1, key="key_page_size")
 live = f3.toggle("Live TTLs", value=True, key="key_live", help="Refresh the TTL column every second.")
 
-state = st.session_state
 if state.get("key_scan_for") != (pattern, page_size):
     state["key_scan_for"] = (pattern, page_size)
     state["key_cursors"] = [0]
