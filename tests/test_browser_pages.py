@@ -270,6 +270,11 @@ def test_redis_keys_says_what_is_normal_and_counts_every_key(app, page):
     note = page.get_by_text(re.compile("No other library's chat memory in this Redis")).inner_text()
     count = int(re.search(r"all ([\d,]+) keys", note).group(1).replace(",", ""))
     assert count > 0, note
+    pattern = page.get_by_role("textbox", name="Pattern (Redis glob)")
+    assert pattern.input_value() == "memlab:*{maya[:}]*"
+    _click_link(page, "Summaries")
+    _click_link(page, "Redis keys")
+    assert pattern.input_value() == "memlab:*{maya[:}]*", "back on the page, the pattern (and the table) is maya's"
 
 
 def test_bar_labels_are_level_and_compare_takes_every_strategy(app, page):
@@ -281,3 +286,33 @@ def test_bar_labels_are_level_and_compare_takes_every_strategy(app, page):
     _open(page, app + "compare?user=maya&session=s1")
     chosen = page.get_by_test_id("stMultiSelect").inner_text()
     assert all(name in chosen for name in ("buffer", "summary", "facts", "episodic", "hybrid")), chosen
+
+
+def test_every_page_opens_for_a_user_with_nothing_stored_in_both_themes(app, page):
+    """A newcomer's first look: no page errors for an empty user, light or dark (the screenshots are looked at)."""
+    _open(page, app + "?user=newcomer&session=s1")
+    for theme, colour in (("light", LIGHT), ("dark", DARK)):
+        if theme == "dark":
+            page.get_by_test_id("stSidebar").locator("button", has_text="Dark").click()
+            page.wait_for_function(f"{BACKGROUND} === '{colour}'", timeout=30_000)
+        for label, path, title in TOUR:
+            _click_link(page, label)
+            assert _title(page) == title and page.evaluate(BACKGROUND) == colour
+            assert page.get_by_test_id("stException").count() == 0, f"{title} fails for an empty user"
+            assert _params(page.url)["user"] == "newcomer"
+            _shot(page, f"{theme}-empty-{path or 'home'}")
+
+
+def test_the_picker_shows_a_strategys_whole_description_and_only_its_settings(app, page):
+    from memory.strategies import STRATEGIES
+
+    _open(page, app + "chat?user=maya&session=s1&strategy=buffer")
+    assert page.get_by_text(STRATEGIES["buffer"].description, exact=True).count() == 1
+    page.locator("summary", has_text="Strategy settings").click()
+    _idle(page)
+    settings = page.get_by_test_id("stExpanderDetails").first
+    assert settings.get_by_text("Buffer size N (messages)").count() == 1
+    assert settings.get_by_text("Top-k facts and turns").count() == 0, "a setting buffer does not use"
+    shown = settings.get_by_role("combobox", name="Session expires when idle for").input_value()
+    assert shown == "7 days", shown
+    _shot(page, "light-maya-chat-buffer-settings")
