@@ -275,6 +275,16 @@ def test_redis_keys_says_what_is_normal_and_counts_every_key(app, page):
     _click_link(page, "Summaries")
     _click_link(page, "Redis keys")
     assert pattern.input_value() == "memlab:*{maya[:}]*", "back on the page, the pattern (and the table) is maya's"
+    page.get_by_role("combobox", name="Key", exact=True).click()
+    page.keyboard.type("s1}:meta")
+    page.get_by_role("option", name=re.compile(r"s1\}:meta$")).first.click()
+    _idle(page)
+    tree = page.get_by_test_id("stJson").first.inner_text()
+    assert re.search(r'"\w+_iso"\s*:\s*"\d{4}-\d\d-\d\dT', tree), tree  # a moment has its date beside it
+    _shot(page, "light-maya-redis_keys-json")
+    page.get_by_role("tab", name="Memory analysis").click()
+    _idle(page)
+    _shot(page, "light-maya-redis_keys-memory")
 
 
 def test_bar_labels_are_level_and_compare_takes_every_strategy(app, page):
@@ -313,6 +323,17 @@ def test_the_picker_shows_a_strategys_whole_description_and_only_its_settings(ap
     settings = page.get_by_test_id("stExpanderDetails").first
     assert settings.get_by_text("Buffer size N (messages)").count() == 1
     assert settings.get_by_text("Top-k facts and turns").count() == 0, "a setting buffer does not use"
-    shown = settings.get_by_role("combobox", name="Session expires when idle for").input_value()
+    shown = settings.get_by_role("combobox", name="Expires when idle for").input_value()
     assert shown == "7 days", shown
     _shot(page, "light-maya-chat-buffer-settings")
+
+
+def test_compare_runs_every_strategy_and_says_what_reached_the_context(app, page):
+    _open(page, app + "compare?user=maya&session=s1")
+    page.get_by_role("button", name="Run comparison").click()
+    page.get_by_text(re.compile("^reached the context: ")).first.wait_for(timeout=240_000)
+    _idle(page)
+    reached = page.get_by_text(re.compile("^reached the context: \\d+%$")).all_inner_texts()
+    assert len(reached) == 5, reached
+    assert page.locator("[data-testid=stMetricDelta]").count() == 0, "no arrow: reaching the context is no change"
+    _shot(page, "light-maya-compare-results")

@@ -65,7 +65,7 @@ def warm_model(lab: MemoryLab, key: str) -> None:
 # field -> (widget key, label, min, max)
 CONFIG_WIDGETS: dict[str, tuple[str, str, int, int]] = {
     "buffer_size": ("cfg_n", "Buffer size N (messages)", 1, 500),
-    "ttl_s": ("cfg_ttl", "Session expires when idle for", 0, 365 * 24 * 3600),
+    "ttl_s": ("cfg_ttl", "Expires when idle for", 0, 365 * 24 * 3600),
     "summary_threshold": ("cfg_thr", "Fold when buffer passes", 2, 500),
     "summary_keep": ("cfg_keep", "Keep after fold", 0, 499),
     "top_k": ("cfg_k", "Top-k facts and turns", 1, 50),
