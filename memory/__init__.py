@@ -7,6 +7,8 @@ No Streamlit here: the engine is usable from scripts, notebooks and the CLI.
     result = lab.chat("alice", "s1", "My name is Alice.", strategy="hybrid")
 """
 
+__version__ = "0.1.0"  # the package's version (pyproject.toml reads it)
+
 from .config import Settings
 from .keys import InvalidIdError, Keys
 from .lab import BackendUnavailable, ChatResult, MemoryLab

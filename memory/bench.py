@@ -165,7 +165,7 @@ def bench_turn(lab: Any, url: str, repeats: int) -> dict[str, Any]:
     def store_turn() -> None:
         sessions.append_and_read("bench", "store", Message(Role.USER, user_text), Reads(last=n), n, 3600)
         with lab.redis.pipeline(transaction=False) as p:
-            sessions.stage_append(p, "bench", "store", Message(Role.ASSISTANT, reply_text), n, 3600, index=False)
+            sessions.stage_append(p, "bench", "store", Message(Role.ASSISTANT, reply_text), n, 3600)
             sessions.run(p, "bench", "store")
 
     reply = LLMReply(reply_text, "bench")

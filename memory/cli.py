@@ -288,7 +288,7 @@ def cmd_eval(lab: MemoryLab, a: argparse.Namespace) -> int:
         judged = (
             f", judge accuracy {answers.judge_accuracy * 100:.1f}% of {answers.judged}"
             if answers.judge_accuracy is not None
-            else " (no judge: set ANTHROPIC_API_KEY)"
+            else " (no judge: the offline provider; set ANTHROPIC_API_KEY or MEMLAB_LLM)"
         )
         print(
             f"\nanswers from the top {answers.k} turns by {answers.provider}: "
@@ -303,10 +303,13 @@ def cmd_worker(lab: MemoryLab, a: argparse.Namespace) -> int:
     """Apply upkeep jobs from the stream until stopped (SIGTERM, Ctrl-C), or until none are left (``--once``)."""
     import signal
 
-    from .upkeep import GROUP, Worker
+    from .upkeep import GROUP
+    from .worker import Worker
 
     worker = Worker(lab, name=a.name, claim_idle_s=a.claim_after)
     signal.signal(signal.SIGTERM, lambda *_: worker.stop.set())
+    if logging.getLogger().level > logging.WARNING:  # a worker's log is its report: dead letters, drops, retries
+        logging.getLogger("memory").setLevel(logging.WARNING)
     where = lab.settings.redis_url or "embedded Redis"
     print(f"upkeep worker {worker.name} on {where}, stream {lab.keys.jobs}, group {GROUP}", flush=True)
     if a.once:
@@ -318,7 +321,11 @@ def cmd_worker(lab: MemoryLab, a: argparse.Namespace) -> int:
             worker.run()
         except KeyboardInterrupt:
             worker.stop.set()
-    print(f"upkeep worker {worker.name} stopped: {worker.done} done, {worker.failed} failed", flush=True)
+    print(
+        f"upkeep worker {worker.name} stopped: {worker.done} done, {worker.failed} failed, "
+        f"{worker.refused} refused (see the dead letters), {worker.dropped} dropped",
+        flush=True,
+    )
     return 0
 
 
@@ -334,8 +341,32 @@ def cmd_bench(lab: MemoryLab, a: argparse.Namespace) -> int:
     return 0
 
 
-def build_parser() -> argparse.ArgumentParser:
-    p = argparse.ArgumentParser(prog="python -m memory", description="Memory Lab's engine from the terminal.")
+def cmd_mcp(lab: MemoryLab, a: argparse.Namespace) -> int:
+    """An MCP server over this lab: stdio (the client starts this command) or streamable HTTP (``--http PORT``)."""
+    import signal
+
+    from .mcp_server import serve
+
+    def stop(*_: Any) -> None:
+        raise KeyboardInterrupt  # the client's SIGTERM: close the lab (the upkeep thread finishes its job) first
+
+    if a.http is None:
+        signal.signal(signal.SIGTERM, stop)  # over HTTP, uvicorn handles SIGTERM itself
+    else:
+        print(f"Memory Lab MCP server at http://{a.host}:{a.http}/mcp", file=sys.stderr, flush=True)
+    serve(lab, http_port=a.http, host=a.host)
+    return 0
+
+
+def cmd_run(lab: MemoryLab, a: argparse.Namespace) -> int:
+    from .dashboard import serve
+
+    print(f"Memory Lab at http://{a.host}:{a.port}", file=sys.stderr, flush=True)
+    serve(a.host, a.port)
+
+
+def build_parser(prog: str = "python -m memory") -> argparse.ArgumentParser:
+    p = argparse.ArgumentParser(prog=prog, description="Memory Lab's engine from the terminal.")
     sub = p.add_subparsers(dest="command", required=True)
 
     c = sub.add_parser("chat", help="send one message through a memory strategy")
@@ -436,18 +467,28 @@ def build_parser() -> argparse.ArgumentParser:
     b.add_argument("--json", action="store_true")
     b.set_defaults(func=cmd_bench)
 
+    rn = sub.add_parser("run", help="serve the dashboard (the Streamlit app) at http://HOST:PORT")
+    rn.add_argument("--host", default="127.0.0.1", help="the address to listen on (default 127.0.0.1)")
+    rn.add_argument("--port", type=int, default=8501, help="the port (default 8501)")
+    rn.set_defaults(func=cmd_run)
+
+    m = sub.add_parser("mcp", help="serve memory to an agent over MCP: stdio, or streamable HTTP with --http PORT")
+    m.add_argument("--http", type=int, metavar="PORT", help="serve streamable HTTP at http://HOST:PORT/mcp")
+    m.add_argument("--host", default="127.0.0.1", help="with --http: the address to listen on (default 127.0.0.1)")
+    m.set_defaults(func=cmd_mcp)
+
     r = sub.add_parser("redis", help="manage the embedded redis-server")
     r.add_argument("action", choices=["stop", "start"])
     r.set_defaults(func=cmd_redis)
     return p
 
 
-def main(argv: list[str] | None = None) -> int:
+def main(argv: list[str] | None = None, prog: str = "python -m memory") -> int:
     debug = os.environ.get("MEMLAB_DEBUG", "") not in ("", "0")
     logging.basicConfig(
         level=logging.DEBUG if debug else logging.ERROR, format="%(levelname)s %(name)s: %(message)s", stream=sys.stderr
     )
-    args = build_parser().parse_args(argv)
+    args = build_parser(prog).parse_args(argv)
     lab: MemoryLab | None = None
     try:
         lab = MemoryLab()
@@ -469,6 +510,11 @@ def main(argv: list[str] | None = None) -> int:
     finally:
         if lab is not None:
             lab.close()
+
+
+def entry() -> None:
+    """The installed ``memory-lab`` command: the same subcommands as ``python -m memory``, and ``run``."""
+    sys.exit(main(prog="memory-lab"))
 
 
 def _one_line(exc: BaseException) -> str:

@@ -31,9 +31,10 @@ from .errors import InputError
 from .json_input import MB
 from .lab import MemoryLab
 from .llm.rules import whole_word
+from .paths import app_root
 from .strategies import STRATEGIES, StrategyConfig
 
-SCENARIO_DIR = Path(__file__).resolve().parent.parent / "scenarios"
+SCENARIO_DIR = app_root() / "scenarios"
 
 
 class ScenarioError(InputError):

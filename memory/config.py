@@ -13,10 +13,11 @@ from pathlib import Path
 from typing import TypeVar
 
 from .errors import InputError
+from .paths import PROJECT_ROOT, default_data_dir
 
 T = TypeVar("T")
 UPKEEP_MODES = ("thread", "external", "inline")
-PROJECT_ROOT = Path(__file__).resolve().parent.parent
+LLM_PROVIDERS = ("offline", "anthropic", "openai")
 
 
 def _env_number(env: dict[str, str], name: str, default: T, parse: Callable[[str], T], kind: str) -> T:
@@ -46,7 +47,7 @@ def _env_str(env: dict[str, str], name: str, default: str | None = None) -> str 
 class Settings:
     """Memory Lab configuration; `Settings.from_env()` is the only constructor pages use."""
 
-    data_dir: Path = field(default_factory=lambda: PROJECT_ROOT / "data")
+    data_dir: Path = field(default_factory=default_data_dir)
     redis_url: str | None = None
     redis_cluster: bool = False  # redis_url names a node of a Redis Cluster (set by REDIS_CLUSTER_URL)
     chroma_host: str | None = None
@@ -59,6 +60,11 @@ class Settings:
     anthropic_base_url: str | None = None
     anthropic_model: str = "claude-sonnet-4-5"
     anthropic_small_model: str = "claude-haiku-4-5"
+    llm: str = ""  # MEMLAB_LLM: offline | anthropic | openai; unset: anthropic with ANTHROPIC_API_KEY, else offline
+    openai_api_key: str | None = None
+    openai_base_url: str | None = None  # any server speaking the Chat Completions API (Ollama, vLLM, LM Studio...)
+    openai_model: str = "gpt-4o-mini"
+    openai_small_model: str = ""  # empty: the reply model
     llm_timeout_s: int = 60
     backend_timeout_s: float = 3.0
     key_prefix: str = "memlab"
@@ -99,6 +105,11 @@ class Settings:
             anthropic_base_url=_env_str(e, "ANTHROPIC_BASE_URL"),
             anthropic_model=_env_str(e, "MEMLAB_ANTHROPIC_MODEL", base.anthropic_model) or "",
             anthropic_small_model=_env_str(e, "MEMLAB_ANTHROPIC_SMALL_MODEL", base.anthropic_small_model) or "",
+            llm=(_env_str(e, "MEMLAB_LLM") or "").lower(),
+            openai_api_key=_env_str(e, "OPENAI_API_KEY"),
+            openai_base_url=_env_str(e, "OPENAI_BASE_URL"),
+            openai_model=_env_str(e, "MEMLAB_OPENAI_MODEL", base.openai_model) or "",
+            openai_small_model=_env_str(e, "MEMLAB_OPENAI_SMALL_MODEL", "") or "",
             llm_timeout_s=_env_int(e, "MEMLAB_LLM_TIMEOUT", base.llm_timeout_s),
             backend_timeout_s=_env_float(e, "MEMLAB_BACKEND_TIMEOUT", base.backend_timeout_s),
             key_prefix=_env_str(e, "MEMLAB_KEY_PREFIX", base.key_prefix) or base.key_prefix,
@@ -133,6 +144,16 @@ class Settings:
             (0.1 <= self.upkeep_claim_s <= 86400, "MEMLAB_UPKEEP_CLAIM must be between 0.1 and 86400 seconds"),
             (0 <= self.upkeep_delay_s <= 600, "MEMLAB_UPKEEP_DELAY must be between 0 and 600 seconds"),
             (self.vector_store in ("chroma", "qdrant"), "MEMLAB_VECTOR_STORE must be chroma or qdrant"),
+            (self.llm in ("", *LLM_PROVIDERS), f"MEMLAB_LLM must be one of {', '.join(LLM_PROVIDERS)}"),
+            (
+                self.llm != "anthropic" or bool(self.anthropic_api_key),
+                "MEMLAB_LLM=anthropic needs ANTHROPIC_API_KEY",
+            ),
+            (
+                self.llm != "openai" or bool(self.openai_api_key or self.openai_base_url),
+                "MEMLAB_LLM=openai needs OPENAI_API_KEY (OpenAI) or OPENAI_BASE_URL (a compatible server)",
+            ),
+            (self.llm_timeout_s >= 1, "MEMLAB_LLM_TIMEOUT must be at least 1 second"),
         ]
         for ok, message in checks:
             if not ok:
@@ -141,7 +162,8 @@ class Settings:
 
     @property
     def llm_provider(self) -> str:
-        return "anthropic" if self.anthropic_api_key else "offline"
+        """The provider in use: MEMLAB_LLM when set, else Anthropic with a key, else the offline stand-in."""
+        return self.llm or ("anthropic" if self.anthropic_api_key else "offline")
 
     @property
     def redis_mode(self) -> str:

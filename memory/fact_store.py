@@ -132,10 +132,19 @@ class FactStore:
 
         ``job`` names the turn the facts came from: a job that runs again (a
         worker died before acknowledging it) finds its events in the log and
-        does nothing, and the facts it adds have ids derived from it.
+        changes nothing, and the facts it adds have ids derived from it. It
+        hands those logged events to the audit trail again: a worker killed
+        between the fact log and the audit insert left them unrecorded, and
+        the trail keeps each event once (its id comes from the job).
         """
-        if not facts or (job and self._logged(user_id, job)):
+        if not facts:
             return []
+        if job:
+            logged = self._logged(user_id, job)
+            if logged is not None:
+                if logged and self.on_logged is not None:
+                    self.on_logged(user_id, logged)
+                return []
         vectors = self.embed([f.text for f in facts])
         events: list[FactEvent] = []
         with self.index.lock:
@@ -164,15 +173,18 @@ class FactStore:
             self.index.advanced(user_id, before, after if events else before)
         return events
 
-    def _logged(self, user_id: str, job: str, look_back: int = 500) -> bool:
-        """Whether the fact log's recent events already hold this job's (it ran before)."""
+    def _logged(self, user_id: str, job: str, look_back: int = 500) -> list[FactEvent] | None:
+        """This job's events in the fact log's recent ones, in order, if it ran before; None if it did not."""
+        found: list[FactEvent] | None = None
         for raw in self.r.lrange(self.keys.user(user_id).fact_log, -look_back, -1):
             try:
-                if load_json(raw).get("job") == job:
-                    return True
-            except (StoredDataError, AttributeError):
-                continue
-        return False
+                data = load_json(raw)
+                if isinstance(data, dict) and data.get("job") == job:
+                    found = found if found is not None else []
+                    found.append(FactEvent.from_dict(data))
+            except StoredDataError:
+                continue  # a damaged event of this job is skipped; the rest is still recorded
+        return found
 
     def _holding(self, current: UserFacts, value: str, slot: str | None) -> list[int]:
         """Rows of the user's facts in ``slot`` (or any) that mention ``value`` as a whole word."""

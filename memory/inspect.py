@@ -17,9 +17,11 @@ from typing import Any
 from .audit import AuditTrail, key_event
 from .backends.redis_client import RedisClient
 from .errors import InputError, StoredDataError
+from .jobs import DeadLetter
 from .keys import Keys
 from .messages import decode_many
-from .stored import MAX_TIMESTAMP, clean_text, load_json, printable
+from .session_store import Entries
+from .stored import MAX_TIMESTAMP, CorruptEntry, clean_text, load_json, preview, printable
 
 
 @dataclass(frozen=True)
@@ -47,7 +49,7 @@ class MemoryReport:
 @dataclass(frozen=True)
 class BulkResult:
     changed: int  # keys deleted, or whose TTL was set
-    skipped: int  # keys not Memory Lab's, left alone
+    skipped: int  # keys whose names Memory Lab does not build (``Keys.parse``), left alone
 
 
 @dataclass(frozen=True)
@@ -241,13 +243,17 @@ class KeyInspector:
             complete=complete,
         )
 
+    def owned(self, names: list[str]) -> list[str]:
+        """The names Memory Lab builds (``Keys.parse``): the only keys the delete and TTL actions change."""
+        return [n for n in names if self.keys.owns(n)]
+
     def bulk(self, names: list[str], ttl_seconds: int | None = None) -> BulkResult:
         """Delete ``names`` (``ttl_seconds`` None) or set their TTL (0 = never expire), in pipelines of 500.
 
-        Only Memory Lab's own keys are changed; any other key in the list is
-        skipped and counted, never touched.
+        Only Memory Lab's own keys are changed; any other key in the list
+        (another app's under the same prefix too) is skipped and counted.
         """
-        ours = [n for n in names if n.startswith(self.keys.prefix + ":")]
+        ours = self.owned(names)
         if ttl_seconds is None:
             commands: list[tuple[Any, ...]] = [("UNLINK", n) for n in ours]
         elif ttl_seconds <= 0:
@@ -262,8 +268,11 @@ class KeyInspector:
         return BulkResult(changed=changed, skipped=len(names) - len(ours))
 
     def _ours(self, name: str) -> None:
-        if not name.startswith(self.keys.prefix + ":"):
-            raise InputError(f"{name!r} is not a Memory Lab key (prefix {self.keys.prefix}:); refusing to change it")
+        if not self.keys.owns(name):
+            raise InputError(
+                f"{preview(name, 120)!r} is not a key Memory Lab builds (another program's, even under the prefix "
+                f"{self.keys.prefix}:); refusing to change it"
+            )
 
     def delete(self, name: str) -> bool:
         self._ours(name)
@@ -277,6 +286,16 @@ class KeyInspector:
         changed = bool(self.r.persist(name) if seconds <= 0 else self.r.expire(name, seconds))
         self._audited("key_ttl_changed", [name] if changed else [], max(seconds, 0))
         return changed
+
+    def dead_letters(self, limit: int = 200) -> Entries[DeadLetter]:
+        """The upkeep jobs the workers refused, newest first, each with its reason (``worker.py``)."""
+        out: Entries[DeadLetter] = Entries([])
+        for index, raw in enumerate(self.r.lrange(self.keys.dead_letters, 0, limit - 1)):
+            try:
+                out.items.append(DeadLetter.from_stored(raw))
+            except StoredDataError as exc:
+                out.corrupt.append(CorruptEntry(index, preview(raw), str(exc)))
+        return out
 
 
 def _cell(raw: str) -> dict[str, Any]:

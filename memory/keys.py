@@ -139,6 +139,13 @@ class UserKeys:
         return f"{self.prefix}:u:{{{self.user_id}}}:pending"
 
     @property
+    def forgotten(self) -> str:
+        """String: the upkeep stream id at which the user was last forgotten; a job queued before it is dropped.
+
+        Not in ``all()``: it outlives the forget it marks (it holds no content, only a stream id)."""
+        return f"{self.prefix}:u:{{{self.user_id}}}:forgotten"
+
+    @property
     def upkeep_lock(self) -> str:
         """String with a TTL: held by the worker applying one of this user's jobs, so jobs apply one at a time."""
         return f"{self.prefix}:u:{{{self.user_id}}}:upkeeplock"
@@ -150,6 +157,14 @@ class UserKeys:
 
     def all(self) -> list[str]:
         return [self.sessions, self.expiries, self.fact_log, self.pending, self.upkeep_lock, self.turns_version]
+
+
+# The last part of each key name, per kind of key: what ``Keys.parse`` (and so the key browser's bulk actions)
+# accepts as ours. Kept beside the properties that build them; tests check the two agree.
+SESSION_KINDS = frozenset({"log", "buffer", "summary", "folds", "traces", "ids", "meta", "jobs"})
+USER_KINDS = frozenset({"sessions", "expiries", "factlog", "pending", "upkeeplock", "turnsver", "forgotten"})
+_SESSION_KEY = re.compile(r"s:\{([^:{}]+):([^:{}]+)\}:(\w+)")
+_USER_KEY = re.compile(r"u:\{([^:{}]+)\}:(\w+)")
 
 
 @dataclass(frozen=True)
@@ -174,21 +189,40 @@ class Keys:
         return f"{self.prefix}:jobs"
 
     @property
+    def dead_letters(self) -> str:
+        """List of JSON records, newest first and bounded: upkeep jobs refused by the workers, with the reason."""
+        return f"{self.prefix}:jobs:dead"
+
+    @property
     def all_pattern(self) -> str:
         return f"{self.prefix}:*"
 
     def parse(self, key: str) -> dict[str, str] | None:
-        """Split a key of ours into its parts, for the key browser."""
-        if key == self.jobs:
-            return {"kind": "jobstream"}
-        m = re.match(rf"^{re.escape(self.prefix)}:s:\{{([^:}}]+):([^}}]+)\}}:(\w+)$", key) or re.match(
-            rf"^{re.escape(self.prefix)}:u:\{{([^}}]+)\}}:(\w+)$", key
-        )
-        if m is None:
+        """Split a key this module builds into its parts; None for any other name, even under our prefix.
+
+        The one answer to "is this key ours": the key browser labels rows with
+        it, and its delete and TTL actions change no key it refuses
+        (``memlab:other-app:cache:1`` is not ours, nor is ``memlab:u:{bad id}:x``).
+        """
+        if not isinstance(key, str) or not key.startswith(self.prefix + ":"):
             return None
-        if len(m.groups()) == 3:
-            return {"user_id": m.group(1), "session_id": m.group(2), "kind": m.group(3)}
-        return {"user_id": m.group(1), "kind": m.group(2)}
+        rest = key[len(self.prefix) + 1 :]
+        if rest in ("jobs", "jobs:dead"):  # the streams: not a session's "jobs" hash
+            return {"kind": "jobstream" if rest == "jobs" else "deadletters"}
+        m = _SESSION_KEY.fullmatch(rest)
+        if m is not None:
+            user, session, kind = m.groups()
+            if kind in SESSION_KINDS and is_valid_id(user) and is_valid_id(session):
+                return {"user_id": user, "session_id": session, "kind": kind}
+            return None
+        m = _USER_KEY.fullmatch(rest)
+        if m is not None and m.group(2) in USER_KINDS and is_valid_id(m.group(1)):
+            return {"user_id": m.group(1), "kind": m.group(2)}
+        return None
+
+    def owns(self, key: str) -> bool:
+        """Whether Memory Lab builds this key name (see ``parse``)."""
+        return self.parse(key) is not None
 
 
 @dataclass(frozen=True)
@@ -216,7 +250,9 @@ KEY_KINDS: dict[str, KeyKind] = {
         "a version token of the user's indexed turns, which live in the vector store; long-term", False
     ),
     "pending": KeyKind("the user's upkeep jobs not yet done; empties itself", False),
+    "forgotten": KeyKind("where in the upkeep stream the user was last forgotten; older jobs are dropped", False),
     "jobstream": KeyKind("the upkeep jobs of every user, read by the workers (a Redis Stream)", False),
+    "deadletters": KeyKind("upkeep jobs the workers refused, each with its reason (a capped Redis Stream)", False),
 }
 
 

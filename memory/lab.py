@@ -44,7 +44,8 @@ from .session_store import SessionStore
 from .strategies import STRATEGIES, Services, Strategy, StrategyConfig
 from .turn import ChatResult, Turn, TurnStream
 from .turn_store import TurnStore, TurnVersions
-from .upkeep import Upkeep, WorkerThread
+from .upkeep import Upkeep
+from .worker import WorkerThread
 
 log = logging.getLogger(__name__)
 
@@ -114,9 +115,10 @@ class MemoryLab:
     def redis(self) -> RedisClient:
         """The process's one client for the configured Redis, connected on first use.
 
-        In embedded mode the server is found or started when connecting; a
-        lost connection is recovered by ``reconnect`` (the health check calls
-        it), not by checking the server on every access.
+        In embedded mode the server is found or started when connecting, and
+        each new socket asks where it is now (``RelocatingConnection``): a
+        server killed and started again elsewhere is followed on the next
+        command, by any holder of the lab, with no health check needed.
         """
         client = self._redis
         if client is not None:
@@ -129,17 +131,16 @@ class MemoryLab:
 
                     self._redis = cast(RedisClient, connect_cluster(url, self.settings.backend_timeout_s))
                 else:
-                    self._redis = connect(url, self.settings.backend_timeout_s)
+                    locate = self._locate_embedded if self.embedded_redis is not None else None
+                    self._redis = connect(url, self.settings.backend_timeout_s, locate)
                 self._redis_url = url
             return self._redis
 
-    def reconnect(self) -> RedisClient:
-        """Drop the held client (its server may have been restarted) and connect again."""
-        with self._lock:
-            old, self._redis = self._redis, None
-        if old is not None:
-            old.close()
-        return self.redis
+    def _locate_embedded(self) -> tuple[str, int]:
+        assert self.embedded_redis is not None
+        state = self.embedded_redis.current()
+        self._redis_url = state.url
+        return "127.0.0.1", state.port
 
     @cached_property
     def vectors(self) -> VectorBackend:
@@ -360,6 +361,7 @@ class MemoryLab:
         """Every store that holds a user's memory; facts belong to the user, not to a session."""
         stores: list[tuple[str, Callable[[], MemoryStore]]] = list(self.session_stores())
         stores.insert(1, ("facts", lambda: self.facts))
+        stores.append(("dead_letters", lambda: self.upkeep))
         return stores
 
     def _walk(
@@ -402,15 +404,34 @@ class MemoryLab:
         return report
 
     def forget_user(self, user_id: str) -> DeletionReport:
-        """Delete everything of the user's; the audit trail keeps its rows (what happened, when) without content."""
+        """Delete everything of the user's; the audit trail keeps its rows (what happened, when) without content.
+
+        First the user is marked forgotten on the upkeep stream: every job of
+        theirs queued before is dropped by the workers, never applied. A job
+        already running is waited for (``MEMLAB_UPKEEP_WAIT``); one that runs
+        longer erases the user again when it ends (``worker.py``).
+        """
         validate_id("user", user_id)
-        self._let_upkeep_finish(user_id)
-        report = self._walk("forget user", self.memory_stores(), lambda store: store.forget_user(user_id))
+        marked = ""
+        try:
+            self.upkeep.mark_forgotten(user_id)
+            if not self.upkeep.wait_idle(user_id, self.settings.upkeep_wait_s):
+                log.warning("forgetting %s while one of their upkeep jobs runs; it erases again when it ends", user_id)
+        except MemoryLabError as exc:
+            log.warning("could not mark %s forgotten for the upkeep workers: %s", user_id, exc)
+            marked = str(exc)
+        report = self.erase_user(user_id)
+        if marked:
+            report.errors["upkeep marker"] = marked
         try:
             report.counts["audit rows blanked"] = self.audit.forget(user_id)
         except AuditError as exc:
             report.errors["audit"] = str(exc)
         return report
+
+    def erase_user(self, user_id: str) -> DeletionReport:
+        """Delete the user's memory from every store (``forget_user`` without its marker and audit rows)."""
+        return self._walk("forget user", self.memory_stores(), lambda store: store.forget_user(user_id))
 
     def delete_memory(self, user_id: str, kind: str, memory_id: str) -> int:
         """Delete one long-term memory: a fact by id, or the episode of a session (by session id)."""
@@ -423,17 +444,11 @@ class MemoryLab:
 
     # -- health ----------------------------------------------------------
     def redis_status(self) -> BackendStatus:
-        """PING-level health; a lost connection to the embedded server is recovered here (restarting it)."""
+        """PING-level health (a lost embedded server is found or started again, as by any command)."""
         s = self.settings
         location = s.redis_url or str(self.settings.data_dir / "redis")
         try:
-            try:
-                info = self.redis.info("server")
-            except BackendUnavailable as exc:
-                if self.embedded_redis is None or isinstance(exc, BackendTimeout):
-                    raise
-                log.info("embedded Redis connection lost (%s); finding or restarting the server", exc)
-                info = self.reconnect().info("server")
+            info = self.redis.info("server")  # a lost embedded server is found or started again by the connection
             extra: dict[str, Any] = {"url": self._redis_url}
             if self.embedded_redis is not None:
                 state = self.embedded_redis.read_state()
@@ -524,8 +539,14 @@ class MemoryLab:
         )
 
     def llm_status(self) -> BackendStatus:
+        """Which provider replies (the sidebar, ``doctor``); keys are never shown."""
         s = self.settings
-        if s.anthropic_api_key:
+        provider = s.llm_provider
+        if provider == "openai":
+            key = "key set (not shown)" if s.openai_api_key else "no OPENAI_API_KEY (a local server needs none)"
+            model = s.openai_model + (f", small: {s.openai_small_model}" if s.openai_small_model else "")
+            return BackendStatus("LLM", "openai", s.openai_base_url or "api.openai.com", True, model, detail=key)
+        if provider == "anthropic":
             return BackendStatus(
                 "LLM",
                 "anthropic",
@@ -540,7 +561,7 @@ class MemoryLab:
             "in process",
             True,
             OFFLINE_MODEL_ID,
-            detail="no ANTHROPIC_API_KEY: replies quote the memory they were given",
+            detail="no ANTHROPIC_API_KEY or MEMLAB_LLM: replies quote the memory they were given",
         )
 
     def embedder_status(self, load: bool = False) -> BackendStatus:

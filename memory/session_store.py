@@ -33,19 +33,28 @@ from typing import Any, Generic, TypeVar
 
 from .backends.redis_client import Lua, RedisClient
 from .errors import StoredDataError
+from .jobs import outcome_from_stored
 from .keys import Keys, SessionKeys, is_valid_id
 from .messages import Message, decode_many, encode
 from .stored import CorruptEntry, as_dict, as_int, as_text, as_timestamp, clean_text, dump_json, load_json, preview
 from .tokens import count_tokens
 from .trace import Trace
-from .upkeep import outcome_from_stored
 
 log = logging.getLogger(__name__)
+
+# The server's clock in ms, read once per script. Every key a script gives an expiry gets the same absolute
+# deadline (PEXPIREAT), so the keys of a session expire together; a script that keeps a session's expiry
+# reads it as now + PTTL, after reading now, so the copy can only be earlier than the original, never later.
+NOW_MS = """
+local clock = redis.call('TIME')
+local now_ms = tonumber(clock[1]) * 1000 + math.floor(tonumber(clock[2]) / 1000)
+"""
 
 APPEND_SCRIPT = """
 if ARGV[5] ~= nil and ARGV[5] ~= '' then redis.call('HSET', KEYS[4], ARGV[5], ARGV[6]) end
 if ARGV[7] ~= nil and ARGV[7] ~= '' then redis.call('SET', KEYS[5], ARGV[7]) end
-local added = redis.call('SADD', KEYS[3], ARGV[1])
+local added = 0
+if ARGV[1] ~= '' then added = redis.call('SADD', KEYS[3], ARGV[1]) end
 if added == 1 then
   redis.call('RPUSH', KEYS[1], ARGV[2])
   redis.call('RPUSH', KEYS[2], ARGV[2])
@@ -53,10 +62,8 @@ if added == 1 then
   if trim > 0 then redis.call('LTRIM', KEYS[2], -trim, -1) end
 end
 local ttl = tonumber(ARGV[4])
-if ttl > 0 then
-  local last = #KEYS
-  if ARGV[8] == '0' then last = 5 end
-  for i = 1, last do redis.call('EXPIRE', KEYS[i], ttl) end
+for i = 1, #KEYS do
+  if ttl > 0 then redis.call('PEXPIREAT', KEYS[i], now_ms + ttl * 1000) else redis.call('PERSIST', KEYS[i]) end
 end
 if ARGV[9] == nil or ARGV[9] == '' then return added end
 local n = tonumber(ARGV[9])
@@ -94,7 +101,7 @@ elseif last[2] == 'inf' then
   redis.call('PERSIST', KEYS[1])
   redis.call('PERSIST', KEYS[2])
 else
-  local at = math.ceil(tonumber(last[2]))
+  local at = math.ceil(tonumber(last[2])) + 1
   redis.call('EXPIREAT', KEYS[1], at)
   redis.call('EXPIREAT', KEYS[2], at)
 end
@@ -107,21 +114,30 @@ local n = tonumber(ARGV[1])
 local head = redis.call('LRANGE', KEYS[1], 0, n - 1)
 if #head ~= n then return 0 end
 for i = 1, n do
-  if head[i] ~= ARGV[4 + i] then return 0 end
+  if head[i] ~= ARGV[3 + i] then return 0 end
 end
+local ttl = redis.call('PTTL', KEYS[1])
 redis.call('LTRIM', KEYS[1], n, -1)
 redis.call('SET', KEYS[2], ARGV[2])
 redis.call('RPUSH', KEYS[3], ARGV[3])
-local ttl = tonumber(ARGV[4])
-if ttl > 0 then
-  for i = 1, 3 do redis.call('EXPIRE', KEYS[i], ttl) end
+for i = 2, 3 do
+  if ttl > 0 then redis.call('PEXPIREAT', KEYS[i], now_ms + ttl) else redis.call('PERSIST', KEYS[i]) end
 end
 return 1
 """
 
-APPEND = Lua(APPEND_SCRIPT)
+OUTCOME_SCRIPT = """
+local ttl = redis.call('PTTL', KEYS[1])
+if ttl == -2 then return 0 end
+redis.call('HSET', KEYS[2], ARGV[1], ARGV[2])
+if ttl > 0 then redis.call('PEXPIREAT', KEYS[2], now_ms + ttl) else redis.call('PERSIST', KEYS[2]) end
+return 1
+"""
+
+APPEND = Lua(NOW_MS + APPEND_SCRIPT)
 INDEX = Lua(INDEX_SCRIPT)
-FOLD = Lua(FOLD_SCRIPT)
+FOLD = Lua(NOW_MS + FOLD_SCRIPT)
+OUTCOME = Lua(NOW_MS + OUTCOME_SCRIPT)
 
 # A session not listed in the index yet may be between its INDEX and APPEND
 # scripts in another process; the existence check on read leaves it alone.
@@ -147,9 +163,10 @@ class Fold:
     tokens_before: int
     tokens_after: int
     summary: str = field(default="", repr=False)
+    replayed: bool = field(default=False, repr=False)  # made by an earlier run of the same job (``fold(since=)``)
 
     def to_dict(self) -> dict[str, Any]:
-        return {k: v for k, v in self.__dict__.items() if k != "summary"}
+        return {k: v for k, v in self.__dict__.items() if k not in ("summary", "replayed")}
 
     @classmethod
     def from_dict(cls, data: Any) -> Fold:
@@ -224,34 +241,36 @@ class SessionStore:
         pipe: Any,
         user_id: str,
         session_id: str,
-        message: Message,
+        message: Message | None,
         trim_to: int | None = None,
         ttl_s: int | None = None,
         trace: dict[str, Any] | None = None,
         meta: dict[str, Any] | None = None,
-        index: bool = True,
         reads: Reads | None = None,
+        trace_id: str | None = None,
     ) -> None:
         """Queue the session's index entry and the append (with the turn's trace and settings, when given).
 
-        ``index=False`` skips the index entry: a turn's reply follows its user
-        message, which indexed the session moments before.
+        Every write to a session slides all its keys to the same TTL in the
+        script, and its index entry in the same round trip (the index outlives
+        its newest session by a second, whichever script runs first). Without
+        a message only the trace (under ``trace_id``) and the settings are
+        written.
         """
         k = self.keys.session(user_id, session_id)
         ttl = self.ttl_s if ttl_s is None else ttl_s
-        if index:
-            u = self.keys.user(user_id)
-            keys = [u.sessions, u.expiries] + ([u.pending] if reads is not None else [])
-            INDEX.stage(pipe, keys, [repr(time.time()), session_id, ttl])
+        u = self.keys.user(user_id)
+        keys = [u.sessions, u.expiries] + ([u.pending] if reads is not None else [])
+        INDEX.stage(pipe, keys, [repr(time.time()), session_id, ttl])
+        trace_id = trace_id or (message.id if message is not None else "")
         extra = [
-            message.id if trace is not None else "",
+            trace_id if trace is not None else "",
             dump_json(trace) if trace is not None else "",
             dump_json({**meta, "updated_at": time.time()}) if meta is not None else "",
         ]
-        # The session's other keys (summary, folds...) slide with the user's message; a reply, moments later,
-        # only slides the keys it writes.
         read = [] if reads is None else [-1 if reads.last == 0 else reads.last or 0, int(reads.summary)]
-        args = [message.id, encode(message), trim_to or 0, ttl, *extra, int(index), *read]
+        body = ["", ""] if message is None else [message.id, encode(message)]
+        args = [*body, trim_to or 0, ttl, *extra, 1, *read]
         APPEND.stage(pipe, _append_keys(k), args)
 
     def append_and_read(
@@ -326,17 +345,18 @@ class SessionStore:
         meta: dict[str, Any] | None = None,
     ) -> None:
         """Store a turn's trace, and the session's strategy and settings (``meta``), in one round trip."""
+        with self.r.pipeline(transaction=False) as p:
+            self.stage_append(p, user_id, session_id, None, None, ttl_s, trace, meta, trace_id=message_id)
+            self._execute(p, self.keys.session(user_id, session_id))
+
+    def stage_outcome(self, pipe: Any, user_id: str, session_id: str, job_id: str, outcome: str) -> None:
+        """Queue an upkeep job's outcome beside its turn's trace, only while the session lives, expiring with it.
+
+        A job finishing after its session expired or was cleared must not
+        create a key again, nor make one outlive the transcript.
+        """
         k = self.keys.session(user_id, session_id)
-        ttl = self.ttl_s if ttl_s is None else ttl_s
-        with self.r.pipeline(transaction=True) as p:
-            p.hset(k.traces, message_id, dump_json(trace))
-            if meta is not None:
-                p.set(k.meta, dump_json({**meta, "updated_at": time.time()}))
-            if ttl:
-                p.expire(k.traces, ttl)
-                if meta is not None:
-                    p.expire(k.meta, ttl)
-            self._execute(p, k)
+        OUTCOME.stage(pipe, [k.log, k.jobs], [job_id, outcome])
 
     def meta(self, user_id: str, session_id: str) -> dict[str, Any] | None:
         """The strategy and settings the session was last used with; None if unknown or unreadable."""
@@ -399,6 +419,26 @@ class SessionStore:
                     trace.warnings.append(f"the upkeep outcome of this turn is unreadable: {exc}")
         return out
 
+    def trace(self, user_id: str, session_id: str, message_id: str) -> Trace | None:
+        """One turn's trace (with its upkeep outcome), without reading the session's others; None if absent."""
+        k = self.keys.session(user_id, session_id)
+        with self.r.pipeline(transaction=False) as p:
+            p.hget(k.traces, message_id)
+            p.hget(k.jobs, message_id)
+            raw, outcome = self._execute(p, k)
+        if raw is None:
+            return None
+        trace = Trace.from_dict(load_json(raw))
+        if outcome is not None:
+            try:
+                trace.apply_outcome(outcome_from_stored(outcome))
+            except StoredDataError as exc:
+                trace.warnings.append(f"the upkeep outcome of this turn is unreadable: {exc}")
+        return trace
+
+    def drop_trace(self, user_id: str, session_id: str, message_id: str) -> None:
+        self.r.hdel(self.keys.session(user_id, session_id).traces, message_id)
+
     def sessions(self, user_id: str) -> list[tuple[str, float]]:
         """The user's live sessions, newest first; expired, vanished and malformed entries are pruned."""
         u = self.keys.user(user_id)
@@ -450,19 +490,30 @@ class SessionStore:
         keep: int,
         summarize: Summarize,
         attempts: int = 8,
-        ttl_s: int | None = None,
+        since: float | None = None,
     ) -> Fold | None:
         """Fold all but the newest ``keep`` buffer messages into the summary once the buffer passes ``threshold``.
 
         Returns the fold made, or None when the buffer is under the threshold.
         The summariser runs outside Redis; the script then applies the fold only
-        if nobody changed the buffer's head meanwhile, else it starts over.
+        if nobody changed the buffer's head meanwhile, else it starts over. The
+        summary and the fold record take the buffer's remaining TTL: upkeep is
+        not activity, so it never slides a session's expiry.
+
+        With ``since`` (when the job's turn was stored), a buffer under the
+        threshold also returns the session's last fold if it was made after
+        that, marked ``replayed``: the job ran before and folded, and may have
+        died before the fold reached the audit trail (read in the same round
+        trip; the summary is read only then).
         """
         k = self.keys.session(user_id, session_id)
         for _ in range(attempts):
-            length = self.r.llen(k.buffer)
+            with self.r.pipeline(transaction=False) as p:
+                p.llen(k.buffer)
+                p.lindex(k.folds, -1)
+                length, last = self._execute(p, k)
             if length <= threshold:
-                return None
+                return None if since is None else self._made_since(user_id, session_id, last, since)
             n = length - keep
             head: list[str] = self.r.lrange(k.buffer, 0, n - 1)
             if len(head) != n:
@@ -482,11 +533,23 @@ class SessionStore:
             applied = FOLD(
                 self.r,
                 [k.buffer, k.summary, k.folds],
-                [n, new_summary, dump_json(record.to_dict()), self.ttl_s if ttl_s is None else ttl_s, *head],
+                [n, new_summary, dump_json(record.to_dict()), *head],
             )
             if applied:
                 return record
         raise StoredDataError("the buffer kept changing while folding; try again")
+
+    def _made_since(self, user_id: str, session_id: str, raw: str | None, since: float) -> Fold | None:
+        if raw is None:
+            return None
+        try:
+            fold = Fold.from_dict(load_json(raw))
+        except StoredDataError:
+            return None
+        if fold.at < since:
+            return None
+        fold.summary, fold.replayed = self.summary(user_id, session_id), True
+        return fold
 
     # -- deletion --------------------------------------------------------
     def clear_session(self, user_id: str, session_id: str) -> int:

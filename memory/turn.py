@@ -23,12 +23,12 @@ from typing import TYPE_CHECKING, Any
 
 from .audit import message_events
 from .errors import InputError, LLMError
+from .jobs import Job
 from .keys import validate_id
 from .llm import LLM, LLMReply
 from .messages import Message, Role
 from .strategies import Context, Strategy, StrategyConfig
 from .trace import Trace
-from .upkeep import Job
 
 if TYPE_CHECKING:
     from .lab import MemoryLab
@@ -53,7 +53,8 @@ class ChatResult:
         }
 
 
-def _checked_text(text: str, limit: int) -> str:
+def checked_text(text: str, limit: int) -> str:
+    """A message or query as the engine accepts it: stripped, not empty, within the limit."""
     text = (text or "").strip()
     if not text:
         raise InputError("the message is empty")
@@ -90,7 +91,7 @@ class Turn:
     ) -> Turn:
         validate_id("user", user_id)
         validate_id("session", session_id)
-        text = _checked_text(text, lab.settings.max_message_chars)
+        text = checked_text(text, lab.settings.max_message_chars)
         strat = lab.strategy(strategy, config)
         trace = Trace(strategy=strat.name, user_id=user_id, session_id=session_id, settings=strat.config.to_dict())
         trace.llm = {"provider": lab.llm.provider, "label": lab.llm.label}
@@ -142,12 +143,17 @@ class Turn:
         self.lab.audit.record_later(message_events(self.user_id, self.session_id, [self.user_message]))
         return ChatResult(self.user_message, None, self.trace, error=str(exc))
 
-    def finish(self, answer: LLMReply) -> ChatResult:
-        """Store the reply with its trace and queue the upkeep: one round trip (the upkeep runs inline if so set)."""
+    def finish(self, answer: LLMReply, reply_id: str | None = None) -> ChatResult:
+        """Store the reply with its trace and queue the upkeep: one round trip (the upkeep runs inline if so set).
+
+        ``reply_id`` names the reply (an agent's retry then stores it once); by default it is new.
+        """
         lab, trace, strat = self.lab, self.trace, self.strategy
         trace.llm.update(model_id=answer.model_id, usage=answer.usage)
         trace.mark_used(list(answer.used))
         reply = Message(Role.ASSISTANT, answer.text, model_id=answer.model_id)
+        if reply_id is not None:
+            reply = replace(reply, id=reply_id)
         turn = [self.user_message, reply]
         job: Job | None = None
         if strat.has_upkeep and lab.settings.upkeep_mode == "inline":
@@ -166,7 +172,6 @@ class Turn:
                 strat.config.ttl_s,
                 trace.to_dict(derived=False),
                 self.meta,
-                index=False,
             )
             if job is not None:
                 lab.upkeep.stage(pipe, job)

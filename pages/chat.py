@@ -108,7 +108,7 @@ if prompt:
     st.session_state["chat_pending"] = {"id": message_id, "text": prompt.strip(), "user": user, "session": session}
     with guarded("Sending the message"):
         warm_model(lab, repr(lab.settings))
-        if lab.llm.provider == "anthropic":  # stream the reply as it is written
+        if lab.llm.streams:  # a hosted model: stream the reply as it is written
             with st.chat_message("user"):
                 show_text(prompt)
             with st.spinner("Building the context…"):

@@ -9,16 +9,16 @@ import plotly.express as px
 import plotly.graph_objects as go
 import streamlit as st
 
-from memory.config import PROJECT_ROOT
 from memory.eval.answers import answer_eval
 from memory.eval.locomo import CATEGORY_NAMES, Conversation, DatasetError, load_locomo
 from memory.eval.runner import UNITS, evaluate
+from memory.paths import app_root
 from memory.retrieval import RETRIEVERS
 from ui.layout import page
 from ui.state import guarded, md_text, warm_model
 from ui.tables import CLICK_A_ROW, selected_row
 
-SAMPLE = PROJECT_ROOT / "samples" / "recall_sample.json"
+SAMPLE = app_root() / "samples" / "recall_sample.json"
 
 
 def _why_evidence(rank: int | None, k: int, score: float | None = None, cutoff: float | None = None) -> str:

@@ -9,6 +9,7 @@ import streamlit as st
 
 from memory.foreign import find_conversations
 from memory.inspect import KeyInspector, KeyRow, human_bytes, human_duration, when
+from memory.jobs import MAX_DEAD_LETTERS
 from memory.keys import KEY_KINDS
 from memory.lab import MemoryLab
 from memory.stored import clean_text, with_iso_dates
@@ -156,12 +157,13 @@ def bulk_actions(inspector: KeyInspector, pattern: str) -> None:
     """Delete, or set the TTL of, every key the pattern matches (not just this page), after a count and a tick."""
     with guarded("Counting the matching keys"):
         names, complete = inspector.matching(pattern)
-        ours = sum(n.startswith(prefix + ":") for n in names)
+        ours = len(inspector.owned(names))
         st.markdown(
             f"**{len(names):,}** keys match"
             + ("" if complete else " (the count stopped early: a very large match)")
             + (
-                f"; **{len(names) - ours:,}** of them are not Memory Lab's and will be left alone."
+                f"; **{len(names) - ours:,}** of them are not keys Memory Lab builds (even under its prefix) "
+                "and will be left alone."
                 if ours < len(names)
                 else "."
             )
@@ -179,6 +181,40 @@ def bulk_actions(inspector: KeyInspector, pattern: str) -> None:
                     result = inspector.bulk(names, None if action == "Delete" else int(seconds))
                     verb = "Deleted" if action == "Delete" else "Set the TTL of"
                     st.success(f"{verb} {result.changed:,} keys; left {result.skipped:,} other keys alone.")
+
+
+def dead_letters(inspector: KeyInspector) -> None:
+    """Upkeep jobs the workers refused (poison entries, ownership refusals, gone sessions), with the reason."""
+    st.caption(
+        "Entries of the upkeep stream that a worker would not apply: not a job, a job whose user or session id, "
+        "settings or messages are not valid, one naming messages its user never said in that session, one for "
+        "a session that expired or was cleared, one that workers kept dying on. Each was acknowledged and moved "
+        f"here (`{lab.keys.dead_letters}`, the newest {MAX_DEAD_LETTERS:,} kept); the worker went on with the "
+        "next. Jobs of a forgotten user are dropped and only logged. A readable job's messages are not kept."
+    )
+    with guarded("Reading the dead letters"):
+        found = inspector.dead_letters()
+        for bad in found.corrupt:
+            st.warning(f"Dead letter #{bad.index} is unreadable ({md_text(bad.error)})")
+        if not found.items:
+            st.success("No dead letters: every job on the stream was applied (or is waiting).")
+            return
+        frame = pd.DataFrame(
+            [
+                {
+                    "when": when(d.at),
+                    "reason": d.reason,
+                    "user": d.user_id,
+                    "session": d.session_id,
+                    "job": d.job_id,
+                    "entry": d.entry,
+                    "entry as stored (start)": d.raw,
+                }
+                for d in found.items
+            ]
+        )
+        st.caption(f"{len(found.items)} dead letter(s), newest first.")
+        text_table(frame, "dead_letters_table", ["reason", "entry as stored (start)"])
 
 
 def memory_analysis(inspector: KeyInspector, pattern: str) -> None:
@@ -287,7 +323,9 @@ def other_libraries(lab: MemoryLab) -> None:
         st.caption("Only the latest 500 messages are shown.")
 
 
-tab_keys, tab_memory, tab_foreign = st.tabs(["Keys", "Memory analysis", "Other libraries' memory"])
+tab_keys, tab_memory, tab_dead, tab_foreign = st.tabs(
+    ["Keys", "Memory analysis", "Upkeep dead letters", "Other libraries' memory"]
+)
 
 with tab_keys:
     if inspector is not None and rows:
@@ -368,6 +406,10 @@ with tab_keys:
 with tab_memory:
     if inspector is not None:
         memory_analysis(inspector, pattern)
+
+with tab_dead:
+    if inspector is not None:
+        dead_letters(inspector)
 
 with tab_foreign:
     if inspector is not None:

@@ -2,8 +2,13 @@
 
 from __future__ import annotations
 
+import os
+import signal
+import subprocess
+import sys
 import time
 from dataclasses import replace
+from pathlib import Path
 
 import psycopg
 import pytest
@@ -12,6 +17,10 @@ from memory.audit import AuditEvent, AuditTrail
 from memory.backends.redis_server import free_port
 from memory.inspect import KeyInspector
 from memory.lab import MemoryLab
+
+from .conftest import run_cli
+
+ROOT = Path(__file__).resolve().parent.parent
 
 
 @pytest.fixture(params=["sqlite", "postgresql"])
@@ -122,3 +131,71 @@ def test_doctor_and_the_sidebar_name_a_trail_that_is_down(settings):
         "doctor", "--quick", env={**env, "AUDIT_DATABASE_URL": f"postgresql://postgres:pw@127.0.0.1:{free_port()}/x"}
     )
     assert down.code == 1 and "Check AUDIT_DATABASE_URL" in down.out and "pw" not in down.out, down.out
+
+
+# A worker process that dies by SIGKILL the moment it would record an audit row of one action: after the
+# memory write that row describes (the fact log, the fold), before the row is in the trail.
+_CRASHING_WORKER = """
+import os, signal, sys
+from memory.audit import AuditTrail
+record = AuditTrail.record
+def crash(self, events):
+    events = list(events)
+    if any(e.action == sys.argv[1] for e in events):
+        os.kill(os.getpid(), signal.SIGKILL)
+    return record(self, events)
+AuditTrail.record = crash
+from memory.cli import main
+sys.exit(main(["worker", "--once", "--name", "doomed"]))
+"""
+
+
+@pytest.mark.parametrize(
+    ("strategy", "action", "texts"),
+    [
+        ("facts", "fact_add", ["My name is Alice and I live in Oslo."]),
+        ("summary", "fold", ["I moved to Lima.", "I work at Klarna."]),  # the second turn's job folds
+    ],
+)
+def test_a_worker_killed_between_a_memory_write_and_its_audit_row_leaves_no_gap(settings, strategy, action, texts):
+    env = {
+        **os.environ,
+        "REDIS_URL": settings.redis_url or "",
+        "MEMLAB_DATA_DIR": str(settings.data_dir),
+        "MEMLAB_SUMMARY_THRESHOLD": "2",
+        "MEMLAB_SUMMARY_KEEP": "0",
+    }
+    for text in texts:
+        args = ("chat", "--no-wait", "--user", "alice", "--session", "s1", "--strategy", strategy, text)
+        assert run_cli(*args, env=env).code == 0
+    doomed = subprocess.run(
+        [sys.executable, "-c", _CRASHING_WORKER, action], env=env, cwd=str(ROOT), capture_output=True, timeout=120
+    )
+    assert doomed.returncode == -signal.SIGKILL, doomed.stderr
+    lab = MemoryLab(replace(settings, summary_threshold=2, summary_keep=0))
+    try:
+        if action == "fact_add":
+            logged = [e.event for e in lab.facts.history("alice").items]
+            assert logged == ["ADD", "ADD"], "the fact log was written before the crash"
+        else:
+            assert len(lab.sessions.folds("alice", "s1").items) == 1, "the fold was made before the crash"
+        assert lab.audit.query(user_id="alice", actions=[action]) == []
+        lab.close()  # the next worker is another process (embedded Chroma belongs to one process at a time)
+
+        time.sleep(0.3)
+        rescue = run_cli("worker", "--once", "--claim-after", "0.2", env=env)
+        assert rescue.code == 0, rescue.err
+        lab = MemoryLab(replace(settings, summary_threshold=2, summary_keep=0))
+        rows = lab.audit.query(user_id="alice", actions=[action])
+        if action == "fact_add":
+            assert sorted(r.content for r in rows) == ["The user lives in Oslo.", "The user's name is Alice."]
+            assert [e.event for e in lab.facts.history("alice").items] == ["ADD", "ADD"], "applied once"
+        else:
+            [fold] = lab.sessions.folds("alice", "s1").items
+            [row] = rows
+            assert row.target == ",".join(fold.message_ids) and row.content == lab.sessions.summary("alice", "s1")
+            assert "Lima" in row.content
+        last = dict(lab.sessions.traces("alice", "s1").items)[lab.sessions.log("alice", "s1").messages[-1].id]
+        assert last.job["status"] == "done" and last.job["worker"] != "doomed"
+    finally:
+        lab.close()

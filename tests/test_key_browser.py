@@ -3,9 +3,12 @@
 from __future__ import annotations
 
 import pytest
+from hypothesis import given
+from hypothesis import strategies as st
 
+from memory.errors import InputError
 from memory.inspect import KeyInspector, human_duration, when
-from memory.keys import KEY_KINDS
+from memory.keys import ID_PATTERN, KEY_KINDS, SESSION_KINDS, USER_KINDS, Keys
 
 
 @pytest.mark.parametrize(
@@ -37,7 +40,7 @@ def test_every_key_memory_lab_writes_is_a_kind_the_browser_explains(lab):
     """The page says what each kind holds and whether it expires; a kind missing here would be unexplained."""
     lab.chat("kim", "s1", "My name is Kim.", strategy="hybrid", wait_upkeep=True)
     session, user = lab.keys.session("kim", "s1"), lab.keys.user("kim")
-    names = [*session.all(), *user.all(), lab.keys.jobs]
+    names = [*session.all(), *user.all(), user.forgotten, lab.keys.jobs, lab.keys.dead_letters]
     kinds = {(lab.keys.parse(n) or {}).get("kind") for n in names}
     assert kinds <= set(KEY_KINDS), kinds - set(KEY_KINDS)
     rows = KeyInspector(lab.redis, lab.keys).describe([n for n in names if lab.redis.exists(n)])
@@ -129,3 +132,67 @@ def test_sizes_read_as_people_say_them(size, said):
     from memory.inspect import human_bytes
 
     assert human_bytes(size) == said
+
+
+FOREIGN_UNDER_OUR_PREFIX = [
+    "memlab:other-app:cache:1",
+    "memlab:u:{alice}:cache",  # another app reusing our user tag with a kind we never write
+    "memlab:s:{alice:s1}:vectors",
+    "memlab:s:{alice:s1}:log:backup",
+    "memlab:u:{al ice}:sessions",  # an id we never build
+    "memlab:s:{alice}:log",
+    "memlab:jobs:archive",
+]
+
+
+def test_bulk_and_single_key_actions_change_only_names_keys_py_builds(lab, raw_redis):
+    lab.chat("alice", "s1", "Hello", strategy="buffer")
+    for name in FOREIGN_UNDER_OUR_PREFIX:
+        raw_redis.set(name, b"keep me")
+    inspect = KeyInspector(lab.redis, lab.keys)
+    everything, complete = inspect.matching("memlab:*")
+    ours = [n for n in everything if n not in FOREIGN_UNDER_OUR_PREFIX]
+    assert complete and ours and set(everything) >= set(FOREIGN_UNDER_OUR_PREFIX)
+    assert inspect.owned(everything) == ours
+    assert inspect.bulk(everything, ttl_seconds=60).skipped == len(FOREIGN_UNDER_OUR_PREFIX)
+    result = inspect.bulk(everything)
+    assert (result.changed, result.skipped) == (len(ours), len(FOREIGN_UNDER_OUR_PREFIX))
+    assert sorted(inspect.matching("memlab:*")[0]) == sorted(FOREIGN_UNDER_OUR_PREFIX)
+    for name in FOREIGN_UNDER_OUR_PREFIX:
+        assert raw_redis.get(name) == b"keep me" and raw_redis.ttl(name) == -1
+        with pytest.raises(InputError, match="not a key Memory Lab builds"):
+            inspect.delete(name)
+        with pytest.raises(InputError, match="not a key Memory Lab builds"):
+            inspect.set_ttl(name, 10)
+    assert raw_redis.get("memlab:other-app:cache:1") == b"keep me"
+
+
+_ids = st.one_of(st.from_regex(ID_PATTERN, fullmatch=True), st.text(max_size=12))
+_kinds = st.one_of(st.sampled_from(sorted(SESSION_KINDS | USER_KINDS)), st.text(max_size=10))
+_names = st.one_of(
+    st.builds(lambda u, s, k: f"memlab:s:{{{u}:{s}}}:{k}", _ids, _ids, _kinds),
+    st.builds(lambda u, k: f"memlab:u:{{{u}}}:{k}", _ids, _kinds),
+    st.text(max_size=40).map(lambda t: "memlab:" + t),
+)
+
+
+@given(_names)
+def test_only_names_keys_py_builds_parse_as_ours(name):
+    keys = Keys("memlab")
+    parts = keys.parse(name)
+    if parts is None:
+        return
+    if "session_id" in parts:
+        assert name in keys.session(parts["user_id"], parts["session_id"]).types()
+    elif "user_id" in parts:
+        user = keys.user(parts["user_id"])
+        assert name in [*user.all(), user.forgotten]
+    else:
+        assert name in (keys.jobs, keys.dead_letters)
+
+
+def test_every_key_keys_py_builds_parses_as_ours():
+    keys = Keys("memlab")
+    user = keys.user("alice")
+    for name in [*keys.session("alice", "s1").all(), *user.all(), user.forgotten, keys.jobs, keys.dead_letters]:
+        assert keys.owns(name), name

@@ -394,23 +394,35 @@ def test_vector_memory_edits_and_undoes_a_fact_and_exports(app_env, lab):
     assert any(d.label.startswith("Download this user's memory") for d in at.get("download_button"))
 
 
-def test_chat_streams_with_anthropic(app_env, monkeypatch):
-    from .anthropic_stub import MessagesServer, message_body
+@pytest.mark.parametrize("name", ["anthropic", "openai"])
+def test_chat_streams_with_a_hosted_model_named_in_the_sidebar(app_env, monkeypatch, name):
+    from .llm_servers import PROVIDERS
 
-    def responder(body):
-        if "Extract durable facts" in (body.get("system") or ""):
-            return 200, message_body('{"facts": []}')
-        return 200, message_body("Streaming works, Alice.", model="claude-stream")
+    provider = PROVIDERS[name]
 
-    with MessagesServer(responder) as server:
-        monkeypatch.setenv("ANTHROPIC_API_KEY", "sk-test")
-        monkeypatch.setenv("ANTHROPIC_BASE_URL", server.url)
+    def answer(ask):
+        if "Extract durable facts" in ask.system:
+            return 200, '{"facts": []}', "small"
+        return 200, "Streaming works, Alice.", "model-stream"
+
+    with provider.serve(answer) as server:
+        if name == "anthropic":
+            monkeypatch.setenv("ANTHROPIC_API_KEY", "sk-test")
+            monkeypatch.setenv("ANTHROPIC_BASE_URL", server.url)
+        else:
+            monkeypatch.setenv("MEMLAB_LLM", "openai")
+            monkeypatch.setenv("OPENAI_BASE_URL", server.url)
+            monkeypatch.setenv("MEMLAB_OPENAI_MODEL", "llama-local")
         at = open_page("pages/chat.py")
+        assert any(f"**LLM** · {name}" in md.value for md in at.sidebar.markdown), "the sidebar names the provider"
         at.chat_input[0].set_value("Hello there").run()
         assert not at.exception, [e.value for e in at.exception]
         assert server.streamed, "the page asked for a stream"
         assert [m.name for m in at.chat_message] == ["user", "assistant"]
         assert at.chat_message[1].markdown[0].value.replace("\\", "") == "Streaming works, Alice."
+        at.run()  # the stored turn, with its trace under the reply
+        open_traces(at)
+        assert any(m.label == "LLM" and m.value == name for m in at.metric), "the trace names the provider"
 
 
 def test_the_chat_page_says_memory_is_updating_until_the_upkeep_is_done(app_env, monkeypatch):
@@ -691,3 +703,35 @@ def test_the_audit_and_compare_csv_exports_hold_no_live_formulas(app_env, monkey
     assert [r["user"] for r in rows] == ["'-2+3", "'" + FORMULA] and rows[0]["scenario"] == "'@SUM(1+1)"
     assert json.loads(rows[1]["expected"]) == ["+1"], "lists as JSON, which starts with '['"
     assert not any(v.startswith(("=", "+", "-", "@")) for r in rows for v in r.values())
+
+
+def test_redis_keys_bulk_delete_leaves_other_apps_keys_under_our_prefix(app_env, lab, raw_redis):
+    lab.chat("alice", "s1", "Hello", strategy="buffer")
+    raw_redis.set("memlab:other-app:cache:1", b"keep me")
+    at = open_page("pages/redis_keys.py")
+    at.text_input(key="key_pattern").set_value("memlab:*").run()
+    assert any("1** of them are not keys Memory Lab builds" in md.value for md in at.markdown)
+    at.radio(key="bulk_action").set_value("Delete")
+    at.checkbox(key="bulk_confirm").check()
+    [b for b in at.button if b.label == "Apply"][0].click().run()
+    assert any("left 1 other keys alone" in s.value for s in at.success), [s.value for s in at.success]
+    assert raw_redis.get("memlab:other-app:cache:1") == b"keep me"
+    assert list(lab.redis.scan_iter("memlab:s:*")) == []
+
+
+def test_redis_keys_show_the_upkeep_dead_letters_with_their_reasons(app_env, lab):
+    from memory.worker import Worker
+
+    lab.redis.xadd(lab.keys.jobs, {"job": "not a job"})
+    lab.redis.xadd(lab.keys.jobs, {"job": json.dumps({"user_id": "alice\n", "messages": []})})
+    worker = Worker(lab, name="w", block_ms=50)
+    while worker.run_once():
+        pass
+    at = open_page("pages/redis_keys.py")
+    assert_clean(at, "Redis keys")
+    shown = at.dataframe(key="dead_letters_table").value
+    assert list(shown["reason"]) == [
+        "user_id 'alice\\n' is not a valid user id",
+        "not a job: not valid JSON: Expecting value: line 1 column 1 (char 0)",
+    ]
+    assert list(shown["entry as stored (start)"])[1] == "not a job"

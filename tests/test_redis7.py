@@ -64,4 +64,4 @@ def test_sessions_keys_upkeep_and_forget_on_redis_7(lab7):
 
     report = lab7.forget_user("bob")
     assert report.ok, report.errors
-    assert list(lab7.redis.scan_iter("*bob*")) == [] and lab7.facts.all("bob") == []
+    assert list(lab7.redis.scan_iter("*bob*")) == [lab7.keys.user("bob").forgotten] and lab7.facts.all("bob") == []

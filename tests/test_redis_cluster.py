@@ -92,7 +92,7 @@ def test_sessions_across_slots_the_key_browser_the_stream_and_forget(cluster_lab
 
     report = lab.forget_user("bob")
     assert report.ok, report.errors
-    assert list(lab.redis.scan_iter("*bob*")) == [] and lab.facts.all("bob") == []
+    assert list(lab.redis.scan_iter("*bob*")) == [lab.keys.user("bob").forgotten] and lab.facts.all("bob") == []
 
 
 def test_the_cli_talks_to_the_cluster(cluster_lab, redis_cluster):

@@ -7,6 +7,7 @@ from dataclasses import replace
 
 from memory.lab import MemoryLab
 from memory.messages import Message, Role
+from memory.worker import Worker
 
 
 def test_a_retried_append_stores_the_message_once(lab):
@@ -41,7 +42,7 @@ def test_expired_sessions_leave_the_index_on_read_and_on_write(settings):
     lab.sessions.append("alice", "long", Message(Role.USER, "a write prunes too"), ttl_s=3600)
     assert lab.redis.zscore(u.sessions, "short") is None, "pruned on write"
     assert [s for s, _ in lab.sessions.sessions("alice")] == ["long"]
-    assert 3500 < lab.redis.ttl(u.sessions) <= 3601, "the index lives as long as its longest-lived session"
+    assert 3500 < lab.redis.ttl(u.sessions) <= 3602, "the index lives as long as its longest-lived session"
 
 
 def test_a_session_whose_keys_were_deleted_leaves_the_index_on_read(lab):
@@ -70,3 +71,44 @@ def test_each_session_is_listed_by_its_first_words(lab, raw_redis):
         "s1": "Hi, I'm Eva. I live in Lyon.",
         "s2": "Plans for the weekend",
     }
+
+
+def _pttls(lab: MemoryLab, user: str, session: str) -> dict[str, int]:
+    k = lab.keys.session(user, session)
+    u = lab.keys.user(user)
+    names = [*k.all(), u.sessions, u.expiries]
+    with lab.redis.pipeline(transaction=False) as p:
+        for name in names:
+            p.pttl(name)
+        return dict(zip(names, p.execute()))
+
+
+def test_every_session_key_keeps_one_expiry_and_the_index_outlives_it(settings):
+    """Upkeep (a fold, a job's outcome) never slides a key past the transcript; a slow reply slides the index too."""
+    lab = MemoryLab(replace(settings, upkeep_mode="external", summary_threshold=2, summary_keep=0, upkeep_delay_s=0.3))
+    try:
+        lab.chat("alice", "s1", "I moved to Lima.", strategy="summary")
+        stream = lab.chat_stream("alice", "s1", "I work at Klarna.", strategy="summary")
+        time.sleep(1.5)  # a slow LLM: the reply is stored well after the user's message indexed the session
+        assert "".join(stream)
+        Worker(lab, name="w", block_ms=50).run_once()  # both turns' jobs; the second folds
+        k, u = lab.keys.session("alice", "s1"), lab.keys.user("alice")
+        ttls = _pttls(lab, "alice", "s1")
+        session = {name: ttl for name, ttl in ttls.items() if name in k.all() and ttl != -2}  # the buffer folded away
+        assert set(session) == set(k.all()) - {k.buffer} and all(ttl > 0 for ttl in session.values()), session
+        assert max(session.values()) <= ttls[k.log] and min(session.values()) >= ttls[k.log] - 2, session
+        assert ttls[u.sessions] >= ttls[k.log] and ttls[u.expiries] >= ttls[k.log], ttls
+    finally:
+        lab.close()
+
+
+def test_a_job_ending_after_its_session_expired_creates_no_key(settings):
+    lab = MemoryLab(replace(settings, upkeep_mode="external", session_ttl_s=2, upkeep_delay_s=3.0))
+    try:
+        lab.chat("alice", "s1", "I moved to Lima.", strategy="summary")
+        worker = Worker(lab, name="w", block_ms=50)
+        assert worker.run_once() == 1  # checked while the session lived, applied after it expired
+        assert worker.done == 1
+        assert list(lab.redis.scan_iter("memlab:s:{alice:s1}:*")) == []
+    finally:
+        lab.close()

@@ -15,7 +15,8 @@ from memory.errors import BackendError
 from memory.lab import MemoryLab
 from memory.llm.base import ExtractedFact
 from memory.messages import Message, Role
-from memory.upkeep import GROUP, Job, Worker
+from memory.upkeep import GROUP
+from memory.worker import Worker
 
 from .conftest import run_cli
 
@@ -196,19 +197,6 @@ def test_cli_chat_waits_for_its_upkeep_so_a_new_process_remembers(settings):
         assert [r.text for r in lab.facts.all("bob")] == ["The user lives in Lima."]
     finally:
         lab.close()
-
-
-def test_a_job_that_is_not_a_job_is_dropped_with_a_warning(lab, caplog):
-    worker = Worker(lab, name="w", block_ms=50)
-    worker.ensure_group()
-    lab.redis.xadd(lab.keys.jobs, {"job": "\xff{not json"})
-    lab.redis.xadd(lab.keys.jobs, {"other": "field"})
-    good = Job("j1", "u1", "s1", "facts", {}, [Message(Role.USER, "I use Rust.")])
-    lab.redis.xadd(lab.keys.jobs, {"job": good.to_json()})
-    assert worker.run_once() == 3
-    assert worker.done == 1 and lab.upkeep.outcome("u1", "s1", "j1")["status"] == "done"
-    assert lab.redis.xlen(lab.keys.jobs) == 0
-    assert "dropping unreadable job" in caplog.text
 
 
 def test_a_turn_survives_its_connection_being_dropped(lab, raw_redis):

@@ -9,18 +9,18 @@ links instead, so a deep link shows the same sidebar as a click does.
 from __future__ import annotations
 
 from dataclasses import dataclass
-from pathlib import Path
 
 import streamlit as st
 
 from memory.keys import is_valid_id
+from memory.paths import app_root
 from memory.strategies import STRATEGIES
 
 from .deep_link import ID_RULE
 from .sidebar import link_notes, render_banner, render_sidebar
 from .state import Current, current, forget_in_address, load_session_settings
 
-ICON = str(Path(__file__).resolve().parent.parent / "assets" / "icon.png")  # local: emoji icons come from a CDN
+ICON = str(app_root() / "assets" / "icon.png")  # local: emoji icons come from a CDN
 
 
 @dataclass(frozen=True)

@@ -199,7 +199,10 @@ def _backends(lab: MemoryLab, statuses: list[BackendStatus]) -> None:
         label = f"{icon} **{s.name}** · {s.mode}" + (f" · {s.version}" if s.version else "")
         st.markdown(label)
         if s.name == "LLM" and s.mode == "offline":
-            st.caption("Offline provider: replies quote the memory they were given (set ANTHROPIC_API_KEY for Claude).")
+            st.caption(
+                "Offline provider: replies quote the memory they were given (set ANTHROPIC_API_KEY for Claude, "
+                "or MEMLAB_LLM=openai and OPENAI_BASE_URL for any OpenAI-compatible server)."
+            )
         elif not s.ok:
             st.caption(f"Fix: {md_text(s.fix)}")
         elif s.name == "Embeddings" and not model_ready.is_set():

@@ -9,6 +9,7 @@ import pandas as pd
 import plotly.graph_objects as go
 import streamlit as st
 
+from memory.llm import KNOWN_PROVIDERS
 from memory.stored import with_iso_dates
 from memory.strategies import STRATEGIES
 from memory.tokens import count_tokens
@@ -98,7 +99,7 @@ def render_trace(trace: Trace, key: str) -> None:
     provider = trace.llm.get("provider")
     cols[3].metric(
         "LLM",
-        provider if provider in ("offline", "anthropic") else "?",
+        provider if provider in KNOWN_PROVIDERS else "?",
         help=f"model: {md_escape(str(trace.llm.get('model_id', '?')))}",
     )
     if trace.error:

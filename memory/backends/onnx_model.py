@@ -27,14 +27,15 @@ from typing import Any
 
 import numpy as np
 
+from ..paths import default_model_cache
+
 log = logging.getLogger(__name__)
 
 MAX_TOKENS = 256  # the model's sentence_bert_config max_seq_length
-PROJECT_ROOT = Path(__file__).resolve().parent.parent.parent
 
 
 def cache_dir() -> Path:
-    return Path(os.environ.get("MEMLAB_MODEL_CACHE") or PROJECT_ROOT / ".cache" / "models")
+    return Path(os.environ.get("MEMLAB_MODEL_CACHE") or default_model_cache())
 
 
 def onnx_path(model_dir: str) -> Path:

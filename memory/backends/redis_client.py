@@ -22,7 +22,7 @@ from __future__ import annotations
 import hashlib
 import os
 import time
-from collections.abc import Iterator, Sequence
+from collections.abc import Callable, Iterator, Sequence
 from typing import Any, cast
 
 import redis
@@ -326,8 +326,30 @@ def client_options(timeout_s: float) -> dict[str, Any]:
     }
 
 
-def connect(url: str, timeout_s: float) -> RedisClient:
-    """A client for ``url``; nothing is sent until the first command."""
+class RelocatingConnection(redis.Connection):
+    """A connection that asks where the server is now each time it opens a socket (the embedded server's).
+
+    The embedded redis-server listens on a port picked when it starts: once
+    killed and started again, by this process or any other, it is elsewhere.
+    Asking on every new socket (a file read, no network: ``EmbeddedRedis.current``)
+    lets a long-lived process follow it by itself on its next command, with
+    redis-py's one retry of a dropped connection. A hung server is still
+    found where it was, and reported by the command's timeout, never replaced.
+    """
+
+    def __init__(self, *args: Any, locate: Callable[[], tuple[str, int]] | None = None, **kwargs: Any) -> None:
+        super().__init__(*args, **kwargs)
+        self.locate = locate
+
+    def _connect(self) -> Any:
+        if self.locate is not None:
+            self.host, self.port = self.locate()
+        return super()._connect()
+
+
+def connect(url: str, timeout_s: float, locate: Callable[[], tuple[str, int]] | None = None) -> RedisClient:
+    """A client for ``url``; nothing is sent until the first command. ``locate`` follows a server that moves."""
+    relocating: dict[str, Any] = {"connection_class": RelocatingConnection, "locate": locate} if locate else {}
     try:
         client = cast(
             RedisClient,
@@ -335,6 +357,7 @@ def connect(url: str, timeout_s: float) -> RedisClient:
                 url,
                 health_check_interval=30,
                 retry=Retry(ExponentialBackoff(cap=0.5, base=0.05), 1, supported_errors=(redis.ConnectionError,)),
+                **relocating,
                 **client_options(timeout_s),
             ),
         )

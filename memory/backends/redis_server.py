@@ -271,6 +271,14 @@ class EmbeddedRedis:
             "`python -m memory redis stop` stops it; the next command starts a fresh one with the same data"
         )
 
+    def current(self) -> ServerState:
+        """Where our server is: the state file's, when it names our live server on that port (files only, no
+        network), else found or started again (``ensure_running``: a hung one raises, never replaced)."""
+        state = self.read_state()
+        if state is not None and self.is_ours(state.pid) and _proc_port(state.pid) in (state.port, None):
+            return state
+        return self.ensure_running()
+
     # -- start -----------------------------------------------------------
     def ensure_running(self, timeout_s: float = 15.0) -> ServerState:
         """Reuse our live server, or start one; a hung server is an error, never a second server."""

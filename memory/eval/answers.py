@@ -121,7 +121,7 @@ def answer_eval(
         raise ValueError("the answer mode reads retrieved turns: run the recall with unit 'turn'")
     if k < 1:
         raise ValueError("k must be at least 1")
-    judge = bool(lab.settings.anthropic_api_key) if judge is None else judge
+    judge = lab.llm.provider != "offline" if judge is None else judge
     started = time.perf_counter()
     results: list[AnswerResult] = []
     for i, q in enumerate(report.questions):

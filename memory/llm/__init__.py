@@ -9,11 +9,25 @@ import numpy as np
 from ..config import Settings
 from .base import LLM, ExtractedFact, LLMError, LLMReply
 
-__all__ = ["LLM", "ExtractedFact", "LLMError", "LLMReply", "make_llm"]
+__all__ = ["KNOWN_PROVIDERS", "LLM", "ExtractedFact", "LLMError", "LLMReply", "make_llm"]
+
+# Who can write a turn's reply: our providers, or an agent's own model through the MCP server (``mcp_server.py``).
+KNOWN_PROVIDERS = ("offline", "anthropic", "openai", "agent")
 
 
 def make_llm(settings: Settings, embed: Callable[[list[str]], np.ndarray]) -> LLM:
-    if settings.anthropic_api_key:
+    """The provider ``settings.llm_provider`` names; the SDK of a provider not in use is never imported."""
+    if settings.llm_provider == "openai":
+        from .openai_llm import OpenAICompatibleLLM
+
+        return OpenAICompatibleLLM(
+            model=settings.openai_model,
+            small_model=settings.openai_small_model or settings.openai_model,
+            api_key=settings.openai_api_key,
+            base_url=settings.openai_base_url,
+            timeout_s=settings.llm_timeout_s,
+        )
+    if settings.llm_provider == "anthropic" and settings.anthropic_api_key:
         from .anthropic_llm import AnthropicLLM
 
         return AnthropicLLM(

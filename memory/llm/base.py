@@ -42,6 +42,7 @@ class ExtractedFact:
 class LLM(ABC):
     provider: str = "base"
     label: str = "base"
+    streams: bool = False  # whether ``stream_reply`` yields the reply in pieces (the chat page then streams it)
 
     @abstractmethod
     def reply(self, system_parts: list[PromptPart], messages: list[Message]) -> LLMReply: ...

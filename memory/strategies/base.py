@@ -17,6 +17,7 @@ import numpy as np
 from ..audit import AuditEvent
 from ..config import Settings
 from ..episode_store import EpisodeStore
+from ..errors import InputError
 from ..fact_store import FactStore
 from ..llm.base import LLM
 from ..messages import Message
@@ -62,14 +63,53 @@ class StrategyConfig:
         base = base or cls()
         if not isinstance(data, dict):
             return base
-        known = {k: v for k, v in data.items() if k in base.to_dict() and type(v) is int and 0 <= v <= 10**9}
+        known = {k: v for k, v in data.items() if k in base.to_dict() and _field_problem(k, v) is None}
         merged = replace(base, **known)
-        if merged.summary_keep >= merged.summary_threshold or merged.buffer_size < 1 or merged.top_k < 1:
-            return base
+        return base if merged.problem() else merged
+
+    @classmethod
+    def checked(cls, data: Any, base: StrategyConfig) -> StrategyConfig:
+        """Settings that must be right (an upkeep job's): the first wrong field raises ``InputError``, naming it.
+
+        Missing fields keep ``base``'s value; unknown ones are refused, as a
+        job is written by this code and anything else was not.
+        """
+        if not isinstance(data, dict):
+            raise InputError("the settings are not a JSON object")
+        for name, value in data.items():
+            if name not in base.to_dict():
+                raise InputError(f"unknown setting {str(name)[:40]!r}")
+            problem = _field_problem(name, value)
+            if problem:
+                raise InputError(f"setting {name} {problem}")
+        merged = replace(base, **data)
+        problem = merged.problem()
+        if problem:
+            raise InputError(problem)
         return merged
+
+    def problem(self) -> str:
+        """What makes this combination unusable ("" when none)."""
+        if self.summary_keep >= self.summary_threshold:
+            return "summary_keep must be below summary_threshold"
+        return next((f"{k} {p}" for k, v in self.to_dict().items() if (p := _field_problem(k, v))), "")
 
     def to_dict(self) -> dict[str, Any]:
         return {f.name: getattr(self, f.name) for f in fields(self)}  # all plain ints: no deep copy needed
+
+
+# The smallest value each setting may take (every one is a whole number up to 10**9); the rest start at 0.
+_MINIMUM = {"buffer_size": 1, "summary_threshold": 2, "top_k": 1, "episodes_k": 1, "summary_max_tokens": 1}
+
+
+def _field_problem(name: str, value: Any) -> str | None:
+    """Why a stored setting's value is unusable, or None (a bool is not a number here, nor is 3.0)."""
+    if type(value) is not int:
+        return f"is not a whole number ({str(value)[:40]!r})"
+    low = _MINIMUM.get(name, 0)
+    if not low <= value <= 10**9:
+        return f"must be between {low} and 1000000000, not {value}"
+    return None
 
 
 def folding_cap(config: StrategyConfig) -> int:

@@ -94,6 +94,6 @@ class HybridStrategy(Strategy):
     def after_turn(self, user_id: str, session_id: str, turn: list[Message], trace: Trace) -> None:
         c = self.config
         extract_and_remember(self.s, user_id, session_id, turn, trace)
-        fold_if_needed(self.s, user_id, session_id, c, trace)
+        fold_if_needed(self.s, user_id, session_id, c, turn, trace)
         index_user_turn(self.s, user_id, session_id, turn, trace)
         refresh_episode(self.s, user_id, session_id, turn, c.summary_max_tokens, trace)

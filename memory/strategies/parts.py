@@ -191,7 +191,15 @@ def extract_and_remember(s: Services, user_id: str, session_id: str, turn: list[
     )
 
 
-def fold_if_needed(s: Services, user_id: str, session_id: str, config: StrategyConfig, trace: Trace) -> None:
+def fold_if_needed(
+    s: Services, user_id: str, session_id: str, config: StrategyConfig, turn: list[Message], trace: Trace
+) -> None:
+    """Fold the buffer past the threshold, and record the fold in the audit trail.
+
+    A job that runs again finds its own earlier fold (``fold(since=)``) and
+    records it again: a worker killed between the fold and the audit insert
+    left it unrecorded, and the trail keeps each fold once (its id).
+    """
     c = config
     with trace.timed("summary.fold"):
         fold = s.sessions.fold(
@@ -200,8 +208,9 @@ def fold_if_needed(s: Services, user_id: str, session_id: str, config: StrategyC
             c.summary_threshold,
             c.summary_keep,
             lambda prev, msgs: s.llm.summarize(prev, msgs, c.summary_max_tokens),
-            ttl_s=c.ttl_s,
+            since=turn[-1].created_at if turn else None,
         )
     if fold is not None:
-        trace.upkeep["fold"] = fold.to_dict()
+        if not fold.replayed:
+            trace.upkeep["fold"] = fold.to_dict()
         s.audit([fold_event(user_id, session_id, fold)])

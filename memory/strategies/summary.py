@@ -32,4 +32,4 @@ class SummaryStrategy(Strategy):
 
     def after_turn(self, user_id: str, session_id: str, turn: list[Message], trace: Trace) -> None:
         c = self.config
-        fold_if_needed(self.s, user_id, session_id, c, trace)
+        fold_if_needed(self.s, user_id, session_id, c, turn, trace)
