@@ -9,8 +9,9 @@ from __future__ import annotations
 import pandas as pd
 import streamlit as st
 
-from ui.layout import NAVIGATION, page
-from ui.state import guarded
+from ui.layout import NAVIGATION, link_params, page
+from ui.sidebar import session_label
+from ui.state import guarded, md_text
 
 ctx = page("Memory Lab", browser_title="Home")
 st.markdown(
@@ -53,13 +54,18 @@ columns = st.columns(3)
 links = [link for links in NAVIGATION.values() for link in links if link.path in BLURBS]
 for i, link in enumerate(links):
     with columns[i % 3].container(border=True):
-        st.page_link(link.path, label=link.label, icon=link.icon)
+        st.page_link(link.path, label=link.label, icon=link.icon, query_params=link_params(link.path))
         st.caption(BLURBS[link.path])
 
 with guarded("Reading your sessions"):
     sessions = ctx.lab.sessions.sessions(ctx.user_id)
     if sessions:
-        st.caption(f"User **{ctx.user_id}** has {len(sessions)} session(s); the newest is **{sessions[0][0]}**.")
+        newest, at = sessions[0]
+        opening = ctx.lab.sessions.openings(ctx.user_id, [newest]).get(newest)
+        st.caption(
+            f"User **{md_text(ctx.user_id)}** has {len(sessions)} session(s); the newest is **{md_text(newest)}** "
+            f"({md_text(session_label(newest, at, opening, width=60))})."
+        )
     else:
         st.info(
             f"User **{ctx.user_id}** has no conversations yet: open the **Chat playground** and say something "

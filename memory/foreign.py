@@ -68,8 +68,9 @@ class Conversation:
 @dataclass(frozen=True)
 class Found:
     conversations: list[Conversation]
-    scanned: int
+    scanned: int  # keys looked at that are not Memory Lab's
     complete: bool  # False when the key or time budget ran out before the scan did
+    total: int = 0  # every key the scan went through, Memory Lab's included
 
 
 def find_conversations(client: RedisClient, own_prefix: str, max_keys: int = 20_000, budget_s: float = 2.0) -> Found:
@@ -85,7 +86,7 @@ def find_conversations(client: RedisClient, own_prefix: str, max_keys: int = 20_
     ams = [n for n in by_type["string"] + by_type["ReJSON-RL"] if n.startswith(_AMS_PREFIX) and n not in _AMS_OWN_KEYS]
     found += _agent_memory(client, ams, set(by_type["ReJSON-RL"]))
     found.sort(key=lambda c: (c.library, c.session))
-    return Found(found, len(names), complete)
+    return Found(found, len(names), complete, total=len(everything))
 
 
 def _ttls(client: RedisClient, names: list[str]) -> list[int]:

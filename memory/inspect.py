@@ -305,25 +305,26 @@ def _cell(raw: str) -> dict[str, Any]:
     except StoredDataError:
         return {"value": clean_text(raw), "format": "text"}
     if isinstance(parsed, (dict, list)):
-        return {"value": json.dumps(printable(parsed), ensure_ascii=False)[:2000], "format": "JSON"}
+        shown = printable(parsed)
+        return {"value": json.dumps(shown, ensure_ascii=False)[:2000], "format": "JSON", "json": shown}
     return {"value": clean_text(str(parsed)), "format": "JSON"}
 
 
-def human_duration(seconds: float) -> str:
-    """A TTL as people say it: "6 d 23 h", "3 h 5 min", "42 s"; -1 is "never expires", -2 "gone"."""
+def human_duration(seconds: float, words: bool = False) -> str:
+    """A TTL as people say it: "6 d 23 h", "3 h 5 min", "42 s"; -1 is "never expires", -2 "gone".
+
+    ``words`` spells the units out ("7 days", "1 hour 30 minutes"), for a setting someone chooses.
+    """
     if seconds == -1:
         return "never expires"
     if seconds < 0:
         return "gone"
     s = int(seconds)
-    days, hours, minutes = s // 86400, s % 86400 // 3600, s % 3600 // 60
-    if days:
-        return f"{days} d {hours} h" if hours else f"{days} d"
-    if hours:
-        return f"{hours} h {minutes} min" if minutes else f"{hours} h"
-    if minutes:
-        return f"{minutes} min {s % 60} s" if s % 60 else f"{minutes} min"
-    return f"{s} s"
+    amounts = [s // 86400, s % 86400 // 3600, s % 3600 // 60, s % 60]
+    names = ("day", "hour", "minute", "second") if words else ("d", "h", "min", "s")
+    first = next((i for i, n in enumerate(amounts) if n), 3)
+    shown = [(amounts[i], names[i]) for i in (first, first + 1) if i < 4 and (i == first or amounts[i])]
+    return " ".join(f"{n} {name}" + ("s" if words and n != 1 else "") for n, name in shown)
 
 
 def human_bytes(size: float) -> str:

@@ -19,7 +19,17 @@ from .errors import InvalidIdError
 # newline, so "alice\n" used to pass and make keys forget could not find.
 ID_PATTERN = re.compile(r"[A-Za-z0-9][A-Za-z0-9_.\-]{0,63}")
 
-__all__ = ["ID_PATTERN", "InvalidIdError", "Keys", "SessionKeys", "UserKeys", "is_valid_id", "validate_id"]
+__all__ = [
+    "ID_PATTERN",
+    "KEY_KINDS",
+    "InvalidIdError",
+    "KeyKind",
+    "Keys",
+    "SessionKeys",
+    "UserKeys",
+    "is_valid_id",
+    "validate_id",
+]
 
 
 def is_valid_id(value: object) -> TypeGuard[str]:
@@ -213,8 +223,8 @@ class Keys:
         if not isinstance(key, str) or not key.startswith(self.prefix + ":"):
             return None
         rest = key[len(self.prefix) + 1 :]
-        if rest in ("jobs", "jobs:dead"):
-            return {"kind": rest.replace(":", " ")}
+        if rest in ("jobs", "jobs:dead"):  # the streams: not a session's "jobs" hash
+            return {"kind": "jobstream" if rest == "jobs" else "deadletters"}
         m = _SESSION_KEY.fullmatch(rest)
         if m is not None:
             user, session, kind = m.groups()
@@ -229,6 +239,37 @@ class Keys:
     def owns(self, key: str) -> bool:
         """Whether Memory Lab builds this key name (see ``parse``)."""
         return self.parse(key) is not None
+
+
+@dataclass(frozen=True)
+class KeyKind:
+    holds: str  # what a key of this kind holds, in a few words
+    expires: bool  # False: kept until deleted, by design (the key browser then does not flag its missing TTL)
+
+
+# Every kind of key above, as the key browser explains it. Session keys and the user's session index slide
+# with the session's TTL (MEMLAB_SESSION_TTL, 0 = keep forever); the rest is long-term memory or bookkeeping.
+KEY_KINDS: dict[str, KeyKind] = {
+    "log": KeyKind("the session's whole transcript", True),
+    "buffer": KeyKind("the messages the strategy reads: the last N, or what is left after folding", True),
+    "ids": KeyKind("ids of the messages stored, so a retried message is stored once", True),
+    "summary": KeyKind("the session's rolling summary", True),
+    "folds": KeyKind("one record per fold: when, which messages, tokens before and after", True),
+    "traces": KeyKind("what the model saw on each turn", True),
+    "meta": KeyKind("the strategy and settings the session was last used with", True),
+    "jobs": KeyKind("each turn's upkeep outcome: which worker, what changed", True),
+    "sessions": KeyKind("the user's sessions by last activity", True),
+    "expiries": KeyKind("when each of the user's sessions expires", True),
+    "upkeeplock": KeyKind("held while a worker applies one of the user's jobs", True),
+    "factlog": KeyKind("every change to the user's long-term facts, for undo and history; long-term", False),
+    "turnsver": KeyKind(
+        "a version token of the user's indexed turns, which live in the vector store; long-term", False
+    ),
+    "pending": KeyKind("the user's upkeep jobs not yet done; empties itself", False),
+    "forgotten": KeyKind("where in the upkeep stream the user was last forgotten; older jobs are dropped", False),
+    "jobstream": KeyKind("the upkeep jobs of every user, read by the workers (a Redis Stream)", False),
+    "deadletters": KeyKind("upkeep jobs the workers refused, each with its reason (a capped Redis Stream)", False),
+}
 
 
 @functools.lru_cache(maxsize=4096)

@@ -11,6 +11,7 @@ header: the pages (``ui.state.md_text``) and the transcript export
 from __future__ import annotations
 
 import re
+from dataclasses import dataclass
 
 from .stored import clean_text
 
@@ -32,3 +33,39 @@ def md_inline(text: object) -> str:
 def md_lines(text: str) -> str:
     """Escaped text that keeps its line breaks (each one a hard break), for a block of its own."""
     return "  \n".join(md_escape(line) for line in str(text).splitlines() or [""])
+
+
+# A fenced code block: ``` or ~~~ (three or more) at a line's start, an optional language, the code, the same fence.
+_FENCE = re.compile(r"^(?P<fence>`{3,}|~{3,})[ \t]*(?P<lang>[^\n`]*)\n(?P<code>.*?)(?:\n(?P=fence)[ \t]*(?:\n|$)|\Z)",
+                    re.MULTILINE | re.DOTALL)  # fmt: skip
+_LANGUAGE = re.compile(r"[A-Za-z0-9_+#.\-]{1,30}")
+
+
+@dataclass(frozen=True)
+class Block:
+    """A piece of a message: prose (shown escaped) or code (shown verbatim, as code, in ``language`` if named)."""
+
+    kind: str  # "text" or "code"
+    text: str
+    language: str | None = None
+
+
+def split_fenced(text: str) -> list[Block]:
+    """A message as its prose and its fenced code blocks, in order, so code can be shown as code.
+
+    Nothing here becomes markup: prose is escaped by the page, code is shown
+    verbatim by a code element. An unclosed fence runs to the end, as in
+    Markdown; a language name that is not a plain word is dropped.
+    """
+    text = clean_text(str(text))
+    blocks: list[Block] = []
+    pos = 0
+    for m in _FENCE.finditer(text):
+        if prose := text[pos : m.start()].strip("\n"):
+            blocks.append(Block("text", prose))
+        language = m.group("lang").strip()
+        blocks.append(Block("code", m.group("code"), language if _LANGUAGE.fullmatch(language) else None))
+        pos = m.end()
+    if rest := text[pos:].strip("\n"):
+        blocks.append(Block("text", rest))
+    return blocks or [Block("text", "")]

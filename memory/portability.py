@@ -35,7 +35,7 @@ from .json_input import MB
 from .lab import MemoryLab
 from .markdown import md_inline, md_lines
 from .messages import Message
-from .stored import dump_json, kind_of, preview
+from .stored import dump_json, kind_of, preview, with_iso_dates
 from .strategies import STRATEGIES, StrategyConfig
 from .trace import Trace
 
@@ -411,4 +411,5 @@ def _write_user_memory(lab: MemoryLab, doc: Document, user_id: str, progress: Pr
 
 
 def dumps(data: dict[str, Any]) -> str:
-    return json.dumps(data, ensure_ascii=False, indent=2)
+    """The export as people and programs read it: every moment as epoch seconds and as an ISO date beside it."""
+    return json.dumps(with_iso_dates(data), ensure_ascii=False, indent=2)

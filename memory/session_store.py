@@ -467,6 +467,23 @@ class SessionStore:
                 p.execute()
         return [(sid, at) for (sid, at), ok in zip(valid, alive) if ok or now - at <= INDEX_GRACE_S]
 
+    def openings(self, user_id: str, session_ids: list[str]) -> dict[str, str]:
+        """Each session's first message, so a list of sessions can say what each was about (one round trip).
+
+        A session whose first entry is missing or unreadable is left out.
+        """
+        with self.r.pipeline(transaction=False) as p:
+            for sid in session_ids:
+                p.lindex(self.keys.session(user_id, sid).log, 0)
+            raws = p.execute(raise_on_error=False)
+        out: dict[str, str] = {}
+        for sid, raw in zip(session_ids, raws):
+            if isinstance(raw, (str, bytes)):
+                messages, _ = decode_many([raw])
+                if messages:
+                    out[sid] = messages[0].content
+        return out
+
     # -- folding ---------------------------------------------------------
     def fold(
         self,

@@ -9,6 +9,7 @@ entry and report it with its index. ``CorruptEntry`` is that report.
 
 from __future__ import annotations
 
+import datetime as dt
 import json
 import math
 from dataclasses import dataclass
@@ -60,6 +61,34 @@ def printable(value: Any, depth: int = 0) -> Any:
     if isinstance(value, float) and not math.isfinite(value):
         return str(value)
     return value
+
+
+# Seconds since 1970 between 2000 and the year 3000: what a field named for a moment holds when Memory Lab wrote it.
+MIN_TIMESTAMP = 946_684_800.0
+
+
+def iso_date(timestamp: float) -> str:
+    """An epoch timestamp as an ISO 8601 date and time in UTC, to the second."""
+    return dt.datetime.fromtimestamp(timestamp, dt.UTC).isoformat(timespec="seconds")
+
+
+def with_iso_dates(value: Any, depth: int = 0) -> Any:
+    """JSON-like data where each moment (a field named ``at`` or ``…_at`` holding epoch seconds) also gets its
+    ISO date beside it (``created_at_iso``): the number stays for programs, the date is there for people."""
+    if depth > 40:
+        return value
+    if isinstance(value, list):
+        return [with_iso_dates(v, depth + 1) for v in value]
+    if not isinstance(value, dict):
+        return value
+    out: dict[Any, Any] = {}
+    for key, item in value.items():
+        out[key] = with_iso_dates(item, depth + 1)
+        moment = isinstance(key, str) and (key == "at" or key.endswith("_at"))
+        if moment and isinstance(item, (int, float)) and not isinstance(item, bool):
+            if MIN_TIMESTAMP <= item <= MAX_TIMESTAMP and f"{key}_iso" not in value:
+                out[f"{key}_iso"] = iso_date(item)
+    return out
 
 
 def preview(raw: str | bytes, limit: int = 500) -> str:

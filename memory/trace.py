@@ -114,6 +114,40 @@ class Trace:
     def total_tokens(self) -> int:
         return sum(self.tokens.values())
 
+    def upkeep_changes(self) -> list[str]:
+        """What the turn's upkeep changed in memory, one plain sentence per kind of change (the JSON has it all).
+
+        Read from the outcome (fact events, the fold) and from the steps the
+        worker timed, so a step that ran and changed nothing says so too.
+        """
+        said: list[str] = []
+        ran = {k.removeprefix("upkeep ") for k in self.timings_ms}  # a worker's steps, or inline ones unprefixed
+        events = [e for e in self.upkeep.get("fact_events") or [] if isinstance(e, dict)]
+        verbs = {"ADD": "remembered", "UPDATE": "updated", "DELETE": "forgot", "DUPLICATE": "already knew"}
+        facts = []
+        for e in events:
+            verb, text, previous = verbs.get(str(e.get("event")), "changed"), e.get("text"), e.get("previous")
+            facts.append(
+                f"{verb} “{previous}” → “{text}”" if previous and e.get("event") == "UPDATE" else f"{verb} “{text}”"
+            )
+        if facts:
+            said.append("Facts: " + "; ".join(facts))
+        elif "facts.extract" in ran:
+            said.append("No new facts in this turn.")
+        fold = self.upkeep.get("fold")
+        if isinstance(fold, dict):
+            said.append(
+                f"Folded {fold.get('messages', '?')} older message(s) into the summary "
+                f"({fold.get('tokens_before', '?')} → {fold.get('tokens_after', '?')} tokens)."
+            )
+        elif "summary.fold" in ran:
+            said.append("No fold: the buffer is under its threshold.")
+        if "episode.refresh" in ran:
+            said.append("This session's episode summary now includes the turn.")
+        if "turns.index" in ran:
+            said.append("Your message is indexed for recall in later sessions.")
+        return said
+
     def to_dict(self, derived: bool = True) -> dict[str, Any]:
         """The trace as JSON-ready data; ``derived=False`` leaves out what is computed from the rest (token
         counts, the joined system prompt), which is how it is stored: a smaller write on every turn."""

@@ -65,7 +65,6 @@ elif events:
     st.caption(f"{len(events):,} writes, newest first" + (" (the latest 5,000)" if len(events) == 5000 else ""))
     counts = frame["action"].value_counts()
     chart = hbar({str(a): int(n) for a, n in counts.items()}, "Writes by action", "writes")
-    chart.update_layout(height=max(140, 70 + 30 * len(counts)))
     st.plotly_chart(chart, width="stretch", key="audit_chart")
     text_table(frame, "audit_table", ["content", "details"], height=min(36 * (len(frame) + 1), 480))
     st.download_button(

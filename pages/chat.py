@@ -11,15 +11,20 @@ from ui.layout import page
 from ui.state import (
     CONFIG_WIDGETS,
     guarded,
-    keep_session_settings,
     md_escape,
     md_text,
     restore_session_settings,
+    session_config,
+    setting_shown,
+    show_in_address,
+    show_text,
+    ttl_choices,
+    ttl_words,
     warm_model,
 )
 from ui.trace_view import render_trace
 
-ctx = page("Chat playground")
+ctx = page("Chat playground", names_strategy=True)
 lab, user, session = ctx.lab, ctx.user_id, ctx.session_id
 llm = lab.llm_status()
 st.caption(f"User **{md_escape(user)}** · session **{md_escape(session)}** · LLM: {llm.mode} ({llm.version})")
@@ -28,19 +33,28 @@ names = list(STRATEGIES)
 restore_session_settings(lab, user, session, default_strategy=names[0])
 top = st.columns([2, 3])
 strategy = top[0].selectbox(
-    "Memory strategy", names, key="strategy", format_func=lambda n: f"{n} — {STRATEGIES[n].description}"
+    "Memory strategy",
+    names,
+    key="strategy",
+    help="\n\n".join(f"**{n}**: {STRATEGIES[n].description}" for n in names),
 )
-base = lab.default_config()
+top[0].caption(STRATEGIES[strategy].description)
+used = [f for f in CONFIG_WIDGETS if f in STRATEGIES[strategy].uses]
 with top[1].expander("Strategy settings", expanded=False):
     columns = st.columns(3)
-    values = {
-        field_name: columns[i % 3].number_input(label, low, high, key=key)
-        for i, (field_name, (key, label, low, high)) in enumerate(CONFIG_WIDGETS.items())
-    }
-    st.caption("Stored with the session on its next turn, and restored whenever it is opened again.")
-config = base.with_(**{k: int(v) for k, v in values.items()})
-keep_session_settings()
-st.query_params["strategy"] = strategy
+    for i, field_name in enumerate(used):
+        key = setting_shown(lab, field_name)
+        _, label, low, high = CONFIG_WIDGETS[field_name]
+        if field_name == "ttl_s":
+            columns[i % 3].selectbox(label, ttl_choices(st.session_state[key]), key=key, format_func=ttl_words)
+        else:
+            columns[i % 3].number_input(label, low, high, key=key)
+    st.caption(
+        f"The settings {strategy} uses. Stored with the session on its next turn, and restored whenever it is "
+        "opened again."
+    )
+config = session_config(lab, used)
+show_in_address(strategy=strategy)
 if config.summary_keep >= config.summary_threshold:
     st.warning("'Keep after fold' must be below the fold threshold; using threshold − 1.")
     config = config.with_(summary_keep=config.summary_threshold - 1)
@@ -49,7 +63,7 @@ if config.summary_keep >= config.summary_threshold:
 def show_message(message: Message, trace: Trace | None) -> None:
     """One message, and under a reply (or a failed turn) what the model saw, drawn only when opened."""
     with st.chat_message(message.role.value):
-        st.markdown(md_text(message.content))
+        show_text(message.content)
         if trace is None or not (message.role.value == "assistant" or trace.error):
             return
         label = "What the model saw" if not trace.error else "What the model would have seen (call failed)"
@@ -96,7 +110,7 @@ if prompt:
         warm_model(lab, repr(lab.settings))
         if lab.llm.streams:  # a hosted model: stream the reply as it is written
             with st.chat_message("user"):
-                st.markdown(md_text(prompt))
+                show_text(prompt)
             with st.spinner("Building the context…"):
                 turn = lab.chat_stream(user, session, prompt, strategy=strategy, config=config, message_id=message_id)
             with st.chat_message("assistant"):

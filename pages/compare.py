@@ -42,7 +42,11 @@ else:
         except ScenarioError as exc:
             st.error(f"That file is not a scenario: {md_text(str(exc))}")
 chosen = c2.multiselect(
-    "Strategies", list(STRATEGIES), default=["buffer", "summary", "facts", "hybrid"], key="cmp_strategies"
+    "Strategies",
+    list(STRATEGIES),
+    default=list(STRATEGIES),
+    key="cmp_strategies",
+    help="Every strategy unless you take one out.",
 )
 base = lab.default_config()
 s1, s2, s3 = c2.columns(3)
@@ -104,11 +108,10 @@ else:
         col.metric(
             f"{row['strategy']}: answered",
             f"{row['answered correctly']:.0%}",
-            f"reached context {row['reached context']:.0%}",
-            delta_color="off",
             help="Answered correctly: the reply holds the expected words and no replaced value. "
-            "Reached context: the expected words were in what the model was sent.",
+            "Reached the context: the expected words were in what the model was sent.",
         )
+        col.caption(f"reached the context: {row['reached context']:.0%}")
     st.plotly_chart(score_chart(summary), width="stretch", key="cmp_scores")
     st.dataframe(
         summary,
@@ -123,25 +126,29 @@ else:
     )
     left, right = st.columns(2)
     left.plotly_chart(
-        per_turn(frame, "tokens_sent", "Tokens sent per turn (estimate)"), width="stretch", key="cmp_tokens"
+        per_turn(frame, "tokens_sent", "Tokens sent per turn (estimate)", "tokens"), width="stretch", key="cmp_tokens"
     )
-    right.plotly_chart(per_turn(frame, "latency_ms", "Latency per turn (ms)"), width="stretch", key="cmp_latency")
+    right.plotly_chart(per_turn(frame, "latency_ms", "Latency per turn", "ms"), width="stretch", key="cmp_latency")
     probes = frame[frame["is_probe"]].copy()
     if not probes.empty:
         probes["label"] = "turn " + probes["turn"].astype(str) + ": " + probes["user"].str.slice(0, 40)
         probes["answered"] = probes["correct"].astype(float)
-        fig = px.bar(
+        fig = px.bar(  # questions down the side, so their words read level, not turned on their side
             probes,
-            x="label",
-            y="answered",
+            y="label",
+            x="answered",
+            orientation="h",
             color="strategy",
             barmode="group",
             title="Which questions each strategy answered correctly",
-            range_y=[0, 1.1],
+            range_x=[0, 1.05],
             color_discrete_map=STRATEGY_COLORS,
+            labels={"label": "", "answered": "answered correctly"},
+            height=140 + 14 * len(probes),
         )
         fig.update_traces(base=0, marker_line_width=1.5, marker_line_color="rgba(0,0,0,0.35)")
-        fig.update_yaxes(tickformat=".0%")
+        fig.update_xaxes(tickformat=".0%")
+        fig.update_yaxes(autorange="reversed")
         st.plotly_chart(fig, width="stretch", key="cmp_recall")
     text_table(
         frame[

@@ -8,10 +8,11 @@ import pandas as pd
 import streamlit as st
 
 from memory.foreign import find_conversations
-from memory.inspect import KeyInspector, human_bytes, human_duration, when
+from memory.inspect import KeyInspector, KeyRow, human_bytes, human_duration, when
 from memory.jobs import MAX_DEAD_LETTERS
+from memory.keys import KEY_KINDS
 from memory.lab import MemoryLab
-from memory.stored import clean_text
+from memory.stored import clean_text, with_iso_dates
 from ui.charts import hbar
 from ui.layout import page
 from ui.state import code_span, guarded, md_text
@@ -26,21 +27,25 @@ f0, f1, f2, f3 = st.columns([1.2, 3, 1, 1])
 # The current user's keys by default ("{alice:" session keys and "{alice}" user keys; ids hold no glob characters).
 user_pattern = f"{prefix}:*{{{ctx.user_id}[:}}]*" if ctx.user_id else f"{prefix}:*"
 every = f0.toggle("All keys", value=False, key="key_all", help="Off: only the current user's keys.")
-if st.session_state.get("key_pattern_user") != ctx.user_id:  # another user: their keys
-    st.session_state["key_pattern_user"] = ctx.user_id
-    st.session_state["key_pattern"] = user_pattern
+state = st.session_state
+if state.get("key_pattern_user") != ctx.user_id:  # another user: their keys
+    state["key_pattern_user"] = ctx.user_id
+    state["key_pattern"] = state["_keep_key_pattern"] = user_pattern
+# Streamlit drops a widget's value when another page is shown: back here, the pattern came back empty and the
+# table showed every user's keys. The shadow key outlives the page change.
+state.setdefault("key_pattern", state.get("_keep_key_pattern", user_pattern))
 pattern = f1.text_input(
     "Pattern (Redis glob)",
     key="key_pattern",
     help=f"e.g. `{prefix}:*` for every key of Memory Lab, `{prefix}:s:*:buffer` for all buffers",
     disabled=every,
 )
+state["_keep_key_pattern"] = pattern
 if every:
     pattern = "*"
 page_size = f2.selectbox("Page size", [50, 100, 250, 500], index=1, key="key_page_size")
 live = f3.toggle("Live TTLs", value=True, key="key_live", help="Refresh the TTL column every second.")
 
-state = st.session_state
 if state.get("key_scan_for") != (pattern, page_size):
     state["key_scan_for"] = (pattern, page_size)
     state["key_cursors"] = [0]
@@ -72,8 +77,15 @@ if inspector is not None and not rows:
     )
 
 
-def render_key(inspector: KeyInspector, chosen: str) -> None:
+def render_key(inspector: KeyInspector, row: KeyRow) -> None:
     """One key's value, decoded, with TTL and delete forms (confirmed)."""
+    chosen = row.key
+    ttl = f"TTL {row.ttl:,} s ({human_duration(row.ttl)})" if row.ttl >= 0 else "no TTL"
+    if described := KEY_KINDS.get(row.kind):
+        lasts = "it expires with its session" if described.expires else "it is kept until deleted, by design"
+        st.caption(f"A **{row.kind}** key: {md_text(described.holds)}; {lasts}. Now: {ttl}.")
+    else:
+        st.caption(f"Now: {ttl}.")
     with guarded("Reading the key"):
         contents = inspector.contents(chosen)
         if contents["type"] == "none":
@@ -92,11 +104,16 @@ def render_key(inspector: KeyInspector, chosen: str) -> None:
             shown = contents["rows"]
             st.caption(f"{len(shown)} {contents['type']} entries" + (" (first 200)" if contents["truncated"] else ""))
             if shown:
-                frame = pd.DataFrame(shown)
-                text_table(frame, "key_rows_table", [c for c in ("value", "member") if c in frame])
+                frame = pd.DataFrame([{k: v for k, v in r.items() if k != "json"} for r in shown])
+                text_table(
+                    frame,
+                    "key_rows_table",
+                    [c for c in ("value", "member") if c in frame],
+                    json_of=lambda i: shown[i].get("json"),
+                )
         if "json" in contents:
-            st.caption("A string holding JSON")
-            st.json(contents["json"], expanded=2)
+            st.caption("A string holding JSON (a time in seconds since 1970 has its date beside it, ending in _iso)")
+            st.json(with_iso_dates(contents["json"]), expanded=2)
         if "text" in contents:
             st.caption(f"A string of {len(contents['text']):,} characters")
             st.code(contents["text"], language=None, wrap_lines=True)
@@ -121,6 +138,19 @@ def render_key(inspector: KeyInspector, chosen: str) -> None:
                     inspector.delete(chosen)
                     st.toast(f"Deleted {md_text(clean_text(chosen))}")
                     st.rerun()
+
+
+KIND_HELP = "\n\n".join(
+    f"**{kind}**: {holds.holds}" + ("" if holds.expires else " (never expires)") for kind, holds in KEY_KINDS.items()
+)
+
+
+def ttl_cell(kind: str, ttl: int) -> str:
+    """A key's TTL as people say it; a key without one is marked ∞ when its kind is kept by design, else ⚠."""
+    if ttl != -1:
+        return human_duration(ttl)
+    known = KEY_KINDS.get(kind)
+    return "∞ kept" if known is not None and not known.expires else "⚠ never expires"
 
 
 def bulk_actions(inspector: KeyInspector, pattern: str) -> None:
@@ -243,9 +273,19 @@ def other_libraries(lab: MemoryLab) -> None:
     if found is None:
         return
     if not found.conversations:
-        st.info(
-            f"No other library's chat memory among {found.scanned:,} keys"
-            + ("." if found.complete else " (the scan stopped early).")
+        if not found.total:
+            looked = "this Redis holds no keys yet."
+        elif not found.scanned:
+            looked = f"all {found.total:,} keys in it are Memory Lab's."
+        else:
+            looked = (
+                f"of its {found.total:,} keys, {found.total - found.scanned:,} are Memory Lab's and the other "
+                f"{found.scanned:,} hold no conversation of those libraries."
+            )
+        st.caption(
+            "No other library's chat memory in this Redis: "
+            + looked
+            + ("" if found.complete else " The scan stopped early (a very large database), so it may miss some.")
         )
         return
     frame = pd.DataFrame(
@@ -289,12 +329,12 @@ tab_keys, tab_memory, tab_dead, tab_foreign = st.tabs(
 
 with tab_keys:
     if inspector is not None and rows:
-        no_ttl = [r.key for r in rows if r.ttl == -1]
-        if no_ttl:
-            st.warning(
-                f"{len(no_ttl)} key(s) on this page have no TTL and never expire (flagged ⚠ below). "
-                "The fact log is meant to be permanent; session keys normally slide with activity."
-            )
+        st.caption(
+            "Session keys expire together when the session has been idle for its TTL (each turn starts it again). "
+            "Long-term keys (marked ∞: the fact log, the turn index's version, the upkeep queue) are kept until "
+            "deleted, by design. ⚠ marks a key that would normally expire but has no TTL (a session whose TTL is "
+            "set to never, or a TTL removed by hand)."
+        )
 
         @st.fragment(run_every=1.0 if live else None)
         def key_table() -> None:
@@ -311,12 +351,10 @@ with tab_keys:
                             "session": r.session_id,
                             "length": r.length,
                             "memory": human_bytes(r.memory) if r.memory is not None else "",
-                            "TTL": ("⚠ " if ttls.get(r.key, r.ttl) == -1 else "")
-                            + human_duration(ttls.get(r.key, r.ttl)),
-                            "expires": when(time.time() + ttls.get(r.key, r.ttl))
+                            "TTL": ttl_cell(r.kind, ttls.get(r.key, r.ttl)),
+                            "expires": when(time.time() + ttls.get(r.key, r.ttl))[:16]
                             if ttls.get(r.key, r.ttl) >= 0
                             else "",
-                            "TTL (s)": ttls.get(r.key, r.ttl),
                         }
                         for r in rows
                     ]
@@ -329,7 +367,17 @@ with tab_keys:
                     hide_index=True,
                     width="stretch",
                     height=min(38 * (len(rows) + 1), 420),
-                    column_config={"TTL (s)": st.column_config.NumberColumn(format="%d")},
+                    column_config={
+                        "key": st.column_config.TextColumn(width="medium"),
+                        "type": st.column_config.TextColumn(width="small"),
+                        "kind": st.column_config.TextColumn(width="small", help=KIND_HELP),
+                        "user": st.column_config.TextColumn(width="small"),
+                        "session": st.column_config.TextColumn(width="small"),
+                        "length": st.column_config.NumberColumn(width="small"),
+                        "memory": st.column_config.TextColumn(width="small"),
+                        "TTL": st.column_config.TextColumn(width="small", help="seconds: on the key, below"),
+                        "expires": st.column_config.TextColumn(width="medium", help="local time"),
+                    },
                 )
                 clicked = selected_row(event)
                 if clicked is not None and clicked != state.get("key_clicked"):
@@ -347,7 +395,7 @@ with tab_keys:
         picked = st.selectbox(
             "Key", list(range(len(rows))), format_func=lambda i: clean_text(rows[i].key), key="key_chosen_index"
         )
-        chosen = rows[picked].key if picked is not None and picked < len(rows) else None
+        chosen = rows[picked] if picked is not None and picked < len(rows) else None
         if chosen:
             render_key(inspector, chosen)
 

@@ -9,7 +9,7 @@ import plotly.graph_objects as go
 import streamlit as st
 
 from memory.tokens import count_tokens
-from ui.layout import page
+from ui.layout import CHAT, link_params, page
 from ui.state import guarded, md_escape, md_text, settle_upkeep
 
 ctx = page("Summaries")
@@ -158,7 +158,7 @@ with guarded("Reading the summary"):
             "pages/chat.py",
             label="Open the whole transcript on the Chat playground",
             icon=":material/chat:",
-            query_params={"user": user, "session": session},
+            query_params=link_params(CHAT),
         )
         st.dataframe(frame, hide_index=True, width="stretch")
     else:

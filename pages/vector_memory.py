@@ -185,7 +185,9 @@ if len(records) >= 2:
             hoverinfo="skip",
             line=dict(color="#e45756", width=1, dash="dot"),
         )
-    for kind, color in (("fact", "#4c78a8"), ("episode", "#f58518")):
+    # Opaque (Streamlit's chart theme fades markers, which sank them into the dark background), mid-light
+    # colours with a grey rim: they stand out on the light and on the dark background alike.
+    for kind, color in (("fact", "#3b8beb"), ("episode", "#f58518")):
         idx = [i for i, (kd, _) in enumerate(records) if kd == kind]
         if not idx:
             continue
@@ -198,8 +200,12 @@ if len(records) >= 2:
             hovertemplate="%{text}<extra></extra>",
             marker=dict(
                 color=color,
-                size=[16 if records[i][1].id in hits_ids else 9 for i in idx],
-                line=dict(color="#e45756", width=[3 if records[i][1].id in hits_ids else 0 for i in idx]),
+                opacity=1,
+                size=[17 if records[i][1].id in hits_ids else 12 for i in idx],
+                line=dict(
+                    color=["#e45756" if records[i][1].id in hits_ids else "rgba(128, 128, 128, 0.9)" for i in idx],
+                    width=[3 if records[i][1].id in hits_ids else 1.5 for i in idx],
+                ),
             ),
         )
     if query_vec is not None:

@@ -132,3 +132,11 @@ def test_a_bounded_scan_says_it_did_not_finish(lab, raw_redis):
         p.execute()
     found = find_conversations(lab.redis, lab.keys.prefix, max_keys=500)
     assert not found.complete and found.scanned == 500
+
+
+def test_a_database_of_memory_labs_keys_only_is_counted_whole(lab):
+    """'No other library's memory among 0 keys' read as if the database were empty: it holds Memory Lab's."""
+    lab.chat("kim", "s1", "My name is Kim.", strategy="buffer")
+    found = find_conversations(lab.redis, lab.keys.prefix)
+    assert found.conversations == [] and found.scanned == 0
+    assert found.total == lab.redis.dbsize() > 0

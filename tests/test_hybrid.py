@@ -55,3 +55,30 @@ def test_one_query_over_facts_and_episodes_ranks_both_on_cosine(lab):
     assert "Lisbon" in hits[0].hit.text
     assert all((h.strategy_rank is None) == (h.kind == "episode") for h in hits)
     assert lab.search_memories("nobody", "Where do I live?", 4)[1] == []
+
+
+def test_hybrid_keeps_its_budget_with_every_kind_of_memory(lab):
+    """Headers and session tags are sent too: at any budget the whole context fits (it once read 2,012 of 2,000)."""
+    config = lab.default_config().with_(summary_threshold=4, summary_keep=2)
+    said = [
+        ("trip", "I am planning a hiking trip to the Alps with my sister in June."),
+        ("trip", "We will stay in a mountain hut above Zermatt for a week."),
+        ("work", "I work at Spotify as a platform engineer and write Rust all day."),
+        ("work", "My team is moving the billing services to Kubernetes this quarter."),
+        ("home", "My name is Erin and I live in Stockholm with my cat Miso."),
+        ("home", "I moved here from Gothenburg last spring."),
+    ]
+    for session, text in said:
+        lab.chat("erin", session, text, strategy="hybrid", config=config, wait_upkeep=True)
+    for text in ("The coffee here is good.", "I read a book about birds.", "It rained all day.", "I like jazz."):
+        lab.chat("erin", "now", text, strategy="hybrid", config=config, wait_upkeep=True)
+    seen: set[str] = set()
+    for budget in range(150, 600, 30):
+        result = lab.chat(
+            "erin", "now", "Where do I live, where do I work and where am I hiking?",
+            strategy="hybrid", config=config.with_(token_budget=budget),
+        )  # fmt: skip
+        trace = result.trace
+        assert trace.total_tokens <= budget, (budget, trace.tokens)
+        seen |= {name for name, count in trace.tokens.items() if count}
+    assert {"facts", "summary", "episodes", "past turns", "messages"} <= seen

@@ -8,7 +8,7 @@ from hypothesis import strategies as st
 
 from memory.errors import InputError
 from memory.inspect import KeyInspector, human_duration, when
-from memory.keys import ID_PATTERN, SESSION_KINDS, USER_KINDS, Keys
+from memory.keys import ID_PATTERN, KEY_KINDS, SESSION_KINDS, USER_KINDS, Keys
 
 
 @pytest.mark.parametrize(
@@ -26,6 +26,27 @@ from memory.keys import ID_PATTERN, SESSION_KINDS, USER_KINDS, Keys
 )
 def test_ttls_read_as_people_say_them(seconds, said):
     assert human_duration(seconds) == said
+
+
+@pytest.mark.parametrize(
+    ("seconds", "said"),
+    [(604800, "7 days"), (86400, "1 day"), (3600, "1 hour"), (5400, "1 hour 30 minutes"), (61, "1 minute 1 second")],
+)
+def test_a_ttl_setting_reads_in_words(seconds, said):
+    assert human_duration(seconds, words=True) == said
+
+
+def test_every_key_memory_lab_writes_is_a_kind_the_browser_explains(lab):
+    """The page says what each kind holds and whether it expires; a kind missing here would be unexplained."""
+    lab.chat("kim", "s1", "My name is Kim.", strategy="hybrid", wait_upkeep=True)
+    session, user = lab.keys.session("kim", "s1"), lab.keys.user("kim")
+    names = [*session.all(), *user.all(), user.forgotten, lab.keys.jobs, lab.keys.dead_letters]
+    kinds = {(lab.keys.parse(n) or {}).get("kind") for n in names}
+    assert kinds <= set(KEY_KINDS), kinds - set(KEY_KINDS)
+    rows = KeyInspector(lab.redis, lab.keys).describe([n for n in names if lab.redis.exists(n)])
+    assert rows and all(r.kind in KEY_KINDS for r in rows)
+    for row in rows:  # what is kept by design is what has no TTL here
+        assert (row.ttl == -1) == (not KEY_KINDS[row.kind].expires), (row.key, row.ttl)
 
 
 def test_scores_that_are_not_times_get_no_date():

@@ -11,6 +11,7 @@ from __future__ import annotations
 
 import pytest
 
+from memory.llm.answer import to_second_person
 from memory.llm.offline import OfflineLLM
 from memory.messages import Message, Role
 from memory.strategies import STRATEGIES
@@ -81,7 +82,7 @@ def test_long_term_strategies_answer_in_a_new_session(lab):
     [
         ("buffer", "nothing carries over to a new session", "across"),
         ("summary", "nothing carries over to a new session", "across"),
-        ("facts", "across all their sessions", "nothing carries over"),
+        ("facts", "long-term facts from every session", "nothing carries over"),
     ],
 )
 def test_acknowledgements_promise_only_what_the_strategy_keeps(lab, strategy, promise, never):
@@ -121,3 +122,38 @@ def test_offline_summary_reads_as_a_summary(embed):
     assert len(sentences) >= 4
     tight = OfflineLLM(embed).summarize("", messages, max_tokens=20)
     assert count_tokens(tight) <= 20 and "Malmö" in tight, "within the budget, facts first"
+
+
+@pytest.mark.parametrize("strategy", list(STRATEGIES))
+def test_replies_speak_to_the_user_not_about_them(lab, strategy):
+    """An acknowledgement names what the strategy keeps in words meant for the person reading it."""
+    for text in ("My name is Ann and I live in Oslo.", "The weather is nice today.", "What's my favorite color?"):
+        reply = lab.chat("ann", "s1", text, strategy=strategy).reply.content
+        assert "the user" not in reply.lower(), reply
+
+
+def test_the_summary_keeps_another_language_as_said_and_its_english_reads_right(embed):
+    said = [
+        "Hola, me llamo Lucía y vivo en Madrid con mi hermana.",
+        "I need to call my mother tomorrow.",
+        "We switched our design tool from Figma to Penpot.",
+        "Yesterday I went to the lake with my brother.",
+    ]
+    summary = OfflineLLM(embed).summarize("", [Message(Role.USER, t) for t in said], max_tokens=300)
+    assert "Hola, me llamo Lucía y vivo en Madrid con mi hermana." in summary, "another language, as it was said"
+    assert "them llamo" not in summary and "their hermana" not in summary
+    assert "The user said they need to call their mother tomorrow." in summary, "no 'The user need to'"
+    assert "team" not in summary, "'we' is not guessed to be a team"
+    sentences = {s for s in summary.replace('."', '".').split(". ")}
+    spoken = " ".join(to_second_person(s) for s in sentences)
+    assert "You said you need to call your mother tomorrow" in spoken
+    assert "You said you switched your design tool" in spoken and "Your team" not in spoken
+    assert "Yesterday you went to the lake with your brother" in spoken
+    assert "me llamo Lucía" in spoken and "the user" not in spoken.lower()
+
+
+def test_a_quoted_sentence_keeps_its_own_end_mark():
+    from memory.llm.offline import third_person
+
+    assert third_person("Honestly, what should I do next?") == 'The user said: "Honestly, what should I do next?"'
+    assert third_person("Today I start the new job") == 'The user said: "Today I start the new job."'

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import datetime as dt
 import gzip
 import json
 import re
@@ -19,6 +20,7 @@ from memory.jobs import Job
 from memory.lab import MemoryLab
 from memory.llm.base import ExtractedFact
 from memory.portability import (
+    dumps,
     export_session,
     export_user,
     import_document,
@@ -505,3 +507,18 @@ def test_a_misspelt_key_or_a_message_id_taken_by_other_text_is_named_not_passed_
     assert report.notes == ["messages[0]: the session holds another message under the id 'm1'"]
     assert "1 skipped: messages[0]: the session holds another message" in report.describe()
     assert [m.content for m in lab.sessions.log("bob", "s1").messages] == ["I live in Oslo.", "hi"]
+
+
+def test_an_export_gives_each_moment_its_date_beside_the_number(lab):
+    """Epoch seconds stay (programs read them); an ISO date sits beside each, and the file still imports."""
+    lab.chat("ines", "s1", "My name is Ines and I live in Porto.", strategy="hybrid", wait_upkeep=True)
+    for export in (export_session(lab, "ines", "s1"), export_user(lab, "ines")):
+        text = dumps(export)
+        data = json.loads(text)
+        stamps = re.findall(r'"(\w*at)": (\d+\.?\d*),\n\s*"\1_iso": "([^"]+)"', text)
+        assert stamps and "exported_at" in {name for name, _, _ in stamps}
+        for _, number, iso in stamps:
+            assert dt.datetime.fromisoformat(iso) == dt.datetime.fromtimestamp(int(float(number)), dt.UTC)
+        assert import_document(lab, data, user_id="ines-copy").written
+    first = json.loads(dumps(export_session(lab, "ines", "s1")))["messages"][0]
+    assert isinstance(first["created_at"], float) and first["created_at_iso"].endswith("+00:00")

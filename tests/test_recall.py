@@ -122,7 +122,7 @@ def test_a_query_naming_one_speaker_favours_what_that_speaker_said():
     assert index.named_speaker("Where does ana like hiking?") == 0  # any word of the name, any case
     assert index.named_speaker("Where do Ana and Ben hike?") is None  # both named: no preference
     assert index.named_speaker("Where do they hike?") is None
-    assert index.named_speaker("What is Banana's favourite?") is None  # a whole word, not a part of one
+    assert index.named_speaker("What is Banana's favorite?") is None  # a whole word, not a part of one
     named = index.rank("Where does Ana's family like hiking?", dense)
     assert named[0] > named[1]
     off = index.rank("Where does Ana's family like hiking?", dense, weights=Weights(speaker=0.0))

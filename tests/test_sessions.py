@@ -62,6 +62,18 @@ def test_malformed_index_members_are_dropped_not_shown(lab, raw_redis):
     assert lab.redis.zcard(lab.keys.user("alice").sessions) == 1
 
 
+def test_each_session_is_listed_by_its_first_words(lab, raw_redis):
+    """The sidebar lists sessions by when and how they began, not by bare ids."""
+    lab.sessions.append("eva", "s1", Message(Role.USER, "Hi, I'm Eva. I live in Lyon."))
+    lab.sessions.append("eva", "s1", Message(Role.USER, "Second message."))
+    lab.sessions.append("eva", "s2", Message(Role.USER, "Plans for the weekend"))
+    raw_redis.rpush(lab.keys.session("eva", "bad").log, "not a message")
+    assert lab.sessions.openings("eva", ["s1", "s2", "bad", "none"]) == {
+        "s1": "Hi, I'm Eva. I live in Lyon.",
+        "s2": "Plans for the weekend",
+    }
+
+
 def _pttls(lab: MemoryLab, user: str, session: str) -> dict[str, int]:
     k = lab.keys.session(user, session)
     u = lab.keys.user(user)

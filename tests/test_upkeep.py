@@ -211,3 +211,33 @@ def test_a_turn_survives_its_connection_being_dropped(lab, raw_redis):
         "second",
     ]
     assert len(lab.sessions.log("u1", "s1").messages) == 4
+
+
+def test_a_turns_upkeep_says_in_words_what_it_changed(lab):
+    """The chat page shows this under each turn (the JSON is one click away)."""
+    config = lab.default_config().with_(summary_threshold=2, summary_keep=1)
+    lab.chat("ida", "s0", "I am planning a trip to Rome.", strategy="hybrid", config=config, wait_upkeep=True)
+    first = lab.chat("ida", "s1", "I live in Oslo.", strategy="hybrid", config=config, wait_upkeep=True).trace
+    assert first.upkeep_changes() == [
+        "Facts: remembered “The user lives in Oslo.”",
+        "No fold: the buffer is under its threshold.",
+        "This session's episode summary now includes the turn.",
+        "Your message is indexed for recall in later sessions.",
+    ]
+    second = lab.chat("ida", "s1", "I work at Equinor.", strategy="hybrid", config=config, wait_upkeep=True).trace
+    assert "Folded 3 older message(s) into the summary (" in " ".join(second.upkeep_changes())
+    moved = lab.chat("ida", "s1", "I moved to Bergen.", strategy="facts", wait_upkeep=True).trace
+    assert moved.upkeep_changes() == ["Facts: updated “The user lives in Oslo.” → “The user lives in Bergen.”"]
+    quiet = lab.chat("ida", "s1", "Nice weather.", strategy="facts", wait_upkeep=True).trace
+    assert quiet.upkeep_changes() == ["No new facts in this turn."]
+    assert lab.chat("ida", "s1", "Hello.", strategy="buffer").trace.upkeep_changes() == []
+
+
+def test_an_inline_upkeep_is_said_in_words_too(settings):
+    lab = MemoryLab(replace(settings, upkeep_mode="inline"))
+    try:
+        trace = lab.chat("ida", "s1", "I live in Oslo.", strategy="hybrid").trace
+        assert trace.job == {"status": "inline"}
+        assert "This session's episode summary now includes the turn." in trace.upkeep_changes()
+    finally:
+        lab.close()

@@ -8,23 +8,28 @@ import plotly.graph_objects as go
 
 
 def hbar(values: dict[str, float], title: str, unit: str) -> go.Figure:
+    """Horizontal bars with their values written level beside them (plotly turns a label inside a thin bar on
+    its side), and the unit under the axis, clear of its numbers."""
     names = list(values)
+    top = max([0.0, *values.values()])
     fig = go.Figure(
         go.Bar(
             x=[values[n] for n in names],
             y=names,
             orientation="h",
-            text=[f"{values[n]:g}" for n in names],
-            textposition="auto",
+            text=[f"{values[n]:,g}" for n in names],
+            textposition="outside",
+            textangle=0,
+            cliponaxis=False,
             marker_color="#4c78a8",
         )
     )
     fig.update_layout(
         title=title,
-        xaxis_title=unit,
-        height=60 + 28 * max(1, len(names)),
+        height=110 + 28 * max(1, len(names)),
         margin=dict(l=10, r=10, t=40, b=10),
-        yaxis=dict(autorange="reversed"),
+        xaxis=dict(title=dict(text=unit, standoff=8), automargin=True, range=[0, top * 1.15 or 1]),
+        yaxis=dict(autorange="reversed", automargin=True),
     )
     return fig
 
@@ -67,8 +72,15 @@ def score_chart(summary: pd.DataFrame) -> go.Figure:
     return fig
 
 
-def per_turn(frame: pd.DataFrame, column: str, title: str) -> go.Figure:
+def per_turn(frame: pd.DataFrame, column: str, title: str, unit: str) -> go.Figure:
     """One line per strategy over the scenario's turns, in the strategy's colour."""
     return px.line(
-        frame, x="turn", y=column, color="strategy", markers=True, color_discrete_map=STRATEGY_COLORS, title=title
+        frame,
+        x="turn",
+        y=column,
+        color="strategy",
+        markers=True,
+        color_discrete_map=STRATEGY_COLORS,
+        title=title,
+        labels={column: unit},
     )

@@ -14,10 +14,11 @@ import streamlit as st
 
 from memory.keys import is_valid_id
 from memory.paths import app_root
+from memory.strategies import STRATEGIES
 
 from .deep_link import ID_RULE
 from .sidebar import link_notes, render_banner, render_sidebar
-from .state import Current, current
+from .state import Current, current, forget_in_address, load_session_settings
 
 ICON = str(app_root() / "assets" / "icon.png")  # local: emoji icons come from a CDN
 
@@ -52,27 +53,53 @@ _NOTE_SHOW = {
 }
 
 
-def page(title: str, browser_title: str | None = None, uses_user: bool = True) -> Current:
+CHAT = "pages/chat.py"  # the one page whose address also names a strategy
+
+
+def link_params(path: str, on_chat: bool = False) -> dict[str, str]:
+    """The address parameters of the view a link to ``path`` opens: the user and session, and on the chat page
+    the strategy it will show. A link that carries them opens its page at its final address in one history
+    entry; without them the page added its parameters afterwards, as a second entry, and Back stopped there.
+    ``on_chat``: drawn on the chat page, whose strategy picker holds the newest choice."""
+    ss = st.session_state
+    user, session = ss.get("user_id"), ss.get("session_id")
+    if not (is_valid_id(user) and is_valid_id(session)):
+        return {}
+    params = {"user": user, "session": session}
+    strategy = (on_chat and ss.get("strategy")) or ss.get("_keep_strategy") or next(iter(STRATEGIES))
+    if path == CHAT and strategy in STRATEGIES:
+        params["strategy"] = str(strategy)
+    return params
+
+
+def page(title: str, browser_title: str | None = None, uses_user: bool = True, names_strategy: bool = False) -> Current:
     """Set up a page and return the current lab, user and session; call it first on every page.
 
     A page that ``uses_user`` stops here while the user or session id is not
     valid (a refused link, a typo in the sidebar): it shows nothing of anyone's
-    and cannot store a message under a user the person did not choose.
+    and cannot store a message under a user the person did not choose. Only a
+    page that ``names_strategy`` keeps ``strategy=`` in its address.
     """
     st.set_page_config(page_title=f"{browser_title or title} · Memory Lab", page_icon=ICON, layout="wide")
-    with st.sidebar:
-        for group, links in NAVIGATION.items():
+    links = st.sidebar.container()
+    statuses = render_sidebar()
+    ctx = current(statuses)
+    if is_valid_id(ctx.user_id) and is_valid_id(ctx.session_id):
+        load_session_settings(ctx.lab, ctx.user_id, ctx.session_id)
+    if not names_strategy:
+        forget_in_address("strategy")  # another page's parameter: this address names what this page shows
+    with links:
+        for group, entries in NAVIGATION.items():
             if group:
                 st.caption(group)
-            for link in links:
-                st.page_link(link.path, label=link.label, icon=link.icon)
+            for link in entries:
+                params = link_params(link.path, on_chat=names_strategy)
+                st.page_link(link.path, label=link.label, icon=link.icon, query_params=params)
         st.divider()
-    statuses = render_sidebar()
     render_banner(statuses)
     st.title(title)
     for note in link_notes():
         _NOTE_SHOW[note.level](note.text)
-    ctx = current(statuses)
     if uses_user and not (is_valid_id(ctx.user_id) and is_valid_id(ctx.session_id)):
         st.info(
             f"Type a user id in the sidebar to go on ({ID_RULE}). Until then this page shows no one's memory "

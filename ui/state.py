@@ -13,9 +13,11 @@ import streamlit as st
 
 from memory import MemoryLab, Settings
 from memory.errors import BackendError, InputError, MemoryLabError, StoredDataError
+from memory.inspect import human_duration
 from memory.lab import BackendStatus
-from memory.markdown import md_escape
+from memory.markdown import md_escape, split_fenced
 from memory.stored import clean_text
+from memory.strategies import StrategyConfig
 
 log = logging.getLogger(__name__)
 
@@ -63,7 +65,7 @@ def warm_model(lab: MemoryLab, key: str) -> None:
 # field -> (widget key, label, min, max)
 CONFIG_WIDGETS: dict[str, tuple[str, str, int, int]] = {
     "buffer_size": ("cfg_n", "Buffer size N (messages)", 1, 500),
-    "ttl_s": ("cfg_ttl", "Session TTL (seconds, 0 = none)", 0, 365 * 24 * 3600),
+    "ttl_s": ("cfg_ttl", "Expires when idle for", 0, 365 * 24 * 3600),
     "summary_threshold": ("cfg_thr", "Fold when buffer passes", 2, 500),
     "summary_keep": ("cfg_keep", "Keep after fold", 0, 499),
     "top_k": ("cfg_k", "Top-k facts and turns", 1, 50),
@@ -80,6 +82,42 @@ def restore_session_settings(lab: MemoryLab, user: str, session: str, default_st
     Streamlit forgets a widget's value when a page without it runs, so each
     value is also kept under a shadow key (``keep_session_settings``).
     """
+    ss = st.session_state
+    load_session_settings(lab, user, session)
+    ss.setdefault("strategy", ss.get("_keep_strategy", default_strategy))
+
+
+def setting_shown(lab: MemoryLab, field_name: str) -> str:
+    """Before a setting's widget is drawn: its value in place (kept, else the default); returns the widget key."""
+    key, _, low, high = CONFIG_WIDGETS[field_name]
+    default = min(max(int(getattr(lab.default_config(), field_name)), low), high)
+    st.session_state.setdefault(key, st.session_state.get(f"_keep_{key}", default))
+    return key
+
+
+def session_config(lab: MemoryLab, shown: Sequence[str]) -> StrategyConfig:
+    """After the widgets: the settings in use, from the widgets ``shown`` and the kept values of the others.
+
+    A setting the strategy does not use has no widget; its key is dropped,
+    since a value set for a widget that is not drawn outlives the widget's own
+    value when the page is left (and came back as the old number).
+    """
+    ss = st.session_state
+    base = lab.default_config()
+    values = {}
+    for field_name, (key, _, low, high) in CONFIG_WIDGETS.items():
+        if field_name in shown:
+            ss[f"_keep_{key}"] = ss[key]
+        else:
+            ss.pop(key, None)
+        values[field_name] = int(ss.get(f"_keep_{key}", min(max(int(getattr(base, field_name)), low), high)))
+    ss["_keep_strategy"] = ss.get("strategy", ss.get("_keep_strategy"))
+    return base.with_(**values)
+
+
+def load_session_settings(lab: MemoryLab, user: str, session: str) -> None:
+    """On any page: the strategy and settings the chat page will show for this session, in the shadow keys
+    (``_keep_…``), read from storage when the session changes; a link's strategy wins."""
     ss = st.session_state
     if ss.get("_settings_for") != (user, session):
         ss["_settings_for"] = (user, session)
@@ -101,18 +139,6 @@ def restore_session_settings(lab: MemoryLab, user: str, session: str, default_st
     if isinstance(link, tuple) and link[:2] == (user, session):  # only for the session the link named
         ss["_keep_strategy"] = link[2]
         ss.pop("strategy", None)
-    base = lab.default_config()
-    ss.setdefault("strategy", ss.get("_keep_strategy", default_strategy))
-    for field_name, (key, _, low, high) in CONFIG_WIDGETS.items():
-        ss.setdefault(key, ss.get(f"_keep_{key}", min(max(int(getattr(base, field_name)), low), high)))
-
-
-def keep_session_settings() -> None:
-    """After the widgets: remember their values for the next visit to the page."""
-    ss = st.session_state
-    for key in _SETTING_KEYS:
-        if key in ss:
-            ss[f"_keep_{key}"] = ss[key]
 
 
 @dataclass(frozen=True)
@@ -127,6 +153,34 @@ def current(statuses: Sequence[BackendStatus] = ()) -> Current:
     lab = get_lab()
     user, session = st.session_state.get("user_id", DEFAULT_USER), st.session_state.get("session_id", "s1")
     return Current(lab, user, session, tuple(statuses))
+
+
+ADDRESS = "_address"  # the view parameters of the address as this page last read or wrote them
+LINK_PARTS = ("user", "session", "strategy")
+
+
+def address() -> dict[str, list[str]]:
+    return {name: st.query_params.get_all(name) for name in LINK_PARTS}
+
+
+def show_in_address(**params: str) -> None:
+    """Put the view's parameters in the page's address, writing only those that differ.
+
+    Every write sends the browser a new address, and one sent while a page
+    link is being followed was pushed as a history entry of its own (under
+    the page being left): a page change then took two presses of Back.
+    """
+    changed = {k: v for k, v in params.items() if st.query_params.get_all(k) != [v]}
+    if changed:
+        st.query_params.update(changed)
+    st.session_state[ADDRESS] = address()
+
+
+def forget_in_address(name: str) -> None:
+    """Take a parameter out of the address (one this page does not show)."""
+    if name in st.query_params:
+        del st.query_params[name]
+    st.session_state[ADDRESS] = address()
 
 
 @contextmanager
@@ -168,6 +222,28 @@ _URL = re.compile(r"https?://[^\s<>\"'`]+?(?=[.,;:!?)\]]*(?:\s|$))", re.IGNORECA
 def code_span(text: str) -> str:
     """Text shown verbatim as inline code (markdown escapes do not apply inside it; a backtick would end it)."""
     return "`" + clean_text(str(text)).replace("`", "'") + "`"
+
+
+_TTLS = [0, 3600, 6 * 3600, 86400, 7 * 86400, 30 * 86400, 90 * 86400, 365 * 86400]
+
+
+def ttl_choices(current: int) -> list[int]:
+    """The session TTLs offered, in seconds, with the one in use even when it is not a round one."""
+    return sorted({*_TTLS, int(current)})
+
+
+def ttl_words(seconds: int) -> str:
+    return "never (kept until cleared)" if not seconds else human_duration(seconds, words=True)
+
+
+def show_text(text: str) -> None:
+    """A message as the chat shows it, whoever wrote it: fenced code blocks as code (verbatim, indentation kept),
+    the rest as escaped Markdown. Nothing stored becomes live HTML or a fetched image either way."""
+    for block in split_fenced(text):
+        if block.kind == "code":
+            st.code(block.text, language=block.language, wrap_lines=True)
+        else:
+            st.markdown(md_text(block.text))
 
 
 def md_text(text: str) -> str:

@@ -10,6 +10,7 @@ import plotly.graph_objects as go
 import streamlit as st
 
 from memory.llm import KNOWN_PROVIDERS
+from memory.stored import with_iso_dates
 from memory.strategies import STRATEGIES
 from memory.tokens import count_tokens
 from memory.trace import Trace
@@ -43,8 +44,21 @@ def _fit_height(rows: int) -> int:
     return ROW_PX * (rows + 1) + 3
 
 
+def context_title(trace: Trace) -> str:
+    """How full the context was, in words: tokens, and their share of the budget and of the model's window."""
+    total = trace.total_tokens
+    budget = trace.settings.get("token_budget") if trace.strategy == "hybrid" else None
+    title = f"Context: ~{total:,} tokens"
+    if isinstance(budget, int) and budget > 0:
+        title += f" of the {budget:,}-token budget ({total / budget:.0%})"
+    window = MODEL_WINDOW.get(str(trace.llm.get("provider")))
+    if window:
+        title += f" · {total / window:.2%} of the model's {window:,}-token window"
+    return title
+
+
 def context_bar(trace: Trace) -> go.Figure:
-    """One stacked bar: tokens per part of the context, against the budget and the model's window."""
+    """One stacked bar: tokens per part of the context, against the budget (its title is ``context_title``)."""
     tokens = trace.tokens
     fig = go.Figure()
     for name, count in tokens.items():
@@ -61,21 +75,17 @@ def context_bar(trace: Trace) -> go.Figure:
     budget = trace.settings.get("token_budget") if trace.strategy == "hybrid" else None
     limit = max(total, budget or 0) * 1.15 or 1
     if budget:
-        fig.add_vline(x=budget, line_dash="dash", line_color="#e45756", annotation_text=f"budget {budget:,}")
-    window = MODEL_WINDOW.get(str(trace.llm.get("provider")))
-    title = f"Context: ~{total:,} tokens"
-    if budget:
-        title += f" of the {budget:,}-token budget ({total / budget:.0%})"
-    if window:
-        title += f" · {total / window:.2%} of the model's {window:,}-token window"
+        fig.add_vline(
+            x=budget, line_dash="dash", line_color="#e45756", annotation_text=f"budget {budget:,}",
+            annotation_position="bottom right",
+        )  # fmt: skip
     fig.update_layout(
         barmode="stack",
-        title=title,
-        height=170,
-        margin=dict(l=10, r=10, t=40, b=10),
-        xaxis=dict(range=[0, limit], title="estimated tokens"),
+        height=190,
+        margin=dict(l=10, r=10, t=10, b=10),
+        xaxis=dict(range=[0, limit], title=dict(text="estimated tokens", standoff=6), automargin=True),
         yaxis=dict(visible=False),
-        legend=dict(orientation="h", y=-0.6),
+        legend=dict(orientation="h", x=0, xanchor="left", y=1.02, yanchor="bottom", traceorder="normal"),
     )
     return fig
 
@@ -98,6 +108,7 @@ def render_trace(trace: Trace, key: str) -> None:
         st.warning(md_text(warning))
     for dropped in trace.dropped:
         st.caption(f"Left out: {md_text(dropped)}")
+    st.markdown(f"**{context_title(trace)}**")
     st.plotly_chart(context_bar(trace), width="stretch", key=f"ctx-{key}")
     if trace.used:
         st.caption(
@@ -150,8 +161,11 @@ def render_trace(trace: Trace, key: str) -> None:
     if job or trace.upkeep:
         st.markdown("**Memory upkeep after this turn**")
         st.caption(upkeep_line(job))
-        if trace.upkeep:
-            st.json(trace.upkeep, expanded=False)
+        changes = trace.upkeep_changes()
+        if changes:
+            st.markdown("\n".join(f"- {md_text(line)}" for line in changes))
+        with st.popover("The outcome as JSON", icon=":material/data_object:"):
+            st.json(with_iso_dates({"job": job, "upkeep": trace.upkeep}), expanded=True)
 
 
 def upkeep_line(job: dict[str, Any]) -> str:

@@ -25,7 +25,15 @@ from ..trace import PromptPart
 from .answer import answer
 from .base import LLM, ExtractedFact, LLMReply
 from .quotes import to_second_person
-from .rules import DIETS, PETS, RELATIONS, changes_from_text, split_sentences, whole_word
+from .rules import (
+    DIETS,
+    PETS,
+    RELATIONS,
+    changes_from_text,
+    reads_as_english,
+    split_sentences,
+    whole_word,
+)
 from .statements import extract_statements, statements
 
 MODEL_ID = "offline-extractive-v2"
@@ -80,17 +88,27 @@ def is_question(text: str) -> bool:
 
 
 def third_person(sentence: str) -> str:
-    """'I watched a film with my sister.' -> 'The user watched a film with their sister.'"""
-    text = sentence.strip().rstrip(".!")
+    """'I need to call my mother.' -> 'The user said they need to call their mother.'
+
+    "said they" takes the verb as "I" does, so no verb needs conjugating ("The
+    user need to" was wrong); "we" is not guessed to be a team. A sentence
+    whose first person is not at its start is quoted as it was said, and one
+    in a language the rules do not read is left as it was said.
+    """
+    text = sentence.strip().rstrip(".!").replace("\u2019", "'")
+    if not reads_as_english(text):
+        return sentence.strip()
+    if not re.match(r"(?:I|I'm|I've|I'll|We|My|Our)\b", text):
+        return f'The user said: "{text}{"" if text[-1:] in ".:;?…" else "."}"'
     for pattern, repl in (
         (r"^I'm\b", "The user is"), (r"^I am\b", "The user is"), (r"^I've\b", "The user has"),
-        (r"^I'll\b", "The user will"), (r"^I\b", "The user"), (r"^We\b", "The user's team"), (r"^My\b", "Their"),
-        (r"\bI'm\b", "they are"), (r"\bI am\b", "they are"), (r"\bI've\b", "they have"), (r"\bI\b", "they"),
-        (r"\bmy\b", "their"), (r"\bme\b", "them"), (r"\bmine\b", "theirs"), (r"\bwe\b", "they"), (r"\bour\b", "their"),
+        (r"^I'll\b", "The user will"), (r"^I was\b", "The user was"), (r"^I\b", "The user said they"),
+        (r"^We\b", "The user said they"), (r"^(?:My|Our)\b", "The user's"),
+        (r"\bI'm\b", "they are"), (r"\bI am\b", "they are"), (r"\bI've\b", "they have"), (r"\bI was\b", "they were"),
+        (r"\bI\b", "they"), (r"\bmy\b", "their"), (r"\bme\b", "them"), (r"\bmine\b", "theirs"), (r"\bwe\b", "they"),
+        (r"\bour\b", "their"),
     ):  # fmt: skip
         text = re.sub(pattern, repl, text)
-    if not text.startswith(("The user", "Their")):
-        text = "The user mentioned: " + text
     return text + "."
 
 
@@ -139,6 +157,10 @@ class OfflineLLM(LLM):
             if message.role is not Role.USER:
                 continue  # replies only echo memory; the user's words carry the content
             for sentence in split_sentences(message.content):
+                if not reads_as_english(sentence):  # kept as it was said: the rules read English only
+                    if len(sentence.split()) >= 4 and sentence not in notes:
+                        notes.append(sentence)
+                    continue
                 changes = changes_from_text(sentence)
                 for c in changes:
                     _apply(facts, c.action, c.text, c.slot, c.value, c.old_value)

@@ -140,6 +140,8 @@ class Context:
 class Strategy(ABC):
     name: ClassVar[str]
     description: ClassVar[str]
+    # The settings this strategy reads (names of StrategyConfig fields), so a settings form shows only these.
+    uses: ClassVar[tuple[str, ...]] = tuple(f.name for f in fields(StrategyConfig))
 
     def keeps(self) -> str:
         """What this strategy remembers, in words for the instructions (and for the offline provider)."""

@@ -10,6 +10,7 @@ from .parts import instructions, keep_whole_memory, recent_messages
 class BufferStrategy(Strategy):
     name = "buffer"
     description = "The last N messages from a Redis list with a sliding TTL."
+    uses = ("buffer_size", "ttl_s")
 
     def build_context(self, user_id: str, session_id: str, query: Message, trace: Trace, view: SessionView) -> Context:
         messages = recent_messages(view, trace)

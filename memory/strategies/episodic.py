@@ -17,10 +17,11 @@ from .parts import (
 
 class EpisodicStrategy(Strategy):
     name = "episodic"
-    description = "Whole past sessions of this user, ranked by their turns (BM25 + dense), shown as summaries."
+    description = "Whole past sessions, ranked by their turns (BM25 + dense), shown as summaries."
+    uses = ("episodes_k", "top_k", "ttl_s")
 
     def keeps(self) -> str:
-        return "summaries of the user's past sessions and what they said in them (not the current session's messages)"
+        return "summaries of past sessions and what was said in them (not the current session's messages)"
 
     def reads(self) -> Reads:
         return Reads()

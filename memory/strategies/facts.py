@@ -9,10 +9,11 @@ from .parts import embed_query, fact_items, facts_part, instructions, keep_whole
 
 class FactsStrategy(Strategy):
     name = "facts"
-    description = "Long-term facts about the user, extracted from the conversation, retrieved by similarity."
+    description = "Long-term facts from what you say about yourself, kept across sessions, retrieved by similarity."
+    uses = ("top_k", "ttl_s")
 
     def keeps(self) -> str:
-        return "facts the user states about themselves, across all their sessions (not the conversation itself)"
+        return "long-term facts from every session (name, home, work, likes…), not the conversation itself"
 
     def reads(self) -> Reads:
         return Reads()

@@ -11,7 +11,7 @@ from .parts import (
     episodes_part,
     fact_items,
     facts_part,
-    fit_items,
+    fit_part,
     fold_if_needed,
     instructions,
     keep_whole_memory,
@@ -25,29 +25,39 @@ from .parts import (
 class HybridStrategy(Strategy):
     name = "hybrid"
     description = "Buffer, rolling summary, facts and past episodes within one token budget."
+    uses = ("token_budget", "top_k", "episodes_k", "summary_threshold", "summary_keep", "ttl_s")
 
     def trim_to(self) -> int | None:
         return folding_cap(self.config)
 
     def keeps(self) -> str:
-        return "facts about the user across sessions, a running summary, past sessions and recent messages"
+        return "long-term facts from every session, a running summary, past sessions and recent messages"
 
     def reads(self) -> Reads:
         return Reads(last=None, summary=True)
 
     def build_context(self, user_id: str, session_id: str, query: Message, trace: Trace, view: SessionView) -> Context:
-        """Fill the budget in order of value per token: facts, summary, episodes, past turns, then recent turns."""
+        """Fill the budget in order of value per token: facts, summary, episodes, past turns, then recent turns.
+
+        Every part is measured as it is sent (headers and tags included), so
+        the context never exceeds the budget unless the instructions and the
+        message alone do, which the trace then says.
+        """
         c = self.config
-        budget = c.token_budget
         parts = [instructions(self.keeps())]
-        budget -= parts[0].tokens + count_tokens(query.content)
+        budget = c.token_budget - parts[0].tokens - count_tokens(query.content)
+        if budget < 0:
+            trace.warnings.append(
+                f"the instructions and this message alone take {c.token_budget - budget:,} tokens, "
+                f"over the {c.token_budget:,}-token budget: nothing else was added"
+            )
 
         vector = embed_query(self.s, query, trace)
         facts = fact_items(self.s, user_id, query, vector, c.top_k, trace)
-        budget -= fit_items(facts, budget, trace)
-        part = facts_part(facts)
+        part = fit_part(facts_part, facts, budget, trace)
         if part:
             parts.append(part)
+            budget -= part.tokens
 
         summary = summary_part(view)
         if summary and summary.tokens <= budget:
@@ -57,12 +67,12 @@ class HybridStrategy(Strategy):
             trace.dropped.append(f"summary ({summary.tokens} tokens) over budget")
 
         episodes = episode_items(self.s, user_id, session_id, query, vector, c.episodes_k, trace)
-        budget -= fit_items(episodes, budget, trace)
         turns = turn_items(self.s, user_id, session_id, query, vector, c.top_k, trace)
-        budget -= fit_items(turns, budget, trace)
-        for part in (episodes_part(episodes), turns_part(turns)):
+        for build, items in ((episodes_part, episodes), (turns_part, turns)):
+            part = fit_part(build, items, budget, trace)
             if part:
                 parts.append(part)
+                budget -= part.tokens
         trace.retrieved.extend(facts + episodes + turns)
 
         history = recent_messages(view, trace)

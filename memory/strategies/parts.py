@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+from collections.abc import Callable
 from typing import Any
 
 import numpy as np
@@ -166,17 +167,28 @@ def _session_list_part(name: str, header: str, items: list[RetrievedItem]) -> Pr
     return PromptPart(name, header + "\n" + "\n".join(lines), items=[_part_item(i) for i in chosen])
 
 
-def fit_items(items: list[RetrievedItem], budget: int, trace: Trace) -> int:
-    """Mark items that do not fit the remaining budget as left out; return tokens used."""
-    used = 0
+def fit_part(
+    build: Callable[[list[RetrievedItem]], PromptPart | None],
+    items: list[RetrievedItem],
+    budget: int,
+    trace: Trace,
+) -> PromptPart | None:
+    """The part ``build`` makes of the items that fit ``budget``, taken best first; the rest are marked left out.
+
+    Each item is tried in the part as it will be sent (its header, its line
+    with the session tag), so the part's token count, which the trace and the
+    context bar show, is the one held to the budget: estimating an item by
+    its text alone left the headers and tags out, and the context ran over.
+    """
     for item in items:
-        cost = count_tokens(item.text) + 4
-        if used + cost > budget:
+        item.included = False
+    for item in items:
+        item.included = True
+        part = build(items)
+        if part is not None and part.tokens > budget:
             item.included = False
-            trace.dropped.append(f"{item.kind} {item.id} ({cost} tokens) over budget")
-        else:
-            used += cost
-    return used
+            trace.dropped.append(f"{item.kind} {item.id} ({count_tokens(item.text)} tokens) over budget")
+    return build(items)
 
 
 def refresh_episode(

@@ -10,6 +10,7 @@ from .parts import fold_if_needed, instructions, keep_whole_memory, recent_messa
 class SummaryStrategy(Strategy):
     name = "summary"
     description = "Recent messages plus a rolling summary that older messages fold into."
+    uses = ("summary_threshold", "summary_keep", "ttl_s")
 
     def trim_to(self) -> int | None:
         return folding_cap(self.config)
