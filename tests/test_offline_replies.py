@@ -11,8 +11,8 @@ from __future__ import annotations
 
 import pytest
 
-from memory.llm.answer import to_second_person
 from memory.llm.offline import OfflineLLM
+from memory.llm.quotes import to_second_person
 from memory.messages import Message, Role
 from memory.strategies import STRATEGIES
 from memory.tokens import count_tokens

@@ -17,7 +17,7 @@ from dataclasses import dataclass, replace
 
 from ..messages import Message, Role
 from ..trace import PromptPart
-from .rules import changes_from_text, second_person, split_sentences
+from .rules import changes_from_text, reads_as_english, second_person, split_sentences
 from .statements import clauses as clauses_of
 from .statements import declarative_part, is_statement
 from .statements import to_second_person as statement_to_second_person
@@ -63,6 +63,8 @@ def to_second_person(sentence: str) -> str:
     """A memory's sentence as said to the user: 'User: I live in Oslo' / 'The user lives in Oslo.' →
     'You live in Oslo'."""
     text = _USER_PREFIX.sub("", sentence.strip())
+    if not reads_as_english(text):
+        return text  # the person-swapping reads English only: another language is quoted as it was said
     if text.startswith("The user"):  # a summary's third person ("The user mentioned: they were…")
         text = second_person(text)
         for pattern, repl in _THIRD_PERSON:
