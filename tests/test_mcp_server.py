@@ -131,7 +131,7 @@ def test_an_agent_turn_over_http_is_a_chat_turn_with_its_trace(http_url, lab):
                 "upkeep": "queued",
             }
             second = await agent_turn(client, "alice", "s2", "Where do I live?", "In Lima.")
-            assert "The user lives in Lima." in second["context"]["system_prompt"], "recalled in a new session"
+            assert "You live in Lima." in second["context"]["system_prompt"], "recalled in a new session"
             assert [r["kind"] for r in second["context"]["retrieved"]] == ["fact", "fact"]
             transcript = await read_json(client, "memlab://sessions/alice/s2/transcript")
             assert [(m["role"], m["content"]) for m in transcript["messages"]] == [
@@ -140,9 +140,9 @@ def test_an_agent_turn_over_http_is_a_chat_turn_with_its_trace(http_url, lab):
             ]
             trace = await read_json(client, f"memlab://sessions/alice/s2/traces/{second['stored']['trace_id']}")
             assert trace["llm"]["provider"] == "agent" and trace["llm"]["model_id"] == "agent-model-1"
-            assert "The user lives in Lima." in trace["system_prompt"] and "llm.reply" in trace["timings_ms"]
+            assert "You live in Lima." in trace["system_prompt"] and "llm.reply" in trace["timings_ms"]
             found = await call(client, "search_memory", user_id="alice", query="home town", k=3)
-            assert found["results"][0]["text"] == "The user lives in Lima."
+            assert found["results"][0]["text"] == "You live in Lima."
             sessions = await call(client, "list_memory", what="sessions", user_id="alice")
             assert [s["session_id"] for s in sessions["sessions"]] == ["s2", "s1"]
             assert {"user_id": "alice"} in (await call(client, "list_memory", what="users"))["users"]
@@ -167,9 +167,9 @@ def test_a_reply_sent_twice_is_stored_once_and_a_lone_message_gets_its_facts(htt
             assert (await call(client, "remember", **lone))["stored"]
             assert not (await call(client, "remember", **lone))["stored"]
             after = await call(client, "get_context", user_id="bob", session_id="s2", message="Where do I work?")
-            assert "The user works at Spotify." in after["system_prompt"]
+            assert "You work at Spotify." in after["system_prompt"]
             facts = (await call(client, "list_memory", what="facts", user_id="bob"))["facts"]
-            assert [f["text"] for f in facts] == ["The user works at Spotify."]
+            assert [f["text"] for f in facts] == ["You work at Spotify."]
             gone = await call(client, "forget", user_id="bob", fact_id=facts[0]["fact_id"])
             assert gone["deleted"] == {"facts": 1}
             cleared = await call(client, "forget", user_id="bob", session_id="s1")
@@ -333,7 +333,7 @@ def test_a_client_that_goes_away_mid_call_leaves_the_server_serving(settings, tm
             assert scope.cancelled_caught, "the call was still running when the client left"
             async with Client(url) as other:
                 after = await call(other, "get_context", user_id="eve", session_id="s2", message="What do I like?")
-                assert "The user likes tea." in after["system_prompt"]
+                assert "You like tea." in after["system_prompt"]
 
         anyio.run(main)
     said = [m.content for m in lab.sessions.log("eve", "s1").messages]
@@ -416,10 +416,10 @@ def test_an_agent_remembers_across_two_server_restarts_and_the_app_shows_its_tur
                 )
             async with Client(stdio(env)) as client:  # server 2: recalls what server 1 stored
                 second = await agent_turn(client, "mia", "s2", "Where do I live?", "In Porto.", "hybrid")
-                assert "The user lives in Porto." in second["context"]["system_prompt"]
+                assert "You live in Porto." in second["context"]["system_prompt"]
             async with Client(stdio(env)) as client:  # server 3: still all there
                 found = await call(client, "search_memory", user_id="mia", query="Which city is home?", k=2)
-                assert "The user lives in Porto." in [r["text"] for r in found["results"]]
+                assert "You live in Porto." in [r["text"] for r in found["results"]]
                 transcript = await read_json(client, "memlab://sessions/mia/s1/transcript")
                 assert [m["content"] for m in transcript["messages"]] == [
                     "My name is Mia and I live in Porto.",
@@ -440,7 +440,7 @@ def test_an_agent_remembers_across_two_server_restarts_and_the_app_shows_its_tur
                 page.get_by_text("What the model saw").first.click()
                 page.get_by_test_id("stMetricValue").filter(has_text="agent").first.wait_for(timeout=60_000)
                 page.goto(url + "vector_memory?user=mia&session=s1")
-                page.locator("[data-testid=stDataFrame] td", has_text="The user lives in Porto.").first.wait_for(
+                page.locator("[data-testid=stDataFrame] td", has_text="You live in Porto.").first.wait_for(
                     state="attached", timeout=120_000
                 )
             finally:

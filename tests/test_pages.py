@@ -94,12 +94,12 @@ def test_chat_shows_the_reply_and_what_the_model_saw(app_env):
     assert not at.code, "a closed trace is not drawn (lazy)"
     open_traces(at)
     codes = " ".join(c.value for c in at.code)
-    assert "The user's name is Alice." in codes
+    assert "Your name is Alice." in codes
     frames = [df.value for df in at.dataframe]
     retrieved = next(f for f in frames if "relevance" in f.columns)
     assert (retrieved["relevance"] > 0).all()
     used = retrieved.loc[retrieved["used"] == "✓", "text"].tolist()
-    assert used == ["The user's name is Alice."], "the fact the reply used is marked, and only it"
+    assert used == ["Your name is Alice."], "the fact the reply used is marked, and only it"
 
 
 def test_chat_renders_user_markup_as_text(app_env):
@@ -168,7 +168,7 @@ def test_vector_memory_query_shows_scores(app_env):
     at.text_input(key="vec_query").set_value("which city do I live in?").run()
     assert_clean(at, "Vector memory")
     hits = next(df.value for df in at.dataframe if "cosine similarity" in df.value.columns)
-    assert "The user lives in Berlin." in list(hits["text"])
+    assert "You live in Berlin." in list(hits["text"])
     assert list(hits["cosine similarity"]) == sorted(hits["cosine similarity"], reverse=True)
     assert ((hits["cosine similarity"] + hits["cosine distance"] - 1).abs() < 1e-3).all()
     chart = json.loads(at.get("plotly_chart")[-1].proto.spec)
@@ -390,7 +390,7 @@ def test_vector_memory_edits_and_undoes_a_fact_and_exports(app_env, lab):
     assert [r.text for r in lab.facts.all("alice")] == ["The user lives in Berlin-Mitte."]
     assert any("Edited" in s.value for s in at.success)
     at.button(key="undo_fact").click().run()
-    assert [r.text for r in lab.facts.all("alice")] == ["The user lives in Berlin."]
+    assert [r.text for r in lab.facts.all("alice")] == ["You live in Berlin."]
     assert any(d.label.startswith("Download this user's memory") for d in at.get("download_button"))
 
 
@@ -538,7 +538,7 @@ def test_the_vector_page_says_why_a_memory_was_not_retrieved(app_env):
     at.switch_page("pages/vector_memory.py").run()
     at.text_input(key="vec_query").set_value("Where do I live?").run()
     at.number_input(key="vec_k").set_value(1).run()
-    at.text_input(key="why_vector").set_value("The user's sister is called Maja.").run()
+    at.text_input(key="why_vector").set_value("Your sister is called Maja.").run()
     assert_clean(at, "Vector memory")
     said = [w.value for w in at.warning]
     assert any(w.startswith("**Ranked below the cut-off.**") for w in said), said
@@ -556,7 +556,7 @@ def test_a_turns_trace_says_why_a_memory_was_not_retrieved(app_env):
     at.chat_input[0].set_value("What music do I like?").run()
     open_traces(at)
     key = next(t.key for t in at.text_input if t.key and t.key.startswith("why_"))
-    at.text_input(key=key).set_value("The user likes jazz.").run()
+    at.text_input(key=key).set_value("You like jazz.").run()
     assert any("Stored for another user" in w.value and "alice" in w.value for w in at.warning), [
         w.value for w in at.warning
     ]
