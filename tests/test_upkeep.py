@@ -219,7 +219,7 @@ def test_a_turns_upkeep_says_in_words_what_it_changed(lab):
     lab.chat("ida", "s0", "I am planning a trip to Rome.", strategy="hybrid", config=config, wait_upkeep=True)
     first = lab.chat("ida", "s1", "I live in Oslo.", strategy="hybrid", config=config, wait_upkeep=True).trace
     assert first.upkeep_changes() == [
-        "Facts: remembered “The user lives in Oslo.”",
+        "Facts: remembered “You live in Oslo.”",
         "No fold: the buffer is under its threshold.",
         "This session's episode summary now includes the turn.",
         "Your message is indexed for recall in later sessions.",
