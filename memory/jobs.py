@@ -131,7 +131,10 @@ def _messages(raws: Any, max_chars: int) -> list[Message]:
         except MessageDecodeError as exc:
             raise InputError(f"message #{i}: {exc}") from None
         last = i == len(raws) - 1
-        if message.role is not (Role.ASSISTANT if last else Role.USER):
+        # A turn is the user's message(s), then the reply; an agent may also remember one message on its own
+        # (``agent_memory``: a user's or an assistant's), which is then the whole job.
+        alone = len(raws) == 1 and message.role in (Role.USER, Role.ASSISTANT)
+        if message.role is not (Role.ASSISTANT if last else Role.USER) and not alone:
             raise InputError(
                 f"message #{i} is a {message.role.value} message; a turn is the user's message(s), then the "
                 "assistant's reply"
@@ -144,8 +147,6 @@ def _messages(raws: Any, max_chars: int) -> list[Message]:
                 "(MEMLAB_MAX_MESSAGE_CHARS)"
             )
         messages.append(message)
-    if len(messages) < 2:
-        raise InputError("a job with one message; a turn is the user's message(s), then the assistant's reply")
     if len({m.id for m in messages}) != len(messages):
         raise InputError("two messages of the job share an id")
     return messages

@@ -267,6 +267,9 @@ KEY_KINDS: dict[str, KeyKind] = {
     ),
     "pending": KeyKind("the user's upkeep jobs not yet done; empties itself", False),
     "forgotten": KeyKind("where in the upkeep stream the user was last forgotten; older jobs are dropped", False),
+    "cleared": KeyKind(
+        "where in the upkeep stream each of the user's sessions was cleared; older jobs are dropped", True
+    ),
     "jobstream": KeyKind("the upkeep jobs of every user, read by the workers (a Redis Stream)", False),
     "deadletters": KeyKind("upkeep jobs the workers refused, each with its reason (a capped Redis Stream)", False),
 }

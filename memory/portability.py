@@ -35,7 +35,7 @@ from .json_input import MB
 from .lab import MemoryLab
 from .markdown import md_inline, md_lines
 from .messages import Message
-from .stored import dump_json, kind_of, preview, with_iso_dates
+from .stored import dump_json, kind_of, preview, with_iso_dates, without_iso_dates
 from .strategies import STRATEGIES, StrategyConfig
 from .trace import Trace
 
@@ -185,7 +185,7 @@ KEYS = {
 def read_document(data: Any, max_message_chars: int) -> Document:
     """Check every field of an export against the limits a person typing it would meet; refuse it whole."""
     J.check_depth(data, "the file")
-    data = J.obj(data, "the file")
+    data = J.obj(without_iso_dates(data), "the file")
     kind = _envelope(data)
     J.known_keys(data, KEYS[kind], "the file")
     user_id = J.ident(data["user_id"], "user_id") if data.get("user_id") is not None else None

@@ -91,6 +91,22 @@ def with_iso_dates(value: Any, depth: int = 0) -> Any:
     return out
 
 
+def without_iso_dates(value: Any, depth: int = 0) -> Any:
+    """``with_iso_dates`` undone: each ``<moment>_iso`` beside its ``<moment>`` goes (the number is what is read),
+    so a file Memory Lab exported reads back whole under the importer's known-keys check."""
+    if depth > 40:
+        return value
+    if isinstance(value, list):
+        return [without_iso_dates(v, depth + 1) for v in value]
+    if not isinstance(value, dict):
+        return value
+    return {
+        key: without_iso_dates(item, depth + 1)
+        for key, item in value.items()
+        if not (isinstance(key, str) and key.endswith("_iso") and key[: -len("_iso")] in value)
+    }
+
+
 def preview(raw: str | bytes, limit: int = 500) -> str:
     text = raw.decode("utf-8", "replace") if isinstance(raw, bytes) else clean_text(str(raw))
     return text[:limit]

@@ -123,13 +123,15 @@ class Trace:
         said: list[str] = []
         ran = {k.removeprefix("upkeep ") for k in self.timings_ms}  # a worker's steps, or inline ones unprefixed
         events = [e for e in self.upkeep.get("fact_events") or [] if isinstance(e, dict)]
-        verbs = {"ADD": "remembered", "UPDATE": "updated", "DELETE": "forgot", "DUPLICATE": "already knew"}
+        verbs = {
+            "ADD": "remembered", "UPDATE": "updated", "SUPERSEDE": "replaced", "DELETE": "forgot",
+            "DUPLICATE": "already knew",
+        }  # fmt: skip
         facts = []
         for e in events:
             verb, text, previous = verbs.get(str(e.get("event")), "changed"), e.get("text"), e.get("previous")
-            facts.append(
-                f"{verb} “{previous}” → “{text}”" if previous and e.get("event") == "UPDATE" else f"{verb} “{text}”"
-            )
+            with_old = previous and e.get("event") in ("UPDATE", "SUPERSEDE")  # SUPERSEDE: previous is the older
+            facts.append(f"{verb} “{previous}” → “{text}”" if with_old else f"{verb} “{text}”")
         if facts:
             said.append("Facts: " + "; ".join(facts))
         elif "facts.extract" in ran:

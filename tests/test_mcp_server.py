@@ -142,7 +142,7 @@ def test_an_agent_turn_over_http_is_a_chat_turn_with_its_trace(http_url, lab):
             assert trace["llm"]["provider"] == "agent" and trace["llm"]["model_id"] == "agent-model-1"
             assert "You live in Lima." in trace["system_prompt"] and "llm.reply" in trace["timings_ms"]
             found = await call(client, "search_memory", user_id="alice", query="home town", k=3)
-            assert found["results"][0]["text"] == "You live in Lima."
+            assert "You live in Lima." in [r["text"] for r in found["results"]]  # beside s2's episode
             sessions = await call(client, "list_memory", what="sessions", user_id="alice")
             assert [s["session_id"] for s in sessions["sessions"]] == ["s2", "s1"]
             assert {"user_id": "alice"} in (await call(client, "list_memory", what="users"))["users"]

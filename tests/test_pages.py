@@ -652,7 +652,7 @@ def test_a_bad_scenario_upload_is_a_clear_error_on_compare(app_env, raw, words):
 )
 def test_a_bad_data_set_upload_is_a_clear_error_on_recall_lab(app_env, raw, words):
     at = open_page("pages/recall_lab.py")
-    at.selectbox(key="rl_source").set_value("Upload a LoCoMo-format JSON file").run()
+    at.selectbox(key="rl_source").set_value("Upload a LoCoMo or LongMemEval JSON file").run()
     _upload(at, "rl_upload", raw)
     assert words in _errors(at)
     assert at.button(key="rl_run").disabled

@@ -268,6 +268,7 @@ def test_a_held_lab_reports_its_hung_server_and_never_starts_a_second(data_dir):
             assert _our_servers(data_dir / "redis") == [state.pid]
         finally:
             os.kill(state.pid, signal.SIGCONT)
+        time.sleep(2.1)  # past the breaker that the upkeep thread's own timed-out command may have tripped
         assert lab.sessions.log("alice", "s1").messages[0].content == "My name is Alice."
     finally:
         lab.close()

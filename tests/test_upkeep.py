@@ -227,9 +227,11 @@ def test_a_turns_upkeep_says_in_words_what_it_changed(lab):
     second = lab.chat("ida", "s1", "I work at Equinor.", strategy="hybrid", config=config, wait_upkeep=True).trace
     assert "Folded 3 older message(s) into the summary (" in " ".join(second.upkeep_changes())
     moved = lab.chat("ida", "s1", "I moved to Bergen.", strategy="facts", wait_upkeep=True).trace
-    assert moved.upkeep_changes() == ["Facts: updated “The user lives in Oslo.” → “The user lives in Bergen.”"]
+    assert moved.upkeep_changes()[0] == (
+        "Facts: remembered “You moved to Bergen.”; replaced “You live in Oslo.” → “You moved to Bergen.”"
+    )
     quiet = lab.chat("ida", "s1", "Nice weather.", strategy="facts", wait_upkeep=True).trace
-    assert quiet.upkeep_changes() == ["No new facts in this turn."]
+    assert quiet.upkeep_changes()[0] == "No new facts in this turn."
     assert lab.chat("ida", "s1", "Hello.", strategy="buffer").trace.upkeep_changes() == []
 
 
