@@ -212,7 +212,11 @@ def test_the_upkeep_outcome_is_said_in_words_with_the_json_one_click_away(app, p
     _open(page, app + "chat?user=maya&session=s1")
     page.locator("summary", has_text="What the model saw").first.click()
     _idle(page)
-    said = page.get_by_text(re.compile("^Facts: remembered “The user lives in Lisbon.”")).first
+    said = page.get_by_text(
+        re.compile(
+            "^Facts: remembered “You're Maya.”; remembered “You live in Lisbon and work at Klarna as a data engineer.”"
+        )
+    ).first
     said.wait_for(timeout=30_000)
     assert page.get_by_text("This session's episode summary now includes the turn.").count() == 1
     page.get_by_role("button", name=re.compile("The outcome as JSON")).first.click()
@@ -294,7 +298,7 @@ def test_bar_labels_are_level_and_compare_takes_every_strategy(app, page):
     transforms = [labels.nth(i).get_attribute("transform") or "" for i in range(labels.count())]
     assert transforms and not any("rotate" in t for t in transforms), transforms
     _open(page, app + "compare?user=maya&session=s1")
-    chosen = page.get_by_test_id("stMultiSelect").inner_text()
+    chosen = page.locator(".st-key-cmp_strategies").get_by_test_id("stMultiSelect").inner_text()
     assert all(name in chosen for name in ("buffer", "summary", "facts", "episodic", "hybrid")), chosen
 
 
