@@ -223,10 +223,26 @@ def choose(ranked: Ranked, clause: str) -> list[int]:
         # The best match lacks the kind of answer asked for (a place for "where", a number for "how many"): the
         # best-ranked quote that holds one is said with it (the answer is often told in another sentence).
         within = [i for i in rest if ranked.holds_kind[i] and float(ranked.score[i]) >= best - KIND_WITHIN] or within
+    if not within:
+        within = _rest_of_its_sentence(ranked, first, rest)
     if within:
         second = _newest_alike(ranked, clause, within[0])
         return [first] if second == first else [first, second]
     return [first]
+
+
+def _rest_of_its_sentence(ranked: Ranked, first: int, rest: list[int]) -> list[int]:
+    """Clauses said with ``first`` (of its item, or what was said around it) that hold the question's words it
+    lacks: "We run Kubernetes on GKE and I use Python for our services" answers "what do we run our services on"
+    in both its clauses, one holding "services", the other "run"."""
+    quote = ranked.quotes[first]
+    around = set(tokenize(quote.context))
+
+    def told_with(other: Quote) -> bool:
+        own = set(tokenize(other.text))
+        return other.ref == quote.ref or bool(own) and own <= around
+
+    return [i for i in rest if told_with(ranked.quotes[i]) and ranked.holds[i] - ranked.holds[first]]
 
 
 def _alike(ranked: Ranked, best: int) -> list[int]:
