@@ -69,3 +69,33 @@ def test_in_a_conversation_the_users_words_answer_about_the_user_and_replies_abo
     assert "yellow dress" in mine.text and mine.used == [f"message:{history[0].id}"]
     theirs = answer("What card message did you suggest?", [], history, embed, "this session")
     assert "brightest person" in theirs.text
+
+
+def test_a_memory_told_in_other_words_than_the_question_is_quoted(embed):
+    """None of the question's words is in the memory (a summary's or fact's own wording): its meaning, not its
+    words, must carry it above the floor, while a question about something the memory never mentions stays below."""
+    parts = _facts(
+        ("Your team deploys everything on a Raspberry Pi cluster.", 1.0e9),
+        ("You started learning Portuguese last autumn.", 1.1e9),
+        ("You work night shifts at the Riverside hospital.", 1.2e9),
+    )
+    hosted = answer("What do we host our apps on?", parts, [], embed, "facts")
+    assert hosted.text.startswith("Your team deploys everything on a Raspberry Pi cluster.")
+    assert hosted.relevance >= RELEVANCE_FLOOR
+    learning = answer("Which tongue am I picking up?", parts, [], embed, "facts")
+    assert "Portuguese" in learning.text and "don't find" not in learning.text
+    assert "don't find" in answer("What is the name of my hamster?", parts, [], embed, "facts").text
+
+
+def test_a_question_whose_words_two_clauses_of_one_sentence_share_is_answered_by_both(embed):
+    """'We keep two beehives at the allotment and I grow tomatoes for the whole street': a question holding
+    'keep' from one clause and 'street' from the other is answered with both, not with the better ranked alone."""
+    said = [
+        ("You keep two beehives at the allotment", "I grow tomatoes for the whole street."),
+        ("You grow tomatoes for the whole street", "We keep two beehives at the allotment"),
+        ("Your brother teaches chemistry in Leeds", ""),
+    ]
+    items = [{"ref": f"fact:{i}", "text": t, "at": f"{1e9 + i:.3f}", "context": c} for i, (t, c) in enumerate(said)]
+    parts = [PromptPart("facts", "Known facts about the user:\n" + "\n".join(t for t, _ in said), items=items)]
+    reply = answer("What do we keep for the street?", parts, [], embed, "facts").text
+    assert "beehives" in reply and "tomatoes" in reply and "chemistry" not in reply

@@ -23,7 +23,8 @@ The method is general, and the same as retrieval's:
    said too.
 4. **A floor, not a gate.** "I don't find it" only when the best quote's
    relevance — how much of what the question takes as given it holds (by
-   idf, related words at their cosine), its cosine, and how much of it the
+   idf, related words at their cosine, a word no memory says at the quote's
+   cosine: the memory told it in other words), its cosine, and how much of it the
    whole context never says — is below ``RELEVANCE_FLOOR`` (set low, by
    hand; ``benchmarks/answer_floor.py`` measures the floor cross-validation
    would choose on LongMemEval, docs/answers.md). No topic decides what may
@@ -140,7 +141,7 @@ class Ranker:
         if holds_kind is not None:
             score += ANSWER_KIND * holds_kind
         score[self.unquotable] = -np.inf
-        held, absent, holds = self._held(clause, related)
+        held, absent, holds = self._held(clause, related, cosine)
         unnamed = self._unnamed(clause)
         relevance = COVERAGE_SHARE * held + (1 - COVERAGE_SHARE) * np.clip(cosine, 0.0, 1.0)
         relevance -= ABSENT_WEIGHT * absent + UNNAMED_WEIGHT * unnamed
@@ -152,9 +153,16 @@ class Ranker:
         names = {t for word in names_in(clause) for t in tokenize(word)} - asked_for(clause)
         return sum(1 for t in names if t not in self.said) / len(names) if names else 0.0
 
-    def _held(self, clause: str, related: dict[str, float]) -> tuple[np.ndarray, float, list[frozenset[str]]]:
+    def _held(
+        self, clause: str, related: dict[str, float], cosine: np.ndarray
+    ) -> tuple[np.ndarray, float, list[frozenset[str]]]:
         """How much of what the question takes as given each quote holds (idf-weighted; a related word at its
-        cosine), and how much of it the whole context never says: an absolute 0-1 scale, unlike the ranking's."""
+        cosine), and how much of it the whole context never says: an absolute 0-1 scale, unlike the ranking's.
+
+        A word the whole context never says is held at the quote's cosine to the question: no quote can hold it
+        word for word, and a memory that tells it in other words (a summary's "your team uses Kubernetes" for
+        "what do we run our services on", "you code in Rust" for "which language do I use") is told from one that
+        is about something else by its meaning. That no quote says it is weighed apart (``ABSENT_WEIGHT``)."""
         wanted = asked_for(clause)
         asked = [t for t in dict.fromkeys(tokenize(clause)) if t not in wanted]  # what the question takes as given
         n = len(self.quotes)
@@ -166,11 +174,14 @@ class Ranker:
         idf = self.index.turn_bm25.idf
         most = math.log(1 + (n + 0.5) / 0.5)
         weights = np.array([idf.get(t, most) for t in asked])
+        never = [t not in self.said for t in asked]
         for i, tokens in enumerate(self.tokens):
-            got = [1.0 if t in tokens else 0.0 for t in asked]
+            meaning = max(float(cosine[i]), 0.0)
+            got = [1.0 if t in tokens else meaning if gone else 0.0 for t, gone in zip(asked, never)]
             bonus = max((c for t, c in related.items() if t in tokens), default=0.0)
-            if bonus and 0.0 in got:
-                got[got.index(0.0)] = bonus  # a related word stands for one word the quote lacks
+            lacking = int(np.argmin(got))
+            if bonus > got[lacking]:
+                got[lacking] = bonus  # a related word stands for one word the quote lacks
             held[i] = float(np.dot(weights, got) / weights.sum())
         absent = float(sum(w for t, w in zip(asked, weights) if t not in self.said) / weights.sum())
         return held, absent, holds
@@ -212,10 +223,26 @@ def choose(ranked: Ranked, clause: str) -> list[int]:
         # The best match lacks the kind of answer asked for (a place for "where", a number for "how many"): the
         # best-ranked quote that holds one is said with it (the answer is often told in another sentence).
         within = [i for i in rest if ranked.holds_kind[i] and float(ranked.score[i]) >= best - KIND_WITHIN] or within
+    if not within:
+        within = _rest_of_its_sentence(ranked, first, rest)
     if within:
         second = _newest_alike(ranked, clause, within[0])
         return [first] if second == first else [first, second]
     return [first]
+
+
+def _rest_of_its_sentence(ranked: Ranked, first: int, rest: list[int]) -> list[int]:
+    """Clauses said with ``first`` (of its item, or what was said around it) that hold the question's words it
+    lacks: "We run Kubernetes on GKE and I use Python for our services" answers "what do we run our services on"
+    in both its clauses, one holding "services", the other "run"."""
+    quote = ranked.quotes[first]
+    around = set(tokenize(quote.context))
+
+    def told_with(other: Quote) -> bool:
+        own = set(tokenize(other.text))
+        return other.ref == quote.ref or bool(own) and own <= around
+
+    return [i for i in rest if told_with(ranked.quotes[i]) and ranked.holds[i] - ranked.holds[first]]
 
 
 def _alike(ranked: Ranked, best: int) -> list[int]:
