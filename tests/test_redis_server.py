@@ -102,6 +102,7 @@ def test_a_hung_server_is_reported_within_seconds_and_blocks_no_other_process(da
     env = {"MEMLAB_DATA_DIR": str(data_dir)}
     state = EmbeddedRedis(data_dir / "redis").ensure_running()
     os.kill(state.pid, signal.SIGSTOP)
+    lab = None
     try:
         # In process: the first command fails with a clear error well within 5 seconds.
         lab = MemoryLab(Settings.from_env(env))
@@ -134,6 +135,8 @@ def test_a_hung_server_is_reported_within_seconds_and_blocks_no_other_process(da
         assert _our_servers(data_dir / "redis") == [state.pid], "a hung server must not be replaced by a second"
     finally:
         os.kill(state.pid, signal.SIGCONT)
+        if lab is not None:
+            lab.close()  # its upkeep thread must not start a server after the fixture stops this one
     # `redis stop` also works on a server that was stopped (it is continued, then shut down).
     os.kill(state.pid, signal.SIGSTOP)
     stop = run_cli("redis", "stop", env=env, timeout=60)
@@ -207,20 +210,23 @@ def test_an_unusable_data_dir_is_named_with_its_cause(tmp_path):
 
 def test_a_killed_server_is_restarted_by_the_next_health_check_with_its_data(data_dir):
     lab = MemoryLab(Settings.from_env({"MEMLAB_DATA_DIR": str(data_dir)}))
-    lab.chat("alice", "s1", "My name is Alice.", strategy="buffer")
-    first = EmbeddedRedis(data_dir / "redis").read_state()
-    assert first is not None
-    time.sleep(1.2)  # appendfsync everysec: what was acknowledged a second ago is on disk
-    os.kill(first.pid, signal.SIGKILL)
-    deadline = time.monotonic() + 5
-    while pid_alive(first.pid) and time.monotonic() < deadline:
-        time.sleep(0.05)
-    # The page's sidebar runs this on every load: the held client's server is gone, so it finds or starts one.
-    status = lab.redis_status()
-    assert status.ok, status.detail
-    assert status.extra["pid"] != first.pid
-    assert [m.content for m in lab.sessions.log("alice", "s1").messages][0] == "My name is Alice."
-    assert _our_servers(data_dir / "redis") == [status.extra["pid"]]
+    try:
+        lab.chat("alice", "s1", "My name is Alice.", strategy="buffer")
+        first = EmbeddedRedis(data_dir / "redis").read_state()
+        assert first is not None
+        time.sleep(1.2)  # appendfsync everysec: what was acknowledged a second ago is on disk
+        os.kill(first.pid, signal.SIGKILL)
+        deadline = time.monotonic() + 5
+        while pid_alive(first.pid) and time.monotonic() < deadline:
+            time.sleep(0.05)
+        # The page's sidebar runs this on every load: the held client's server is gone, so it finds or starts one.
+        status = lab.redis_status()
+        assert status.ok, status.detail
+        assert status.extra["pid"] != first.pid
+        assert [m.content for m in lab.sessions.log("alice", "s1").messages][0] == "My name is Alice."
+        assert _our_servers(data_dir / "redis") == [status.extra["pid"]]
+    finally:
+        lab.close()  # its upkeep thread would otherwise start the server again after the fixture stops it
 
 
 def _kill(pid: int) -> None:
