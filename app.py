@@ -48,7 +48,7 @@ BLURBS = {
     "pages/summaries.py": "Watch the rolling summary grow fold by fold, and which messages each fold took.",
     "pages/vector_memory.py": "The long-term facts and episodes on a map, and a query's nearest neighbours.",
     "pages/audit.py": "Every memory write (messages, folds, facts, deletions), filtered by user and time.",
-    "pages/recall_lab.py": "Measure recall on LoCoMo conversations and see why a question was missed.",
+    "pages/recall_lab.py": "Measure recall on LoCoMo and LongMemEval conversations and see why a question was missed.",
 }
 columns = st.columns(3)
 links = [link for links in NAVIGATION.values() for link in links if link.path in BLURBS]
@@ -62,9 +62,11 @@ with guarded("Reading your sessions"):
     if sessions:
         newest, at = sessions[0]
         opening = ctx.lab.sessions.openings(ctx.user_id, [newest]).get(newest)
+        label = session_label(newest, at, opening, width=60)
+        end = "" if label.endswith((".", "!", "?", "…")) else "."  # (a session's first words end as they were said)
         st.caption(
-            f"User **{md_text(ctx.user_id)}** has {len(sessions)} session(s); the newest is **{md_text(newest)}** "
-            f"({md_text(session_label(newest, at, opening, width=60))})."
+            f"User **{md_text(ctx.user_id)}** has {len(sessions)} session(s); the newest is **{md_text(newest)}**, "
+            f"{md_text(label)}{end}"
         )
     else:
         st.info(

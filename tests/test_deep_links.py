@@ -157,3 +157,21 @@ def test_a_links_strategy_is_for_the_session_it_came_with_only(lab):
     at = open_link("pages/summaries.py", {"user": "linkuser", "session": "shyb", "strategy": "buffer"})
     at.switch_page("pages/chat.py").run()  # the session the link named: its strategy applies there
     assert at.selectbox(key="strategy").value == "buffer"
+
+
+def test_a_links_note_is_said_on_the_page_it_opened_not_again_on_every_page_after(lab):
+    at = open_link("pages/summaries.py", {"user": "touruser", "session": "gone"})
+    assert any("had no session" in i for i in _notes(at)["info"]), "the link's page says what it could not open"
+    at.switch_page("pages/chat.py").run()
+    assert_clean(at, PAGES["pages/chat.py"])
+    assert (at.session_state["user_id"], at.session_state["session_id"]) == ("touruser", "gone")
+    assert not any("had no session" in i for i in _notes(at)["info"]), "a tour of the other pages does not repeat it"
+
+
+@pytest.mark.parametrize("first", ["Hi, I'm Maya. I live in Porto and I work at a bakery near the river.", "hello"])
+def test_the_home_page_names_the_newest_session_in_one_clean_sentence(lab, first):
+    lab.chat("homeuser", "s9", first, strategy="buffer")
+    at = open_link("app.py", {"user": "homeuser"})
+    [line] = [c.value for c in at.main.caption if "session(s)" in c.value]
+    assert "**s9**" in line and line.endswith((".", "…")), line
+    assert not line.endswith(("..", ").", "….")), line

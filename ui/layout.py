@@ -98,7 +98,7 @@ def page(title: str, browser_title: str | None = None, uses_user: bool = True, n
         st.divider()
     render_banner(statuses)
     st.title(title)
-    for note in link_notes():
+    for note in link_notes(title):
         _NOTE_SHOW[note.level](note.text)
     if uses_user and not (is_valid_id(ctx.user_id) and is_valid_id(ctx.session_id)):
         st.info(

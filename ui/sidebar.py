@@ -111,11 +111,17 @@ def apply_deep_link() -> None:
         ss[_LINK_NOTES] = (ss.get("user_id", DEFAULT_USER), ss.get("session_id", "s1"), view.notes)
 
 
-def link_notes() -> list[LinkNote]:
-    """What the link could not open, while the view it opened is still the current one."""
+def link_notes(page: str) -> list[LinkNote]:
+    """What the link could not open: on the page it opened, while the view it opened is the current one (a tour
+    of the other pages from there does not repeat it)."""
     ss = st.session_state
-    user, session, notes = ss.get(_LINK_NOTES) or ("", "", [])
-    return notes if (user, session) == (ss.get("user_id"), ss.get("session_id")) else []
+    stored = ss.get(_LINK_NOTES) or ("", "", [])
+    user, session, notes = stored[:3]
+    shown_on = stored[3] if len(stored) > 3 else page
+    if (user, session) != (ss.get("user_id"), ss.get("session_id")) or shown_on != page:
+        return []
+    ss[_LINK_NOTES] = (user, session, notes, page)
+    return list(notes)
 
 
 def render_banner(statuses: list[BackendStatus]) -> None:
