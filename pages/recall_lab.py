@@ -19,8 +19,9 @@ from memory.eval.longmemeval import TYPES, LmeQuestion, load_longmemeval, read_b
 from memory.eval.runner import UNITS, evaluate
 from memory.paths import app_root
 from memory.retrieval import RETRIEVERS
+from memory.retrieval.ranking import SESSION_PARTS, TURN_PARTS
 from ui.layout import page
-from ui.recall_views import SESSION_PARTS, TURN_PARTS, evidence_table, recall_bars, related_words, top_table
+from ui.recall_views import evidence_table, recall_bars, related_words, top_table
 from ui.state import guarded, md_text, warm_model
 from ui.tables import CLICK_A_ROW, selected_row
 
