@@ -18,7 +18,7 @@ from .audit import AuditTrail, key_event
 from .backends.redis_client import RedisClient
 from .errors import InputError, StoredDataError
 from .jobs import DeadLetter
-from .keys import Keys
+from .keys import KEY_KINDS, Keys
 from .messages import decode_many
 from .session_store import Entries
 from .stored import MAX_TIMESTAMP, CorruptEntry, clean_text, load_json, preview, printable
@@ -325,6 +325,15 @@ def human_duration(seconds: float, words: bool = False) -> str:
     first = next((i for i, n in enumerate(amounts) if n), 3)
     shown = [(amounts[i], names[i]) for i in (first, first + 1) if i < 4 and (i == first or amounts[i])]
     return " ".join(f"{n} {name}" + ("s" if words and n != 1 else "") for n, name in shown)
+
+
+def ttl_cell(kind: str, ttl: int) -> str:
+    """A key's TTL as people say it; a key without one is marked ∞ when its kind is kept by design (``KEY_KINDS``),
+    else ⚠: a key that should expire but will not."""
+    if ttl != -1:
+        return human_duration(ttl)
+    known = KEY_KINDS.get(kind)
+    return "∞ kept" if known is not None and not known.expires else "⚠ never expires"
 
 
 def human_bytes(size: float) -> str:

@@ -8,7 +8,7 @@ import pandas as pd
 import streamlit as st
 
 from memory.foreign import find_conversations
-from memory.inspect import KeyInspector, KeyRow, human_bytes, human_duration, when
+from memory.inspect import KeyInspector, KeyRow, human_bytes, human_duration, ttl_cell, when
 from memory.jobs import MAX_DEAD_LETTERS
 from memory.keys import KEY_KINDS
 from memory.lab import MemoryLab
@@ -24,8 +24,7 @@ prefix = lab.keys.prefix
 st.caption("Live view of the keys Memory Lab writes. SCAN and pipelines only (never KEYS); one page at a time.")
 
 f0, f1, f2, f3 = st.columns([1.2, 3, 1, 1])
-# The current user's keys by default ("{alice:" session keys and "{alice}" user keys; ids hold no glob characters).
-user_pattern = f"{prefix}:*{{{ctx.user_id}[:}}]*" if ctx.user_id else f"{prefix}:*"
+user_pattern = lab.keys.user_keys_pattern(ctx.user_id)  # the current user's keys by default
 every = f0.toggle("All keys", value=False, key="key_all", help="Off: only the current user's keys.")
 state = st.session_state
 if state.get("key_pattern_user") != ctx.user_id:  # another user: their keys
@@ -143,14 +142,6 @@ def render_key(inspector: KeyInspector, row: KeyRow) -> None:
 KIND_HELP = "\n\n".join(
     f"**{kind}**: {holds.holds}" + ("" if holds.expires else " (never expires)") for kind, holds in KEY_KINDS.items()
 )
-
-
-def ttl_cell(kind: str, ttl: int) -> str:
-    """A key's TTL as people say it; a key without one is marked ∞ when its kind is kept by design, else ⚠."""
-    if ttl != -1:
-        return human_duration(ttl)
-    known = KEY_KINDS.get(kind)
-    return "∞ kept" if known is not None and not known.expires else "⚠ never expires"
 
 
 def bulk_actions(inspector: KeyInspector, pattern: str) -> None:

@@ -7,7 +7,7 @@ from hypothesis import given
 from hypothesis import strategies as st
 
 from memory.errors import InputError
-from memory.inspect import KeyInspector, human_duration, when
+from memory.inspect import KeyInspector, human_duration, ttl_cell, when
 from memory.keys import ID_PATTERN, KEY_KINDS, SESSION_KINDS, USER_KINDS, Keys
 
 
@@ -47,6 +47,13 @@ def test_every_key_memory_lab_writes_is_a_kind_the_browser_explains(lab):
     assert rows and all(r.kind in KEY_KINDS for r in rows)
     for row in rows:  # what is kept by design is what has no TTL here
         assert (row.ttl == -1) == (not KEY_KINDS[row.kind].expires), (row.key, row.ttl)
+
+
+def test_a_missing_ttl_is_marked_by_whether_its_kind_is_kept_by_design():
+    assert ttl_cell("factlog", -1) == "∞ kept"  # long-term memory: no TTL by design
+    assert ttl_cell("buffer", -1) == "⚠ never expires"  # a session key should expire
+    assert ttl_cell("not-a-kind", -1) == "⚠ never expires"
+    assert ttl_cell("buffer", 3600) == "1 h" and ttl_cell("buffer", -2) == "gone"
 
 
 def test_scores_that_are_not_times_get_no_date():
