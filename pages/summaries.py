@@ -19,16 +19,14 @@ st.caption(
     "old buffer messages into a rolling summary once the buffer passes its threshold."
 )
 
-stored_threshold = lab.settings.summary_threshold
+stored_threshold = lab.default_config().summary_threshold
 with guarded("Reading the session's settings"):
-    meta = lab.sessions.meta(user, session) or {}
-    value = meta.get("config", {}).get("summary_threshold")
-    if isinstance(value, int) and 2 <= value <= 100:
-        stored_threshold = value  # the threshold this session's turns actually fold at
+    if restored := lab.session_settings(user, session):
+        stored_threshold = restored[1].summary_threshold  # the threshold this session's turns actually fold at
 threshold = st.slider(
     "Fold threshold to compare against (messages)",
     2,
-    100,
+    max(100, stored_threshold),
     stored_threshold,
     key=f"sum_threshold_{user}_{session}",
     help="Starts at the threshold this session was last run with; move it to see where another would fold.",

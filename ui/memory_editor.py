@@ -16,6 +16,7 @@ import streamlit as st
 
 from memory import MemoryLab
 from memory.backends.vector_store import Record
+from memory.episode_store import episode_session
 from memory.errors import StaleEditError
 
 from .state import guarded, md_text
@@ -67,7 +68,7 @@ def _picker(
 def delete_form(lab: MemoryLab, user: str, facts: Sequence[Record], episodes: Sequence[Record]) -> None:
     memories = {f"fact:{r.id}": ("fact", r.id, r.text) for r in facts}
     for r in episodes:
-        session = str(r.metadata.get("session_id"))
+        session = episode_session(r)
         memories[f"episode:{session}"] = ("episode", session, r.text)
     if not memories and not st.session_state.get(f"{_DELETE_PICK}:id"):
         return
