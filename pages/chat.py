@@ -24,7 +24,7 @@ from ui.state import (
 )
 from ui.trace_view import render_trace
 
-ctx = page("Chat playground", names_strategy=True)
+ctx = page("pages/chat.py", names_strategy=True)
 lab, user, session = ctx.lab, ctx.user_id, ctx.session_id
 llm = lab.llm_status()
 st.caption(f"User **{md_escape(user)}** · session **{md_escape(session)}** · LLM: {llm.mode} ({llm.version})")

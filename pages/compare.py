@@ -15,7 +15,7 @@ from ui.layout import page
 from ui.state import guarded, md_text, warm_model
 from ui.tables import text_table
 
-ctx = page("Compare strategies", uses_user=False)
+ctx = page("pages/compare.py", uses_user=False)
 lab = ctx.lab
 st.caption(
     "Run a scripted conversation — facts planted early, distractor turns, then questions — through each "

@@ -32,7 +32,7 @@ LME_FILES = {  # the LongMemEval files offered when they are in MEMLAB_LONGMEMEV
 }
 
 
-ctx = page("Recall Lab", uses_user=False)
+ctx = page("pages/recall_lab.py", uses_user=False)
 lab = ctx.lab
 st.caption(
     "Does the memory bring back the turns that hold the answer? On LoCoMo, recall@k as its paper defines it: "

@@ -8,17 +8,19 @@ import pandas as pd
 import streamlit as st
 
 from memory.foreign import find_conversations
-from memory.inspect import KeyInspector, KeyRow, human_bytes, human_duration, ttl_cell, when
+from memory.inspect import KeyInspector, KeyRow
 from memory.jobs import MAX_DEAD_LETTERS
 from memory.keys import KEY_KINDS
 from memory.lab import MemoryLab
+from memory.presentation.format import human_bytes, human_duration, ttl_cell, when
 from memory.stored import clean_text, with_iso_dates
 from ui.charts import hbar
+from ui.confirm import confirmed
 from ui.layout import page
 from ui.state import code_span, guarded, md_text
 from ui.tables import CLICK_A_ROW, selected_row, text_table
 
-ctx = page("Redis keys")
+ctx = page("pages/redis_keys.py")
 lab = ctx.lab
 prefix = lab.keys.prefix
 st.caption("Live view of the keys Memory Lab writes. SCAN and pipelines only (never KEYS); one page at a time.")
@@ -120,23 +122,15 @@ def render_key(inspector: KeyInspector, row: KeyRow) -> None:
         a, b = st.columns(2)
         with a.form("ttl_form"):
             seconds = st.number_input("New TTL in seconds (0 = never expire)", 0, 10 * 365 * 24 * 3600, 3600)
-            confirm_ttl = st.checkbox("I want to change this key's TTL")
-            if st.form_submit_button("Set TTL"):
-                if not confirm_ttl:
-                    st.warning("Tick the box to confirm.")
-                else:
-                    inspector.set_ttl(chosen, int(seconds))
-                    st.toast(f"TTL of {md_text(clean_text(chosen))} set to {seconds or 'none'}")
+            if confirmed("I want to change this key's TTL", "Set TTL"):
+                inspector.set_ttl(chosen, int(seconds))
+                st.toast(f"TTL of {md_text(clean_text(chosen))} set to {seconds or 'none'}")
         with b.form("delete_form"):
             st.markdown("Delete this key. This cannot be undone.")
-            confirm_del = st.checkbox("I want to delete this key")
-            if st.form_submit_button("Delete key", type="primary"):
-                if not confirm_del:
-                    st.warning("Tick the box to confirm.")
-                else:
-                    inspector.delete(chosen)
-                    st.toast(f"Deleted {md_text(clean_text(chosen))}")
-                    st.rerun()
+            if confirmed("I want to delete this key", "Delete key", kind="primary"):
+                inspector.delete(chosen)
+                st.toast(f"Deleted {md_text(clean_text(chosen))}")
+                st.rerun()
 
 
 KIND_HELP = "\n\n".join(
@@ -164,14 +158,10 @@ def bulk_actions(inspector: KeyInspector, pattern: str) -> None:
             seconds = st.number_input(
                 "TTL in seconds (0 = never expire)", 0, 10 * 365 * 24 * 3600, 3600, key="bulk_ttl"
             )
-            confirm = st.checkbox(f"I want to change these {ours:,} keys", key="bulk_confirm")
-            if st.form_submit_button("Apply", type="primary", disabled=not ours):
-                if not confirm:
-                    st.warning("Tick the box to confirm.")
-                else:
-                    result = inspector.bulk(names, None if action == "Delete" else int(seconds))
-                    verb = "Deleted" if action == "Delete" else "Set the TTL of"
-                    st.success(f"{verb} {result.changed:,} keys; left {result.skipped:,} other keys alone.")
+            if confirmed(f"I want to change these {ours:,} keys", "Apply", "bulk_confirm", "primary", not ours):
+                result = inspector.bulk(names, None if action == "Delete" else int(seconds))
+                verb = "Deleted" if action == "Delete" else "Set the TTL of"
+                st.success(f"{verb} {result.changed:,} keys; left {result.skipped:,} other keys alone.")
 
 
 def dead_letters(inspector: KeyInspector) -> None:

@@ -2,17 +2,16 @@
 
 from __future__ import annotations
 
-import datetime as dt
-
 import pandas as pd
 import plotly.graph_objects as go
 import streamlit as st
 
+from memory.presentation.format import when
 from memory.tokens import count_tokens
 from ui.layout import CHAT, link_params, page
 from ui.state import guarded, md_escape, md_text, settle_upkeep
 
-ctx = page("Summaries")
+ctx = page("pages/summaries.py")
 lab, user, session = ctx.lab, ctx.user_id, ctx.session_id
 st.caption(
     f"User **{md_escape(user)}** · session **{md_escape(session)}**. The summary and hybrid strategies fold "
@@ -79,7 +78,7 @@ with guarded("Reading the summary"):
             pd.DataFrame(
                 [
                     {
-                        "at": dt.datetime.fromtimestamp(m.created_at).strftime("%Y-%m-%d %H:%M:%S"),
+                        "at": when(m.created_at),
                         "role": m.role.value,
                         "content": m.content,
                         "tokens": count_tokens(m.content),
@@ -101,7 +100,7 @@ with guarded("Reading the summary"):
             [
                 {
                     "fold": f"fold {n}",
-                    "when": dt.datetime.fromtimestamp(f.at).strftime("%Y-%m-%d %H:%M:%S"),
+                    "when": when(f.at),
                     "messages folded": f.messages,
                     "corrupt skipped": f.corrupt,
                     "tokens before": f.tokens_before,

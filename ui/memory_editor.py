@@ -19,6 +19,7 @@ from memory.backends.vector_store import Record
 from memory.episode_store import episode_session
 from memory.errors import StaleEditError
 
+from .confirm import confirmed
 from .state import guarded, md_text
 
 _NOTICE = "vec_notice"  # shown once after the rerun a change asks for
@@ -82,11 +83,8 @@ def delete_form(lab: MemoryLab, user: str, facts: Sequence[Record], episodes: Se
 
     choice = _picker("Memory", list(memories), _DELETE_PICK, label)  # outside the form: forms take no callbacks
     with st.form("delete_memory"):
-        sure = st.checkbox("I want to delete this memory", key=_DELETE_SURE)
-        if st.form_submit_button("Delete", type="primary"):
-            if not sure:
-                st.warning("Tick the box to confirm.")
-            elif choice not in memories:
+        if confirmed("I want to delete this memory", "Delete", _DELETE_SURE, "primary"):
+            if choice not in memories:
                 st.warning("That memory is already gone (deleted in another tab, by a chat turn or the CLI).")
             else:
                 with guarded("Deleting"):

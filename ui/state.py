@@ -13,9 +13,9 @@ import streamlit as st
 
 from memory import MemoryLab, Settings
 from memory.errors import BackendError, InputError, MemoryLabError, StoredDataError
-from memory.inspect import human_duration
 from memory.lab import BackendStatus
 from memory.markdown import md_escape, split_fenced
+from memory.presentation.format import human_duration
 from memory.stored import clean_text
 from memory.strategies import StrategyConfig
 
