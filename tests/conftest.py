@@ -108,6 +108,14 @@ def embed():
     return get_embedder().embed
 
 
+@pytest.fixture()
+def app_env(settings: Settings, monkeypatch: pytest.MonkeyPatch) -> Settings:
+    """The app (run by AppTest in this process) on the test's Redis and data folder."""
+    monkeypatch.setenv("MEMLAB_DATA_DIR", str(settings.data_dir))
+    monkeypatch.setenv("REDIS_URL", settings.redis_url)
+    return settings
+
+
 @dataclass
 class CliRun:
     code: int
