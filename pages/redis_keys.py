@@ -56,19 +56,19 @@ rows = []
 with guarded("Scanning keys"):
     inspector = KeyInspector(lab.redis, lab.keys, lab.audit)
     cursors = state["key_cursors"]
-    page = inspector.scan_page(pattern, cursors[-1], page_size)
-    rows = page.rows
+    scanned = inspector.scan_page(pattern, cursors[-1], page_size)
+    rows = scanned.rows
     total = inspector.count()
     nav = st.columns([1, 1, 4])
     if nav[0].button("Previous page", disabled=len(cursors) == 1, key="key_prev"):
         cursors.pop()
         st.rerun()
-    if nav[1].button("Next page", disabled=page.next_cursor == 0, key="key_next"):
-        cursors.append(page.next_cursor)
+    if nav[1].button("Next page", disabled=scanned.next_cursor == 0, key="key_next"):
+        cursors.append(scanned.next_cursor)
         st.rerun()
     nav[2].caption(
         f"Page {len(cursors)} · {len(rows)} keys on this page · {total:,} keys in the database"
-        + ("" if page.next_cursor else " · end of scan")
+        + ("" if scanned.next_cursor else " · end of scan")
     )
 
 if inspector is not None and not rows:
@@ -205,10 +205,11 @@ def memory_analysis(inspector: KeyInspector, pattern: str) -> None:
     if fresh or not cached or cached[0] != pattern:
         with guarded("Analysing memory"):
             bar = st.progress(0.0, text="Measuring keys…")
-            report = inspector.memory_report(
-                pattern,
-                progress=lambda done, total: bar.progress(done / max(total, 1), text=f"{done:,} of {total:,} keys"),
-            )
+
+            def measured(done: int, total: int) -> None:
+                bar.progress(done / max(total, 1), text=f"{done:,} of {total:,} keys")
+
+            report = inspector.memory_report(pattern, progress=measured)
             bar.empty()
             state["key_memory"] = cached = (pattern, report)
     if not cached:
@@ -318,7 +319,7 @@ with tab_keys:
         )
 
         @st.fragment(run_every=1.0 if live else None)
-        def key_table() -> None:
+        def key_table(inspector: KeyInspector = inspector) -> None:
             names = [r.key for r in rows]
             with guarded("Refreshing TTLs"):
                 ttls = inspector.ttls(names) if live else {r.key: r.ttl for r in rows}
