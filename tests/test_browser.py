@@ -193,19 +193,24 @@ def _pick(page, combobox: str, option: str) -> None:
     pytest.fail(f"could not pick {option!r} in {combobox!r}")
 
 
-def test_a_refused_link_and_the_fact_editor_in_chromium(walkthrough, page):
-    """A link naming an invalid user opens nothing; the editor follows the picked fact through edits and undo."""
+def test_a_refused_link_and_the_fact_editor_in_chromium(settings, tmp_path, page):
+    """A link naming an invalid user opens nothing; the editor follows the picked fact through edits and undo.
+
+    An app of its own, started after the facts are written: an embedded Chroma that another process has open
+    does not see what this process adds to it."""
     from playwright.sync_api import expect
 
     from memory.lab import MemoryLab
 
     SHOTS.mkdir(parents=True, exist_ok=True)
     page.set_viewport_size({"width": 1400, "height": 900})
-    lab = MemoryLab(walkthrough.settings)
+    lab = MemoryLab(settings)
+    server = serve(dict(os.environ, MEMLAB_DATA_DIR=str(settings.data_dir), REDIS_URL=settings.redis_url), tmp_path)
     try:
         lab.facts.restore("rita", "a" * 32, "The user's name is Rita.", "name", "s1", event="ADD")
         lab.facts.restore("rita", "b" * 32, "The user lives in Malmö.", "location", "s1", event="ADD")
-        page.goto(walkthrough.url + "chat?user=al%0Aice&session=s1")
+        url = next(server)  # the app starts now, after the facts are in its data folder
+        page.goto(url + "chat?user=al%0Aice&session=s1")
         page.get_by_role("heading", name="Chat playground", level=1).wait_for(timeout=120_000)
         idle(page)
         errors = page.get_by_test_id("stAlertContentError").all_inner_texts()
@@ -213,7 +218,7 @@ def test_a_refused_link_and_the_fact_editor_in_chromium(walkthrough, page):
         assert page.get_by_test_id("stChatInputTextArea").count() == 0, "nothing can be sent under any user"
         page.screenshot(path=str(SHOTS / "refused-link.png"))
 
-        page.goto(walkthrough.url + "vector_memory?user=rita&session=s1")
+        page.goto(url + "vector_memory?user=rita&session=s1")
         page.get_by_role("heading", name="Vector memory", level=1).wait_for(timeout=120_000)
         idle(page)
         _pick(page, "Fact", "Malmö")
@@ -244,6 +249,7 @@ def test_a_refused_link_and_the_fact_editor_in_chromium(walkthrough, page):
         expect(page.get_by_role("textbox", name="New text")).to_have_value("The user lives in Malmö.", timeout=30_000)
         assert page.locator("[data-testid=stException]").count() == 0
     finally:
+        server.close()
         lab.close()
 
 
