@@ -68,7 +68,9 @@ def test_every_page_renders_in_chromium(served, page):
 def _nav_links(page) -> list[str]:
     """The labels of the sidebar's page links, in order (the default page list is hidden)."""
     assert page.get_by_test_id("stSidebarNav").count() == 0, "Streamlit's own page list is showing"
-    texts = page.locator("[data-testid=stSidebar] [data-testid=stPageLink] a").all_inner_texts()
+    links = page.locator("[data-testid=stSidebar] [data-testid=stPageLink] a")
+    links.first.wait_for(timeout=30_000)
+    texts = links.all_inner_texts()
     return [t.strip().splitlines()[-1] for t in texts]  # the icon's ligature name comes first
 
 
