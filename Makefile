@@ -48,7 +48,7 @@ lint: install
 	$(BIN)/python -m ruff check memory tests pages ui app.py benchmarks
 
 typecheck: install
-	$(BIN)/python -m mypy memory
+	$(BIN)/python -m mypy memory ui pages app.py
 
 clean-data:
 	-$(BIN)/python -m memory redis stop

@@ -13,7 +13,7 @@ from ui.layout import NAVIGATION, link_params, page
 from ui.sidebar import session_label
 from ui.state import guarded, md_text
 
-ctx = page("Memory Lab", browser_title="Home")
+ctx = page("app.py")
 st.markdown(
     "LLMs are stateless: an app gives them memory with **Redis** (recent history), **summaries** the model "
     "writes, and a **vector store** (long-term facts). Memory Lab lets you chat through one memory strategy and "
@@ -41,21 +41,12 @@ st.dataframe(
 )
 
 st.subheader("Where to start")
-BLURBS = {
-    "pages/chat.py": "Chat through a strategy and open each turn's trace: what was recalled and what the model saw.",
-    "pages/compare.py": "Run one scripted conversation through every strategy and compare recall, tokens and time.",
-    "pages/redis_keys.py": "Browse the keys, their TTLs and memory use; other libraries' chat memory too.",
-    "pages/summaries.py": "Watch the rolling summary grow fold by fold, and which messages each fold took.",
-    "pages/vector_memory.py": "The long-term facts and episodes on a map, and a query's nearest neighbours.",
-    "pages/audit.py": "Every memory write (messages, folds, facts, deletions), filtered by user and time.",
-    "pages/recall_lab.py": "Measure recall on LoCoMo and LongMemEval conversations and see why a question was missed.",
-}
 columns = st.columns(3)
-links = [link for links in NAVIGATION.values() for link in links if link.path in BLURBS]
+links = [link for links in NAVIGATION.values() for link in links if link.blurb]
 for i, link in enumerate(links):
     with columns[i % 3].container(border=True):
         st.page_link(link.path, label=link.label, icon=link.icon, query_params=link_params(link.path))
-        st.caption(BLURBS[link.path])
+        st.caption(link.blurb)
 
 with guarded("Reading your sessions"):
     sessions = ctx.lab.sessions.sessions(ctx.user_id)

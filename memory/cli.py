@@ -8,7 +8,6 @@ from __future__ import annotations
 
 import argparse
 import contextlib
-import datetime as dt
 import json
 import logging
 import os
@@ -19,17 +18,11 @@ from typing import Any
 
 from .errors import InputError, MemoryLabError
 from .lab import MemoryLab
+from .presentation.format import when
 from .strategies import STRATEGIES
 from .trace import Trace
 
 EXIT_INTERNAL = 70
-
-
-def _when(ts: float) -> str:
-    try:
-        return dt.datetime.fromtimestamp(ts).strftime("%Y-%m-%d %H:%M:%S")
-    except (OverflowError, ValueError, OSError):
-        return f"(time {ts!r})"
 
 
 def _print_json(data: Any) -> None:
@@ -88,7 +81,7 @@ def cmd_history(lab: MemoryLab, a: argparse.Namespace) -> int:
         print(f"no messages for user {a.user!r} in session {a.session!r}")
     for m in read.messages:
         who = m.role.value + (f" ({m.model_id})" if m.model_id else "")
-        print(f"{_when(m.created_at)} {who}: {m.content}")
+        print(f"{when(m.created_at)} {who}: {m.content}")
     for c in read.corrupt:
         print(f"corrupt entry #{c.index} skipped: {c.error}", file=sys.stderr)
     return 0
@@ -101,7 +94,7 @@ def cmd_sessions(lab: MemoryLab, a: argparse.Namespace) -> int:
     elif not rows:
         print(f"no sessions for user {a.user!r}")
     for s, t in rows if not a.json else []:
-        print(f"{s}\tlast active {_when(t)}")
+        print(f"{s}\tlast active {when(t)}")
     return 0
 
 

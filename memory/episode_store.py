@@ -42,6 +42,11 @@ def episode_id(user_id: str, session_id: str) -> str:
     return f"{user_id}/{session_id}"
 
 
+def episode_session(record: Record) -> str:
+    """The session an episode is of: what names it to ``EpisodeStore.delete`` and ``MemoryLab.delete_memory``."""
+    return str(record.metadata.get("session_id", ""))
+
+
 class EpisodeStore:
     def __init__(self, vectors: VectorBackend, embed: Embed) -> None:
         self.vectors = vectors

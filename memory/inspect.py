@@ -20,8 +20,9 @@ from .errors import InputError, StoredDataError
 from .jobs import DeadLetter
 from .keys import Keys
 from .messages import decode_many
+from .presentation.format import when
 from .session_store import Entries
-from .stored import MAX_TIMESTAMP, CorruptEntry, clean_text, load_json, preview, printable
+from .stored import CorruptEntry, clean_text, load_json, preview, printable
 
 
 @dataclass(frozen=True)
@@ -308,36 +309,3 @@ def _cell(raw: str) -> dict[str, Any]:
         shown = printable(parsed)
         return {"value": json.dumps(shown, ensure_ascii=False)[:2000], "format": "JSON", "json": shown}
     return {"value": clean_text(str(parsed)), "format": "JSON"}
-
-
-def human_duration(seconds: float, words: bool = False) -> str:
-    """A TTL as people say it: "6 d 23 h", "3 h 5 min", "42 s"; -1 is "never expires", -2 "gone".
-
-    ``words`` spells the units out ("7 days", "1 hour 30 minutes"), for a setting someone chooses.
-    """
-    if seconds == -1:
-        return "never expires"
-    if seconds < 0:
-        return "gone"
-    s = int(seconds)
-    amounts = [s // 86400, s % 86400 // 3600, s % 3600 // 60, s % 60]
-    names = ("day", "hour", "minute", "second") if words else ("d", "h", "min", "s")
-    first = next((i for i, n in enumerate(amounts) if n), 3)
-    shown = [(amounts[i], names[i]) for i in (first, first + 1) if i < 4 and (i == first or amounts[i])]
-    return " ".join(f"{n} {name}" + ("s" if words and n != 1 else "") for n, name in shown)
-
-
-def human_bytes(size: float) -> str:
-    """A size as people read it: "812 B", "4.2 KiB", "1.5 MiB"."""
-    for unit in ("B", "KiB", "MiB", "GiB"):
-        if abs(size) < 1024 or unit == "GiB":
-            return f"{size:.0f} {unit}" if unit == "B" else f"{size:.1f} {unit}"
-        size /= 1024
-    return f"{size:.1f} GiB"
-
-
-def when(timestamp: float) -> str:
-    """A full local date and time for an epoch timestamp; '' for numbers that are not one (e.g. a score of 3)."""
-    if not 946_684_800 <= timestamp <= MAX_TIMESTAMP:  # 2000-01-01 .. the year 3000
-        return ""
-    return time.strftime("%Y-%m-%d %H:%M:%S", time.localtime(timestamp))

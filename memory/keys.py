@@ -199,6 +199,13 @@ class Keys:
         """SCAN pattern for all session keys of one user (ids hold no glob characters)."""
         return f"{self.prefix}:s:{{{validate_id('user', user_id)}:*"
 
+    def user_keys_pattern(self, user_id: str | None) -> str:
+        """SCAN pattern for every key of one user: its session keys (hash tag ``{user:session}``) and its user
+        keys (``{user}``), no other user's (``{al`` is not ``{alice``); every Memory Lab key without a valid id."""
+        if not is_valid_id(user_id):
+            return self.all_pattern
+        return f"{self.prefix}:*{{{user_id}[:}}]*"
+
     @property
     def jobs(self) -> str:
         """Stream of upkeep jobs, read by the workers' consumer group (one stream for every user)."""

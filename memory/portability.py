@@ -21,7 +21,6 @@ file is left alone, so loading a file twice changes nothing the second time.
 
 from __future__ import annotations
 
-import datetime as dt
 import json
 import time
 from dataclasses import asdict, dataclass, field, replace
@@ -35,6 +34,7 @@ from .json_input import MB
 from .lab import MemoryLab
 from .markdown import md_inline, md_lines
 from .messages import Message
+from .presentation.format import when
 from .stored import dump_json, kind_of, preview, with_iso_dates, without_iso_dates
 from .strategies import STRATEGIES, StrategyConfig
 from .trace import Trace
@@ -87,9 +87,9 @@ def session_markdown(export: dict[str, Any]) -> str:
     lines += ["## Transcript", ""]
     traces = export.get("traces", {})
     for n, m in enumerate(export["messages"], 1):
-        when = dt.datetime.fromtimestamp(m["created_at"]).strftime("%Y-%m-%d %H:%M")
+        said_at = when(m["created_at"], "minute")
         who = m["role"] + (f" ({m['model_id']})" if m.get("model_id") else "")
-        lines += [f"### {n} · {md_inline(who)} · {when}", "", md_lines(m["content"]), ""]
+        lines += [f"### {n} · {md_inline(who)} · {said_at}", "", md_lines(m["content"]), ""]
         trace = traces.get(m["id"])
         if trace:
             parts = ", ".join(f"{md_inline(p['name'])} {int(p['tokens'])}" for p in trace.get("system_parts", []))

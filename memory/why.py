@@ -33,8 +33,8 @@ import numpy as np
 
 from .backends.vector_store import FACTS
 from .errors import InputError
-from .inspect import when
 from .keys import validate_id
+from .presentation.format import when
 
 if TYPE_CHECKING:
     from .lab import MemoryLab

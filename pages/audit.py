@@ -9,13 +9,13 @@ import streamlit as st
 
 from memory.audit import ACTIONS
 from memory.csv_export import to_csv
-from memory.inspect import when
+from memory.presentation.format import when
 from ui.charts import hbar
 from ui.layout import page
 from ui.state import guarded, md_text, settle_upkeep
 from ui.tables import text_table
 
-ctx = page("Audit trail")
+ctx = page("pages/audit.py")
 lab = ctx.lab
 trail = lab.audit
 st.caption(

@@ -24,7 +24,7 @@ from ui.state import (
 )
 from ui.trace_view import render_trace
 
-ctx = page("Chat playground", names_strategy=True)
+ctx = page("pages/chat.py", names_strategy=True)
 lab, user, session = ctx.lab, ctx.user_id, ctx.session_id
 llm = lab.llm_status()
 st.caption(f"User **{md_escape(user)}** · session **{md_escape(session)}** · LLM: {llm.mode} ({llm.version})")
@@ -104,7 +104,7 @@ if prompt:
     hint.empty()
     # A retry of a message that failed keeps its id, so the engine stores it once however often it is sent.
     same = pending and pending["text"] == prompt.strip() and pending["user"] == user and pending["session"] == session
-    message_id = pending["id"] if same else new_message_id()
+    message_id = pending["id"] if same and pending else new_message_id()
     st.session_state["chat_pending"] = {"id": message_id, "text": prompt.strip(), "user": user, "session": session}
     with guarded("Sending the message"):
         warm_model(lab, repr(lab.settings))

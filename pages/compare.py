@@ -12,10 +12,10 @@ from memory.csv_export import to_csv
 from ui.answer_runs import import_chat, longmemeval_answers
 from ui.charts import STRATEGY_COLORS, per_turn, score_chart
 from ui.layout import page
-from ui.state import guarded, md_text, warm_model
+from ui.state import guarded, md_text, progress_bar, warm_model
 from ui.tables import text_table
 
-ctx = page("Compare strategies", uses_user=False)
+ctx = page("pages/compare.py", uses_user=False)
 lab = ctx.lab
 st.caption(
     "Run a scripted conversation — facts planted early, distractor turns, then questions — through each "
@@ -81,10 +81,8 @@ run = st.button("Run comparison", type="primary", disabled=scenario is None or l
 if run and scenario is not None:
     with guarded("Running the comparison"):
         warm_model(lab, repr(lab.settings))
-        bar = st.progress(0.0, text="Starting…")
-        result = run_comparison(
-            lab, scenario, chosen, config, progress=lambda done, total, label: bar.progress(done / total, text=label)
-        )
+        bar, progress = progress_bar("Starting…")
+        result = run_comparison(lab, scenario, chosen, config, progress=progress)
         bar.empty()
         st.session_state["cmp_result"] = {
             "rows": result.rows(),

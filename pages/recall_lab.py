@@ -13,15 +13,16 @@ from memory.eval.answers import answer_eval
 from memory.eval.datasets import data_kind
 from memory.eval.lme_retrieval import KS as LME_KS
 from memory.eval.lme_retrieval import UNITS as LME_UNITS
-from memory.eval.lme_retrieval import evaluate_lme
+from memory.eval.lme_retrieval import LmeReport, evaluate_lme
 from memory.eval.locomo import CATEGORY_NAMES, Conversation, DatasetError, load_locomo
 from memory.eval.longmemeval import TYPES, LmeQuestion, load_longmemeval, read_bytes
-from memory.eval.runner import UNITS, evaluate
+from memory.eval.runner import UNITS, EvalReport, evaluate
 from memory.paths import app_root
 from memory.retrieval import RETRIEVERS
+from memory.retrieval.ranking import SESSION_PARTS, TURN_PARTS
 from ui.layout import page
-from ui.recall_views import SESSION_PARTS, TURN_PARTS, evidence_table, recall_bars, related_words, top_table
-from ui.state import guarded, md_text, warm_model
+from ui.recall_views import evidence_table, recall_bars, related_words, top_table
+from ui.state import guarded, md_text, progress_bar, warm_model
 from ui.tables import CLICK_A_ROW, selected_row
 
 SAMPLE = app_root() / "samples" / "recall_sample.json"
@@ -31,7 +32,7 @@ LME_FILES = {  # the LongMemEval files offered when they are in MEMLAB_LONGMEMEV
 }
 
 
-ctx = page("Recall Lab", uses_user=False)
+ctx = page("pages/recall_lab.py", uses_user=False)
 lab = ctx.lab
 st.caption(
     "Does the memory bring back the turns that hold the answer? On LoCoMo, recall@k as its paper defines it: "
@@ -142,19 +143,16 @@ ready = (picked if lme else conversations) and ks and (lme or categories)
 if st.button("Run evaluation", type="primary", disabled=not ready, key="rl_run") and ready:
     with guarded("Running the evaluation"):
         warm_model(lab, repr(lab.settings))
-        bar = st.progress(0.0, text="Indexing…")
-
-        def progress(done: int, total: int, label: str) -> None:
-            bar.progress(min(1.0, done / max(total, 1)), text=label)
+        bar, progress = progress_bar("Indexing…")
 
         answers = None
         if lme:
-            report = evaluate_lme(lab, picked, unit, retriever, ks, progress)
+            report: EvalReport | LmeReport = evaluate_lme(lab, picked, unit, retriever, ks, progress)
         else:
             assert conversations is not None
-            report = evaluate(lab, conversations, unit, retriever, ks, categories, progress=progress)
+            report = locomo = evaluate(lab, conversations, unit, retriever, ks, categories, progress=progress)
             if with_answers and unit == "turn":
-                answers = answer_eval(lab, report, k=int(answer_k), progress=progress)
+                answers = answer_eval(lab, locomo, k=int(answer_k), progress=progress)
         bar.empty()
         runs = st.session_state.setdefault("rl_runs", [])
         runs.append(

@@ -8,24 +8,25 @@ import pandas as pd
 import streamlit as st
 
 from memory.foreign import find_conversations
-from memory.inspect import KeyInspector, KeyRow, human_bytes, human_duration, when
+from memory.inspect import KeyInspector, KeyRow
 from memory.jobs import MAX_DEAD_LETTERS
 from memory.keys import KEY_KINDS
 from memory.lab import MemoryLab
+from memory.presentation.format import human_bytes, human_duration, ttl_cell, when
 from memory.stored import clean_text, with_iso_dates
 from ui.charts import hbar
+from ui.confirm import confirmed
 from ui.layout import page
 from ui.state import code_span, guarded, md_text
 from ui.tables import CLICK_A_ROW, selected_row, text_table
 
-ctx = page("Redis keys")
+ctx = page("pages/redis_keys.py")
 lab = ctx.lab
 prefix = lab.keys.prefix
 st.caption("Live view of the keys Memory Lab writes. SCAN and pipelines only (never KEYS); one page at a time.")
 
 f0, f1, f2, f3 = st.columns([1.2, 3, 1, 1])
-# The current user's keys by default ("{alice:" session keys and "{alice}" user keys; ids hold no glob characters).
-user_pattern = f"{prefix}:*{{{ctx.user_id}[:}}]*" if ctx.user_id else f"{prefix}:*"
+user_pattern = lab.keys.user_keys_pattern(ctx.user_id)  # the current user's keys by default
 every = f0.toggle("All keys", value=False, key="key_all", help="Off: only the current user's keys.")
 state = st.session_state
 if state.get("key_pattern_user") != ctx.user_id:  # another user: their keys
@@ -55,19 +56,19 @@ rows = []
 with guarded("Scanning keys"):
     inspector = KeyInspector(lab.redis, lab.keys, lab.audit)
     cursors = state["key_cursors"]
-    page = inspector.scan_page(pattern, cursors[-1], page_size)
-    rows = page.rows
+    scanned = inspector.scan_page(pattern, cursors[-1], page_size)
+    rows = scanned.rows
     total = inspector.count()
     nav = st.columns([1, 1, 4])
     if nav[0].button("Previous page", disabled=len(cursors) == 1, key="key_prev"):
         cursors.pop()
         st.rerun()
-    if nav[1].button("Next page", disabled=page.next_cursor == 0, key="key_next"):
-        cursors.append(page.next_cursor)
+    if nav[1].button("Next page", disabled=scanned.next_cursor == 0, key="key_next"):
+        cursors.append(scanned.next_cursor)
         st.rerun()
     nav[2].caption(
         f"Page {len(cursors)} · {len(rows)} keys on this page · {total:,} keys in the database"
-        + ("" if page.next_cursor else " · end of scan")
+        + ("" if scanned.next_cursor else " · end of scan")
     )
 
 if inspector is not None and not rows:
@@ -121,36 +122,20 @@ def render_key(inspector: KeyInspector, row: KeyRow) -> None:
         a, b = st.columns(2)
         with a.form("ttl_form"):
             seconds = st.number_input("New TTL in seconds (0 = never expire)", 0, 10 * 365 * 24 * 3600, 3600)
-            confirm_ttl = st.checkbox("I want to change this key's TTL")
-            if st.form_submit_button("Set TTL"):
-                if not confirm_ttl:
-                    st.warning("Tick the box to confirm.")
-                else:
-                    inspector.set_ttl(chosen, int(seconds))
-                    st.toast(f"TTL of {md_text(clean_text(chosen))} set to {seconds or 'none'}")
+            if confirmed("I want to change this key's TTL", "Set TTL"):
+                inspector.set_ttl(chosen, int(seconds))
+                st.toast(f"TTL of {md_text(clean_text(chosen))} set to {seconds or 'none'}")
         with b.form("delete_form"):
             st.markdown("Delete this key. This cannot be undone.")
-            confirm_del = st.checkbox("I want to delete this key")
-            if st.form_submit_button("Delete key", type="primary"):
-                if not confirm_del:
-                    st.warning("Tick the box to confirm.")
-                else:
-                    inspector.delete(chosen)
-                    st.toast(f"Deleted {md_text(clean_text(chosen))}")
-                    st.rerun()
+            if confirmed("I want to delete this key", "Delete key", kind="primary"):
+                inspector.delete(chosen)
+                st.toast(f"Deleted {md_text(clean_text(chosen))}")
+                st.rerun()
 
 
 KIND_HELP = "\n\n".join(
     f"**{kind}**: {holds.holds}" + ("" if holds.expires else " (never expires)") for kind, holds in KEY_KINDS.items()
 )
-
-
-def ttl_cell(kind: str, ttl: int) -> str:
-    """A key's TTL as people say it; a key without one is marked ∞ when its kind is kept by design, else ⚠."""
-    if ttl != -1:
-        return human_duration(ttl)
-    known = KEY_KINDS.get(kind)
-    return "∞ kept" if known is not None and not known.expires else "⚠ never expires"
 
 
 def bulk_actions(inspector: KeyInspector, pattern: str) -> None:
@@ -173,14 +158,10 @@ def bulk_actions(inspector: KeyInspector, pattern: str) -> None:
             seconds = st.number_input(
                 "TTL in seconds (0 = never expire)", 0, 10 * 365 * 24 * 3600, 3600, key="bulk_ttl"
             )
-            confirm = st.checkbox(f"I want to change these {ours:,} keys", key="bulk_confirm")
-            if st.form_submit_button("Apply", type="primary", disabled=not ours):
-                if not confirm:
-                    st.warning("Tick the box to confirm.")
-                else:
-                    result = inspector.bulk(names, None if action == "Delete" else int(seconds))
-                    verb = "Deleted" if action == "Delete" else "Set the TTL of"
-                    st.success(f"{verb} {result.changed:,} keys; left {result.skipped:,} other keys alone.")
+            if confirmed(f"I want to change these {ours:,} keys", "Apply", "bulk_confirm", "primary", not ours):
+                result = inspector.bulk(names, None if action == "Delete" else int(seconds))
+                verb = "Deleted" if action == "Delete" else "Set the TTL of"
+                st.success(f"{verb} {result.changed:,} keys; left {result.skipped:,} other keys alone.")
 
 
 def dead_letters(inspector: KeyInspector) -> None:
@@ -224,10 +205,11 @@ def memory_analysis(inspector: KeyInspector, pattern: str) -> None:
     if fresh or not cached or cached[0] != pattern:
         with guarded("Analysing memory"):
             bar = st.progress(0.0, text="Measuring keys…")
-            report = inspector.memory_report(
-                pattern,
-                progress=lambda done, total: bar.progress(done / max(total, 1), text=f"{done:,} of {total:,} keys"),
-            )
+
+            def measured(done: int, total: int) -> None:
+                bar.progress(done / max(total, 1), text=f"{done:,} of {total:,} keys")
+
+            report = inspector.memory_report(pattern, progress=measured)
             bar.empty()
             state["key_memory"] = cached = (pattern, report)
     if not cached:
@@ -337,7 +319,7 @@ with tab_keys:
         )
 
         @st.fragment(run_every=1.0 if live else None)
-        def key_table() -> None:
+        def key_table(inspector: KeyInspector = inspector) -> None:
             names = [r.key for r in rows]
             with guarded("Refreshing TTLs"):
                 ttls = inspector.ttls(names) if live else {r.key: r.ttl for r in rows}

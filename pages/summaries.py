@@ -2,33 +2,30 @@
 
 from __future__ import annotations
 
-import datetime as dt
-
 import pandas as pd
 import plotly.graph_objects as go
 import streamlit as st
 
+from memory.presentation.format import when
 from memory.tokens import count_tokens
 from ui.layout import CHAT, link_params, page
 from ui.state import guarded, md_escape, md_text, settle_upkeep
 
-ctx = page("Summaries")
+ctx = page("pages/summaries.py")
 lab, user, session = ctx.lab, ctx.user_id, ctx.session_id
 st.caption(
     f"User **{md_escape(user)}** · session **{md_escape(session)}**. The summary and hybrid strategies fold "
     "old buffer messages into a rolling summary once the buffer passes its threshold."
 )
 
-stored_threshold = lab.settings.summary_threshold
+stored_threshold = lab.default_config().summary_threshold
 with guarded("Reading the session's settings"):
-    meta = lab.sessions.meta(user, session) or {}
-    value = meta.get("config", {}).get("summary_threshold")
-    if isinstance(value, int) and 2 <= value <= 100:
-        stored_threshold = value  # the threshold this session's turns actually fold at
+    if restored := lab.session_settings(user, session):
+        stored_threshold = restored[1].summary_threshold  # the threshold this session's turns actually fold at
 threshold = st.slider(
     "Fold threshold to compare against (messages)",
     2,
-    100,
+    max(100, stored_threshold),
     stored_threshold,
     key=f"sum_threshold_{user}_{session}",
     help="Starts at the threshold this session was last run with; move it to see where another would fold.",
@@ -81,7 +78,7 @@ with guarded("Reading the summary"):
             pd.DataFrame(
                 [
                     {
-                        "at": dt.datetime.fromtimestamp(m.created_at).strftime("%Y-%m-%d %H:%M:%S"),
+                        "at": when(m.created_at),
                         "role": m.role.value,
                         "content": m.content,
                         "tokens": count_tokens(m.content),
@@ -103,7 +100,7 @@ with guarded("Reading the summary"):
             [
                 {
                     "fold": f"fold {n}",
-                    "when": dt.datetime.fromtimestamp(f.at).strftime("%Y-%m-%d %H:%M:%S"),
+                    "when": when(f.at),
                     "messages folded": f.messages,
                     "corrupt skipped": f.corrupt,
                     "tokens before": f.tokens_before,

@@ -2,13 +2,12 @@
 
 from __future__ import annotations
 
-import datetime as dt
-
 import numpy as np
 import pandas as pd
 import plotly.graph_objects as go
 import streamlit as st
 
+from memory.presentation.format import when
 from ui.layout import page
 from ui.memory_editor import delete_form, edit_section
 from ui.pca import fit_2d
@@ -16,7 +15,7 @@ from ui.state import guarded, md_escape, md_text, settle_upkeep, warm_model
 from ui.tables import text_table
 from ui.why_view import why_panel
 
-ctx = page("Vector memory")
+ctx = page("pages/vector_memory.py")
 lab, user = ctx.lab, ctx.user_id
 st.caption(
     f"Long-term memory of user **{md_escape(user)}** in {lab.settings.vector_store_name} "
@@ -32,10 +31,6 @@ def _hover(text: str, width: int = 60, limit: int = 600) -> str:
 
     shown = text if len(text) <= limit else text[:limit] + "…"
     return "<br>".join(textwrap.wrap(html.escape(shown), width)) or "(empty)"
-
-
-def _when(ts: object) -> str:
-    return dt.datetime.fromtimestamp(float(ts)).strftime("%Y-%m-%d %H:%M") if isinstance(ts, (int, float)) else ""
 
 
 facts, episodes = [], []
@@ -60,8 +55,8 @@ with tab_facts:
                         "fact": r.text,
                         "slot": r.metadata.get("slot", ""),
                         "session": r.metadata.get("session_id", ""),
-                        "created": _when(r.metadata.get("created_at")),
-                        "updated": _when(r.metadata.get("updated_at")),
+                        "created": when(r.metadata.get("created_at"), "minute"),
+                        "updated": when(r.metadata.get("updated_at"), "minute"),
                         "id": r.id,
                     }
                     for r in facts
@@ -81,7 +76,7 @@ with tab_episodes:
                         "session": r.metadata.get("session_id", ""),
                         "summary": r.text,
                         "messages": r.metadata.get("n_messages", 0),
-                        "last activity": _when(r.metadata.get("last_at")),
+                        "last activity": when(r.metadata.get("last_at"), "minute"),
                         "transcript key": r.metadata.get("log_key", ""),
                         "id": r.id,
                     }
@@ -103,7 +98,7 @@ with tab_log, guarded("Reading the fact log"):
             pd.DataFrame(
                 [
                     {
-                        "when": _when(e.at),
+                        "when": when(e.at, "minute"),
                         "event": e.event,
                         "fact": e.text,
                         "previous": e.previous,

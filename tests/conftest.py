@@ -13,6 +13,7 @@ import uuid
 from collections.abc import Iterator
 from dataclasses import dataclass, replace
 from pathlib import Path
+from typing import Any
 
 import httpx
 import pytest
@@ -29,6 +30,8 @@ from memory.backends.redis_server import EmbeddedRedis, ServerState, free_port, 
 from memory.config import Settings  # noqa: E402
 from memory.lab import MemoryLab  # noqa: E402
 from memory.worker import WorkerThread  # noqa: E402
+
+from .browser_app import CHROMIUM, ServedApp, launch, populate, serve  # noqa: E402
 
 
 def kill_pid(pid: int | None) -> None:
@@ -106,6 +109,49 @@ def embed():
     from memory.backends.embedder import get_embedder
 
     return get_embedder().embed
+
+
+@pytest.fixture()
+def app_env(settings: Settings, monkeypatch: pytest.MonkeyPatch) -> Settings:
+    """The app (run by AppTest in this process) on the test's Redis and data folder."""
+    monkeypatch.setenv("MEMLAB_DATA_DIR", str(settings.data_dir))
+    monkeypatch.setenv("REDIS_URL", settings.redis_url)
+    return settings
+
+
+@pytest.fixture(scope="session")
+def walkthrough(tmp_path_factory: pytest.TempPathFactory) -> Iterator[ServedApp]:
+    """One `streamlit run` for every browser module, on a Redis of its own and a populated data folder."""
+    folder = tmp_path_factory.mktemp("walkthrough")
+    server = EmbeddedRedis(folder / "redis")
+    state = server.ensure_running()
+    try:
+        settings = replace(Settings(), data_dir=folder / "data", redis_url=state.url)
+        populate(settings)
+        env = dict(os.environ, MEMLAB_DATA_DIR=str(settings.data_dir), REDIS_URL=state.url)
+        serving = serve(env, folder)
+        try:
+            yield ServedApp(next(serving), settings)
+        finally:
+            serving.close()
+    finally:
+        server.stop()
+        kill_pid(state.pid)
+
+
+@pytest.fixture(scope="module")
+def chromium() -> Iterator[Any]:
+    """One headless Chromium per browser module; each test opens its own context (cookies, theme). Not one per
+    session: a sync Playwright left running would stand in the way of another module's own, or of its asyncio."""
+    if CHROMIUM is None:
+        pytest.skip("Chromium is not installed (Debian package 'chromium'); `make test` installs it where it can")
+    sync_api = pytest.importorskip("playwright.sync_api", reason="playwright (Python) is not installed")
+    with sync_api.sync_playwright() as p:
+        browser = launch(p)
+        try:
+            yield browser
+        finally:
+            browser.close()
 
 
 @dataclass

@@ -1,7 +1,7 @@
-"""Each page in a real browser, as a newcomer meets it: one app process and one Chromium for every check here.
+"""Each page in a real browser, as a newcomer meets it: the app process every browser module shares.
 
-The user ``maya`` is populated through the engine before the app starts (its
-embedded Chroma is then the app's alone). Each check is what a screenshot of
+The users ``maya`` and ``jonas`` are populated through the engine before the
+app starts (tests/browser_app.py). Each check is what a screenshot of
 the walkthrough showed wrong: history entries per page change, the sidebar's
 controls above the fold, code in a message, the token budget, the upkeep
 outcome in words, the theme switch, the Redis keys page's notes and the
@@ -10,22 +10,12 @@ charts' labels. Screenshots of every page go to artifacts/screenshots.
 
 from __future__ import annotations
 
-import json
-import os
 import re
-from dataclasses import replace
-from pathlib import Path
 
 import pytest
 
-from memory.backends.redis_server import EmbeddedRedis
-from memory.config import Settings
+from .browser_app import CHROMIUM, SHOTS, idle, new_page
 
-from .conftest import kill_pid
-from .test_browser import CHROMIUM, SHOTS, _idle, _serve, launch
-
-ROOT = Path(__file__).resolve().parent.parent
-SCRIPT = "Here is my script:\n```python\ndef greet(name):\n    if name:\n        print(f'hi {name}')\n```"
 DARK, LIGHT = "rgb(15, 20, 25)", "rgb(255, 255, 255)"
 BACKGROUND = "getComputedStyle(document.querySelector('[data-testid=stApp]')).backgroundColor"
 # (link label, address path, title): the order a newcomer clicks through them
@@ -46,78 +36,29 @@ pytestmark = pytest.mark.skipif(
 )
 
 
-def _populate(settings: Settings) -> None:
-    """A user with facts, a fold, past sessions, a code block, and turns at a tight hybrid budget."""
-    from memory.lab import MemoryLab
-
-    lab = MemoryLab(replace(settings, upkeep_mode="inline"))
-    try:
-        small = lab.default_config().with_(summary_threshold=4, summary_keep=2)
-        for text in (
-            "Hi, I'm Maya. I live in Lisbon and work at Klarna as a data engineer.",
-            "My favorite food is ramen.",
-            "I'm planning a trip to Kyoto in April with my sister.",
-        ):
-            lab.chat("maya", "s1", text, strategy="hybrid", config=small)
-        for text in ("I moved to Malmö last month.", SCRIPT, "Where do I live?"):
-            lab.chat("maya", "s2", text, strategy="hybrid", config=small)
-        scenario = json.loads((ROOT / "scenarios" / "life_changes.json").read_text())
-        tight = lab.default_config().with_(token_budget=300)
-        for turn in scenario["turns"]:
-            lab.chat("jonas", f"j{turn.get('session', '1')}", turn["user"], strategy="hybrid", config=tight)
-    finally:
-        lab.close()
-
-
-@pytest.fixture(scope="module")
-def app(tmp_path_factory):
-    """`streamlit run` on a Redis of its own (other tests flush theirs) and a populated data folder."""
-    folder = tmp_path_factory.mktemp("walkthrough")
-    server = EmbeddedRedis(folder / "redis")
-    state = server.ensure_running()
-    try:
-        settings = replace(Settings(), data_dir=folder / "data", redis_url=state.url)
-        _populate(settings)
-        env = dict(os.environ, MEMLAB_DATA_DIR=str(settings.data_dir), REDIS_URL=state.url)
-        serving = _serve(env, folder)
-        try:
-            yield next(serving)
-        finally:
-            serving.close()
-    finally:
-        server.stop()
-        kill_pid(state.pid)
-
-
-@pytest.fixture(scope="module")
-def browser():
-    sync_api = pytest.importorskip("playwright.sync_api", reason="playwright (Python) is not installed")
-    with sync_api.sync_playwright() as p:
-        chromium = launch(p)
-        try:
-            yield chromium
-        finally:
-            chromium.close()
+@pytest.fixture()
+def app(walkthrough):
+    return walkthrough.url
 
 
 @pytest.fixture()
-def page(browser):
-    context = browser.new_context(viewport={"width": 1400, "height": 900})
+def page(chromium):
+    page = new_page(chromium, viewport={"width": 1400, "height": 900})
     try:
-        yield context.new_page()
+        yield page
     finally:
-        context.close()
+        page.context.close()
 
 
 def _open(page, url: str) -> None:
     page.goto(url)
     page.wait_for_selector("text=Backends", timeout=120_000)
-    _idle(page)
+    idle(page)
 
 
 def _click_link(page, label: str) -> None:
     page.locator("[data-testid=stSidebar] [data-testid=stPageLink] a", has_text=label).click()
-    _idle(page)
+    idle(page)
 
 
 def _title(page) -> str:
@@ -138,7 +79,7 @@ def _shot(page, name: str) -> None:
         "t => (document.querySelector(`[data-testid=${t}]`) || {scrollHeight: 0}).scrollHeight))"
     )
     page.set_viewport_size({"width": 1400, "height": min(max(900, height + 40), 8000)})
-    _idle(page)
+    idle(page, start_s=0.3)  # a new size starts no run: the layout settles
     page.screenshot(path=str(SHOTS / f"{name}.png"))
     page.set_viewport_size({"width": 1400, "height": 900})
 
@@ -160,7 +101,7 @@ def test_one_page_change_is_one_history_entry_with_that_pages_own_parameters(app
         seen.append((title, page.url))
     for title, url in reversed(seen[:-1]):  # Back, one press per page, lands where it was
         page.go_back()
-        _idle(page)
+        idle(page)
         assert (_title(page), page.url) == (title, url)
 
 
@@ -171,10 +112,10 @@ def test_back_returns_to_the_session_shown_before(app, page):
     assert any("Hi, I'm Maya" in o for o in options), f"sessions are listed by their first words: {options}"
     assert not any(re.fullmatch(r"s\d", o) for o in options), options
     page.get_by_role("option", name=re.compile("Hi, I'm Maya")).click()
-    _idle(page)
+    idle(page)
     assert _params(page.url)["session"] == "s1" and page.get_by_text("session s1").count() >= 1
     page.go_back()
-    _idle(page)
+    idle(page)
     assert _params(page.url)["session"] == "s2"
     assert page.get_by_text("I moved to Malmö last month.").count() >= 1, "the page shows what its address names"
 
@@ -194,7 +135,7 @@ def _open_traces(page) -> list[str]:
     panels = page.locator("summary", has_text="What the model saw")
     for i in range(panels.count()):
         panels.nth(i).click()
-        _idle(page)
+        idle(page)
     return page.locator("strong", has_text=re.compile(r"^Context: ~")).all_inner_texts()
 
 
@@ -211,7 +152,7 @@ def test_the_hybrid_context_bar_keeps_the_budget(app, page):
 def test_the_upkeep_outcome_is_said_in_words_with_the_json_one_click_away(app, page):
     _open(page, app + "chat?user=maya&session=s1")
     page.locator("summary", has_text="What the model saw").first.click()
-    _idle(page)
+    idle(page)
     said = page.get_by_text(
         re.compile(
             "^Facts: remembered “You're Maya.”; remembered “You live in Lisbon and work at Klarna as a data engineer.”"
@@ -270,7 +211,7 @@ def test_redis_keys_says_what_is_normal_and_counts_every_key(app, page):
     assert page.get_by_test_id("stAlertContentWarning").count() == 0, "a normal state is no warning"
     assert page.get_by_text(re.compile("Long-term keys \\(marked ∞")).count() == 1
     page.get_by_role("tab", name="Other libraries' memory").click()
-    _idle(page)
+    idle(page)
     note = page.get_by_text(re.compile("No other library's chat memory in this Redis")).inner_text()
     count = int(re.search(r"all ([\d,]+) keys", note).group(1).replace(",", ""))
     assert count > 0, note
@@ -282,12 +223,12 @@ def test_redis_keys_says_what_is_normal_and_counts_every_key(app, page):
     page.get_by_role("combobox", name="Key", exact=True).click()
     page.keyboard.type("s1}:meta")
     page.get_by_role("option", name=re.compile(r"s1\}:meta$")).first.click()
-    _idle(page)
+    idle(page)
     tree = page.get_by_test_id("stJson").first.inner_text()
     assert re.search(r'"\w+_iso"\s*:\s*"\d{4}-\d\d-\d\dT', tree), tree  # a moment has its date beside it
     _shot(page, "light-maya-redis_keys-json")
     page.get_by_role("tab", name="Memory analysis").click()
-    _idle(page)
+    idle(page)
     _shot(page, "light-maya-redis_keys-memory")
 
 
@@ -323,7 +264,7 @@ def test_the_picker_shows_a_strategys_whole_description_and_only_its_settings(ap
     _open(page, app + "chat?user=maya&session=s1&strategy=buffer")
     assert page.get_by_text(STRATEGIES["buffer"].description, exact=True).count() == 1
     page.locator("summary", has_text="Strategy settings").click()
-    _idle(page)
+    idle(page)
     settings = page.get_by_test_id("stExpanderDetails").first
     assert settings.get_by_text("Buffer size N (messages)").count() == 1
     assert settings.get_by_text("Top-k facts and turns").count() == 0, "a setting buffer does not use"
@@ -336,7 +277,7 @@ def test_compare_runs_every_strategy_and_says_what_reached_the_context(app, page
     _open(page, app + "compare?user=maya&session=s1")
     page.get_by_role("button", name="Run comparison").click()
     page.get_by_text(re.compile("^reached the context: ")).first.wait_for(timeout=240_000)
-    _idle(page)
+    idle(page)
     reached = page.get_by_text(re.compile("^reached the context: \\d+%$")).all_inner_texts()
     assert len(reached) == 5, reached
     assert page.locator("[data-testid=stMetricDelta]").count() == 0, "no arrow: reaching the context is no change"

@@ -6,7 +6,7 @@ from __future__ import annotations
 import json
 from pathlib import Path
 
-from .test_pages import app_env, assert_clean, open_page  # noqa: F401 - app_env is a fixture
+from .page_app import assert_clean, open_page
 
 EXCERPT = Path(__file__).parent / "fixtures" / "longmemeval_oracle_excerpt.json"
 

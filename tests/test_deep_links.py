@@ -12,7 +12,7 @@ from streamlit.testing.v1 import AppTest
 
 from memory.messages import Message, Role
 
-from .test_pages import APP, PAGES, app_env, assert_clean  # noqa: F401 - app_env is a fixture
+from .page_app import APP, PAGES, assert_clean
 
 pytestmark = pytest.mark.usefixtures("app_env")
 

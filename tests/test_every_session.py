@@ -33,3 +33,14 @@ def test_a_session_of_only_questions_is_an_episode_about_its_questions(lab):
     assert episode.text != EMPTY and "descale a kettle" in episode.text
     hits = lab.chat("noor", "s2", "What did I ask about the kettle?", strategy="episodic").trace.retrieved
     assert any("kettle" in h.text for h in hits if h.kind == "episode")
+
+
+def test_an_episode_listed_is_deleted_by_the_session_the_engine_names(lab):
+    from memory.episode_store import episode_session
+
+    for session in ("s1", "s2"):
+        lab.chat("noor", session, f"In {session} I said my coach is Ingrid.", strategy="buffer", wait_upkeep=True)
+    listed = {episode_session(r) for r in lab.episodes.all("noor")}
+    assert listed == {"s1", "s2"}
+    assert lab.delete_memory("noor", "episode", episode_session(lab.episodes.all("noor")[0])) == 1
+    assert len(lab.episodes.all("noor")) == 1

@@ -9,7 +9,6 @@ import pytest
 from memory.errors import InputError, StaleEditError, StoredDataError
 
 from .conftest import assert_one_line_error, run_cli
-from .test_pages import app_env  # noqa: F401 - a fixture
 
 OLD = "The user  lives in Berlin – Kreuzberg."  # stored as written: undo must give back these very characters
 FACT = "f" * 32
@@ -173,7 +172,7 @@ on_the_page = pytest.mark.usefixtures("app_env")
 def _open_vector_page(user="maya"):
     from streamlit.testing.v1 import AppTest
 
-    from .test_pages import APP
+    from .page_app import APP
 
     at = AppTest.from_file(APP, default_timeout=180)
     at.session_state["user_id"], at.session_state["session_id"] = user, "s1"

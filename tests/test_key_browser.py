@@ -7,8 +7,9 @@ from hypothesis import given
 from hypothesis import strategies as st
 
 from memory.errors import InputError
-from memory.inspect import KeyInspector, human_duration, when
+from memory.inspect import KeyInspector
 from memory.keys import ID_PATTERN, KEY_KINDS, SESSION_KINDS, USER_KINDS, Keys
+from memory.presentation.format import human_duration, ttl_cell, when
 
 
 @pytest.mark.parametrize(
@@ -47,6 +48,13 @@ def test_every_key_memory_lab_writes_is_a_kind_the_browser_explains(lab):
     assert rows and all(r.kind in KEY_KINDS for r in rows)
     for row in rows:  # what is kept by design is what has no TTL here
         assert (row.ttl == -1) == (not KEY_KINDS[row.kind].expires), (row.key, row.ttl)
+
+
+def test_a_missing_ttl_is_marked_by_whether_its_kind_is_kept_by_design():
+    assert ttl_cell("factlog", -1) == "∞ kept"  # long-term memory: no TTL by design
+    assert ttl_cell("buffer", -1) == "⚠ never expires"  # a session key should expire
+    assert ttl_cell("not-a-kind", -1) == "⚠ never expires"
+    assert ttl_cell("buffer", 3600) == "1 h" and ttl_cell("buffer", -2) == "gone"
 
 
 def test_scores_that_are_not_times_get_no_date():
@@ -129,7 +137,7 @@ def test_bulk_changes_only_the_keys_asked_for_and_only_memory_labs(lab, raw_redi
 
 @pytest.mark.parametrize(("size", "said"), [(0, "0 B"), (812, "812 B"), (4300, "4.2 KiB"), (1.5 * 2**20, "1.5 MiB")])
 def test_sizes_read_as_people_say_them(size, said):
-    from memory.inspect import human_bytes
+    from memory.presentation.format import human_bytes
 
     assert human_bytes(size) == said
 

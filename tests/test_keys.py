@@ -46,3 +46,16 @@ def test_user_pattern_does_not_match_other_users():
 
     assert fnmatch.fnmatchcase(keys.session("al", "s1").log, pattern)
     assert not fnmatch.fnmatchcase(keys.session("alice", "s1").log, pattern)
+
+
+def test_a_users_key_pattern_finds_all_their_keys_and_no_one_elses(raw_redis):
+    """SCAN with the pattern the key browser opens on: the user's session and user keys, not a user whose id
+    starts the same, nor keys outside Memory Lab's prefix."""
+    keys = Keys("memlab")
+    mine = [keys.session("al", "s1").log, keys.session("al", "s2").meta, keys.user("al").fact_log]
+    others = [keys.session("alice", "s1").log, keys.user("alice").fact_log, keys.session("bo", "al").log, "al:x"]
+    for name in mine + others:
+        raw_redis.set(name, "1")
+    found = {k.decode() for k in raw_redis.scan_iter(match=keys.user_keys_pattern("al"), count=1000)}
+    assert found == set(mine)
+    assert keys.user_keys_pattern("al\n") == keys.user_keys_pattern(None) == "memlab:*"

@@ -14,7 +14,7 @@ from hypothesis import given, settings
 from hypothesis import strategies as st
 
 from memory.eval.recall import ndcg, recall_all, recall_any
-from tests.test_pages import app_env, assert_clean, open_page, picker  # noqa: F401 - app_env is a fixture
+from tests.page_app import assert_clean, open_page, picker
 
 ROOT = Path(__file__).resolve().parent.parent
 EXCERPT = ROOT / "samples" / "longmemeval_excerpt.json"  # five questions of the MIT-licensed dev file, cut short

@@ -396,8 +396,10 @@ def test_an_agent_remembers_across_two_server_restarts_and_the_app_shows_its_tur
     made shows on the Chat and Vector memory pages of a running app (a `streamlit run` process, in Chromium)."""
     from dataclasses import replace
 
+    from .browser_app import CHROMIUM, launch
+    from .browser_app import idle as _idle
+    from .browser_app import serve as _serve
     from .conftest import new_chroma_database
-    from .test_browser import CHROMIUM, _idle, _serve, launch
 
     if CHROMIUM is None:
         pytest.skip("Chromium is not installed (Debian package 'chromium'); `make test` installs it where it can")

@@ -166,7 +166,7 @@ def test_memory_lab_runs_from_a_fresh_venv_outside_the_checkout(venv, settings, 
 
 
 def test_memory_lab_run_serves_the_installed_dashboard(venv, settings, tmp_path):
-    from .test_browser import CHROMIUM, launch
+    from .browser_app import CHROMIUM, launch
 
     elsewhere = tmp_path / "elsewhere"
     elsewhere.mkdir()

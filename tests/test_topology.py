@@ -25,8 +25,10 @@ from memory.config import Settings
 from memory.lab import MemoryLab
 from memory.upkeep import GROUP
 
+from .browser_app import CHROMIUM, launch, say
+from .browser_app import idle as _idle
+from .browser_app import serve as _serve
 from .conftest import new_chroma_database
-from .test_browser import CHROMIUM, _idle, _serve, launch, say
 from .test_upkeep import _wait, _worker
 
 pytestmark = [

@@ -20,7 +20,7 @@ from memory.eval.longmemeval import load_longmemeval
 from memory.keys import validate_id
 from memory.replay import replay
 from memory.transcript import read_transcript
-from ui.state import guarded, md_text, warm_model
+from ui.state import guarded, md_text, progress_bar, warm_model
 
 ORACLE = PROJECT_ROOT.parent / "shared" / "data" / "longmemeval" / "longmemeval_oracle_dev.json.gz"
 
@@ -48,10 +48,8 @@ def longmemeval_answers(lab: MemoryLab) -> None:
         with guarded("Answering LongMemEval questions"):
             warm_model(lab, repr(lab.settings))
             questions = select(load_longmemeval(path), kinds, limit)
-            bar = st.progress(0.0, text="Replaying…")
-            report = answer_through_strategies(
-                lab, questions, strategies, progress=lambda done, total, label: bar.progress(done / total, label)
-            )
+            bar, progress = progress_bar("Replaying…")
+            report = answer_through_strategies(lab, questions, strategies, progress=progress)
             bar.empty()
             st.session_state["lme_result"] = report.to_json(with_questions=True)
     data: dict[str, Any] | None = st.session_state.get("lme_result")
@@ -97,10 +95,8 @@ def import_chat(lab: MemoryLab) -> None:
             validate_id("user", user)
             transcript = read_transcript(raw, lab.settings.max_message_chars, question.strip() or None)
             warm_model(lab, repr(lab.settings))
-            bar = st.progress(0.0, text="Importing…")
-            report = replay(
-                lab, user, transcript.sessions, strategy, progress=lambda d, t, label: bar.progress(d / t, label)
-            )
+            bar, progress = progress_bar("Importing…")
+            report = replay(lab, user, transcript.sessions, strategy, progress=progress)
             bar.empty()
             st.session_state["imp_result"] = {
                 "user": user,

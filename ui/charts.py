@@ -2,12 +2,14 @@
 
 from __future__ import annotations
 
+from collections.abc import Mapping
+
 import pandas as pd
 import plotly.express as px
 import plotly.graph_objects as go
 
 
-def hbar(values: dict[str, float], title: str, unit: str) -> go.Figure:
+def hbar(values: Mapping[str, float], title: str, unit: str) -> go.Figure:
     """Horizontal bars with their values written level beside them (plotly turns a label inside a thin bar on
     its side), and the unit under the axis, clear of its numbers."""
     names = list(values)

@@ -54,6 +54,17 @@ def _one(values: Sequence[str], what: str) -> tuple[str | None, str | None]:
     return distinct[0], None
 
 
+def _read_strategy(view: LinkView, strategies: Sequence[str]) -> None:
+    """The link's strategy into ``view``, or a note why the session keeps its own."""
+    strategy, problem = _one(strategies, "strategy")
+    if problem is None and strategy not in STRATEGIES:
+        problem = f"names the strategy {shown(str(strategy))}, which is not one of {', '.join(STRATEGIES)}"
+    if problem is None:
+        view.strategy = strategy
+    else:
+        view.notes.append(LinkNote("warning", f"This link {problem}; the session keeps its own strategy."))
+
+
 def read_link(
     params: Mapping[str, Sequence[str]], current_user: str, sessions_of: Callable[[str], list[str] | None]
 ) -> LinkView:
@@ -72,13 +83,7 @@ def read_link(
             return view
         view.user = user
     if strategies:
-        strategy, problem = _one(strategies, "strategy")
-        if problem is None and strategy not in STRATEGIES:
-            problem = f"names the strategy {shown(str(strategy))}, which is not one of {', '.join(STRATEGIES)}"
-        if problem is None:
-            view.strategy = strategy
-        else:
-            view.notes.append(LinkNote("warning", f"This link {problem}; the session keeps its own strategy."))
+        _read_strategy(view, strategies)
     if not sessions and view.user is None:
         return view
     owner = view.user or current_user

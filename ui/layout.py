@@ -26,24 +26,72 @@ ICON = str(app_root() / "assets" / "icon.png")  # local: emoji icons come from a
 @dataclass(frozen=True)
 class NavLink:
     path: str  # relative to app.py, as st.page_link wants it
-    label: str
+    label: str  # the link's words in the sidebar
     icon: str
+    title: str  # the page's heading (and its browser tab's, but Home's tab says "Home")
+    blurb: str = ""  # what it is for, on the home page
 
 
+# Every page of the app, once: the sidebar's groups, the pages' headings, the home page's cards (and the tests').
 NAVIGATION: dict[str, list[NavLink]] = {
-    "": [NavLink("app.py", "Home", ":material/home:")],
+    "": [NavLink("app.py", "Home", ":material/home:", "Memory Lab")],
     "Playground": [
-        NavLink("pages/chat.py", "Chat playground", ":material/chat:"),
-        NavLink("pages/compare.py", "Compare", ":material/compare_arrows:"),
+        NavLink(
+            "pages/chat.py",
+            "Chat playground",
+            ":material/chat:",
+            "Chat playground",
+            "Chat through a strategy and open each turn's trace: what was recalled and what the model saw.",
+        ),
+        NavLink(
+            "pages/compare.py",
+            "Compare",
+            ":material/compare_arrows:",
+            "Compare strategies",
+            "Run one scripted conversation through every strategy and compare recall, tokens and time.",
+        ),
     ],
     "Inspect memory": [
-        NavLink("pages/redis_keys.py", "Redis keys", ":material/key:"),
-        NavLink("pages/summaries.py", "Summaries", ":material/summarize:"),
-        NavLink("pages/vector_memory.py", "Vector memory", ":material/hub:"),
-        NavLink("pages/audit.py", "Audit trail", ":material/history:"),
+        NavLink(
+            "pages/redis_keys.py",
+            "Redis keys",
+            ":material/key:",
+            "Redis keys",
+            "Browse the keys, their TTLs and memory use; other libraries' chat memory too.",
+        ),
+        NavLink(
+            "pages/summaries.py",
+            "Summaries",
+            ":material/summarize:",
+            "Summaries",
+            "Watch the rolling summary grow fold by fold, and which messages each fold took.",
+        ),
+        NavLink(
+            "pages/vector_memory.py",
+            "Vector memory",
+            ":material/hub:",
+            "Vector memory",
+            "The long-term facts and episodes on a map, and a query's nearest neighbours.",
+        ),
+        NavLink(
+            "pages/audit.py",
+            "Audit trail",
+            ":material/history:",
+            "Audit trail",
+            "Every memory write (messages, folds, facts, deletions), filtered by user and time.",
+        ),
     ],
-    "Evaluate": [NavLink("pages/recall_lab.py", "Recall Lab", ":material/query_stats:")],
+    "Evaluate": [
+        NavLink(
+            "pages/recall_lab.py",
+            "Recall Lab",
+            ":material/query_stats:",
+            "Recall Lab",
+            "Measure recall on LoCoMo and LongMemEval conversations and see why a question was missed.",
+        )
+    ],
 }
+LINKS = {link.path: link for links in NAVIGATION.values() for link in links}
 
 
 _NOTE_SHOW = {
@@ -53,6 +101,7 @@ _NOTE_SHOW = {
 }
 
 
+HOME = "app.py"
 CHAT = "pages/chat.py"  # the one page whose address also names a strategy
 
 
@@ -72,15 +121,18 @@ def link_params(path: str, on_chat: bool = False) -> dict[str, str]:
     return params
 
 
-def page(title: str, browser_title: str | None = None, uses_user: bool = True, names_strategy: bool = False) -> Current:
-    """Set up a page and return the current lab, user and session; call it first on every page.
+def page(path: str, uses_user: bool = True, names_strategy: bool = False) -> Current:
+    """Set up the page at ``path`` (a key of ``LINKS``) and return the current lab, user and session; call it
+    first on every page.
 
     A page that ``uses_user`` stops here while the user or session id is not
     valid (a refused link, a typo in the sidebar): it shows nothing of anyone's
     and cannot store a message under a user the person did not choose. Only a
     page that ``names_strategy`` keeps ``strategy=`` in its address.
     """
-    st.set_page_config(page_title=f"{browser_title or title} · Memory Lab", page_icon=ICON, layout="wide")
+    this = LINKS[path]
+    tab = this.label if path == HOME else this.title
+    st.set_page_config(page_title=f"{tab} · Memory Lab", page_icon=ICON, layout="wide")
     links = st.sidebar.container()
     statuses = render_sidebar()
     ctx = current(statuses)
@@ -97,8 +149,8 @@ def page(title: str, browser_title: str | None = None, uses_user: bool = True, n
                 st.page_link(link.path, label=link.label, icon=link.icon, query_params=params)
         st.divider()
     render_banner(statuses)
-    st.title(title)
-    for note in link_notes(title):
+    st.title(this.title)
+    for note in link_notes(this.title):
         _NOTE_SHOW[note.level](note.text)
     if uses_user and not (is_valid_id(ctx.user_id) and is_valid_id(ctx.session_id)):
         st.info(

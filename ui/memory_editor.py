@@ -16,8 +16,10 @@ import streamlit as st
 
 from memory import MemoryLab
 from memory.backends.vector_store import Record
+from memory.episode_store import episode_session
 from memory.errors import StaleEditError
 
+from .confirm import confirmed
 from .state import guarded, md_text
 
 _NOTICE = "vec_notice"  # shown once after the rerun a change asks for
@@ -67,7 +69,7 @@ def _picker(
 def delete_form(lab: MemoryLab, user: str, facts: Sequence[Record], episodes: Sequence[Record]) -> None:
     memories = {f"fact:{r.id}": ("fact", r.id, r.text) for r in facts}
     for r in episodes:
-        session = str(r.metadata.get("session_id"))
+        session = episode_session(r)
         memories[f"episode:{session}"] = ("episode", session, r.text)
     if not memories and not st.session_state.get(f"{_DELETE_PICK}:id"):
         return
@@ -81,11 +83,8 @@ def delete_form(lab: MemoryLab, user: str, facts: Sequence[Record], episodes: Se
 
     choice = _picker("Memory", list(memories), _DELETE_PICK, label)  # outside the form: forms take no callbacks
     with st.form("delete_memory"):
-        sure = st.checkbox("I want to delete this memory", key=_DELETE_SURE)
-        if st.form_submit_button("Delete", type="primary"):
-            if not sure:
-                st.warning("Tick the box to confirm.")
-            elif choice not in memories:
+        if confirmed("I want to delete this memory", "Delete", _DELETE_SURE, "primary"):
+            if choice not in memories:
                 st.warning("That memory is already gone (deleted in another tab, by a chat turn or the CLI).")
             else:
                 with guarded("Deleting"):

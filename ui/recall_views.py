@@ -2,7 +2,8 @@
 
 A question's result (``eval.runner.QuestionResult``, ``eval.lme_retrieval.LmeResult``) carries the
 same fields for it: its evidence, where each evidence item ranked, the parts of its score, the score at
-each k, its related words and the top items. These helpers render them; they never rank anything.
+each k, its related words and the top items. These helpers render them; they never rank anything (the parts'
+names are the ranking's, ``retrieval.ranking.TURN_PARTS``; why an item was missed is ``eval.recall``'s).
 """
 
 from __future__ import annotations
@@ -15,37 +16,9 @@ import plotly.express as px
 import plotly.graph_objects as go
 import streamlit as st
 
+from memory.eval.recall import why_evidence
+
 from .state import md_text
-
-# The parts of a turn's score (CandidateIndex.components) and of a session's (group_components), as the
-# evidence table names them.
-TURN_PARTS = {
-    "cosine": "cosine",
-    "bm25": "BM25",
-    "match": "match (fused + neighbour, 0-1)",
-    "session": "+ session",
-    "speaker": "+ speaker",
-    "date": "+ date",
-    "score": "score",
-}
-SESSION_PARTS = {
-    "cosine": "best turn cosine",
-    "bm25": "BM25 (whole session)",
-    "match": "match (fused, 0-1)",
-    "date": "+ date",
-    "score": "score",
-}
-
-
-def why_evidence(rank: int | None, k: int, score: float | None = None, cutoff: float | None = None) -> str:
-    """The "why not?" of an evidence item: every item of the history is stored, so it is its rank (and its
-    score against the k-th item's)."""
-    if rank is None:
-        return "not stored (not in the indexed turns)"
-    if rank <= k:
-        return f"retrieved (rank {rank} ≤ {k})"
-    gap = f" (score {score:.3f} against {cutoff:.3f} at rank {k})" if score is not None and cutoff is not None else ""
-    return f"ranked below the cut-off: {rank} > k = {k}{gap}"
 
 
 def recall_bars(table: Mapping[str, Mapping[Any, float]], axis: str, title: str, prefix: str = "R@") -> go.Figure:

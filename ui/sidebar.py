@@ -9,6 +9,7 @@ import streamlit as st
 from memory.errors import MemoryLabError
 from memory.keys import InvalidIdError, is_valid_id, validate_id
 from memory.lab import BackendStatus, MemoryLab
+from memory.presentation.format import day_and_time
 from memory.stored import clean_text
 
 from .deep_link import LinkNote, read_link
@@ -199,12 +200,10 @@ def session_label(session_id: str, last_active: float | None, opening: str | Non
     """'Dec 07 14:31 · Hi, I'm Maya. I live in…': when it was last used, and its first words (else its id)."""
     if last_active is None:
         return f"{session_id} · new, empty"
-    stamp = dt.datetime.fromtimestamp(last_active)
-    day = "today" if stamp.date() == dt.date.today() else stamp.strftime("%b %d")
     words = " ".join(clean_text(opening or "").split())
     if len(words) > width:
         words = words[: width - 1].rstrip() + "…"
-    return f"{day} {stamp:%H:%M} · {words or session_id}"
+    return f"{day_and_time(last_active)} · {words or session_id}"
 
 
 def _backends(lab: MemoryLab, statuses: list[BackendStatus]) -> None:

@@ -5,17 +5,18 @@ from __future__ import annotations
 import logging
 import re
 import threading
-from collections.abc import Iterator, Sequence
+from collections.abc import Callable, Iterator, Sequence
 from contextlib import contextmanager
 from dataclasses import dataclass
+from typing import Any
 
 import streamlit as st
 
 from memory import MemoryLab, Settings
 from memory.errors import BackendError, InputError, MemoryLabError, StoredDataError
-from memory.inspect import human_duration
 from memory.lab import BackendStatus
 from memory.markdown import md_escape, split_fenced
+from memory.presentation.format import human_duration
 from memory.stored import clean_text
 from memory.strategies import StrategyConfig
 
@@ -51,6 +52,16 @@ def start_model_warmup(_lab: MemoryLab, key: str) -> threading.Event:
 
     threading.Thread(target=load, name="memlab-model-warmup", daemon=True).start()
     return done
+
+
+def progress_bar(text: str) -> tuple[Any, Callable[[int, int, str], None]]:
+    """A progress bar and the ``progress(done, total, label)`` callback the engine's long runs report to."""
+    bar = st.progress(0.0, text=text)
+
+    def progress(done: int, total: int, label: str) -> None:
+        bar.progress(min(1.0, done / max(total, 1)), text=label)
+
+    return bar, progress
 
 
 def warm_model(lab: MemoryLab, key: str) -> None:
@@ -199,7 +210,7 @@ def guarded(what: str) -> Iterator[None]:
         st.error(f"{md_text(what)}: stored data is damaged: {md_text(str(exc))}", icon=":material/broken_image:")
     except MemoryLabError as exc:
         st.error(f"{md_text(what)} failed: {md_text(str(exc))}")
-    except Exception as exc:  # noqa: BLE001 - a page must never crash; the log keeps the traceback
+    except Exception as exc:  # a page must never crash; the log keeps the traceback
         log.exception("unexpected error while %s", what)
         st.error(f"{md_text(what)} failed unexpectedly: {md_text(type(exc).__name__)}: {md_text(str(exc))}")
 

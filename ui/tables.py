@@ -3,7 +3,7 @@
 from __future__ import annotations
 
 from collections.abc import Callable
-from typing import Any
+from typing import Any, Literal
 
 import pandas as pd
 import streamlit as st
@@ -11,7 +11,7 @@ import streamlit as st
 from memory.stored import with_iso_dates
 
 # A click on any cell picks its row (row selection alone needs a click on the narrow box at the left).
-CLICK_A_ROW = ["single-row", "single-cell"]
+CLICK_A_ROW: list[Literal["single-row", "single-cell"]] = ["single-row", "single-cell"]
 
 
 def selected_row(event: Any) -> int | None:

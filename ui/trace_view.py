@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-import datetime as dt
 from typing import Any
 
 import pandas as pd
@@ -10,6 +9,7 @@ import plotly.graph_objects as go
 import streamlit as st
 
 from memory.llm import KNOWN_PROVIDERS
+from memory.presentation.format import when
 from memory.stored import with_iso_dates
 from memory.strategies import STRATEGIES
 from memory.tokens import count_tokens
@@ -30,13 +30,6 @@ PART_COLORS = {
     "messages": "#4c78a8",
 }
 ROW_PX = 35
-
-
-def _when(ts: Any) -> str:
-    try:
-        return dt.datetime.fromtimestamp(float(ts)).strftime("%H:%M:%S")
-    except (TypeError, ValueError, OverflowError, OSError):
-        return ""
 
 
 def _fit_height(rows: int) -> int:
@@ -139,7 +132,7 @@ def render_trace(trace: Trace, key: str) -> None:
                     "role": m.get("role"),
                     "content": m.get("content"),
                     "tokens": count_tokens(str(m.get("content", ""))),
-                    "at": _when(m.get("created_at", 0)),
+                    "at": when(m.get("created_at", 0), "clock"),
                 }
                 for m in trace.messages
             ]

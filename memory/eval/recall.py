@@ -21,6 +21,17 @@ def recall_at_k(evidence: Sequence[str], retrieved: Sequence[Iterable[str]], k: 
     return sum(1 for e in set(evidence) if e in covered) / len(set(evidence))
 
 
+def why_evidence(rank: int | None, k: int, score: float | None = None, cutoff: float | None = None) -> str:
+    """Why an evidence item was or was not among the top ``k``: every item of a history is stored, so a miss is
+    its rank (with its score against the k-th item's, when known), or it was never indexed."""
+    if rank is None:
+        return "not stored (not in the indexed turns)"
+    if rank <= k:
+        return f"retrieved (rank {rank} ≤ {k})"
+    gap = f" (score {score:.3f} against {cutoff:.3f} at rank {k})" if score is not None and cutoff is not None else ""
+    return f"ranked below the cut-off: {rank} > k = {k}{gap}"
+
+
 def mean(values: Iterable[float | None]) -> float | None:
     kept = [v for v in values if v is not None]
     return sum(kept) / len(kept) if kept else None

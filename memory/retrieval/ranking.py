@@ -34,6 +34,24 @@ _WORD = re.compile(r"[^\W\d_]+")  # runs of letters: "Melanie's" names Melanie
 # A question in the present perfect asks across time ("What has Melanie painted?"): its answers lie in many
 # sessions, so no one session is favoured (``Weights.over_time``).
 _OVER_TIME = re.compile(r"\b(?:has|have)\b", re.I)
+# The parts of a turn's score (``CandidateIndex.components``) and of a session's (``group_components``), in
+# the order they add up, each with the name a table of them shows: a page lists these, never its own copy.
+TURN_PARTS = {
+    "cosine": "cosine",
+    "bm25": "BM25",
+    "match": "match (fused + neighbour, 0-1)",
+    "session": "+ session",
+    "speaker": "+ speaker",
+    "date": "+ date",
+    "score": "score",
+}
+SESSION_PARTS = {
+    "cosine": "best turn cosine",
+    "bm25": "BM25 (whole session)",
+    "match": "match (fused, 0-1)",
+    "date": "+ date",
+    "score": "score",
+}
 
 
 @dataclass(frozen=True)
