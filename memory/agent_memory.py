@@ -21,11 +21,11 @@ import time
 from dataclasses import dataclass, replace
 from typing import TYPE_CHECKING, Any
 
-from .audit import message_events
 from .errors import InputError
 from .keys import validate_id
 from .llm.base import LLMReply
 from .messages import Message, Role
+from .stores.audit import message_events
 from .strategies import STRATEGIES, Context
 from .trace import Trace
 from .turn import Turn, checked_text

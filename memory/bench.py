@@ -127,7 +127,7 @@ def bench_turn(lab: Any, url: str, repeats: int) -> dict[str, Any]:
 
     from .llm.base import LLMReply
     from .messages import Message, Role, encode
-    from .session_store import Reads
+    from .stores.session_store import Reads
     from .turn import Turn
 
     raw = redis.Redis.from_url(url)

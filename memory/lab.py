@@ -18,14 +18,12 @@ from typing import Any, Protocol, cast
 
 import numpy as np
 
-from .audit import AuditError, AuditTrail, deletion_event, fact_events
 from .backends.embedder import Embedder, get_embedder
 from .backends.redis_client import RedisClient, connect
 from .backends.redis_server import EmbeddedRedis
 from .backends.vector_store import VectorBackend, VectorStore, server_heartbeat
 from .config import Settings
 from .embedding_cache import EmbeddingCache
-from .episode_store import EpisodeStore
 from .errors import (
     BackendTimeout,
     BackendUnavailable,
@@ -34,16 +32,18 @@ from .errors import (
     RedisStartError,
     VectorStoreError,
 )
-from .fact_index import FactIndex
-from .fact_store import FactStore
 from .keys import Keys, validate_id
 from .llm import LLM, LLMError, make_llm
 from .llm.offline import MODEL_ID as OFFLINE_MODEL_ID
 from .memory_search import MemoryHit, search_memories
-from .session_store import SessionStore
+from .stores.audit import AuditError, AuditTrail, deletion_event, fact_events
+from .stores.episode_store import EpisodeStore
+from .stores.fact_index import FactIndex
+from .stores.fact_store import FactStore
+from .stores.session_store import SessionStore
+from .stores.turn_store import TurnStore, TurnVersions
 from .strategies import STRATEGIES, Services, Strategy, StrategyConfig
 from .turn import ChatResult, Turn, TurnStream
-from .turn_store import TurnStore, TurnVersions
 from .upkeep import Upkeep
 from .worker import WorkerThread
 

@@ -13,8 +13,8 @@ from dataclasses import dataclass
 import numpy as np
 
 from .backends.vector_store import Hit
-from .episode_store import EpisodeStore
-from .fact_store import FactStore
+from .stores.episode_store import EpisodeStore
+from .stores.fact_store import FactStore
 
 
 @dataclass(frozen=True)

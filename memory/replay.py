@@ -24,10 +24,10 @@ from collections.abc import Callable, Sequence
 from dataclasses import dataclass, field, replace
 from typing import TYPE_CHECKING, Any
 
-from .audit import message_events
 from .errors import BackendError, MemoryLabError
 from .keys import validate_id
 from .messages import Message, Role
+from .stores.audit import message_events
 from .strategies import Strategy, StrategyConfig
 from .trace import Trace
 

@@ -51,7 +51,7 @@ def test_episodes_are_filtered_by_user(lab):
 
 def test_turn_rankings_check_a_token_not_a_count_and_follow_other_processes(lab, monkeypatch):
     """Counting a user's turns in Chroma reads every id; a Redis token says whether they changed."""
-    from memory.turn_store import TurnStore
+    from memory.stores.turn_store import TurnStore
 
     other = TurnStore(lab.vectors, lab.embed, versions=lab.turns.versions)  # another app replica
     lab.turns.add("alice", "s1", [("t1", "User: I went hiking in the Alps.", 0, 1.0)])

@@ -10,7 +10,7 @@ from __future__ import annotations
 
 import pytest
 
-from memory.episode_store import EMPTY
+from memory.stores.episode_store import EMPTY
 
 TOLD = ["I'm training for the Seville marathon in February.", "My coach is called Ingrid."]
 

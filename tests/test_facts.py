@@ -124,8 +124,8 @@ def test_search_from_the_cache_ranks_as_a_full_read_did(lab):
 
 def test_another_process_sees_fact_changes_without_reading_them_all(lab, monkeypatch):
     """Two stores with their own caches (two app replicas): each change reaches the other through the fact log."""
-    from memory.fact_index import FactIndex
-    from memory.fact_store import FactStore
+    from memory.stores.fact_index import FactIndex
+    from memory.stores.fact_store import FactStore
 
     other = FactStore(lab.vectors, lab.embed, lab.redis, lab.keys, index=FactIndex(lab.vectors, lab.redis, lab.keys))
     vector = lab.embed(["where does the user live?"])[0]
@@ -178,7 +178,7 @@ def test_a_transient_server_read_error_is_read_again_and_a_write_never_is(tmp_pa
 
 
 def test_a_users_vectors_stay_column_major_as_they_grow_and_scan_as_row_major_did():
-    from memory.fact_index import UserFacts
+    from memory.stores.fact_index import UserFacts
 
     rng = np.random.default_rng(3)
     raw = rng.standard_normal((40, 384)).astype(np.float32)

@@ -276,7 +276,7 @@ def test_the_recall_lab_offers_longmemeval_by_type_with_the_why_of_each_evidence
 
 
 def test_a_turn_whose_sentences_cover_it_is_not_embedded_whole(lab):
-    from memory.turn_store import TURNS, TurnStore, embedded_texts
+    from memory.stores.turn_store import TURNS, TurnStore, embedded_texts
 
     calls: list[list[str]] = []
 

@@ -10,7 +10,7 @@ from hypothesis import strategies as st
 
 from memory.keys import Keys
 from memory.messages import CODEC_VERSION, Message, MessageDecodeError, Role, decode, encode
-from memory.session_store import SessionStore
+from memory.stores.session_store import SessionStore
 
 ids = st.text(alphabet=st.characters(codec="utf-8", exclude_categories=("Cs",)), min_size=1, max_size=40)
 

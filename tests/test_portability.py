@@ -15,7 +15,6 @@ import pytest
 
 from memory.backends.vector_store import FACTS, Record
 from memory.errors import InputError, RefusedError
-from memory.fact_store import FactEvent, derived_id, imported_id
 from memory.jobs import Job
 from memory.lab import MemoryLab
 from memory.llm.base import ExtractedFact
@@ -28,6 +27,7 @@ from memory.portability import (
     read_document,
     session_markdown,
 )
+from memory.stores.fact_store import FactEvent, derived_id, imported_id
 from memory.worker import Worker
 
 from .conftest import assert_one_line_error, run_cli

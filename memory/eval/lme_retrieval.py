@@ -25,7 +25,7 @@ from typing import TYPE_CHECKING, Any
 import numpy as np
 
 from ..retrieval import RETRIEVERS, WEIGHTS, Weights
-from ..turn_store import embedded_texts, turn_words
+from ..stores.turn_store import embedded_texts, turn_words
 from .longmemeval import LmeQuestion
 from .recall import ndcg, recall_all, recall_any
 from .runner import explain_ranks, rows_by_key

@@ -20,7 +20,7 @@ import numpy as np
 
 from ..lab import MemoryLab
 from ..retrieval import RETRIEVERS, WEIGHTS, Weights
-from ..turn_store import embedded_texts
+from ..stores.turn_store import embedded_texts
 from .locomo import Conversation
 from .recall import mean, recall_at_k
 

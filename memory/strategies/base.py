@@ -14,16 +14,16 @@ from typing import Any, ClassVar
 
 import numpy as np
 
-from ..audit import AuditEvent
 from ..config import Settings
-from ..episode_store import EpisodeStore
 from ..errors import InputError
-from ..fact_store import FactStore
 from ..llm.base import LLM
 from ..messages import Message
-from ..session_store import Reads, SessionStore, SessionView
+from ..stores.audit import AuditEvent
+from ..stores.episode_store import EpisodeStore
+from ..stores.fact_store import FactStore
+from ..stores.session_store import Reads, SessionStore, SessionView
+from ..stores.turn_store import TurnStore
 from ..trace import PromptPart, Trace
-from ..turn_store import TurnStore
 
 INSTRUCTIONS = (
     "You are a helpful assistant with memory of this user. Use the memory below when it is relevant. "

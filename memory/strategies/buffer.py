@@ -1,7 +1,7 @@
 from __future__ import annotations
 
 from ..messages import Message
-from ..session_store import SessionView
+from ..stores.session_store import SessionView
 from ..trace import Trace
 from .base import Context, Strategy
 from .parts import instructions, keep_whole_memory, recent_messages

@@ -1,7 +1,7 @@
 from __future__ import annotations
 
 from ..messages import Message
-from ..session_store import Reads, SessionView
+from ..stores.session_store import Reads, SessionView
 from ..trace import Trace
 from .base import Context, Strategy
 from .parts import (

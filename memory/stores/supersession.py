@@ -23,10 +23,10 @@ import re
 
 import numpy as np
 
+from ..llm.base import ExtractedFact
+from ..llm.rules import whole_word
+from ..retrieval.bm25 import STOPWORDS, _stem
 from .fact_index import UserFacts, slots_of
-from .llm.base import ExtractedFact
-from .llm.rules import whole_word
-from .retrieval.bm25 import STOPWORDS, _stem
 
 # Two statements are about the same thing at this cosine or above (and share a content word). Not fitted: the
 # MiniLM cosine of two paraphrases is usually above 0.7 and of two statements about one subject above 0.5.

@@ -33,7 +33,7 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
-from .errors import BackendError
+from ..errors import BackendError
 
 log = logging.getLogger(__name__)
 
