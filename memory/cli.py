@@ -120,7 +120,7 @@ def cmd_clear(lab: MemoryLab, a: argparse.Namespace) -> int:
 def cmd_why(lab: MemoryLab, a: argparse.Namespace) -> int:
     from dataclasses import asdict
 
-    from .why import why_not
+    from .inspection.why import why_not
 
     answer = why_not(lab, a.user, a.query, a.memory, k=a.k, session_id=a.session or "")
     if a.json:

@@ -32,10 +32,10 @@ from .errors import (
     RedisStartError,
     VectorStoreError,
 )
+from .inspection.memory_search import MemoryHit, search_memories
 from .keys import Keys, validate_id
 from .llm import LLM, LLMError, make_llm
 from .llm.offline import MODEL_ID as OFFLINE_MODEL_ID
-from .memory_search import MemoryHit, search_memories
 from .stores.audit import AuditError, AuditTrail, deletion_event, fact_events
 from .stores.episode_store import EpisodeStore
 from .stores.fact_index import FactIndex

@@ -8,7 +8,7 @@ import pandas as pd
 import streamlit as st
 
 from memory.csv_export import to_csv
-from memory.inspect import when
+from memory.inspection.key_browser import when
 from memory.stores.audit import ACTIONS
 from ui.charts import hbar
 from ui.layout import page

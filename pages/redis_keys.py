@@ -7,8 +7,8 @@ import time
 import pandas as pd
 import streamlit as st
 
-from memory.foreign import find_conversations
-from memory.inspect import KeyInspector, KeyRow, human_bytes, human_duration, when
+from memory.inspection.foreign import find_conversations
+from memory.inspection.key_browser import KeyInspector, KeyRow, human_bytes, human_duration, when
 from memory.jobs import MAX_DEAD_LETTERS
 from memory.keys import KEY_KINDS
 from memory.lab import MemoryLab

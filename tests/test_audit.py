@@ -14,7 +14,7 @@ import psycopg
 import pytest
 
 from memory.backends.redis_server import free_port
-from memory.inspect import KeyInspector
+from memory.inspection.key_browser import KeyInspector
 from memory.lab import MemoryLab
 from memory.stores.audit import AuditEvent, AuditTrail
 

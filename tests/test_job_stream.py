@@ -11,7 +11,7 @@ from typing import Any
 from hypothesis import given, settings
 from hypothesis import strategies as st
 
-from memory.inspect import KeyInspector
+from memory.inspection.key_browser import KeyInspector
 from memory.jobs import Job, JobError, read_job
 from memory.lab import MemoryLab
 from memory.messages import Message, Role

@@ -7,7 +7,7 @@ from hypothesis import given
 from hypothesis import strategies as st
 
 from memory.errors import InputError
-from memory.inspect import KeyInspector, human_duration, when
+from memory.inspection.key_browser import KeyInspector, human_duration, when
 from memory.keys import ID_PATTERN, KEY_KINDS, SESSION_KINDS, USER_KINDS, Keys
 
 
@@ -129,7 +129,7 @@ def test_bulk_changes_only_the_keys_asked_for_and_only_memory_labs(lab, raw_redi
 
 @pytest.mark.parametrize(("size", "said"), [(0, "0 B"), (812, "812 B"), (4300, "4.2 KiB"), (1.5 * 2**20, "1.5 MiB")])
 def test_sizes_read_as_people_say_them(size, said):
-    from memory.inspect import human_bytes
+    from memory.inspection.key_browser import human_bytes
 
     assert human_bytes(size) == said
 

@@ -14,7 +14,7 @@ import pytest
 import redis
 
 from memory import STRATEGIES, MemoryLab, Settings
-from memory.inspect import KeyInspector
+from memory.inspection.key_browser import KeyInspector
 
 
 @pytest.fixture()

@@ -15,8 +15,8 @@ import pytest
 import redis
 
 from memory import STRATEGIES, MemoryLab, Settings
-from memory.foreign import find_conversations
-from memory.inspect import KeyInspector
+from memory.inspection.foreign import find_conversations
+from memory.inspection.key_browser import KeyInspector
 from memory.upkeep import GROUP
 
 from .conftest import run_cli

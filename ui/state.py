@@ -13,7 +13,7 @@ import streamlit as st
 
 from memory import MemoryLab, Settings
 from memory.errors import BackendError, InputError, MemoryLabError, StoredDataError
-from memory.inspect import human_duration
+from memory.inspection.key_browser import human_duration
 from memory.lab import BackendStatus
 from memory.markdown import md_escape, split_fenced
 from memory.stored import clean_text

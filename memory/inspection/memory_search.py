@@ -12,9 +12,9 @@ from dataclasses import dataclass
 
 import numpy as np
 
-from .backends.vector_store import Hit
-from .stores.episode_store import EpisodeStore
-from .stores.fact_store import FactStore
+from ..backends.vector_store import Hit
+from ..stores.episode_store import EpisodeStore
+from ..stores.fact_store import FactStore
 
 
 @dataclass(frozen=True)

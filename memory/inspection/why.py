@@ -31,13 +31,13 @@ from typing import TYPE_CHECKING, Any
 
 import numpy as np
 
-from .backends.vector_store import FACTS
-from .errors import InputError
-from .inspect import when
-from .keys import validate_id
+from ..backends.vector_store import FACTS
+from ..errors import InputError
+from ..keys import validate_id
+from .key_browser import when
 
 if TYPE_CHECKING:
-    from .lab import MemoryLab
+    from ..lab import MemoryLab
 
 SAME = 0.9  # a stored fact this close to the typed text is taken for it
 

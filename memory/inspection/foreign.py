@@ -30,10 +30,10 @@ from typing import Any
 
 from redis.exceptions import ResponseError
 
-from .backends.redis_client import RedisClient
-from .errors import StoredDataError
-from .inspect import pipelined, scan_keys
-from .stored import clean_text, load_json
+from ..backends.redis_client import RedisClient
+from ..errors import StoredDataError
+from ..stored import clean_text, load_json
+from .key_browser import pipelined, scan_keys
 
 LANGCHAIN = "LangChain RedisChatMessageHistory"
 REDISVL = "RedisVL MessageHistory"
