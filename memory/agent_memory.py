@@ -29,7 +29,7 @@ from .stores.audit import message_events
 from .strategies import STRATEGIES, Context
 from .trace import Trace
 from .turn import Turn, checked_text
-from .upkeep import Job
+from .upkeep.queue import Job
 
 if TYPE_CHECKING:
     from .lab import MemoryLab

@@ -446,8 +446,8 @@ def cmd_worker(lab: MemoryLab, a: argparse.Namespace) -> int:
     """Apply upkeep jobs from the stream until stopped (SIGTERM, Ctrl-C), or until none are left (``--once``)."""
     import signal
 
-    from .upkeep import GROUP
-    from .worker import Worker
+    from .upkeep.queue import GROUP
+    from .upkeep.worker import Worker
 
     worker = Worker(lab, name=a.name, claim_idle_s=a.claim_after)
     signal.signal(signal.SIGTERM, lambda *_: worker.stop.set())

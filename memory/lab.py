@@ -44,8 +44,8 @@ from .stores.session_store import SessionStore
 from .stores.turn_store import TurnStore, TurnVersions
 from .strategies import STRATEGIES, Services, Strategy, StrategyConfig
 from .turn import ChatResult, Turn, TurnStream
-from .upkeep import Upkeep
-from .worker import WorkerThread
+from .upkeep.queue import Upkeep
+from .upkeep.worker import WorkerThread
 
 log = logging.getLogger(__name__)
 

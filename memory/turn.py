@@ -22,13 +22,13 @@ from dataclasses import dataclass, replace
 from typing import TYPE_CHECKING, Any
 
 from .errors import InputError, LLMError
-from .jobs import Job
 from .keys import validate_id
 from .llm import LLM, LLMReply
 from .messages import Message, Role
 from .stores.audit import message_events
 from .strategies import Context, Strategy, StrategyConfig
 from .trace import Trace
+from .upkeep.jobs import Job
 
 if TYPE_CHECKING:
     from .lab import MemoryLab

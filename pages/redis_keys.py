@@ -9,10 +9,10 @@ import streamlit as st
 
 from memory.inspection.foreign import find_conversations
 from memory.inspection.key_browser import KeyInspector, KeyRow, human_bytes, human_duration, when
-from memory.jobs import MAX_DEAD_LETTERS
 from memory.keys import KEY_KINDS
 from memory.lab import MemoryLab
 from memory.stored import clean_text, with_iso_dates
+from memory.upkeep.jobs import MAX_DEAD_LETTERS
 from ui.charts import hbar
 from ui.layout import page
 from ui.state import code_span, guarded, md_text

@@ -28,7 +28,7 @@ from memory.backends.redis_client import RedisClient, connect  # noqa: E402
 from memory.backends.redis_server import EmbeddedRedis, ServerState, free_port, pid_alive  # noqa: E402
 from memory.config import Settings  # noqa: E402
 from memory.lab import MemoryLab  # noqa: E402
-from memory.worker import WorkerThread  # noqa: E402
+from memory.upkeep.worker import WorkerThread  # noqa: E402
 
 
 def kill_pid(pid: int | None) -> None:

@@ -17,7 +17,7 @@ import redis
 from memory import STRATEGIES, MemoryLab, Settings
 from memory.inspection.foreign import find_conversations
 from memory.inspection.key_browser import KeyInspector
-from memory.upkeep import GROUP
+from memory.upkeep.queue import GROUP
 
 from .conftest import run_cli
 

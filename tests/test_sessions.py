@@ -8,7 +8,7 @@ from typing import Any
 
 from memory.lab import MemoryLab
 from memory.messages import Message, Role
-from memory.worker import Worker
+from memory.upkeep.worker import Worker
 
 
 def test_a_retried_append_stores_the_message_once(lab):

@@ -23,7 +23,7 @@ import redis
 
 from memory.config import Settings
 from memory.lab import MemoryLab
-from memory.upkeep import GROUP
+from memory.upkeep.queue import GROUP
 
 from .conftest import new_chroma_database
 from .test_browser import CHROMIUM, _idle, _serve, launch, say

@@ -15,8 +15,8 @@ from memory.errors import BackendError
 from memory.lab import MemoryLab
 from memory.llm.base import ExtractedFact
 from memory.messages import Message, Role
-from memory.upkeep import GROUP
-from memory.worker import Worker
+from memory.upkeep.queue import GROUP
+from memory.upkeep.worker import Worker
 
 from .conftest import run_cli
 

@@ -16,10 +16,10 @@ import time
 from dataclasses import asdict, dataclass, field
 from typing import Any
 
-from .errors import InputError, StoredDataError
-from .keys import is_valid_id
-from .messages import Message, MessageDecodeError, Role, decode, encode
-from .stored import as_dict, as_number, as_text, as_timestamp, dump_json, load_json, preview, printable
+from ..errors import InputError, StoredDataError
+from ..keys import is_valid_id
+from ..messages import Message, MessageDecodeError, Role, decode, encode
+from ..stored import as_dict, as_number, as_text, as_timestamp, dump_json, load_json, preview, printable
 
 # A job carries one turn: its user message(s) and the reply they got, each within MEMLAB_MAX_MESSAGE_CHARS,
 # and the settings. These bounds are far above that and far below what could hurt a worker.
@@ -98,7 +98,7 @@ def _checked(data: dict[str, Any], found: dict[str, str], max_chars: int) -> Job
     for name, what in (("user_id", "user"), ("session_id", "session"), ("id", "job")):
         if not found[name]:
             raise InputError(f"{name} {preview(repr(data.get(name)), 60)} is not a valid {what} id")
-    from .strategies import STRATEGIES, StrategyConfig  # the format names strategies; they import the stores
+    from ..strategies import STRATEGIES, StrategyConfig  # the format names strategies; they import the stores
 
     strategy = as_text(data.get("strategy"), "strategy")
     if strategy not in STRATEGIES:

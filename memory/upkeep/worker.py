@@ -44,16 +44,16 @@ import uuid
 import weakref
 from typing import TYPE_CHECKING, Any
 
-from .backends.redis_client import Lua
-from .errors import BackendError, MemoryLabError, StoredDataError
+from ..backends.redis_client import Lua
+from ..errors import BackendError, MemoryLabError, StoredDataError
+from ..messages import Message, MessageDecodeError, decode
+from ..stored import preview
+from ..trace import Trace
 from .jobs import MAX_DEAD_LETTERS, Job, JobError, dead_letter, read_job
-from .messages import Message, MessageDecodeError, decode
-from .stored import preview
-from .trace import Trace
-from .upkeep import GROUP, poll_until, queued_before, stream_position
+from .queue import GROUP, poll_until, queued_before, stream_position
 
 if TYPE_CHECKING:
-    from .lab import MemoryLab
+    from ..lab import MemoryLab
 
 log = logging.getLogger(__name__)
 

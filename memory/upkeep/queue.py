@@ -22,13 +22,13 @@ import time
 from collections.abc import Callable
 from typing import TYPE_CHECKING, Any, TypeVar
 
-from .backends.redis_client import Lua
-from .errors import MemoryLabError, StoredDataError
+from ..backends.redis_client import Lua
+from ..errors import MemoryLabError, StoredDataError
+from ..keys import is_valid_id
 from .jobs import DeadLetter, Job, outcome_from_stored
-from .keys import is_valid_id
 
 if TYPE_CHECKING:
-    from .lab import MemoryLab
+    from ..lab import MemoryLab
 
 log = logging.getLogger(__name__)
 
