@@ -158,7 +158,7 @@ def cmd_redis(lab: MemoryLab, a: argparse.Namespace) -> int:
 
 
 def cmd_export(lab: MemoryLab, a: argparse.Namespace) -> int:
-    from .portability import dumps, export_session, export_user, session_markdown
+    from .transfer.portability import dumps, export_session, export_user, session_markdown
 
     if a.session:
         data = export_session(lab, a.user, a.session)
@@ -173,8 +173,8 @@ def cmd_export(lab: MemoryLab, a: argparse.Namespace) -> int:
 def cmd_import(lab: MemoryLab, a: argparse.Namespace) -> int:
     from pathlib import Path
 
-    from .json_input import read_source
-    from .portability import MAX_IMPORT_BYTES, import_document, load_document
+    from .transfer.json_input import read_source
+    from .transfer.portability import MAX_IMPORT_BYTES, import_document, load_document
 
     limit = MAX_IMPORT_BYTES
     raw = sys.stdin.buffer.read(limit + 1) if a.file == "-" else read_source(Path(a.file), "the file", limit)
@@ -207,8 +207,8 @@ def cmd_import_chat(lab: MemoryLab, a: argparse.Namespace) -> int:
     """A chat transcript into a user's memory as if it had been chatted (``transcript.py``, ``replay.py``)."""
     from tqdm import tqdm
 
-    from .replay import replay
-    from .transcript import read_transcript
+    from .transfer.replay import replay
+    from .transfer.transcript import read_transcript
 
     try:
         raw = sys.stdin.buffer.read() if a.file == "-" else open(a.file, "rb").read()  # noqa: SIM115

@@ -156,7 +156,7 @@ export_panel = b3.popover(
 )
 if export_panel.open:  # built only when opened
     with export_panel, guarded("Exporting"):
-        from memory.portability import dumps, export_session, session_markdown
+        from memory.transfer.portability import dumps, export_session, session_markdown
 
         export = export_session(lab, user, session)
         st.download_button("Transcript and traces (JSON)", dumps(export), f"{user}-{session}.json", "application/json")

@@ -17,7 +17,8 @@ from memory.backends.vector_store import FACTS, Record
 from memory.errors import InputError, RefusedError
 from memory.lab import MemoryLab
 from memory.llm.base import ExtractedFact
-from memory.portability import (
+from memory.stores.fact_store import FactEvent, derived_id, imported_id
+from memory.transfer.portability import (
     dumps,
     export_session,
     export_user,
@@ -26,7 +27,6 @@ from memory.portability import (
     read_document,
     session_markdown,
 )
-from memory.stores.fact_store import FactEvent, derived_id, imported_id
 from memory.upkeep.jobs import Job
 from memory.upkeep.worker import Worker
 

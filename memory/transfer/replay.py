@@ -24,15 +24,15 @@ from collections.abc import Callable, Sequence
 from dataclasses import dataclass, field, replace
 from typing import TYPE_CHECKING, Any
 
-from .errors import BackendError, MemoryLabError
-from .keys import validate_id
-from .messages import Message, Role
-from .stores.audit import message_events
-from .strategies import Strategy, StrategyConfig
-from .trace import Trace
+from ..errors import BackendError, MemoryLabError
+from ..keys import validate_id
+from ..messages import Message, Role
+from ..stores.audit import message_events
+from ..strategies import Strategy, StrategyConfig
+from ..trace import Trace
 
 if TYPE_CHECKING:
-    from .lab import MemoryLab
+    from ..lab import MemoryLab
 
 log = logging.getLogger(__name__)
 

@@ -27,17 +27,17 @@ import time
 from dataclasses import asdict, dataclass, field, replace
 from typing import Any
 
+from ..errors import InputError, StoredDataError
+from ..lab import MemoryLab
+from ..messages import Message
+from ..stored import dump_json, kind_of, preview, with_iso_dates, without_iso_dates
+from ..stores.episode_store import EMPTY
+from ..stores.fact_store import FactWrite, Progress, imported_id, slot_of, tidy_fact
+from ..strategies import STRATEGIES, StrategyConfig
+from ..trace import Trace
 from . import json_input as J
-from .errors import InputError, StoredDataError
 from .json_input import MB
-from .lab import MemoryLab
 from .markdown import md_inline, md_lines
-from .messages import Message
-from .stored import dump_json, kind_of, preview, with_iso_dates, without_iso_dates
-from .stores.episode_store import EMPTY
-from .stores.fact_store import FactWrite, Progress, imported_id, slot_of, tidy_fact
-from .strategies import STRATEGIES, StrategyConfig
-from .trace import Trace
 
 SESSION_KIND = "memlab.session"
 USER_KIND = "memlab.user-memory"

@@ -26,10 +26,10 @@ import math
 from dataclasses import dataclass
 from typing import Any
 
+from ..errors import InputError
+from ..keys import is_valid_id
+from ..messages import Message, Role
 from . import json_input as J
-from .errors import InputError
-from .keys import is_valid_id
-from .messages import Message, Role
 from .replay import TranscriptSession
 
 MAX_BYTES = 64 * 1024 * 1024  # decompressed: a year of someone's chats is a few megabytes
@@ -53,7 +53,7 @@ class Transcript:
 
 def read_transcript(raw: bytes, max_message_chars: int, question_id: str | None = None) -> Transcript:
     """Parse and check a transcript file's bytes (plain or gzip JSON); raises ``TranscriptError`` with one line."""
-    from .eval.longmemeval import LongMemEvalError, is_longmemeval, parse_longmemeval
+    from ..eval.longmemeval import LongMemEvalError, is_longmemeval, parse_longmemeval
 
     try:
         data = J.read_json(raw, "the file", MAX_BYTES)
@@ -128,7 +128,7 @@ def _date(value: Any, where: str) -> float:
             raise TranscriptError(f"{where}: date {value!r} is not a plausible unix time")
         return float(value)
     if isinstance(value, str):
-        from .eval.longmemeval import parse_date
+        from ..eval.longmemeval import parse_date
 
         parsed = parse_date(value)
         if parsed is None:
