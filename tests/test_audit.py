@@ -145,7 +145,7 @@ def crash(self, events):
         os.kill(os.getpid(), signal.SIGKILL)
     return record(self, events)
 AuditTrail.record = crash
-from memory.cli import main
+from memory.tools.cli import main
 sys.exit(main(["worker", "--once", "--name", "doomed"]))
 """
 

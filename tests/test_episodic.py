@@ -36,7 +36,7 @@ def test_a_recalled_turn_says_which_of_its_words_were_related_to_the_question(la
     assert first.source["related words"] == "taekwondo"
     assert "related words" not in turns["User: My sister is visiting in May."].source
     # The trace keeps it through Redis, and the CLI's trace shows it.
-    from memory.cli import render_trace
+    from memory.tools.cli import render_trace
 
     (_, stored), *_ = [t for t in lab.sessions.traces("carol", "now").items if t[1].retrieved]
     assert any(i.source.get("related words") == "taekwondo" for i in stored.retrieved)

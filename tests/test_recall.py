@@ -152,7 +152,7 @@ def test_eval_end_to_end_on_the_shipped_sample(vector_lab):
 
 
 def test_eval_cli_json(lab, settings, monkeypatch, capsys):
-    from memory.cli import main
+    from memory.tools.cli import main
 
     monkeypatch.setenv("MEMLAB_DATA_DIR", str(settings.data_dir))
     monkeypatch.setenv("REDIS_URL", settings.redis_url)

@@ -21,18 +21,18 @@ import time
 from dataclasses import dataclass, replace
 from typing import TYPE_CHECKING, Any
 
-from .errors import InputError
-from .keys import validate_id
-from .llm.base import LLMReply
-from .messages import Message, Role
-from .stores.audit import message_events
-from .strategies import STRATEGIES, Context
-from .trace import Trace
-from .turn import Turn, checked_text
-from .upkeep.queue import Job
+from ..errors import InputError
+from ..keys import validate_id
+from ..llm.base import LLMReply
+from ..messages import Message, Role
+from ..stores.audit import message_events
+from ..strategies import STRATEGIES, Context
+from ..trace import Trace
+from ..turn import Turn, checked_text
+from ..upkeep.queue import Job
 
 if TYPE_CHECKING:
-    from .lab import MemoryLab
+    from ..lab import MemoryLab
 
 AGENT_PROVIDER = "agent"  # a turn whose reply came from the agent's own model, not ours (memory.llm.KNOWN_PROVIDERS)
 ROLES = ("user", "assistant")

@@ -28,10 +28,10 @@ from mcp.shared.exceptions import MCPError
 from mcp.types import INVALID_PARAMS, ToolAnnotations
 from pydantic import Field
 
+from ..errors import InputError, MemoryLabError
+from ..lab import MemoryLab
+from ..strategies import STRATEGIES
 from . import agent_memory
-from .errors import InputError, MemoryLabError
-from .lab import MemoryLab
-from .strategies import STRATEGIES
 
 log = logging.getLogger(__name__)
 
@@ -76,7 +76,7 @@ def _resource(call: Callable[[], Any]) -> str:
 
 def build_server(lab: MemoryLab) -> MCPServer:
     """The MCP server over ``lab``; the caller runs it (``serve``) or connects a client in process (tests)."""
-    from . import __version__
+    from .. import __version__
 
     server: MCPServer = MCPServer(NAME, instructions=INSTRUCTIONS, version=__version__, log_level="WARNING")
     doc = agent_memory.ToolDoc()

@@ -17,10 +17,10 @@ import traceback
 from collections.abc import Callable, Iterator
 from typing import Any
 
-from .errors import InputError, MemoryLabError
-from .lab import MemoryLab
-from .strategies import STRATEGIES
-from .trace import Trace
+from ..errors import InputError, MemoryLabError
+from ..lab import MemoryLab
+from ..strategies import STRATEGIES
+from ..trace import Trace
 
 EXIT_INTERNAL = 70
 
@@ -120,7 +120,7 @@ def cmd_clear(lab: MemoryLab, a: argparse.Namespace) -> int:
 def cmd_why(lab: MemoryLab, a: argparse.Namespace) -> int:
     from dataclasses import asdict
 
-    from .inspection.why import why_not
+    from ..inspection.why import why_not
 
     answer = why_not(lab, a.user, a.query, a.memory, k=a.k, session_id=a.session or "")
     if a.json:
@@ -158,7 +158,7 @@ def cmd_redis(lab: MemoryLab, a: argparse.Namespace) -> int:
 
 
 def cmd_export(lab: MemoryLab, a: argparse.Namespace) -> int:
-    from .transfer.portability import dumps, export_session, export_user, session_markdown
+    from ..transfer.portability import dumps, export_session, export_user, session_markdown
 
     if a.session:
         data = export_session(lab, a.user, a.session)
@@ -173,8 +173,8 @@ def cmd_export(lab: MemoryLab, a: argparse.Namespace) -> int:
 def cmd_import(lab: MemoryLab, a: argparse.Namespace) -> int:
     from pathlib import Path
 
-    from .transfer.json_input import read_source
-    from .transfer.portability import MAX_IMPORT_BYTES, import_document, load_document
+    from ..transfer.json_input import read_source
+    from ..transfer.portability import MAX_IMPORT_BYTES, import_document, load_document
 
     limit = MAX_IMPORT_BYTES
     raw = sys.stdin.buffer.read(limit + 1) if a.file == "-" else read_source(Path(a.file), "the file", limit)
@@ -207,8 +207,8 @@ def cmd_import_chat(lab: MemoryLab, a: argparse.Namespace) -> int:
     """A chat transcript into a user's memory as if it had been chatted (``transcript.py``, ``replay.py``)."""
     from tqdm import tqdm
 
-    from .transfer.replay import replay
-    from .transfer.transcript import read_transcript
+    from ..transfer.replay import replay
+    from ..transfer.transcript import read_transcript
 
     try:
         raw = sys.stdin.buffer.read() if a.file == "-" else open(a.file, "rb").read()  # noqa: SIM115
@@ -284,10 +284,10 @@ def _eval_progress_bar(quiet: bool) -> tuple[Any, Callable[[int, int, str], None
 
 
 def cmd_eval(lab: MemoryLab, a: argparse.Namespace) -> int:
-    from .eval.datasets import data_kind
-    from .eval.locomo import DatasetError, load_locomo
-    from .eval.longmemeval import read_bytes
-    from .eval.runner import evaluate
+    from ..eval.datasets import data_kind
+    from ..eval.locomo import DatasetError, load_locomo
+    from ..eval.longmemeval import read_bytes
+    from ..eval.runner import evaluate
 
     if a.replay_answers:
         return _replay_answers(lab, a)
@@ -305,7 +305,7 @@ def cmd_eval(lab: MemoryLab, a: argparse.Namespace) -> int:
         return 2
     bar, progress = _eval_progress_bar(a.quiet)
     if a.loco:
-        from .eval.loco import leave_one_out
+        from ..eval.loco import leave_one_out
 
         loco = leave_one_out(lab, conversations, a.unit, a.categories, progress=progress)
         bar.close()
@@ -322,7 +322,7 @@ def cmd_eval(lab: MemoryLab, a: argparse.Namespace) -> int:
         for name, held in loco.per_conversation.items():
             chosen = ", ".join(f"{k}={v:g}" for k, v in held["chosen"].items())
             print(f"  {name:<10} plain {held['plain'] * 100:5.1f}  LOCO {held['loco'] * 100:5.1f}  ({chosen})")
-        from .eval.locomo import CATEGORY_NAMES
+        from ..eval.locomo import CATEGORY_NAMES
 
         for category, scores in loco.per_category.items():
             label = CATEGORY_NAMES.get(category, f"category {category}")
@@ -336,7 +336,7 @@ def cmd_eval(lab: MemoryLab, a: argparse.Namespace) -> int:
             bar.close()
             print("error: --answers reads retrieved turns: use --unit turn", file=sys.stderr)
             return 2
-        from .eval.answers import answer_eval
+        from ..eval.answers import answer_eval
 
         answers = answer_eval(lab, report, k=a.answers, progress=progress)
     bar.close()
@@ -357,7 +357,7 @@ def cmd_eval(lab: MemoryLab, a: argparse.Namespace) -> int:
         print(f"{label:<16}" + "".join(f"{values[k] * 100:>8.1f}" for k in ks) + f"{n:>7}")
 
     row("overall", report.overall, report.n_questions)
-    from .eval.locomo import CATEGORY_NAMES
+    from ..eval.locomo import CATEGORY_NAMES
 
     for c, values in report.by_category.items():
         row(f"{c} {CATEGORY_NAMES.get(c, '')}", values, sum(1 for q in report.questions if q.category == c))
@@ -382,8 +382,8 @@ def _replay_answers(lab: MemoryLab, a: argparse.Namespace) -> int:
     """``eval --replay-answers``: a LongMemEval file's histories replayed through strategies, questions asked."""
     from tqdm import tqdm
 
-    from .eval.lme_answers import answer_through_strategies, parse_strategies, render, select
-    from .eval.longmemeval import load_longmemeval
+    from ..eval.lme_answers import answer_through_strategies, parse_strategies, render, select
+    from ..eval.longmemeval import load_longmemeval
 
     strategies = parse_strategies(a.replay_answers)
     if a.limit is not None and a.limit < 1:
@@ -408,10 +408,10 @@ def _replay_answers(lab: MemoryLab, a: argparse.Namespace) -> int:
 
 def _eval_longmemeval(lab: MemoryLab, raw: bytes, a: argparse.Namespace) -> int:
     """``eval`` on a LongMemEval file: recall_any, recall_all and NDCG by question type (or cross-validated)."""
-    from .eval.lme_cv import cross_validate
-    from .eval.lme_report import render_cv, render_report
-    from .eval.lme_retrieval import KS, UNITS, evaluate_lme
-    from .eval.longmemeval import load_longmemeval
+    from ..eval.lme_cv import cross_validate
+    from ..eval.lme_report import render_cv, render_report
+    from ..eval.lme_retrieval import KS, UNITS, evaluate_lme
+    from ..eval.longmemeval import load_longmemeval
 
     unit = a.unit or "session"
     if unit not in UNITS:
@@ -446,8 +446,8 @@ def cmd_worker(lab: MemoryLab, a: argparse.Namespace) -> int:
     """Apply upkeep jobs from the stream until stopped (SIGTERM, Ctrl-C), or until none are left (``--once``)."""
     import signal
 
-    from .upkeep.queue import GROUP
-    from .upkeep.worker import Worker
+    from ..upkeep.queue import GROUP
+    from ..upkeep.worker import Worker
 
     worker = Worker(lab, name=a.name, claim_idle_s=a.claim_after)
     signal.signal(signal.SIGTERM, lambda *_: worker.stop.set())

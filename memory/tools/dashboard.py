@@ -14,8 +14,8 @@ import sys
 from pathlib import Path
 from typing import NoReturn
 
-from .errors import InputError
-from .paths import app_root
+from ..errors import InputError
+from ..paths import app_root
 
 PATH_SETTINGS = ("MEMLAB_DATA_DIR", "MEMLAB_MODEL_CACHE", "MEMLAB_LOCOMO_PATH")
 

@@ -125,10 +125,10 @@ def bench_turn(lab: Any, url: str, repeats: int) -> dict[str, Any]:
     """One buffer turn's memory work: store the user's message, read the context, store the reply (+ trace)."""
     import redis
 
-    from .llm.base import LLMReply
-    from .messages import Message, Role, encode
-    from .stores.session_store import Reads
-    from .turn import Turn
+    from ..llm.base import LLMReply
+    from ..messages import Message, Role, encode
+    from ..stores.session_store import Reads
+    from ..turn import Turn
 
     raw = redis.Redis.from_url(url)
     user_text, reply_text = "My name is Alice and I moved to Oslo last spring.", "Nice to meet you, Alice."
@@ -198,7 +198,7 @@ def bench_turn(lab: Any, url: str, repeats: int) -> dict[str, Any]:
 
 def _fill_facts(lab: Any, owners: list[tuple[str, int]], rng: np.random.Generator, progress: Progress) -> None:
     """Facts for each (user, count), written straight to Chroma with random unit vectors (timing needs no meaning)."""
-    from .backends.vector_store import FACTS, Record
+    from ..backends.vector_store import FACTS, Record
 
     now = time.time()
     rows = [(uid, i) for uid, count in owners for i in range(count)]
@@ -229,8 +229,8 @@ def bench_facts_search(
     than the user's facts (it is faster for 10,000 of 100,000 rows than for 1,000 of them), so the second
     way shows what the user's facts alone cost us; the target is the first (docs/benchmarks.md).
     """
-    from .backends.vector_store import FACTS
-    from .filters import where_user
+    from ..backends.vector_store import FACTS
+    from ..filters import where_user
 
     rng = np.random.default_rng(42)
     owners = [(f"bench{size}", size) for size in sizes] + _others("other", total - sum(sizes))
@@ -240,7 +240,7 @@ def bench_facts_search(
     small: Any = None
     points: dict[str, tuple[Any, str, int]] = {f"{size}": (lab, f"bench{size}", size) for size in sizes}
     if small_dir is not None and sizes[0] < sizes[-1]:
-        from .lab import MemoryLab
+        from ..lab import MemoryLab
 
         small = MemoryLab(replace(lab.settings, data_dir=small_dir))
         progress(f"facts search, the smaller memory: {small_rows:,} rows, a user with {sizes[0]:,}")
@@ -299,8 +299,8 @@ def _timed_blocks(points: dict[str, tuple[Any, str]], texts: dict[str, list[str]
     query pays for the other's misses, and drift over the run (Chroma settling, the page cache) falls on
     every point alike instead of on whichever was measured first.
     """
-    from .backends.vector_store import FACTS
-    from .filters import where_user
+    from ..backends.vector_store import FACTS
+    from ..filters import where_user
 
     samples: dict[tuple[str, str], list[float]] = {}
     orders = {name: itertools.cycle(texts[name]) for name in points}  # each side meets every query in turn
@@ -327,9 +327,9 @@ def _timed_blocks(points: dict[str, tuple[Any, str]], texts: dict[str, list[str]
 
 def _search_at(lab: Any, user: str, texts: list[str]) -> dict[str, Any]:
     """Ours without embedding the query; and ours vs a full read, for equality."""
-    from .backends.vector_store import FACTS
-    from .filters import where_user
-    from .retrieval import Candidate, CandidateIndex
+    from ..backends.vector_store import FACTS
+    from ..filters import where_user
+    from ..retrieval import Candidate, CandidateIndex
 
     vectors = lab.embed(texts)
     search_only = []
@@ -360,7 +360,7 @@ def _search_at(lab: Any, user: str, texts: list[str]) -> dict[str, Any]:
 def bench_ingest(lab: Any, statements: int, existing_user: str | None, existing_size: int = 0) -> dict[str, Any]:
     """Extract, embed, dedupe and store facts from a conversation: ten turns a batch (a few turns of upkeep),
     and fifty (importing a conversation); into an empty memory and into a large one."""
-    from .messages import Message, Role
+    from ..messages import Message, Role
 
     rng = np.random.default_rng(3)
     out = {}
@@ -400,8 +400,8 @@ def bench_episodes(lab: Any, turns: int) -> dict[str, Any]:
     there; the cost per turn follows it and then stays flat, whatever the
     session's length. The target compares the late window with the middle one.
     """
-    from .messages import Message, Role
-    from .tokens import count_tokens
+    from ..messages import Message, Role
+    from ..tokens import count_tokens
 
     key = lab.keys.session("bench", "episode").log
     budget = lab.settings.summary_max_tokens
@@ -520,9 +520,9 @@ def bench_model(folder: Path) -> dict[str, Any]:
 
 # -- the run ---------------------------------------------------------------------------------------------
 def run(quick: bool = False, progress: Progress | None = None) -> Report:
-    from .backends.redis_server import EmbeddedRedis
-    from .config import Settings
-    from .lab import MemoryLab
+    from ..backends.redis_server import EmbeddedRedis
+    from ..config import Settings
+    from ..lab import MemoryLab
 
     say = progress or (lambda _message: None)
     report = Report(quick)
