@@ -19,11 +19,11 @@ from typing import Any, Protocol, cast
 import numpy as np
 
 from .backends.embedder import Embedder, get_embedder
+from .backends.embedding_cache import EmbeddingCache
 from .backends.redis_client import RedisClient, connect
 from .backends.redis_server import EmbeddedRedis
 from .backends.vector_store import VectorBackend, VectorStore, server_heartbeat
 from .config import Settings
-from .embedding_cache import EmbeddingCache
 from .errors import (
     BackendTimeout,
     BackendUnavailable,

@@ -24,10 +24,10 @@ from typing import TYPE_CHECKING, Any
 from .errors import InputError, LLMError
 from .keys import validate_id
 from .llm import LLM, LLMReply
-from .messages import Message, Role
+from .records.messages import Message, Role
+from .records.trace import Trace
 from .stores.audit import message_events
 from .strategies import Context, Strategy, StrategyConfig
-from .trace import Trace
 from .upkeep.jobs import Job
 
 if TYPE_CHECKING:

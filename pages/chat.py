@@ -5,8 +5,8 @@ from __future__ import annotations
 import streamlit as st
 
 from memory import STRATEGIES
-from memory.messages import Message, new_message_id
-from memory.trace import Trace
+from memory.records.messages import Message, new_message_id
+from memory.records.trace import Trace
 from ui.layout import page
 from ui.state import (
     CONFIG_WIDGETS,

@@ -11,7 +11,7 @@ from memory.inspection.foreign import find_conversations
 from memory.inspection.key_browser import KeyInspector, KeyRow, human_bytes, human_duration, when
 from memory.keys import KEY_KINDS
 from memory.lab import MemoryLab
-from memory.stored import clean_text, with_iso_dates
+from memory.records.stored import clean_text, with_iso_dates
 from memory.upkeep.jobs import MAX_DEAD_LETTERS
 from ui.charts import hbar
 from ui.layout import page

@@ -91,8 +91,8 @@ def test_forget_user_removes_redis_keys_and_chroma_records(lab):
 
 def _full_read_search(lab, user_id, vector, k, query):  # type: ignore[no-untyped-def]
     """The search as it was: every fact of the user from Chroma, BM25 rebuilt, fused (the reference)."""
+    from memory.backends.filters import where_user
     from memory.backends.vector_store import FACTS
-    from memory.filters import where_user
     from memory.retrieval import Candidate, CandidateIndex
 
     n = lab.vectors.count(FACTS, where_user(user_id))

@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import pytest
 
-from memory.tokens import count_tokens
+from memory.records.tokens import count_tokens
 
 
 @pytest.fixture()

@@ -18,8 +18,8 @@ import pytest
 from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 
-from memory.compare import ScenarioError, load_scenario, parse_scenario
 from memory.errors import InputError
+from memory.eval.compare import ScenarioError, load_scenario, parse_scenario
 from memory.eval.locomo import DatasetError, load_locomo
 from memory.eval.longmemeval import LongMemEvalError, load_longmemeval
 from memory.transfer.json_input import read_json, read_source

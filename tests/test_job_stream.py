@@ -13,7 +13,7 @@ from hypothesis import strategies as st
 
 from memory.inspection.key_browser import KeyInspector
 from memory.lab import MemoryLab
-from memory.messages import Message, Role
+from memory.records.messages import Message, Role
 from memory.upkeep.jobs import Job, JobError, read_job
 from memory.upkeep.queue import GROUP
 from memory.upkeep.worker import MAX_DELIVERIES, Worker

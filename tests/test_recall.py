@@ -364,7 +364,7 @@ def _talk_about_pets_and_music() -> list[Candidate]:
 
 
 def test_a_questions_rare_words_find_the_conversations_rare_words_that_mean_the_same(lab, monkeypatch):
-    from memory.embedding_cache import VectorMemo
+    from memory.backends.embedding_cache import VectorMemo
     from memory.retrieval import CandidateIndex
     from memory.retrieval.bm25 import _stem
 
@@ -412,7 +412,7 @@ def test_a_question_asked_across_time_favours_no_one_session():
 
 
 def test_the_turn_store_adds_related_words_and_embeds_each_word_once(lab):
-    from memory.embedding_cache import VectorMemo
+    from memory.backends.embedding_cache import VectorMemo
 
     calls: list[list[str]] = []
 

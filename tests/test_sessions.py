@@ -7,7 +7,7 @@ from dataclasses import replace
 from typing import Any
 
 from memory.lab import MemoryLab
-from memory.messages import Message, Role
+from memory.records.messages import Message, Role
 from memory.upkeep.worker import Worker
 
 

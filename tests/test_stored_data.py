@@ -18,7 +18,7 @@ from hypothesis import strategies as st
 
 from memory.errors import StoredDataError
 from memory.lab import MemoryLab
-from memory.messages import CODEC_VERSION, Message, Role, encode
+from memory.records.messages import CODEC_VERSION, Message, Role, encode
 from memory.strategies import STRATEGIES
 
 from .conftest import assert_one_line_error, run_cli

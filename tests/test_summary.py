@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import threading
 
-from memory.messages import Message, Role
+from memory.records.messages import Message, Role
 from memory.stores.session_store import SessionStore
 
 

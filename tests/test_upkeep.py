@@ -13,7 +13,7 @@ from pathlib import Path
 from memory.errors import BackendError
 from memory.lab import MemoryLab
 from memory.llm.base import ExtractedFact
-from memory.messages import Message, Role
+from memory.records.messages import Message, Role
 from memory.tools.bench import RoundTripCounter
 from memory.upkeep.queue import GROUP
 from memory.upkeep.worker import Worker

@@ -9,7 +9,7 @@ import streamlit as st
 from memory.errors import MemoryLabError
 from memory.keys import InvalidIdError, is_valid_id, validate_id
 from memory.lab import BackendStatus, MemoryLab
-from memory.stored import clean_text
+from memory.records.stored import clean_text
 
 from .deep_link import LinkNote, read_link
 from .state import (

@@ -15,7 +15,7 @@ from memory import MemoryLab, Settings
 from memory.errors import BackendError, InputError, MemoryLabError, StoredDataError
 from memory.inspection.key_browser import human_duration
 from memory.lab import BackendStatus
-from memory.stored import clean_text
+from memory.records.stored import clean_text
 from memory.strategies import StrategyConfig
 from memory.transfer.markdown import md_escape, split_fenced
 

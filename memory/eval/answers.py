@@ -22,9 +22,9 @@ from statistics import mean
 from typing import TYPE_CHECKING, Any
 
 from ..errors import LLMError
-from ..messages import Message, Role
-from ..tokens import count_tokens
-from ..trace import PromptPart
+from ..records.messages import Message, Role
+from ..records.tokens import count_tokens
+from ..records.trace import PromptPart
 from .runner import EvalReport
 
 if TYPE_CHECKING:

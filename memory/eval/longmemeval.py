@@ -23,7 +23,7 @@ from pathlib import Path
 from typing import Any
 
 from ..errors import InputError
-from ..messages import Message, Role
+from ..records.messages import Message, Role
 from ..transfer import json_input as J
 from ..transfer.json_input import MB
 

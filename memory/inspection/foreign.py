@@ -32,7 +32,7 @@ from redis.exceptions import ResponseError
 
 from ..backends.redis_client import RedisClient
 from ..errors import StoredDataError
-from ..stored import clean_text, load_json
+from ..records.stored import clean_text, load_json
 from .key_browser import pipelined, scan_keys
 
 LANGCHAIN = "LangChain RedisChatMessageHistory"

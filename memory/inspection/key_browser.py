@@ -17,8 +17,8 @@ from typing import Any
 from ..backends.redis_client import RedisClient
 from ..errors import InputError, StoredDataError
 from ..keys import Keys
-from ..messages import decode_many
-from ..stored import MAX_TIMESTAMP, CorruptEntry, clean_text, load_json, preview, printable
+from ..records.messages import decode_many
+from ..records.stored import MAX_TIMESTAMP, CorruptEntry, clean_text, load_json, preview, printable
 from ..stores.audit import AuditTrail, key_event
 from ..stores.session_store import Entries
 from ..upkeep.jobs import DeadLetter

@@ -15,8 +15,8 @@ from contextlib import contextmanager
 from types import ModuleType
 from typing import Any
 
-from ..messages import Message, Role
-from ..trace import PromptPart
+from ..records.messages import Message, Role
+from ..records.trace import PromptPart
 from .base import LLM, ExtractedFact, LLMError, LLMReply
 from .statements import extract_statements as rule_facts
 

@@ -19,9 +19,9 @@ from collections.abc import Callable
 
 import numpy as np
 
-from ..messages import Message, Role
-from ..tokens import count_tokens
-from ..trace import PromptPart
+from ..records.messages import Message, Role
+from ..records.tokens import count_tokens
+from ..records.trace import PromptPart
 from .answer import answer
 from .base import LLM, ExtractedFact, LLMReply
 from .quotes import to_second_person

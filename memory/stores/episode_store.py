@@ -16,10 +16,10 @@ from typing import Any
 
 import numpy as np
 
+from ..backends.filters import where_session, where_user
 from ..backends.vector_store import EPISODES, Hit, Record, VectorBackend
-from ..filters import where_session, where_user
 from ..keys import validate_id
-from ..messages import Message
+from ..records.messages import Message
 
 Embed = Callable[[list[str]], np.ndarray]
 

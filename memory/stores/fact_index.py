@@ -25,14 +25,14 @@ from typing import Any
 
 import numpy as np
 
-from .. import blas
+from ..backends import blas
+from ..backends.filters import where_user
 from ..backends.redis_client import RedisClient
 from ..backends.vector_store import FACTS, Record, VectorBackend
 from ..errors import StoredDataError
-from ..filters import where_user
 from ..keys import Keys
+from ..records.stored import as_dict, load_json
 from ..retrieval import LiveBM25, tokenize
-from ..stored import as_dict, load_json
 
 MAX_USERS = 64  # users whose facts stay in memory (least recently used go first)
 

@@ -23,15 +23,15 @@ from typing import Any
 
 import numpy as np
 
+from ..backends.filters import where_user
 from ..backends.redis_client import RedisClient
 from ..backends.vector_store import FACTS, Hit, Record, VectorBackend
 from ..errors import InputError, RefusedError, StaleEditError, StoredDataError
-from ..filters import where_user
 from ..keys import Keys, validate_id
 from ..llm.base import ExtractedFact
 from ..llm.rules import whole_word
+from ..records.stored import CorruptEntry, as_dict, as_number, as_text, as_timestamp, load_json, preview
 from ..retrieval import fuse, tokenize
-from ..stored import CorruptEntry, as_dict, as_number, as_text, as_timestamp, load_json, preview
 from .fact_index import FactIndex, UserFacts, is_superseded
 from .session_store import Entries
 

@@ -34,10 +34,20 @@ from typing import Any, Generic, TypeVar
 from ..backends.redis_client import Lua, RedisClient
 from ..errors import StoredDataError
 from ..keys import Keys, SessionKeys, is_valid_id
-from ..messages import Message, decode_many, encode
-from ..stored import CorruptEntry, as_dict, as_int, as_text, as_timestamp, clean_text, dump_json, load_json, preview
-from ..tokens import count_tokens
-from ..trace import Trace
+from ..records.messages import Message, decode_many, encode
+from ..records.stored import (
+    CorruptEntry,
+    as_dict,
+    as_int,
+    as_text,
+    as_timestamp,
+    clean_text,
+    dump_json,
+    load_json,
+    preview,
+)
+from ..records.tokens import count_tokens
+from ..records.trace import Trace
 from ..upkeep.jobs import outcome_from_stored
 
 log = logging.getLogger(__name__)

@@ -19,17 +19,17 @@ from typing import Any
 
 import numpy as np
 
-from .. import blas
+from ..backends import blas
+from ..backends.embedding_cache import VectorMemo
+from ..backends.filters import where_session, where_user
 from ..backends.redis_client import RedisClient
 from ..backends.vector_store import Record, VectorBackend
-from ..embedding_cache import VectorMemo
 from ..errors import StoredDataError
-from ..filters import where_session, where_user
 from ..keys import Keys, validate_id
+from ..records.stored import as_timestamp
 from ..retrieval import WEIGHTS, Candidate, CandidateIndex, Weights, tokenize
 from ..retrieval.related import content_words
 from ..retrieval.voice import in_voice
-from ..stored import as_timestamp
 
 log = logging.getLogger(__name__)
 

@@ -17,13 +17,13 @@ import numpy as np
 from ..config import Settings
 from ..errors import InputError
 from ..llm.base import LLM
-from ..messages import Message
+from ..records.messages import Message
+from ..records.trace import PromptPart, Trace
 from ..stores.audit import AuditEvent
 from ..stores.episode_store import EpisodeStore
 from ..stores.fact_store import FactStore
 from ..stores.session_store import Reads, SessionStore, SessionView
 from ..stores.turn_store import TurnStore
-from ..trace import PromptPart, Trace
 
 INSTRUCTIONS = (
     "You are a helpful assistant with memory of this user. Use the memory below when it is relevant. "

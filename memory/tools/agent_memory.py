@@ -24,10 +24,10 @@ from typing import TYPE_CHECKING, Any
 from ..errors import InputError
 from ..keys import validate_id
 from ..llm.base import LLMReply
-from ..messages import Message, Role
+from ..records.messages import Message, Role
+from ..records.trace import Trace
 from ..stores.audit import message_events
 from ..strategies import STRATEGIES, Context
-from ..trace import Trace
 from ..turn import Turn, checked_text
 from ..upkeep.queue import Job
 

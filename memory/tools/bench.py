@@ -126,7 +126,7 @@ def bench_turn(lab: Any, url: str, repeats: int) -> dict[str, Any]:
     import redis
 
     from ..llm.base import LLMReply
-    from ..messages import Message, Role, encode
+    from ..records.messages import Message, Role, encode
     from ..stores.session_store import Reads
     from ..turn import Turn
 
@@ -229,8 +229,8 @@ def bench_facts_search(
     than the user's facts (it is faster for 10,000 of 100,000 rows than for 1,000 of them), so the second
     way shows what the user's facts alone cost us; the target is the first (docs/benchmarks.md).
     """
+    from ..backends.filters import where_user
     from ..backends.vector_store import FACTS
-    from ..filters import where_user
 
     rng = np.random.default_rng(42)
     owners = [(f"bench{size}", size) for size in sizes] + _others("other", total - sum(sizes))
@@ -299,8 +299,8 @@ def _timed_blocks(points: dict[str, tuple[Any, str]], texts: dict[str, list[str]
     query pays for the other's misses, and drift over the run (Chroma settling, the page cache) falls on
     every point alike instead of on whichever was measured first.
     """
+    from ..backends.filters import where_user
     from ..backends.vector_store import FACTS
-    from ..filters import where_user
 
     samples: dict[tuple[str, str], list[float]] = {}
     orders = {name: itertools.cycle(texts[name]) for name in points}  # each side meets every query in turn
@@ -327,8 +327,8 @@ def _timed_blocks(points: dict[str, tuple[Any, str]], texts: dict[str, list[str]
 
 def _search_at(lab: Any, user: str, texts: list[str]) -> dict[str, Any]:
     """Ours without embedding the query; and ours vs a full read, for equality."""
+    from ..backends.filters import where_user
     from ..backends.vector_store import FACTS
-    from ..filters import where_user
     from ..retrieval import Candidate, CandidateIndex
 
     vectors = lab.embed(texts)
@@ -360,7 +360,7 @@ def _search_at(lab: Any, user: str, texts: list[str]) -> dict[str, Any]:
 def bench_ingest(lab: Any, statements: int, existing_user: str | None, existing_size: int = 0) -> dict[str, Any]:
     """Extract, embed, dedupe and store facts from a conversation: ten turns a batch (a few turns of upkeep),
     and fifty (importing a conversation); into an empty memory and into a large one."""
-    from ..messages import Message, Role
+    from ..records.messages import Message, Role
 
     rng = np.random.default_rng(3)
     out = {}
@@ -400,8 +400,8 @@ def bench_episodes(lab: Any, turns: int) -> dict[str, Any]:
     there; the cost per turn follows it and then stays flat, whatever the
     session's length. The target compares the late window with the middle one.
     """
-    from ..messages import Message, Role
-    from ..tokens import count_tokens
+    from ..records.messages import Message, Role
+    from ..records.tokens import count_tokens
 
     key = lab.keys.session("bench", "episode").log
     budget = lab.settings.summary_max_tokens

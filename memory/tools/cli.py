@@ -19,8 +19,8 @@ from typing import Any
 
 from ..errors import InputError, MemoryLabError
 from ..lab import MemoryLab
+from ..records.trace import Trace
 from ..strategies import STRATEGIES
-from ..trace import Trace
 
 EXIT_INTERNAL = 70
 

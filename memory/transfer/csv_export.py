@@ -18,7 +18,7 @@ import json
 from collections.abc import Iterable, Mapping, Sequence
 from typing import Any
 
-from ..stored import clean_text
+from ..records.stored import clean_text
 
 # OWASP, "CSV Injection" (https://owasp.org/www-community/attacks/CSV_Injection): no cell may begin with
 # = + - @, a tab (0x09) or a carriage return (0x0D); the ASVS (requirement 1.2.10 in version 5.0) adds the null

@@ -27,7 +27,7 @@ from typing import Any, TypeVar
 
 from ..errors import InputError
 from ..keys import is_valid_id
-from ..stored import MAX_TIMESTAMP, as_dict, as_number, as_text, kind_of
+from ..records.stored import MAX_TIMESTAMP, as_dict, as_number, as_text, kind_of
 
 MAX_DEPTH = 32  # every format here nests less than 10 deep; free-form parts (trace settings) stay far below
 MB = 1024 * 1024

@@ -13,7 +13,7 @@ from __future__ import annotations
 import re
 from dataclasses import dataclass
 
-from ..stored import clean_text
+from ..records.stored import clean_text
 
 # Streamlit's Markdown adds its own syntax (`:red[...]`, `:material/x:`, `$math$`), hence ':', '$', '^', '='.
 _MD_SPECIAL = re.compile(r"([\\`*_{}\[\]()#+\-.!|<>~$:=^&])")

@@ -29,12 +29,12 @@ from typing import Any
 
 from ..errors import InputError, StoredDataError
 from ..lab import MemoryLab
-from ..messages import Message
-from ..stored import dump_json, kind_of, preview, with_iso_dates, without_iso_dates
+from ..records.messages import Message
+from ..records.stored import dump_json, kind_of, preview, with_iso_dates, without_iso_dates
+from ..records.trace import Trace
 from ..stores.episode_store import EMPTY
 from ..stores.fact_store import FactWrite, Progress, imported_id, slot_of, tidy_fact
 from ..strategies import STRATEGIES, StrategyConfig
-from ..trace import Trace
 from . import json_input as J
 from .json_input import MB
 from .markdown import md_inline, md_lines

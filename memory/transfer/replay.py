@@ -26,10 +26,10 @@ from typing import TYPE_CHECKING, Any
 
 from ..errors import BackendError, MemoryLabError
 from ..keys import validate_id
-from ..messages import Message, Role
+from ..records.messages import Message, Role
+from ..records.trace import Trace
 from ..stores.audit import message_events
 from ..strategies import Strategy, StrategyConfig
-from ..trace import Trace
 
 if TYPE_CHECKING:
     from ..lab import MemoryLab

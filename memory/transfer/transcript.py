@@ -28,7 +28,7 @@ from typing import Any
 
 from ..errors import InputError
 from ..keys import is_valid_id
-from ..messages import Message, Role
+from ..records.messages import Message, Role
 from . import json_input as J
 from .replay import TranscriptSession
 

@@ -18,8 +18,8 @@ from typing import Any
 
 from ..errors import InputError, StoredDataError
 from ..keys import is_valid_id
-from ..messages import Message, MessageDecodeError, Role, decode, encode
-from ..stored import as_dict, as_number, as_text, as_timestamp, dump_json, load_json, preview, printable
+from ..records.messages import Message, MessageDecodeError, Role, decode, encode
+from ..records.stored import as_dict, as_number, as_text, as_timestamp, dump_json, load_json, preview, printable
 
 # A job carries one turn: its user message(s) and the reply they got, each within MEMLAB_MAX_MESSAGE_CHARS,
 # and the settings. These bounds are far above that and far below what could hurt a worker.

@@ -46,9 +46,9 @@ from typing import TYPE_CHECKING, Any
 
 from ..backends.redis_client import Lua
 from ..errors import BackendError, MemoryLabError, StoredDataError
-from ..messages import Message, MessageDecodeError, decode
-from ..stored import preview
-from ..trace import Trace
+from ..records.messages import Message, MessageDecodeError, decode
+from ..records.stored import preview
+from ..records.trace import Trace
 from .jobs import MAX_DEAD_LETTERS, Job, JobError, dead_letter, read_job
 from .queue import GROUP, poll_until, queued_before, stream_position
 

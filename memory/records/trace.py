@@ -13,7 +13,7 @@ from contextlib import contextmanager
 from dataclasses import dataclass, field, fields
 from typing import Any
 
-from .errors import StoredDataError
+from ..errors import StoredDataError
 from .messages import Message
 from .stored import as_dict, as_number, as_text, as_timestamp, printable
 from .tokens import count_tokens

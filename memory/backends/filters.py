@@ -8,7 +8,7 @@ from __future__ import annotations
 
 from typing import Any
 
-from .keys import validate_id
+from ..keys import validate_id
 
 
 def where_user(user_id: str, **extra: Any) -> dict[str, Any]:

@@ -25,14 +25,14 @@ from dataclasses import asdict, dataclass, field
 from pathlib import Path
 from typing import Any
 
-from .config import Settings
-from .errors import InputError
-from .lab import MemoryLab
-from .llm.rules import whole_word
-from .paths import app_root
-from .strategies import STRATEGIES, StrategyConfig
-from .transfer import json_input as J
-from .transfer.json_input import MB
+from ..config import Settings
+from ..errors import InputError
+from ..lab import MemoryLab
+from ..llm.rules import whole_word
+from ..paths import app_root
+from ..strategies import STRATEGIES, StrategyConfig
+from ..transfer import json_input as J
+from ..transfer.json_input import MB
 
 SCENARIO_DIR = app_root() / "scenarios"
 

@@ -17,7 +17,7 @@ from typing import Any
 
 import orjson
 
-from .errors import MemoryLabError, StoredDataError
+from ..errors import MemoryLabError, StoredDataError
 
 # Timestamps outside this range (before 1970, after the year 3000, inf, NaN)
 # are not ones Memory Lab wrote, and datetime cannot show some of them.

@@ -19,7 +19,7 @@ from dataclasses import dataclass, field
 from enum import StrEnum
 from typing import Any
 
-from .errors import StoredDataError
+from ..errors import StoredDataError
 from .stored import MAX_TIMESTAMP, CorruptEntry, as_dict, as_text, as_timestamp, dump_json, load_json, preview
 
 __all__ = ["CODEC_VERSION", "CorruptEntry", "Message", "MessageDecodeError", "Role", "decode", "decode_many", "encode"]
