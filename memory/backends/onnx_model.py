@@ -171,7 +171,7 @@ def embed_workers() -> int:
 
 
 if __name__ == "__main__":  # `python -m memory.backends.onnx_model`: export once (make install runs it)
-    from .embedder import model_path
+    from .model_files import model_path
 
     path = model_path()
     print(f"ONNX graph of the packaged model: {export(path, onnx_path(path))}")
