@@ -15,7 +15,7 @@ from typing import Any
 
 from ..errors import StoredDataError
 from .messages import Message
-from .stored import as_dict, as_number, as_text, as_timestamp, printable
+from .stored import as_dict, as_number, as_text, as_timestamp, load_json, printable
 from .tokens import count_tokens
 
 
@@ -262,3 +262,28 @@ def _retrieved(value: Any) -> RetrievedItem:
         score=None if d.get("score") is None else float(as_number(d.get("score"), "score")),
         used=d.get("used") is True,
     )
+
+
+def outcome_from_stored(raw: Any) -> dict[str, Any]:
+    """A stored job outcome, validated field by field (it ends up in the trace view)."""
+    d = as_dict(load_json(raw), "job outcome")
+    status = as_text(d.get("status"), "status")
+    if status not in ("done", "failed"):
+        raise StoredDataError(f"unknown job status {status[:40]!r}")
+    warnings = d.get("warnings") or []
+    if not isinstance(warnings, list):
+        raise StoredDataError("warnings is not a list")
+    return {
+        "status": status,
+        "id": as_text(d.get("id"), "id"),
+        "worker": as_text(d.get("worker", ""), "worker"),
+        "finished_at": as_timestamp(d.get("finished_at"), "finished_at"),
+        "waited_ms": float(as_number(d.get("waited_ms", 0), "waited_ms")),
+        "error": as_text(d.get("error"), "error", optional=True),
+        "upkeep": printable(as_dict(d.get("upkeep", {}), "upkeep")),
+        "timings_ms": {
+            as_text(k, "timing"): float(as_number(v, "timing"))
+            for k, v in as_dict(d.get("timings_ms", {}), "timings_ms").items()
+        },
+        "warnings": [as_text(w, "warning") for w in warnings],
+    }

@@ -47,8 +47,7 @@ from ..records.stored import (
     preview,
 )
 from ..records.tokens import count_tokens
-from ..records.trace import Trace
-from ..upkeep.jobs import outcome_from_stored
+from ..records.trace import Trace, outcome_from_stored
 
 log = logging.getLogger(__name__)
 

@@ -19,7 +19,7 @@ from typing import Any
 from ..errors import InputError, StoredDataError
 from ..keys import is_valid_id
 from ..records.messages import Message, MessageDecodeError, Role, decode, encode
-from ..records.stored import as_dict, as_number, as_text, as_timestamp, dump_json, load_json, preview, printable
+from ..records.stored import as_dict, as_text, as_timestamp, dump_json, load_json, preview
 
 # A job carries one turn: its user message(s) and the reply they got, each within MEMLAB_MAX_MESSAGE_CHARS,
 # and the settings. These bounds are far above that and far below what could hurt a worker.
@@ -150,31 +150,6 @@ def _messages(raws: Any, max_chars: int) -> list[Message]:
     if len({m.id for m in messages}) != len(messages):
         raise InputError("two messages of the job share an id")
     return messages
-
-
-def outcome_from_stored(raw: Any) -> dict[str, Any]:
-    """A stored job outcome, validated field by field (it ends up in the trace view)."""
-    d = as_dict(load_json(raw), "job outcome")
-    status = as_text(d.get("status"), "status")
-    if status not in ("done", "failed"):
-        raise StoredDataError(f"unknown job status {status[:40]!r}")
-    warnings = d.get("warnings") or []
-    if not isinstance(warnings, list):
-        raise StoredDataError("warnings is not a list")
-    return {
-        "status": status,
-        "id": as_text(d.get("id"), "id"),
-        "worker": as_text(d.get("worker", ""), "worker"),
-        "finished_at": as_timestamp(d.get("finished_at"), "finished_at"),
-        "waited_ms": float(as_number(d.get("waited_ms", 0), "waited_ms")),
-        "error": as_text(d.get("error"), "error", optional=True),
-        "upkeep": printable(as_dict(d.get("upkeep", {}), "upkeep")),
-        "timings_ms": {
-            as_text(k, "timing"): float(as_number(v, "timing"))
-            for k, v in as_dict(d.get("timings_ms", {}), "timings_ms").items()
-        },
-        "warnings": [as_text(w, "warning") for w in warnings],
-    }
 
 
 @dataclass(frozen=True)

@@ -25,7 +25,8 @@ from typing import TYPE_CHECKING, Any, TypeVar
 from ..backends.redis_client import Lua
 from ..errors import MemoryLabError, StoredDataError
 from ..keys import is_valid_id
-from .jobs import DeadLetter, Job, outcome_from_stored
+from ..records.trace import outcome_from_stored
+from .jobs import DeadLetter, Job
 
 if TYPE_CHECKING:
     from ..lab import MemoryLab
