@@ -14,7 +14,7 @@ from collections.abc import Callable
 from dataclasses import dataclass, field
 from functools import cached_property
 from pathlib import Path
-from typing import Any, Protocol, cast
+from typing import Any, cast
 
 import numpy as np
 
@@ -37,6 +37,7 @@ from .keys import Keys, validate_id
 from .llm import LLM, LLMError, make_llm
 from .llm.offline import MODEL_ID as OFFLINE_MODEL_ID
 from .stores.audit import AuditError, AuditTrail, deletion_event, fact_events
+from .stores.deletion import DeletionReport, MemoryStore, SessionScopedStore
 from .stores.episode_store import EpisodeStore
 from .stores.fact_index import FactIndex
 from .stores.fact_store import FactStore
@@ -50,35 +51,6 @@ from .upkeep.worker import WorkerThread
 log = logging.getLogger(__name__)
 
 __all__ = ["BackendStatus", "BackendUnavailable", "ChatResult", "DeletionReport", "MemoryLab"]
-
-
-class MemoryStore(Protocol):
-    """What every store holding a user's memory can do, so forgetting a user is one walk over a list."""
-
-    def forget_user(self, user_id: str) -> int: ...
-
-
-class SessionScopedStore(MemoryStore, Protocol):
-    """A store that also keeps things per session, so clearing a session walks it too."""
-
-    def clear_session(self, user_id: str, session_id: str) -> int: ...
-
-
-@dataclass
-class DeletionReport:
-    """How much each store deleted, and which stores failed (the others still ran)."""
-
-    counts: dict[str, int] = field(default_factory=dict)
-    errors: dict[str, str] = field(default_factory=dict)
-
-    @property
-    def ok(self) -> bool:
-        return not self.errors
-
-    def describe(self) -> str:
-        done = ", ".join(f"{n} {name.replace('_', ' ')}" for name, n in self.counts.items())
-        failed = "; ".join(f"{name} failed: {err}" for name, err in self.errors.items())
-        return done + (f" — {failed}" if failed else "")
 
 
 @dataclass
