@@ -19,21 +19,51 @@ import logging
 import time
 from collections.abc import Generator, Iterator
 from dataclasses import dataclass, replace
-from typing import TYPE_CHECKING, Any
+from typing import Any, Protocol
 
+from .backends.embedder import Embedder
+from .backends.redis_client import RedisClient
+from .config import Settings
 from .errors import InputError, LLMError
 from .keys import validate_id
 from .llm import LLM, LLMReply
 from .records.messages import Message, Role
 from .records.trace import Trace
-from .stores.audit import message_events
+from .stores.audit import AuditTrail, message_events
+from .stores.session_store import SessionStore
 from .strategies import Context, Strategy, StrategyConfig
 from .upkeep.jobs import Job
-
-if TYPE_CHECKING:
-    from .lab import MemoryLab
+from .upkeep.queue import Upkeep
 
 log = logging.getLogger(__name__)
+
+
+class TurnServices(Protocol):
+    """What a turn uses of the engine (``MemoryLab`` is one): the session store, the model, the upkeep queue.
+
+    Why a Protocol: the turn is a step the lab runs, not a part of it; naming
+    what it needs keeps the lab out of its imports (no import cycle) and lets
+    a test or another front end hand it just these.
+    """
+
+    settings: Settings
+
+    @property
+    def redis(self) -> RedisClient: ...
+    @property
+    def sessions(self) -> SessionStore: ...
+    @property
+    def audit(self) -> AuditTrail: ...
+    @property
+    def llm(self) -> LLM: ...
+    @property
+    def embedder(self) -> Embedder: ...
+    @property
+    def upkeep(self) -> Upkeep: ...
+
+    def strategy(self, name: str, config: StrategyConfig | None = None) -> Strategy: ...
+    def wait_for_upkeep(self, user_id: str, timeout_s: float | None = None) -> list[str]: ...
+    def ensure_worker(self) -> None: ...
 
 
 @dataclass
@@ -69,7 +99,7 @@ def checked_text(text: str, limit: int) -> str:
 
 @dataclass
 class Turn:
-    lab: MemoryLab
+    lab: TurnServices
     strategy: Strategy
     user_id: str
     session_id: str
@@ -81,7 +111,7 @@ class Turn:
     @classmethod
     def begin(
         cls,
-        lab: MemoryLab,
+        lab: TurnServices,
         user_id: str,
         session_id: str,
         text: str,

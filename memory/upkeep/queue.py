@@ -20,16 +20,23 @@ import logging
 import math
 import time
 from collections.abc import Callable
-from typing import TYPE_CHECKING, Any, TypeVar
+from typing import Any, Protocol, TypeVar
 
-from ..backends.redis_client import Lua
+from ..backends.redis_client import Lua, RedisClient
 from ..errors import MemoryLabError, StoredDataError
-from ..keys import is_valid_id
+from ..keys import Keys, is_valid_id
 from ..records.trace import outcome_from_stored
 from .jobs import DeadLetter, Job
 
-if TYPE_CHECKING:
-    from ..lab import MemoryLab
+
+class QueueHome(Protocol):
+    """Where the queue lives (``MemoryLab`` is one): the Redis client and the key names, nothing else of the engine."""
+
+    keys: Keys
+
+    @property
+    def redis(self) -> RedisClient: ...
+
 
 log = logging.getLogger(__name__)
 
@@ -131,7 +138,7 @@ def poll_until(read: Callable[[], T], done: Callable[[T], bool], timeout_s: floa
 class Upkeep:
     """Queue jobs, wait for them, read their outcomes; shared by the lab, the pages and the CLI."""
 
-    def __init__(self, lab: MemoryLab) -> None:
+    def __init__(self, lab: QueueHome) -> None:
         self.lab = lab
 
     @property

@@ -42,18 +42,42 @@ import threading
 import time
 import uuid
 import weakref
-from typing import TYPE_CHECKING, Any
+from typing import Any, Protocol
 
-from ..backends.redis_client import Lua
+from ..backends.redis_client import Lua, RedisClient
+from ..config import Settings
 from ..errors import BackendError, MemoryLabError, StoredDataError
+from ..keys import Keys
 from ..records.messages import Message, MessageDecodeError, decode
 from ..records.stored import preview
 from ..records.trace import Trace
+from ..stores.deletion import DeletionReport
+from ..stores.session_store import SessionStore
+from ..strategies import Strategy, StrategyConfig
 from .jobs import MAX_DEAD_LETTERS, Job, JobError, dead_letter, read_job
 from .queue import GROUP, poll_until, queued_before, stream_position
 
-if TYPE_CHECKING:
-    from ..lab import MemoryLab
+
+class WorkerServices(Protocol):
+    """What applying a job uses of the engine (``MemoryLab`` is one): settings, Redis, the strategies, erasing.
+
+    The worker is given these, not the lab, so it sits below the lab that
+    starts it (no import cycle) and a separate worker process needs no more.
+    """
+
+    settings: Settings
+    keys: Keys
+
+    @property
+    def redis(self) -> RedisClient: ...
+    @property
+    def sessions(self) -> SessionStore: ...
+
+    def strategy(self, name: str, config: StrategyConfig | None = None) -> Strategy: ...
+    def config_from(self, stored: Any) -> StrategyConfig: ...
+    def erase_user(self, user_id: str, blank_audit: bool = False) -> DeletionReport: ...
+    def erase_session(self, user_id: str, session_id: str) -> DeletionReport: ...
+
 
 log = logging.getLogger(__name__)
 
@@ -111,7 +135,7 @@ class Worker:
 
     def __init__(
         self,
-        lab: MemoryLab,
+        lab: WorkerServices,
         name: str | None = None,
         claim_idle_s: float | None = None,
         block_ms: int = 250,
@@ -506,7 +530,7 @@ class WorkerThread:
 
     running: weakref.WeakSet[WorkerThread] = weakref.WeakSet()
 
-    def __init__(self, lab: MemoryLab) -> None:
+    def __init__(self, lab: WorkerServices) -> None:
         self.worker = Worker(lab)
         self.thread = threading.Thread(target=self.worker.run, name="memlab-upkeep", daemon=True)
         self.thread.start()
