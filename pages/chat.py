@@ -5,6 +5,7 @@ from __future__ import annotations
 import streamlit as st
 
 from memory import STRATEGIES
+from memory.health import llm_status
 from memory.records.messages import Message, new_message_id
 from memory.records.trace import Trace
 from ui.layout import page
@@ -26,7 +27,7 @@ from ui.trace_view import render_trace
 
 ctx = page("Chat playground", names_strategy=True)
 lab, user, session = ctx.lab, ctx.user_id, ctx.session_id
-llm = lab.llm_status()
+llm = llm_status(lab)
 st.caption(f"User **{md_escape(user)}** · session **{md_escape(session)}** · LLM: {llm.mode} ({llm.version})")
 
 names = list(STRATEGIES)

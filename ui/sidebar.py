@@ -7,8 +7,9 @@ import datetime as dt
 import streamlit as st
 
 from memory.errors import MemoryLabError
+from memory.health import BackendStatus, doctor
 from memory.keys import InvalidIdError, is_valid_id, validate_id
-from memory.lab import BackendStatus, MemoryLab
+from memory.lab import MemoryLab
 from memory.records.stored import clean_text
 
 from .deep_link import LinkNote, read_link
@@ -135,7 +136,7 @@ def render_sidebar() -> list[BackendStatus]:
     apply_deep_link()
     st.session_state.setdefault("user_id", DEFAULT_USER)
     st.session_state.setdefault("session_id", "s1")
-    statuses = lab.doctor(load_model=False, open_store=True)
+    statuses = doctor(lab, load_model=False, open_store=True)
     with st.sidebar:
         _user_and_session()
         theme_switch()

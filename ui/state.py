@@ -13,8 +13,8 @@ import streamlit as st
 
 from memory import MemoryLab, Settings
 from memory.errors import BackendError, InputError, MemoryLabError, StoredDataError
+from memory.health import BackendStatus
 from memory.inspection.key_browser import human_duration
-from memory.lab import BackendStatus
 from memory.records.stored import clean_text
 from memory.strategies import StrategyConfig
 from memory.transfer.markdown import md_escape, split_fenced

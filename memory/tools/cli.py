@@ -18,6 +18,7 @@ from collections.abc import Callable, Iterator
 from typing import Any
 
 from ..errors import InputError, MemoryLabError
+from ..health import doctor
 from ..lab import MemoryLab
 from ..records.trace import Trace
 from ..strategies import STRATEGIES
@@ -133,7 +134,7 @@ def cmd_why(lab: MemoryLab, a: argparse.Namespace) -> int:
 
 
 def cmd_doctor(lab: MemoryLab, a: argparse.Namespace) -> int:
-    statuses = lab.doctor(load_model=not a.quick)
+    statuses = doctor(lab, load_model=not a.quick)
     if a.json:
         _print_json([s.__dict__ for s in statuses])
     else:
