@@ -27,17 +27,30 @@ from __future__ import annotations
 
 import re
 from dataclasses import dataclass, field
-from typing import TYPE_CHECKING, Any
+from typing import Any, Protocol
 
 import numpy as np
 
-from ..backends.vector_store import FACTS
 from ..errors import InputError
 from ..keys import validate_id
+from ..stores.audit import AuditTrail
+from ..stores.fact_store import FactStore
+from ..stores.session_store import SessionStore
 from .key_browser import when
 
-if TYPE_CHECKING:
-    from ..lab import MemoryLab
+
+class WhyServices(Protocol):
+    """What explaining a miss reads (``MemoryLab`` is one): embeddings, the facts, the audit trail, the sessions."""
+
+    @property
+    def facts(self) -> FactStore: ...
+    @property
+    def audit(self) -> AuditTrail: ...
+    @property
+    def sessions(self) -> SessionStore: ...
+
+    def embed(self, texts: list[str]) -> np.ndarray: ...
+
 
 SAME = 0.9  # a stored fact this close to the typed text is taken for it
 
@@ -60,7 +73,7 @@ def _norm(text: str) -> str:
     return re.sub(r"\s+", " ", text).strip().casefold()
 
 
-def why_not(lab: MemoryLab, user_id: str, query: str, memory: str, k: int = 5, session_id: str = "") -> WhyNot:
+def why_not(lab: WhyServices, user_id: str, query: str, memory: str, k: int = 5, session_id: str = "") -> WhyNot:
     """Explain where ``memory`` (a fact id or a text) is for ``user_id`` and why ``query`` did (not) retrieve it."""
     validate_id("user", user_id)
     if session_id:
@@ -75,13 +88,8 @@ def why_not(lab: MemoryLab, user_id: str, query: str, memory: str, k: int = 5, s
     target = next((f for f in ranked if f.id == wanted or _norm(f.text) == _norm(wanted)), None)
     note = ""
     if target is None and ranked:
-        with lab.facts.index.lock:
-            current = lab.facts.index.current(user_id)
-            rows, cosines = current.cosines(memory_vec)
-            best = int(np.argmax(cosines)) if len(rows) else -1
-            closest_id = current.ids[rows[best]] if best >= 0 else ""
-        similarity = float(cosines[best]) if best >= 0 else 0.0
-        if similarity >= SAME:
+        closest_id, similarity = lab.facts.closest(user_id, memory_vec)
+        if closest_id and similarity >= SAME:
             target = next(f for f in ranked if f.id == closest_id)
             note = f" (the stored fact closest to your text, cosine {similarity:.2f})"
     if target is not None:
@@ -116,9 +124,8 @@ def why_not(lab: MemoryLab, user_id: str, query: str, memory: str, k: int = 5, s
                 evidence=[f"fact log: {event.event} {event.fact_id} at {when(event.at)}"],
             )
 
-    others = lab.vectors.query(FACTS, memory_vec, 1, {"user_id": {"$ne": user_id}})
-    if others and others[0].similarity >= SAME:
-        hit = others[0]
+    hit = lab.facts.nearest_of_another_user(user_id, memory_vec)
+    if hit is not None and hit.similarity >= SAME:
         owner = str(hit.metadata.get("user_id", "?"))
         return WhyNot(
             "stored for another user",

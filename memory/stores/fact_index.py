@@ -154,6 +154,16 @@ class FactIndex:
                     facts.version = length
             return facts
 
+    def closest(self, user_id: str, vector: np.ndarray) -> tuple[str, float]:
+        """The id of the user's stored fact nearest ``vector`` and its cosine (``("", 0.0)`` when there is none)."""
+        with self.lock:
+            current = self.current(user_id)
+            rows, cosines = current.cosines(vector)
+            if not len(rows):
+                return "", 0.0
+            best = int(np.argmax(cosines))
+            return current.ids[rows[best]], float(cosines[best])
+
     def advanced(self, user_id: str, old_version: int, new_version: int) -> None:
         """This process wrote the log from ``old_version`` to ``new_version`` and already applied the changes."""
         with self.lock:

@@ -474,6 +474,15 @@ class FactStore:
                 for i in order
             ]
 
+    def closest(self, user_id: str, vector: np.ndarray) -> tuple[str, float]:
+        """The user's stored fact nearest ``vector``: its id and cosine (``("", 0.0)`` when there is none)."""
+        return self.index.closest(user_id, vector)
+
+    def nearest_of_another_user(self, user_id: str, vector: np.ndarray) -> Hit | None:
+        """The fact nearest ``vector`` among every *other* user's (the "stored for someone else" explanation)."""
+        hits = self.vectors.query(FACTS, vector, 1, {"user_id": {"$ne": validate_id("user", user_id)}})
+        return hits[0] if hits else None
+
     def ranking(self, user_id: str, query_vector: np.ndarray, query_text: str) -> list[RankedFact]:
         """Every fact of the user in the order ``search`` ranks them, with each score component (for "why not?")."""
         with self.index.lock:
