@@ -33,9 +33,9 @@ from .lme_retrieval import (
     types_of,
 )
 from .loco import GRIDS, choose_held_out
+from .services import DatasetIndex
 
 if TYPE_CHECKING:
-    from ..lab import MemoryLab
     from .longmemeval import LmeQuestion
 
 # The session grid is LoCoMo's (the knobs a session's score reads). For turns, LoCoMo's 5,184 settings would
@@ -95,7 +95,7 @@ def question_folds(kinds: Sequence[str], ids: Sequence[str], folds: int) -> list
 
 
 def cross_validate(
-    lab: MemoryLab,
+    lab: DatasetIndex,
     questions: Sequence[LmeQuestion],
     unit: str = "session",
     ks: Sequence[int] | None = None,

@@ -18,11 +18,11 @@ from typing import Any
 
 import numpy as np
 
-from ..lab import MemoryLab
 from ..retrieval import RETRIEVERS, WEIGHTS, Weights
 from ..stores.turn_store import embedded_texts
 from .locomo import Conversation
 from .recall import mean, recall_at_k
+from .services import DatasetIndex
 
 UNITS = ("turn", "session", "fact")
 INDEX_LAYOUT = "speaker+sentences3"  # what is stored beside each row's text (change it to store the data again)
@@ -115,7 +115,7 @@ def eval_user(conv: Conversation, unit: str) -> str:
     return f"eval-{slug}-{'f' if unit == 'fact' else 't'}{digest}"
 
 
-def _ingest(lab: MemoryLab, conv: Conversation, unit: str, progress: Callable[[int, int], None]) -> str:
+def _ingest(lab: DatasetIndex, conv: Conversation, unit: str, progress: Callable[[int, int], None]) -> str:
     user = eval_user(conv, unit)
     store = lab.dataset_turns  # vectors from the disk cache
     if unit == "fact":
@@ -152,7 +152,7 @@ def _indexing_progress(
 
 
 def evaluate(
-    lab: MemoryLab,
+    lab: DatasetIndex,
     conversations: list[Conversation],
     unit: str = "turn",
     retriever: str = "hybrid",
