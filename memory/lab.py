@@ -20,7 +20,7 @@ from .backends.embedder import Embedder, get_embedder
 from .backends.embedding_cache import EmbeddingCache
 from .backends.redis_client import RedisClient, connect
 from .backends.redis_server import EmbeddedRedis
-from .backends.vector_store import VectorBackend, VectorStore
+from .backends.vector_store import ChromaStore, VectorBackend
 from .config import Settings
 from .errors import (
     BackendUnavailable,
@@ -105,7 +105,7 @@ class MemoryLab:
             from .backends.qdrant_store import QdrantStore
 
             return QdrantStore(path=s.data_dir / "qdrant", url=s.qdrant_url, timeout_s=max(s.backend_timeout_s, 5.0))
-        return VectorStore(
+        return ChromaStore(
             path=s.data_dir / "chroma",
             host=s.chroma_host,
             port=s.chroma_port,

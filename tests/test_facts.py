@@ -149,10 +149,10 @@ def test_a_transient_server_read_error_is_read_again_and_a_write_never_is(tmp_pa
     """chroma-core/chroma#4212: a read during a collection's first index build fails once, then works."""
     from chromadb.errors import InternalError
 
-    from memory.backends.vector_store import FACTS, Record, VectorStore
+    from memory.backends.vector_store import FACTS, ChromaStore, Record
     from memory.errors import VectorStoreError
 
-    store = VectorStore(path=tmp_path / "chroma")
+    store = ChromaStore(path=tmp_path / "chroma")
     collection = store.collection(FACTS)
     failures = {"get": 2, "upsert": 1}
 

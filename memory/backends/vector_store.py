@@ -78,7 +78,7 @@ def _wrapped(method: F, retry_reads: bool = False) -> F:
     """Turn any Chroma, httpx or OS error raised by a store method into a ``VectorStoreError``."""
 
     @functools.wraps(method)
-    def call(self: VectorStore, *args: Any, **kwargs: Any) -> Any:
+    def call(self: ChromaStore, *args: Any, **kwargs: Any) -> Any:
         try:
             if not retry_reads:
                 return method(self, *args, **kwargs)
@@ -143,7 +143,7 @@ class Record:
 
 
 class VectorBackend(Protocol):
-    """What the fact, episode and turn stores need of a vector store: Chroma (``VectorStore``) or Qdrant."""
+    """What the fact, episode and turn stores need of a vector store: Chroma (``ChromaStore``) or Qdrant."""
 
     mode: str  # "embedded" or "server"
     location: str
@@ -185,7 +185,7 @@ class DeleteWhere:
         return n
 
 
-class VectorStore(DeleteWhere):
+class ChromaStore(DeleteWhere):
     """Chroma: embedded (``PersistentClient``) or a server (``CHROMA_HOST``)."""
 
     def __init__(
