@@ -33,7 +33,7 @@ def _lab_for(_settings: Settings, key: str) -> MemoryLab:
 def get_lab() -> MemoryLab:
     """One lab per distinct configuration, shared by every rerun, page and browser tab."""
     settings = Settings.from_env()
-    return _lab_for(settings, repr(settings))
+    return _lab_for(settings, settings.cache_key())
 
 
 @st.cache_resource(show_spinner=False)

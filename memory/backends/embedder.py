@@ -19,6 +19,7 @@ from typing import TYPE_CHECKING
 
 import numpy as np
 
+from ..config import env_setting
 from ..errors import EmbedderError
 from .model_files import model_path
 
@@ -50,7 +51,7 @@ class Embedder:
         self._lock = threading.Lock()
         self._onnx: OnnxEncoder | None = None
         self._model: SentenceTransformer | None = None
-        self.backend = os.environ.get("MEMLAB_EMBEDDER", "onnx").strip().lower() or "onnx"
+        self.backend = str(env_setting("embedder"))
         if self.backend not in ("onnx", "torch"):
             raise EmbedderError(f"MEMLAB_EMBEDDER must be onnx or torch, got {self.backend!r}")
         if self.backend == "onnx":

@@ -11,12 +11,12 @@ import contextlib
 import datetime as dt
 import json
 import logging
-import os
 import sys
 import traceback
 from collections.abc import Callable, Iterator
 from typing import Any
 
+from ..config import env_setting
 from ..errors import InputError, MemoryLabError
 from ..health import doctor
 from ..lab import MemoryLab
@@ -665,7 +665,7 @@ def build_parser(prog: str = "python -m memory") -> argparse.ArgumentParser:
 
 
 def main(argv: list[str] | None = None, prog: str = "python -m memory") -> int:
-    debug = os.environ.get("MEMLAB_DEBUG", "") not in ("", "0")
+    debug = bool(env_setting("debug"))
     logging.basicConfig(
         level=logging.DEBUG if debug else logging.ERROR, format="%(levelname)s %(name)s: %(message)s", stream=sys.stderr
     )

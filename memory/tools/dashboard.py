@@ -14,10 +14,11 @@ import sys
 from pathlib import Path
 from typing import NoReturn
 
+from ..config import path_variables
 from ..errors import InputError
 from ..paths import app_root
 
-PATH_SETTINGS = ("MEMLAB_DATA_DIR", "MEMLAB_MODEL_CACHE", "MEMLAB_LOCOMO_PATH")
+PATH_SETTINGS = path_variables()
 
 
 def streamlit_command(host: str, port: int) -> list[str]:
