@@ -24,7 +24,7 @@ from typing import Any, TypeVar
 
 import numpy as np
 
-from ..errors import MemoryLabError, VectorStoreError
+from ..errors import MemoryLabError, RefusedError, VectorStoreError
 from .vector_store import DeleteWhere, Hit, Record
 
 log = logging.getLogger(__name__)
@@ -68,7 +68,7 @@ def to_filter(where: dict[str, Any] | None) -> Any:
                     add(part)
                 continue
             if key.startswith("$"):
-                raise ValueError(f"filter operator {key} is not supported")
+                raise NotImplementedError(f"filter operator {key} is not supported")
             if not isinstance(condition, dict):
                 condition = {"$eq": condition}
             for op, value in condition.items():
@@ -79,7 +79,7 @@ def to_filter(where: dict[str, Any] | None) -> Any:
                 elif op == "$in":
                     must.append(models.FieldCondition(key=key, match=models.MatchAny(any=list(value))))
                 else:
-                    raise ValueError(f"filter operator {op} is not supported")
+                    raise NotImplementedError(f"filter operator {op} is not supported")
 
     add(where)
     return models.Filter(must=must or None, must_not=must_not or None)
@@ -209,7 +209,7 @@ class QdrantStore(DeleteWhere):
         from qdrant_client import models
 
         if ids is None and where is None:
-            raise ValueError("refusing to delete a whole collection without a filter")
+            raise RefusedError("refusing to delete a whole collection without a filter")
         if not self._has(name):
             return
         if ids is not None:

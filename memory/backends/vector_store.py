@@ -24,7 +24,7 @@ from typing import Any, Protocol, TypeVar, cast
 
 import numpy as np
 
-from ..errors import MemoryLabError, VectorStoreError
+from ..errors import InputError, MemoryLabError, RefusedError, VectorStoreError
 
 # chromadb (and httpx under it) load only when a store is opened: commands that need no vector store
 # (history, sessions, redis stop) start in a fraction of the time.
@@ -240,7 +240,7 @@ class ChromaStore(DeleteWhere):
     @_wrapped
     def collection(self, name: str) -> Any:
         if not 3 <= len(name) <= 512:
-            raise ValueError(f"a Chroma collection name needs 3-512 characters: {name!r}")
+            raise InputError(f"a Chroma collection name needs 3-512 characters: {name!r}")
         if name not in self._collections:
             self._collections[name] = self._client.get_or_create_collection(
                 name=name, metadata={"hnsw:space": "cosine"}, embedding_function=None
@@ -319,7 +319,7 @@ class ChromaStore(DeleteWhere):
     @_wrapped
     def delete(self, name: str, *, ids: list[str] | None = None, where: dict[str, Any] | None = None) -> None:
         if ids is None and where is None:
-            raise ValueError("refusing to delete a whole collection without a filter")
+            raise RefusedError("refusing to delete a whole collection without a filter")
         self.collection(name).delete(ids=ids, where=where)
 
     @_read

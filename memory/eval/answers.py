@@ -21,7 +21,7 @@ from dataclasses import asdict, dataclass, field
 from statistics import mean
 from typing import Any
 
-from ..errors import LLMError
+from ..errors import InputError, LLMError
 from ..records.messages import Message, Role
 from ..records.tokens import count_tokens
 from ..records.trace import PromptPart
@@ -116,9 +116,9 @@ def answer_eval(
 ) -> AnswerReport:
     """Answer every question of a turn-level ``report`` from its top ``k`` turns; score F1 (and a judge)."""
     if report.unit != "turn":
-        raise ValueError("the answer mode reads retrieved turns: run the recall with unit 'turn'")
+        raise InputError("the answer mode reads retrieved turns: run the recall with unit 'turn'")
     if k < 1:
-        raise ValueError("k must be at least 1")
+        raise InputError("k must be at least 1")
     judge = lab.llm.provider != "offline" if judge is None else judge
     started = time.perf_counter()
     results: list[AnswerResult] = []

@@ -183,7 +183,7 @@ def run_comparison(
 ) -> Comparison:
     unknown = [s for s in strategies if s not in STRATEGIES]
     if unknown:
-        raise ValueError(f"unknown strategies: {', '.join(unknown)}")
+        raise InputError(f"unknown strategies: {', '.join(unknown)}")
     run_id = run_id or uuid.uuid4().hex[:8]
     total = len(strategies) * len(scenario.turns)
     done = 0

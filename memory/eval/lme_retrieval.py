@@ -24,6 +24,7 @@ from typing import Any
 
 import numpy as np
 
+from ..errors import InputError
 from ..retrieval import RETRIEVERS, WEIGHTS, Weights
 from ..stores.turn_store import embedded_texts, turn_words
 from .longmemeval import LmeQuestion
@@ -227,11 +228,11 @@ def rank_question(
 
 def _check(unit: str, retriever: str, ks: Sequence[int]) -> None:
     if unit not in UNITS:
-        raise ValueError(f"LongMemEval is scored by {' or '.join(UNITS)}, not {unit!r}")
+        raise InputError(f"LongMemEval is scored by {' or '.join(UNITS)}, not {unit!r}")
     if retriever not in RETRIEVERS:
-        raise ValueError(f"unknown retriever {retriever!r}; choose one of {', '.join(RETRIEVERS)}")
+        raise InputError(f"unknown retriever {retriever!r}; choose one of {', '.join(RETRIEVERS)}")
     if not ks or min(ks) < 1:
-        raise ValueError("k values must be whole numbers of at least 1")
+        raise InputError("k values must be whole numbers of at least 1")
 
 
 def scored_questions(

@@ -18,6 +18,7 @@ from typing import Any
 
 import numpy as np
 
+from ..errors import InputError
 from ..retrieval import RETRIEVERS, WEIGHTS, Weights
 from ..stores.turn_store import embedded_texts
 from .locomo import Conversation
@@ -163,15 +164,15 @@ def evaluate(
     weights: Weights = WEIGHTS,
 ) -> EvalReport:
     if unit not in UNITS:
-        raise ValueError(f"unknown unit {unit!r}; choose one of {', '.join(UNITS)}")
+        raise InputError(f"unknown unit {unit!r}; choose one of {', '.join(UNITS)}")
     if retriever not in RETRIEVERS:
-        raise ValueError(f"unknown retriever {retriever!r}; choose one of {', '.join(RETRIEVERS)}")
+        raise InputError(f"unknown retriever {retriever!r}; choose one of {', '.join(RETRIEVERS)}")
     ks = sorted(set(ks or [1, 5, 10, 25]))
     if not ks or ks[0] < 1:
-        raise ValueError("k values must be whole numbers of at least 1")
+        raise InputError("k values must be whole numbers of at least 1")
     categories = sorted(set(categories or [1, 2, 3, 4]))
     if unit == "fact" and not any(c.observations for c in conversations):
-        raise ValueError("the fact unit needs 'observation' facts in the data, and this file has none")
+        raise InputError("the fact unit needs 'observation' facts in the data, and this file has none")
     start = time.perf_counter()
     report_progress = progress or (lambda d, t, label: None)
     scored = [(c, [q for q in c.questions if q.category in categories and q.evidence]) for c in conversations]

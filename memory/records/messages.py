@@ -19,7 +19,7 @@ from dataclasses import dataclass, field
 from enum import StrEnum
 from typing import Any
 
-from ..errors import StoredDataError
+from ..errors import InputError, StoredDataError
 from .stored import MAX_TIMESTAMP, CorruptEntry, as_dict, as_text, as_timestamp, dump_json, load_json, preview
 
 __all__ = ["CODEC_VERSION", "CorruptEntry", "Message", "MessageDecodeError", "Role", "decode", "decode_many", "encode"]
@@ -67,22 +67,22 @@ class Message:
         for name in ("content", "id", "tool_call_id", "model_id"):
             value = getattr(self, name)
             if value is not None and not isinstance(value, str):
-                raise ValueError(f"{name} must be a string")
+                raise InputError(f"{name} must be a string")
             if value is not None:
                 try:
                     value.encode("utf-8")
                 except UnicodeEncodeError:
-                    raise ValueError(f"{name} is not valid Unicode text (undecodable bytes?)") from None
+                    raise InputError(f"{name} is not valid Unicode text (undecodable bytes?)") from None
         if isinstance(self.created_at, bool) or not isinstance(self.created_at, (int, float)):
-            raise ValueError("created_at must be a number")
+            raise InputError("created_at must be a number")
         if not 0 <= self.created_at <= MAX_TIMESTAMP:  # also false for NaN
-            raise ValueError(f"created_at {self.created_at!r} is not a plausible time")
+            raise InputError(f"created_at {self.created_at!r} is not a plausible time")
         if self.role is Role.TOOL and not self.tool_call_id:
-            raise ValueError("a tool message needs a tool_call_id")
+            raise InputError("a tool message needs a tool_call_id")
         if self.role is not Role.TOOL and self.tool_call_id is not None:
-            raise ValueError("only tool messages carry a tool_call_id")
+            raise InputError("only tool messages carry a tool_call_id")
         if self.role is not Role.ASSISTANT and self.model_id is not None:
-            raise ValueError("only assistant messages carry a model_id")
+            raise InputError("only assistant messages carry a model_id")
 
     def to_dict(self) -> dict[str, Any]:
         """The codec's fields, as a new dict each call (callers may add to it)."""

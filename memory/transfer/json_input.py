@@ -156,25 +156,25 @@ def _unique_keys(pairs: list[tuple[str, Any]]) -> dict[str, Any]:
         seen: set[str] = set()
         for key, _ in pairs:
             if key in seen:
-                raise ValueError(f"the key {key[:60]!r} appears twice in one object")
+                raise InputError(f"the key {key[:60]!r} appears twice in one object")
             seen.add(key)
     return out
 
 
 def _no_constant(name: str) -> Any:
-    raise ValueError(f"{name} is not a JSON number")
+    raise InputError(f"{name} is not a JSON number")
 
 
 def _bounded_int(digits: str) -> int:
     if len(digits.lstrip("-")) > _MAX_DIGITS:
-        raise ValueError(f"a number with {len(digits.lstrip('-')):,} digits is out of range")
+        raise InputError(f"a number with {len(digits.lstrip('-')):,} digits is out of range")
     return int(digits)
 
 
 def _finite_float(digits: str) -> float:
     number = float(digits)
     if not math.isfinite(number):
-        raise ValueError(f"the number {digits[:30]} is out of range")
+        raise InputError(f"the number {digits[:30]} is out of range")
     return number
 
 
