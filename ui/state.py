@@ -15,6 +15,7 @@ from memory import MemoryLab, Settings
 from memory.errors import BackendError, InputError, MemoryLabError, StoredDataError
 from memory.health import BackendStatus
 from memory.inspection.key_browser import human_duration
+from memory.logs import configure_logging
 from memory.records.stored import clean_text
 from memory.strategies import StrategyConfig
 from memory.transfer.markdown import md_escape, split_fenced
@@ -32,6 +33,7 @@ def _lab_for(_settings: Settings, key: str) -> MemoryLab:
 
 def get_lab() -> MemoryLab:
     """One lab per distinct configuration, shared by every rerun, page and browser tab."""
+    configure_logging()  # every page gets the lab: the engine's warnings reach the app's log
     settings = Settings.from_env()
     return _lab_for(settings, settings.cache_key())
 

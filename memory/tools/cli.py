@@ -16,10 +16,10 @@ import traceback
 from collections.abc import Callable, Iterator
 from typing import Any
 
-from ..config import env_setting
 from ..errors import InputError, MemoryLabError
 from ..health import doctor
 from ..lab import MemoryLab
+from ..logs import configure_logging
 from ..records.trace import Trace
 from ..strategies import STRATEGIES
 
@@ -452,8 +452,7 @@ def cmd_worker(lab: MemoryLab, a: argparse.Namespace) -> int:
 
     worker = Worker(lab, name=a.name, claim_idle_s=a.claim_after)
     signal.signal(signal.SIGTERM, lambda *_: worker.stop.set())
-    if logging.getLogger().level > logging.WARNING:  # a worker's log is its report: dead letters, drops, retries
-        logging.getLogger("memory").setLevel(logging.WARNING)
+    configure_logging(logging.WARNING)  # a worker's log is its report: dead letters, drops, retries
     where = lab.settings.redis_url or "embedded Redis"
     print(f"upkeep worker {worker.name} on {where}, stream {lab.keys.jobs}, group {GROUP}", flush=True)
     if a.once:
@@ -665,10 +664,7 @@ def build_parser(prog: str = "python -m memory") -> argparse.ArgumentParser:
 
 
 def main(argv: list[str] | None = None, prog: str = "python -m memory") -> int:
-    debug = bool(env_setting("debug"))
-    logging.basicConfig(
-        level=logging.DEBUG if debug else logging.ERROR, format="%(levelname)s %(name)s: %(message)s", stream=sys.stderr
-    )
+    debug = configure_logging(logging.ERROR) == logging.DEBUG
     args = build_parser(prog).parse_args(argv)
     lab: MemoryLab | None = None
     try:
