@@ -9,7 +9,7 @@ loads the model if needed and builds the context with its trace.
 ``finish`` stores the reply, the trace, the session's settings and the
 turn's upkeep job in the second round trip; a worker does the upkeep
 (folding, facts, episodes) after the reply is shown and writes its outcome
-beside the trace (see ``upkeep.py``). ``fail`` stores the trace of a turn
+beside the trace (see ``upkeep/queue.py``). ``fail`` stores the trace of a turn
 whose LLM call failed: the user's message is already safe.
 """
 

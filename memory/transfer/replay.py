@@ -13,7 +13,7 @@ then the strategy's upkeep runs on the turn, here and now, as
 the session and the message's place and text, so replaying the same
 transcript again stores nothing twice, and a replay that stopped half-way
 (a backend went down) finishes where it stopped when run again: every
-upkeep step is idempotent (``upkeep.py``).
+upkeep step is idempotent (``upkeep/worker.py``).
 """
 
 from __future__ import annotations
