@@ -217,7 +217,7 @@ class Turn:
         try:
             self.strategy.after_turn(self.user_id, self.session_id, turn, trace)
             trace.job = {"status": "inline"}
-        except Exception as exc:  # noqa: BLE001 - upkeep must never lose the turn already stored
+        except Exception as exc:  # upkeep must never lose the turn already stored
             log.warning("memory upkeep failed for %s/%s", self.user_id, self.session_id, exc_info=True)
             trace.warnings.append(f"memory upkeep failed: {type(exc).__name__}: {exc}")
             trace.job = {"status": "failed", "error": f"{type(exc).__name__}: {exc}"}

@@ -24,11 +24,11 @@ os.environ.pop("ANTHROPIC_API_KEY", None)
 os.environ.pop("REDIS_URL", None)
 os.environ.pop("CHROMA_HOST", None)
 
-from memory.backends.redis_client import RedisClient, connect  # noqa: E402
-from memory.backends.redis_server import EmbeddedRedis, ServerState, free_port, pid_alive  # noqa: E402
-from memory.config import Settings  # noqa: E402
-from memory.lab import MemoryLab  # noqa: E402
-from memory.upkeep.worker import WorkerThread  # noqa: E402
+from memory.backends.redis_client import RedisClient, connect
+from memory.backends.redis_server import EmbeddedRedis, ServerState, free_port, pid_alive
+from memory.config import Settings
+from memory.lab import MemoryLab
+from memory.upkeep.worker import WorkerThread
 
 
 def kill_pid(pid: int | None) -> None:

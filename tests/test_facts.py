@@ -10,7 +10,7 @@ from memory.llm.rules import facts_from_text
 
 
 @pytest.fixture()
-def lab(vector_lab):  # noqa: F811 - every test here runs on the embedded Chroma and on a Chroma server
+def lab(vector_lab):  # every test here runs on the embedded Chroma and on a Chroma server
     return vector_lab
 
 

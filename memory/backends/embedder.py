@@ -70,7 +70,7 @@ class Embedder:
 
             hf_logging.disable_progress_bar()
             self._model = SentenceTransformer(self.path, device="cpu")
-        except Exception as exc:  # noqa: BLE001 - any load failure is the same user problem
+        except Exception as exc:  # any load failure is the same user problem
             raise EmbedderError(f"could not load the embedding model from {self.path}: {exc}") from exc
 
     def embed(self, texts: Sequence[str]) -> np.ndarray:

@@ -42,7 +42,7 @@ def _wrapped(method: F) -> F:
             return method(self, *args, **kwargs)
         except MemoryLabError:
             raise
-        except Exception as exc:  # noqa: BLE001 - qdrant-client raises many kinds; all are the same user problem
+        except Exception as exc:  # qdrant-client raises many kinds; all are the same user problem
             raise VectorStoreError(f"Qdrant at {self.location} failed: {type(exc).__name__}: {exc}") from exc
 
     return call  # type: ignore[return-value]
@@ -100,7 +100,7 @@ class QdrantStore(DeleteWhere):
                 assert path is not None, "a local Qdrant needs a path"
                 path.mkdir(parents=True, exist_ok=True)
                 self._client = QdrantClient(path=str(path))
-        except Exception as exc:  # noqa: BLE001
+        except Exception as exc:
             hint = (
                 "check QDRANT_URL and that the server runs"
                 if url
@@ -127,7 +127,7 @@ class QdrantStore(DeleteWhere):
         try:
             self._client.get_collections()
             return True
-        except Exception:  # noqa: BLE001 - any failure means "not healthy"
+        except Exception:  # any failure means "not healthy"
             log.info("Qdrant heartbeat failed at %s", self.location, exc_info=True)
             return False
 
@@ -230,7 +230,7 @@ class QdrantStore(DeleteWhere):
     def close(self) -> None:
         try:
             self._client.close()
-        except Exception:  # noqa: BLE001,S110 - closing
+        except Exception:  # noqa: BLE001 - closing
             pass
 
 

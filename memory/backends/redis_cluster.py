@@ -96,7 +96,7 @@ def connect_cluster(url: str, timeout_s: float) -> ClusterClient:
                 url, retry=Retry(ExponentialBackoff(cap=0.5, base=0.05), 3), **client_options(timeout_s)
             ),
         )
-    except Exception as exc:  # noqa: BLE001 - RedisClusterException is not a RedisError
+    except Exception as exc:  # RedisClusterException is not a RedisError
         if isinstance(exc, BackendError):
             raise
         raise BackendUnavailable(f"REDIS_CLUSTER_URL {url!r} is not a reachable Redis Cluster: {exc}") from exc

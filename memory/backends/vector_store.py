@@ -85,7 +85,7 @@ def _wrapped(method: F, retry_reads: bool = False) -> F:
             for pause in _READ_RETRIES_S:
                 try:
                     return method(self, *args, **kwargs)
-                except Exception as exc:  # noqa: BLE001 - only the known transient read error is retried
+                except Exception as exc:  # only the known transient read error is retried
                     if not _read_again(exc):
                         raise
                     log.info("Chroma read failed transiently (%s); reading again in %.2fs", exc, pause)
@@ -95,7 +95,7 @@ def _wrapped(method: F, retry_reads: bool = False) -> F:
             if isinstance(exc, MemoryLabError) or not type(exc).__module__.startswith("chromadb"):
                 raise
             raise VectorStoreError(_explain(exc, self.location, self.timeout_s)) from exc
-        except Exception as exc:  # noqa: BLE001 - chroma raises many kinds; all are the same user problem
+        except Exception as exc:  # chroma raises many kinds; all are the same user problem
             raise VectorStoreError(_explain(exc, self.location, self.timeout_s), _is_timeout(exc)) from exc
 
     return call  # type: ignore[return-value]
@@ -220,7 +220,7 @@ class ChromaStore(DeleteWhere):
                 self._client = chromadb.PersistentClient(path=str(path), database=database, settings=settings)
         except VectorStoreError:
             raise
-        except Exception as exc:  # noqa: BLE001 - chroma raises many kinds on open
+        except Exception as exc:  # chroma raises many kinds on open
             self._forget_failed_system()
             raise VectorStoreError(_explain(exc, self.location, timeout_s), _is_timeout(exc)) from exc
         self._collections: dict[str, Any] = {}
@@ -251,7 +251,7 @@ class ChromaStore(DeleteWhere):
         try:
             self._client.heartbeat()
             return True
-        except Exception:  # noqa: BLE001 - any failure means "not healthy"; the caller shows it
+        except Exception:  # any failure means "not healthy"; the caller shows it
             log.info("Chroma heartbeat failed at %s", self.location, exc_info=True)
             return False
 

@@ -134,6 +134,11 @@ def why_not(lab: WhyServices, user_id: str, query: str, memory: str, k: int = 5,
             {"id": hit.id, "text": hit.text, "user": owner, **_when(hit.metadata)},
         )
 
+    return _said_or_never(lab, user_id, wanted, session_id)
+
+
+def _said_or_never(lab: WhyServices, user_id: str, wanted: str, session_id: str) -> WhyNot:
+    """No fact holds it: was it said (in which session, and is that session still there), or never stored?"""
     said = lab.audit.query(user_id=user_id, actions=["message_stored"], content=wanted, limit=20)
     if not said:
         said = [e for e in lab.audit.query(user_id=user_id, actions=["message_stored"], limit=5000)

@@ -144,7 +144,7 @@ class OfflineLLM(LLM):
         return "Noted: " + "; ".join(said) + "." + scope
 
     # -- summaries -------------------------------------------------------
-    def summarize(self, previous: str, messages: list[Message], max_tokens: int) -> str:
+    def summarize(self, previous: str, messages: list[Message], max_tokens: int) -> str:  # noqa: C901 - a fold, one pass
         facts: dict[str, str] = {}  # one key per slot (or per fact where a person has many): newest wins
         notes: list[str] = []
         for sentence in split_sentences(previous):

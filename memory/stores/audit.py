@@ -147,7 +147,7 @@ class AuditTrail:
             conn.execute(_SCHEMA.format(serial=serial))
             for statement in _INDEXES:
                 conn.execute(statement)
-        except Exception as exc:  # noqa: BLE001 - sqlite3 and psycopg raise their own kinds
+        except Exception as exc:  # sqlite3 and psycopg raise their own kinds
             raise AuditError(f"the audit trail at {self.location} cannot be opened: {exc}") from exc
         self._conn = conn
         return conn
@@ -171,7 +171,7 @@ class AuditTrail:
                         conn.executemany(sql, many)
                         return []
                     return list(conn.execute(sql, params).fetchall())
-                except Exception as exc:  # noqa: BLE001
+                except Exception as exc:
                     self._drop()
                     if attempt == 2 or not _lost_connection(exc):
                         raise AuditError(f"the audit trail at {self.location} failed: {exc}") from exc
@@ -181,7 +181,7 @@ class AuditTrail:
         try:
             if self._conn is not None:
                 self._conn.close()
-        except Exception:  # noqa: BLE001,S110 - closing a broken connection
+        except Exception:  # noqa: BLE001 - closing a broken connection
             pass
         self._conn = None
 

@@ -338,7 +338,7 @@ class SessionStore:
                 for key in expected:
                     p.type(key)
                 types = p.execute()
-        except Exception:  # noqa: BLE001 - this only improves an error message
+        except Exception:  # this only improves an error message
             log.debug("could not read key types for %s", k.tag, exc_info=True)
             return ""
         return ", ".join(

@@ -183,7 +183,7 @@ class TurnStore:
             # pasted document's words past the first few hundred wait for a question that needs them.
             try:
                 self.short_texts(turn_words(r.text for r in records))
-            except Exception:  # noqa: BLE001 - only a head start: a question embeds what it still needs
+            except Exception:  # only a head start: a question embeds what it still needs
                 log.warning("could not embed the words of %d new turns ahead of time", len(records), exc_info=True)
             if progress:
                 progress(min(start + self.batch, len(rows)), len(rows))

@@ -14,7 +14,7 @@ import logging
 import sys
 import traceback
 from collections.abc import Callable, Iterator
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 from ..errors import InputError, MemoryLabError
 from ..health import doctor
@@ -22,6 +22,11 @@ from ..lab import MemoryLab
 from ..logs import configure_logging
 from ..records.trace import Trace
 from ..strategies import STRATEGIES
+
+if TYPE_CHECKING:
+    from ..eval.answers import AnswerReport
+    from ..eval.loco import LocoReport
+    from ..eval.runner import EvalReport
 
 EXIT_INTERNAL = 70
 
@@ -212,7 +217,7 @@ def cmd_import_chat(lab: MemoryLab, a: argparse.Namespace) -> int:
     from ..transfer.transcript import read_transcript
 
     try:
-        raw = sys.stdin.buffer.read() if a.file == "-" else open(a.file, "rb").read()  # noqa: SIM115
+        raw = sys.stdin.buffer.read() if a.file == "-" else open(a.file, "rb").read()
     except OSError as exc:
         raise InputError(f"cannot read {a.file}: {exc.strerror or exc}") from exc
     transcript = read_transcript(raw, lab.settings.max_message_chars, a.question)
@@ -313,22 +318,7 @@ def cmd_eval(lab: MemoryLab, a: argparse.Namespace) -> int:
         if a.json:
             _print_json(loco.to_json())
             return 0
-        print(
-            f"leave-one-conversation-out on {a.data}: unit={loco.unit}, R@{loco.k} over {loco.questions} questions, "
-            f"{len(loco.grid)} settings"
-        )
-        print(f"  plain (the app's weights): {loco.plain * 100:.1f}")
-        print(f"  LOCO (weights chosen without the scored conversation): {loco.loco * 100:.1f}")
-        print(f"  best single setting in hindsight: {loco.hindsight * 100:.1f}")
-        for name, held in loco.per_conversation.items():
-            chosen = ", ".join(f"{k}={v:g}" for k, v in held["chosen"].items())
-            print(f"  {name:<10} plain {held['plain'] * 100:5.1f}  LOCO {held['loco'] * 100:5.1f}  ({chosen})")
-        from ..eval.locomo import CATEGORY_NAMES
-
-        for category, scores in loco.per_category.items():
-            label = CATEGORY_NAMES.get(category, f"category {category}")
-            plain, held_out, n = scores["plain"] * 100, scores["loco"] * 100, scores["questions"]
-            print(f"  {label:<12} plain {plain:5.1f}  LOCO {held_out:5.1f}  ({n:g} questions)")
+        _print_loco(a.data, loco)
         return 0
     report = evaluate(lab, conversations, a.unit, a.retriever, a.k, a.categories, progress)
     answers = None
@@ -347,9 +337,35 @@ def cmd_eval(lab: MemoryLab, a: argparse.Namespace) -> int:
             data["answers"] = answers.to_json(with_questions=a.questions)
         _print_json(data)
         return 0
+    _print_recall(a.data, report, answers)
+    return 0
+
+
+def _print_loco(data: str, loco: LocoReport) -> None:
+    """The leave-one-conversation-out result, as ``eval --loco`` prints it."""
+    print(
+        f"leave-one-conversation-out on {data}: unit={loco.unit}, R@{loco.k} over {loco.questions} questions, "
+        f"{len(loco.grid)} settings"
+    )
+    print(f"  plain (the app's weights): {loco.plain * 100:.1f}")
+    print(f"  LOCO (weights chosen without the scored conversation): {loco.loco * 100:.1f}")
+    print(f"  best single setting in hindsight: {loco.hindsight * 100:.1f}")
+    for name, held in loco.per_conversation.items():
+        chosen = ", ".join(f"{k}={v:g}" for k, v in held["chosen"].items())
+        print(f"  {name:<10} plain {held['plain'] * 100:5.1f}  LOCO {held['loco'] * 100:5.1f}  ({chosen})")
+    from ..eval.locomo import CATEGORY_NAMES
+
+    for category, scores in loco.per_category.items():
+        label = CATEGORY_NAMES.get(category, f"category {category}")
+        plain, held_out, n = scores["plain"] * 100, scores["loco"] * 100, scores["questions"]
+        print(f"  {label:<12} plain {plain:5.1f}  LOCO {held_out:5.1f}  ({n:g} questions)")
+
+
+def _print_recall(data: str, report: EvalReport, answers: AnswerReport | None) -> None:
+    """A LoCoMo recall report (and the answers' scores, when asked for), as ``eval`` prints it."""
     ks = report.k
     print(
-        f"recall@k on {a.data}: unit={report.unit} retriever={report.retriever} "
+        f"recall@k on {data}: unit={report.unit} retriever={report.retriever} "
         f"questions={report.n_questions} time={report.seconds:.1f}s"
     )
     print(f"{'':<16}" + "".join(f"{'R@' + str(k):>8}" for k in ks) + f"{'n':>7}")
@@ -376,7 +392,6 @@ def cmd_eval(lab: MemoryLab, a: argparse.Namespace) -> int:
         )
         for c, f1 in answers.f1_by_category.items():
             print(f"  F1 {c} {CATEGORY_NAMES.get(c, '')}: {f1 * 100:.1f}")
-    return 0
 
 
 def _replay_answers(lab: MemoryLab, a: argparse.Namespace) -> int:

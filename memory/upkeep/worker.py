@@ -247,12 +247,12 @@ class Worker:
                 log.warning("upkeep worker %s: %s; retrying in %.1fs", self.name, exc, pause)
                 self.stop.wait(pause)
                 pause = min(pause * 2, 10.0)
-            except Exception:  # noqa: BLE001 - the worker must outlive anything
+            except Exception:  # the worker must outlive anything
                 log.exception("upkeep worker %s: unexpected error", self.name)
                 self.stop.wait(pause)
         try:
             self._r.xgroup_delconsumer(self.lab.keys.jobs, GROUP, self.name)
-        except Exception:  # noqa: BLE001 - leaving is best effort; an idle consumer is harmless
+        except Exception:  # leaving is best effort; an idle consumer is harmless
             log.debug("could not remove consumer %s", self.name, exc_info=True)
 
     def handle(self, entry_id: str, fields: dict[str, Any]) -> None:
@@ -327,7 +327,7 @@ class Worker:
         except JobError as exc:
             self._refuse(entry_id, exc)
             return
-        except Exception as exc:  # noqa: BLE001 - a key of the job's holds another type, or a bug: it would fail again
+        except Exception as exc:  # a key of the job's holds another type, or a bug: it would fail again
             log.warning("upkeep job %s cannot be applied", job.id, exc_info=not isinstance(exc, StoredDataError))
             self._refuse(entry_id, JobError(f"{type(exc).__name__}: {exc}", job.user_id, job.session_id, job.id))
             return
@@ -474,7 +474,7 @@ class Worker:
             strategy.after_turn(job.user_id, job.session_id, job.messages, trace)
             outcome["status"] = "done"
             self.done += 1
-        except Exception as exc:  # noqa: BLE001 - recorded on the turn's trace; the turn itself is safe
+        except Exception as exc:  # recorded on the turn's trace; the turn itself is safe
             log.warning("upkeep job %s failed", job.id, exc_info=not isinstance(exc, MemoryLabError))
             outcome.update(status="failed", error=f"{type(exc).__name__}: {exc}")
             self.failed += 1
