@@ -30,6 +30,7 @@ from redis.cluster import RedisCluster
 from redis.retry import Retry
 
 from ..errors import BackendError, BackendUnavailable
+from .compat import pipeline_commands
 from .redis_client import Guarded, Lua, client_options
 
 
@@ -43,7 +44,7 @@ class ClusterClient(Guarded, RedisCluster):
 
     def run(self, pipe: Any) -> list[Any]:
         """Execute a pipeline of scripts and commands (each to its slot's primary)."""
-        stack = [tuple(command.args) for command in pipe._execution_strategy.command_queue]
+        stack = pipeline_commands(pipe)
         if not self._scripts_loaded:
             self.load_scripts()
         return self.finish_run(stack, pipe.execute(raise_on_error=False))

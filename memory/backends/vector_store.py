@@ -25,6 +25,7 @@ from typing import Any, Protocol, TypeVar, cast
 import numpy as np
 
 from ..errors import InputError, MemoryLabError, RefusedError, VectorStoreError
+from .compat import forget_chroma_system
 
 # chromadb (and httpx under it) load only when a store is opened: commands that need no vector store
 # (history, sessions, redis stop) start in a fraction of the time.
@@ -231,11 +232,7 @@ class ChromaStore(DeleteWhere):
 
     def _forget_failed_system(self) -> None:
         """Chroma caches one system per path even when it failed to start; later opens then fail oddly."""
-        from chromadb.api.shared_system_client import SharedSystemClient
-
-        for identifier in [i for i in SharedSystemClient._identifier_to_system if self.location in i]:
-            SharedSystemClient._identifier_to_system.pop(identifier, None)
-            SharedSystemClient._identifier_to_refcount.pop(identifier, None)
+        forget_chroma_system(self.location)
 
     @_wrapped
     def collection(self, name: str) -> Any:
