@@ -9,10 +9,12 @@ from __future__ import annotations
 import pandas as pd
 import streamlit as st
 
+from memory.logs import configure_logging
 from ui.layout import NAVIGATION, link_params, page
 from ui.sidebar import session_label
 from ui.state import guarded, md_text
 
+configure_logging()  # once per process (ui.state.get_lab asks again on every page; the handler is added once)
 ctx = page("app.py")
 st.markdown(
     "LLMs are stateless: an app gives them memory with **Redis** (recent history), **summaries** the model "

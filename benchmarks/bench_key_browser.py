@@ -19,7 +19,7 @@ from pathlib import Path
 import redis
 
 from memory.backends.redis_server import EmbeddedRedis
-from memory.inspect import KeyInspector
+from memory.inspection.key_browser import KeyInspector
 from memory.keys import Keys
 
 

@@ -12,9 +12,9 @@ __version__ = "0.1.0"  # the package's version (pyproject.toml reads it)
 from .config import Settings
 from .keys import InvalidIdError, Keys
 from .lab import BackendUnavailable, ChatResult, MemoryLab
-from .messages import Message, Role
+from .records.messages import Message, Role
+from .records.trace import Trace
 from .strategies import STRATEGIES, StrategyConfig
-from .trace import Trace
 
 __all__ = [
     "STRATEGIES",

@@ -8,90 +8,43 @@ import, and the embedding model loads only when something needs it.
 from __future__ import annotations
 
 import logging
-import os
 import threading
 from collections.abc import Callable
-from dataclasses import dataclass, field
 from functools import cached_property
 from pathlib import Path
-from typing import Any, Protocol, cast
+from typing import Any, cast
 
 import numpy as np
 
-from .audit import AuditError, AuditTrail, deletion_event, fact_events
 from .backends.embedder import Embedder, get_embedder
+from .backends.embedding_cache import EmbeddingCache
 from .backends.redis_client import RedisClient, connect
 from .backends.redis_server import EmbeddedRedis
-from .backends.vector_store import VectorBackend, VectorStore, server_heartbeat
+from .backends.vector_store import ChromaStore, VectorBackend
 from .config import Settings
-from .embedding_cache import EmbeddingCache
-from .episode_store import EpisodeStore
 from .errors import (
-    BackendTimeout,
     BackendUnavailable,
     InputError,
     MemoryLabError,
-    RedisStartError,
-    VectorStoreError,
 )
-from .fact_index import FactIndex
-from .fact_store import FactStore
+from .inspection.memory_search import MemoryHit, search_memories
 from .keys import Keys, validate_id
 from .llm import LLM, LLMError, make_llm
-from .llm.offline import MODEL_ID as OFFLINE_MODEL_ID
-from .memory_search import MemoryHit, search_memories
-from .session_store import SessionStore
+from .stores.audit import AuditError, AuditTrail, deletion_event, fact_events
+from .stores.deletion import DeletionReport, MemoryStore, SessionScopedStore
+from .stores.episode_store import EpisodeStore
+from .stores.fact_index import FactIndex
+from .stores.fact_store import FactStore
+from .stores.session_store import SessionStore
+from .stores.turn_store import TurnStore, TurnVersions
 from .strategies import STRATEGIES, Services, Strategy, StrategyConfig
 from .turn import ChatResult, Turn, TurnStream
-from .turn_store import TurnStore, TurnVersions
-from .upkeep import Upkeep
-from .worker import WorkerThread
+from .upkeep.queue import Upkeep
+from .upkeep.worker import WorkerThread
 
 log = logging.getLogger(__name__)
 
-__all__ = ["BackendStatus", "BackendUnavailable", "ChatResult", "DeletionReport", "MemoryLab"]
-
-
-class MemoryStore(Protocol):
-    """What every store holding a user's memory can do, so forgetting a user is one walk over a list."""
-
-    def forget_user(self, user_id: str) -> int: ...
-
-
-class SessionScopedStore(MemoryStore, Protocol):
-    """A store that also keeps things per session, so clearing a session walks it too."""
-
-    def clear_session(self, user_id: str, session_id: str) -> int: ...
-
-
-@dataclass
-class DeletionReport:
-    """How much each store deleted, and which stores failed (the others still ran)."""
-
-    counts: dict[str, int] = field(default_factory=dict)
-    errors: dict[str, str] = field(default_factory=dict)
-
-    @property
-    def ok(self) -> bool:
-        return not self.errors
-
-    def describe(self) -> str:
-        done = ", ".join(f"{n} {name.replace('_', ' ')}" for name, n in self.counts.items())
-        failed = "; ".join(f"{name} failed: {err}" for name, err in self.errors.items())
-        return done + (f" — {failed}" if failed else "")
-
-
-@dataclass
-class BackendStatus:
-    name: str
-    mode: str
-    location: str
-    ok: bool
-    version: str = ""
-    detail: str = ""
-    fix: str = ""
-    extra: dict[str, Any] = field(default_factory=dict)
-    problem: str = "unreachable"  # or "not answering" (hung), for the banner's headline
+__all__ = ["BackendUnavailable", "ChatResult", "DeletionReport", "MemoryLab"]
 
 
 class MemoryLab:
@@ -152,7 +105,7 @@ class MemoryLab:
             from .backends.qdrant_store import QdrantStore
 
             return QdrantStore(path=s.data_dir / "qdrant", url=s.qdrant_url, timeout_s=max(s.backend_timeout_s, 5.0))
-        return VectorStore(
+        return ChromaStore(
             path=s.data_dir / "chroma",
             host=s.chroma_host,
             port=s.chroma_port,
@@ -474,156 +427,10 @@ class MemoryLab:
             return self.episodes.delete(user_id, memory_id)
         raise InputError(f"unknown kind of memory {kind!r}; use 'fact' or 'episode'")
 
-    # -- health ----------------------------------------------------------
-    def redis_status(self) -> BackendStatus:
-        """PING-level health (a lost embedded server is found or started again, as by any command)."""
-        s = self.settings
-        location = s.redis_url or str(self.settings.data_dir / "redis")
-        try:
-            info = self.redis.info("server")  # a lost embedded server is found or started again by the connection
-            extra: dict[str, Any] = {"url": self._redis_url}
-            if self.embedded_redis is not None:
-                state = self.embedded_redis.read_state()
-                extra.update(pid=state.pid if state else None)
-            return BackendStatus("Redis", s.redis_mode, location, True, str(info.get("redis_version", "")), extra=extra)
-        except MemoryLabError as exc:
-            problem = "not answering" if isinstance(exc, BackendTimeout) else "unreachable"
-            return BackendStatus(
-                "Redis", s.redis_mode, location, False, detail=str(exc), fix=self._redis_fix(exc), problem=problem
-            )
-
-    def _redis_fix(self, exc: MemoryLabError) -> str:
-        if self.settings.redis_url:
-            if isinstance(exc, BackendTimeout):
-                return "The Redis at REDIS_URL is hung or overloaded: check the server"
-            return "Check REDIS_URL and that the server is up"
-        if isinstance(exc, BackendTimeout):
-            return "Stop the hung server with `python -m memory redis stop`; the next page load starts a fresh one"
-        if isinstance(exc, RedisStartError):
-            return f"See {self.settings.data_dir / 'redis' / 'redis.log'}"
-        return "See the details; `python -m memory doctor` checks again"
-
-    def chroma_quick_status(self) -> BackendStatus:
-        """Chroma checked without loading chromadb (half a second): a server's heartbeat, or the folder's file."""
-        s = self.settings
-        if s.vector_store != "chroma":
-            return self.chroma_status()
-        if s.chroma_host:
-            url = f"http://{s.chroma_host}:{s.chroma_port}"
-            try:
-                server_heartbeat(url, 2.0)
-                return BackendStatus("Chroma", "server", url, True, detail="heartbeat (quick check)")
-            except VectorStoreError as exc:
-                problem = "not answering" if exc.hung else "unreachable"
-                fix = "Check CHROMA_HOST/CHROMA_PORT and that the server runs"
-                return BackendStatus("Chroma", "server", url, False, detail=str(exc), fix=fix, problem=problem)
-        folder = s.data_dir / "chroma"
-        database = folder / "chroma.sqlite3"
-        if database.exists():
-            with database.open("rb") as f:
-                if f.read(16) != b"SQLite format 3\x00":
-                    return BackendStatus(
-                        "Chroma",
-                        "embedded",
-                        str(folder),
-                        False,
-                        detail=f"{database} is not a SQLite database (damaged)",
-                        fix="Move the folder aside to start empty",
-                    )
-        writable = os.access(folder if folder.exists() else s.data_dir if s.data_dir.exists() else Path("."), os.W_OK)
-        detail = "database file looks valid (quick check)" if database.exists() else "empty: created on first use"
-        return BackendStatus(
-            "Chroma",
-            "embedded",
-            str(folder),
-            writable,
-            detail=detail if writable else "folder not writable",
-            fix="" if writable else "Make the data folder writable or set MEMLAB_DATA_DIR",
-        )
-
-    def chroma_status(self) -> BackendStatus:
-        """The vector store's health (Chroma, or Qdrant with MEMLAB_VECTOR_STORE=qdrant)."""
-        s = self.settings
-        name = s.vector_store_name
-        if s.vector_store == "qdrant":
-            fix = "Check QDRANT_URL and that the server runs" if s.qdrant_url else "See the details"
-            where = s.qdrant_url or str(s.data_dir / "qdrant")
-        else:
-            fix = "Check CHROMA_HOST/CHROMA_PORT and that the server runs" if s.chroma_host else "See the details"
-            where = f"http://{s.chroma_host}:{s.chroma_port}" if s.chroma_host else str(s.data_dir / "chroma")
-        try:
-            store = self.vectors
-        except MemoryLabError as exc:
-            problem = "not answering" if isinstance(exc, VectorStoreError) and exc.hung else "unreachable"
-            return BackendStatus(name, s.chroma_mode, where, False, detail=str(exc), fix=fix, problem=problem)
-        ok = store.heartbeat()
-        detail = "" if ok else f"no heartbeat from {name} at {store.location} within {store.timeout_s:g}s"
-        problem = "unreachable" if ok else "not answering"
-        return BackendStatus(
-            name,
-            store.mode,
-            store.location,
-            ok,
-            store.version,
-            detail=detail,
-            fix="" if ok else fix,
-            problem=problem,
-        )
-
-    def llm_status(self) -> BackendStatus:
-        """Which provider replies (the sidebar, ``doctor``); keys are never shown."""
-        s = self.settings
-        provider = s.llm_provider
-        if provider == "openai":
-            key = "key set (not shown)" if s.openai_api_key else "no OPENAI_API_KEY (a local server needs none)"
-            model = s.openai_model + (f", small: {s.openai_small_model}" if s.openai_small_model else "")
-            return BackendStatus("LLM", "openai", s.openai_base_url or "api.openai.com", True, model, detail=key)
-        if provider == "anthropic":
-            return BackendStatus(
-                "LLM",
-                "anthropic",
-                s.anthropic_base_url or "api.anthropic.com",
-                True,
-                s.anthropic_model,
-                detail="key set (not shown)",
-            )
-        return BackendStatus(
-            "LLM",
-            "offline",
-            "in process",
-            True,
-            OFFLINE_MODEL_ID,
-            detail="no ANTHROPIC_API_KEY or MEMLAB_LLM: replies quote the memory they were given",
-        )
-
-    def embedder_status(self, load: bool = False) -> BackendStatus:
-        from .backends.embedder import MODEL_NAME, model_path
-
-        try:
-            path = model_path()
-            if load:
-                self.embedder.embed(["ping"])
-            return BackendStatus("Embeddings", "local", path, True, MODEL_NAME)
-        except MemoryLabError as exc:
-            return BackendStatus("Embeddings", "local", "", False, detail=str(exc), fix="run `make install`")
-
-    def doctor(self, load_model: bool = True, open_store: bool | None = None) -> list[BackendStatus]:
-        """Every backend's health; without ``load_model`` (``doctor --quick``) neither the model nor chromadb loads.
-
-        The app's sidebar passes ``open_store=True``: its pages open the store
-        anyway, and a store that opens but fails is what the banner must show.
-        """
-        chroma = (
-            self.chroma_status() if (load_model if open_store is None else open_store) else self.chroma_quick_status()
-        )
-        return [self.redis_status(), chroma, self.embedder_status(load_model), self.llm_status(), self.audit_status()]
-
-    def audit_status(self) -> BackendStatus:
-        """The audit trail's database: a memory write never waits for it, but a team wants to know it is down."""
-        trail = self.audit
-        ok, problem = trail.status()
-        fix = "Check AUDIT_DATABASE_URL and that PostgreSQL runs" if trail.postgres else "See the details"
-        return BackendStatus("Audit", trail.mode, trail.location, ok, detail=problem, fix="" if ok else fix)
+    @property
+    def redis_location(self) -> str:
+        """The URL the Redis client last connected to (an embedded server's may change when it restarts)."""
+        return self._redis_url
 
     def stop_embedded_redis(self) -> bool:
         if self.embedded_redis is None:

@@ -9,7 +9,7 @@ loads the model if needed and builds the context with its trace.
 ``finish`` stores the reply, the trace, the session's settings and the
 turn's upkeep job in the second round trip; a worker does the upkeep
 (folding, facts, episodes) after the reply is shown and writes its outcome
-beside the trace (see ``upkeep.py``). ``fail`` stores the trace of a turn
+beside the trace (see ``upkeep/queue.py``). ``fail`` stores the trace of a turn
 whose LLM call failed: the user's message is already safe.
 """
 
@@ -19,21 +19,51 @@ import logging
 import time
 from collections.abc import Generator, Iterator
 from dataclasses import dataclass, replace
-from typing import TYPE_CHECKING, Any
+from typing import Any, Protocol
 
-from .audit import message_events
+from .backends.embedder import Embedder
+from .backends.redis_client import RedisClient
+from .config import Settings
 from .errors import InputError, LLMError
-from .jobs import Job
 from .keys import validate_id
 from .llm import LLM, LLMReply
-from .messages import Message, Role
+from .records.messages import Message, Role
+from .records.trace import Trace
+from .stores.audit import AuditTrail, message_events
+from .stores.session_store import SessionStore
 from .strategies import Context, Strategy, StrategyConfig
-from .trace import Trace
-
-if TYPE_CHECKING:
-    from .lab import MemoryLab
+from .upkeep.jobs import Job
+from .upkeep.queue import Upkeep
 
 log = logging.getLogger(__name__)
+
+
+class TurnServices(Protocol):
+    """What a turn uses of the engine (``MemoryLab`` is one): the session store, the model, the upkeep queue.
+
+    Why a Protocol: the turn is a step the lab runs, not a part of it; naming
+    what it needs keeps the lab out of its imports (no import cycle) and lets
+    a test or another front end hand it just these.
+    """
+
+    settings: Settings
+
+    @property
+    def redis(self) -> RedisClient: ...
+    @property
+    def sessions(self) -> SessionStore: ...
+    @property
+    def audit(self) -> AuditTrail: ...
+    @property
+    def llm(self) -> LLM: ...
+    @property
+    def embedder(self) -> Embedder: ...
+    @property
+    def upkeep(self) -> Upkeep: ...
+
+    def strategy(self, name: str, config: StrategyConfig | None = None) -> Strategy: ...
+    def wait_for_upkeep(self, user_id: str, timeout_s: float | None = None) -> list[str]: ...
+    def ensure_worker(self) -> None: ...
 
 
 @dataclass
@@ -69,7 +99,7 @@ def checked_text(text: str, limit: int) -> str:
 
 @dataclass
 class Turn:
-    lab: MemoryLab
+    lab: TurnServices
     strategy: Strategy
     user_id: str
     session_id: str
@@ -81,7 +111,7 @@ class Turn:
     @classmethod
     def begin(
         cls,
-        lab: MemoryLab,
+        lab: TurnServices,
         user_id: str,
         session_id: str,
         text: str,
@@ -187,7 +217,7 @@ class Turn:
         try:
             self.strategy.after_turn(self.user_id, self.session_id, turn, trace)
             trace.job = {"status": "inline"}
-        except Exception as exc:  # noqa: BLE001 - upkeep must never lose the turn already stored
+        except Exception as exc:  # upkeep must never lose the turn already stored
             log.warning("memory upkeep failed for %s/%s", self.user_id, self.session_id, exc_info=True)
             trace.warnings.append(f"memory upkeep failed: {type(exc).__name__}: {exc}")
             trace.job = {"status": "failed", "error": f"{type(exc).__name__}: {exc}"}

@@ -7,9 +7,9 @@ import datetime as dt
 import pandas as pd
 import streamlit as st
 
-from memory.audit import ACTIONS
-from memory.csv_export import to_csv
 from memory.presentation.format import when
+from memory.stores.audit import ACTIONS
+from memory.transfer.csv_export import to_csv
 from ui.charts import hbar
 from ui.layout import page
 from ui.state import guarded, md_text, settle_upkeep

@@ -5,8 +5,9 @@ from __future__ import annotations
 import streamlit as st
 
 from memory import STRATEGIES
-from memory.messages import Message, new_message_id
-from memory.trace import Trace
+from memory.health import llm_status
+from memory.records.messages import Message, new_message_id
+from memory.records.trace import Trace
 from ui.layout import page
 from ui.state import (
     CONFIG_WIDGETS,
@@ -26,7 +27,7 @@ from ui.trace_view import render_trace
 
 ctx = page("pages/chat.py", names_strategy=True)
 lab, user, session = ctx.lab, ctx.user_id, ctx.session_id
-llm = lab.llm_status()
+llm = llm_status(lab)
 st.caption(f"User **{md_escape(user)}** · session **{md_escape(session)}** · LLM: {llm.mode} ({llm.version})")
 
 names = list(STRATEGIES)
@@ -156,7 +157,7 @@ export_panel = b3.popover(
 )
 if export_panel.open:  # built only when opened
     with export_panel, guarded("Exporting"):
-        from memory.portability import dumps, export_session, session_markdown
+        from memory.transfer.portability import dumps, export_session, session_markdown
 
         export = export_session(lab, user, session)
         st.download_button("Transcript and traces (JSON)", dumps(export), f"{user}-{session}.json", "application/json")

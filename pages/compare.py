@@ -7,8 +7,8 @@ import plotly.express as px
 import streamlit as st
 
 from memory import STRATEGIES
-from memory.compare import ScenarioError, load_scenario, run_comparison, shipped_scenarios
-from memory.csv_export import to_csv
+from memory.eval.compare import ScenarioError, load_scenario, run_comparison, shipped_scenarios
+from memory.transfer.csv_export import to_csv
 from ui.answer_runs import import_chat, longmemeval_answers
 from ui.charts import STRATEGY_COLORS, per_turn, score_chart
 from ui.layout import page

@@ -7,13 +7,13 @@ import time
 import pandas as pd
 import streamlit as st
 
-from memory.foreign import find_conversations
-from memory.inspect import KeyInspector, KeyRow
-from memory.jobs import MAX_DEAD_LETTERS
+from memory.inspection.foreign import find_conversations
+from memory.inspection.key_browser import KeyInspector, KeyRow
 from memory.keys import KEY_KINDS
 from memory.lab import MemoryLab
 from memory.presentation.format import human_bytes, human_duration, ttl_cell, when
-from memory.stored import clean_text, with_iso_dates
+from memory.records.stored import clean_text, with_iso_dates
+from memory.upkeep.jobs import MAX_DEAD_LETTERS
 from ui.charts import hbar
 from ui.confirm import confirmed
 from ui.layout import page

@@ -7,7 +7,7 @@ import plotly.graph_objects as go
 import streamlit as st
 
 from memory.presentation.format import when
-from memory.tokens import count_tokens
+from memory.records.tokens import count_tokens
 from ui.layout import CHAT, link_params, page
 from ui.state import guarded, md_escape, md_text, settle_upkeep
 

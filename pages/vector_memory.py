@@ -227,7 +227,7 @@ delete_form(lab, user, facts, episodes)
 edit_section(lab, user, facts)
 
 with guarded("Preparing the export"):
-    from memory.portability import dumps, export_user
+    from memory.transfer.portability import dumps, export_user
 
     st.download_button(
         "Download this user's memory (JSON)",

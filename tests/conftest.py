@@ -25,13 +25,13 @@ os.environ.pop("ANTHROPIC_API_KEY", None)
 os.environ.pop("REDIS_URL", None)
 os.environ.pop("CHROMA_HOST", None)
 
-from memory.backends.redis_client import RedisClient, connect  # noqa: E402
-from memory.backends.redis_server import EmbeddedRedis, ServerState, free_port, pid_alive  # noqa: E402
-from memory.config import Settings  # noqa: E402
-from memory.lab import MemoryLab  # noqa: E402
-from memory.worker import WorkerThread  # noqa: E402
+from memory.backends.redis_client import RedisClient, connect
+from memory.backends.redis_server import EmbeddedRedis, ServerState, free_port, pid_alive
+from memory.config import Settings
+from memory.lab import MemoryLab
+from memory.upkeep.worker import WorkerThread
 
-from .browser_app import CHROMIUM, ServedApp, launch, populate, serve  # noqa: E402
+from .browser_app import CHROMIUM, ServedApp, launch, populate, serve
 
 
 def kill_pid(pid: int | None) -> None:

@@ -54,8 +54,8 @@ def test_alice_is_remembered_across_a_redis_and_process_restart(tmp_path, strate
 
 
 def test_cli_chat_json_works_for_every_strategy(settings, monkeypatch, capsys):
-    from memory.cli import main
     from memory.strategies import STRATEGIES
+    from memory.tools.cli import main
 
     monkeypatch.setenv("MEMLAB_DATA_DIR", str(settings.data_dir))
     monkeypatch.setenv("REDIS_URL", settings.redis_url)

@@ -8,8 +8,8 @@ from a data set or a shipped scenario.
 from __future__ import annotations
 
 from memory.llm.answer import RELEVANCE_FLOOR, answer
-from memory.messages import Message, Role
-from memory.trace import PromptPart
+from memory.records.messages import Message, Role
+from memory.records.trace import PromptPart
 
 
 def _facts(*statements: tuple[str, float]) -> list[PromptPart]:

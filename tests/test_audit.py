@@ -13,10 +13,10 @@ from pathlib import Path
 import psycopg
 import pytest
 
-from memory.audit import AuditEvent, AuditTrail
 from memory.backends.redis_server import free_port
-from memory.inspect import KeyInspector
+from memory.inspection.key_browser import KeyInspector
 from memory.lab import MemoryLab
+from memory.stores.audit import AuditEvent, AuditTrail
 
 from .conftest import run_cli
 
@@ -115,7 +115,7 @@ def test_a_trail_that_cannot_be_written_never_fails_a_turn(settings, caplog):
 
 
 def test_a_url_that_is_not_postgresql_is_refused_clearly(tmp_path):
-    from memory.audit import AuditError
+    from memory.stores.audit import AuditError
 
     with pytest.raises(AuditError, match="postgresql://"):
         AuditTrail("mysql://db/x", tmp_path)
@@ -137,7 +137,7 @@ def test_doctor_and_the_sidebar_name_a_trail_that_is_down(settings):
 # memory write that row describes (the fact log, the fold), before the row is in the trail.
 _CRASHING_WORKER = """
 import os, signal, sys
-from memory.audit import AuditTrail
+from memory.stores.audit import AuditTrail
 record = AuditTrail.record
 def crash(self, events):
     events = list(events)
@@ -145,7 +145,7 @@ def crash(self, events):
         os.kill(os.getpid(), signal.SIGKILL)
     return record(self, events)
 AuditTrail.record = crash
-from memory.cli import main
+from memory.tools.cli import main
 sys.exit(main(["worker", "--once", "--name", "doomed"]))
 """
 

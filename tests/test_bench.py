@@ -37,10 +37,10 @@ def test_bench_text_output_names_the_targets():
 
 
 def test_scans_run_numpy_blas_on_one_thread_and_restore_it():
-    """A two-thread product leaves OpenBLAS's threads spinning against the next embedding (memory/blas.py)."""
+    """A two-thread product leaves OpenBLAS's threads spinning against the next embedding (memory/backends/blas.py)."""
     from threadpoolctl import threadpool_info
 
-    from memory import blas
+    from memory.backends import blas
 
     def blas_threads() -> list[int]:
         return [lib["num_threads"] for lib in threadpool_info() if lib["user_api"] == "blas"]

@@ -128,7 +128,7 @@ def pixel_server():
     hits: list[str] = []
 
     class Handler(http.server.BaseHTTPRequestHandler):
-        def do_GET(self) -> None:  # noqa: N802 - the stdlib's name
+        def do_GET(self) -> None:  # the stdlib's name
             hits.append(self.path)
             self.send_response(200)
             self.end_headers()

@@ -5,7 +5,7 @@ from __future__ import annotations
 from dataclasses import replace
 
 from memory.lab import MemoryLab
-from memory.messages import Message, Role
+from memory.records.messages import Message, Role
 
 
 def test_buffer_keeps_the_last_n_and_the_log_keeps_everything(lab):

@@ -9,7 +9,7 @@ import time
 import pytest
 
 from memory.backends.redis_server import free_port
-from memory.backends.vector_store import VectorStore
+from memory.backends.vector_store import ChromaStore
 from memory.errors import VectorStoreError
 
 from .conftest import assert_one_line_error, run_cli
@@ -42,7 +42,7 @@ def test_unreachable_chroma_server(env):
 
 def test_a_hung_chroma_server_is_an_error_within_seconds(env, chroma_server):
     port, proc = chroma_server
-    store = VectorStore(host="127.0.0.1", port=port, timeout_s=2)
+    store = ChromaStore(host="127.0.0.1", port=port, timeout_s=2)
     assert store.count("memlab_facts") == 0
     os.kill(proc.pid, signal.SIGSTOP)
     started = time.monotonic()
@@ -66,7 +66,7 @@ def test_a_damaged_chroma_file_is_named_and_stays_named(env, settings):
     # A second open in the same process used to fail with "'RustBindingsAPI' object has no attribute 'bindings'".
     for _ in range(2):
         with pytest.raises(VectorStoreError, match="damaged") as caught:
-            VectorStore(path=chroma_dir)
+            ChromaStore(path=chroma_dir)
         assert "RustBindingsAPI" not in str(caught.value)
     quick = run_cli("doctor", "--quick", env=env)  # the quick check reads the file's header, not chromadb
     assert quick.code == 1 and "not a SQLite database" in quick.out and quick.seconds < 5, quick

@@ -5,7 +5,7 @@ from __future__ import annotations
 from hypothesis import given
 from hypothesis import strategies as st
 
-from memory.markdown import Block, split_fenced
+from memory.transfer.markdown import Block, split_fenced
 
 SCRIPT = (
     "Here is my script:\n```python\ndef greet(name):\n    if name:\n        print(f'hi {name}')\n```\nDoes it work?"

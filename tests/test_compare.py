@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import pytest
 
-from memory.compare import load_scenario, mentions, run_comparison, shipped_scenarios
+from memory.eval.compare import load_scenario, mentions, run_comparison, shipped_scenarios
 from memory.strategies import STRATEGIES
 
 # Mean answer accuracy per strategy over the shipped scenarios, at the Compare page's defaults.

@@ -11,7 +11,7 @@ from .page_app import assert_clean, open_page
 EXCERPT = Path(__file__).parent / "fixtures" / "longmemeval_oracle_excerpt.json"
 
 
-def test_longmemeval_answers_side_by_side_per_strategy(app_env):  # noqa: F811
+def test_longmemeval_answers_side_by_side_per_strategy(app_env):
     at = open_page("pages/compare.py")
     at.text_input(key="lme_path").set_value(str(EXCERPT))
     at.multiselect(key="lme_kinds").set_value(["single-session-user", "abstention"])
@@ -26,7 +26,7 @@ def test_longmemeval_answers_side_by_side_per_strategy(app_env):  # noqa: F811
     assert len(result["questions"]) == 4
 
 
-def test_a_pasted_chat_is_imported_and_a_bad_one_refused(app_env):  # noqa: F811
+def test_a_pasted_chat_is_imported_and_a_bad_one_refused(app_env):
     chat = [
         {"role": "user", "content": "I'm Ravi and I volunteer at the animal shelter on Saturdays."},
         {"role": "assistant", "content": "That's wonderful."},

@@ -5,7 +5,7 @@ from __future__ import annotations
 import csv
 import io
 
-from memory.csv_export import to_csv
+from memory.transfer.csv_export import to_csv
 
 
 def test_every_text_cell_that_could_start_a_formula_gets_a_leading_quote():

@@ -10,7 +10,7 @@ from __future__ import annotations
 import pytest
 from streamlit.testing.v1 import AppTest
 
-from memory.messages import Message, Role
+from memory.records.messages import Message, Role
 
 from .page_app import APP, PAGES, assert_clean
 

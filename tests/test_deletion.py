@@ -13,7 +13,7 @@ from .conftest import run_cli
 
 
 @pytest.fixture()
-def lab(vector_lab):  # noqa: F811 - every test here runs on the embedded Chroma and on a Chroma server
+def lab(vector_lab):  # every test here runs on the embedded Chroma and on a Chroma server
     return vector_lab
 
 

@@ -48,7 +48,7 @@ def test_a_fresh_process_embeds_without_importing_torch():
 
 
 def test_data_set_embeddings_are_cached_on_disk_by_model_and_text(tmp_path):
-    from memory.embedding_cache import EmbeddingCache
+    from memory.backends.embedding_cache import EmbeddingCache
 
     calls: list[list[str]] = []
 

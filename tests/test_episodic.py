@@ -6,7 +6,7 @@ import pytest
 
 
 @pytest.fixture()
-def lab(vector_lab):  # noqa: F811 - every test here runs on the embedded Chroma and on a Chroma server
+def lab(vector_lab):  # every test here runs on the embedded Chroma and on a Chroma server
     return vector_lab
 
 
@@ -36,7 +36,7 @@ def test_a_recalled_turn_says_which_of_its_words_were_related_to_the_question(la
     assert first.source["related words"] == "taekwondo"
     assert "related words" not in turns["User: My sister is visiting in May."].source
     # The trace keeps it through Redis, and the CLI's trace shows it.
-    from memory.cli import render_trace
+    from memory.tools.cli import render_trace
 
     (_, stored), *_ = [t for t in lab.sessions.traces("carol", "now").items if t[1].retrieved]
     assert any(i.source.get("related words") == "taekwondo" for i in stored.retrieved)
@@ -51,7 +51,7 @@ def test_episodes_are_filtered_by_user(lab):
 
 def test_turn_rankings_check_a_token_not_a_count_and_follow_other_processes(lab, monkeypatch):
     """Counting a user's turns in Chroma reads every id; a Redis token says whether they changed."""
-    from memory.turn_store import TurnStore
+    from memory.stores.turn_store import TurnStore
 
     other = TurnStore(lab.vectors, lab.embed, versions=lab.turns.versions)  # another app replica
     lab.turns.add("alice", "s1", [("t1", "User: I went hiking in the Alps.", 0, 1.0)])

@@ -10,7 +10,7 @@ from __future__ import annotations
 
 import pytest
 
-from memory.episode_store import EMPTY
+from memory.stores.episode_store import EMPTY
 
 TOLD = ["I'm training for the Seville marathon in February.", "My coach is called Ingrid."]
 
@@ -36,7 +36,7 @@ def test_a_session_of_only_questions_is_an_episode_about_its_questions(lab):
 
 
 def test_an_episode_listed_is_deleted_by_the_session_the_engine_names(lab):
-    from memory.episode_store import episode_session
+    from memory.stores.episode_store import episode_session
 
     for session in ("s1", "s2"):
         lab.chat("noor", session, f"In {session} I said my coach is Ingrid.", strategy="buffer", wait_upkeep=True)

@@ -15,7 +15,7 @@ import pytest
 
 from memory.llm.rules import changes_from_text
 from memory.llm.statements import extract_statements
-from memory.messages import Message, Role
+from memory.records.messages import Message, Role
 
 LIFE: list[tuple[str, list[str]]] = [
     ("My name is Maya Lindqvist.", ["ADD"]),

@@ -10,7 +10,7 @@ from memory.llm.rules import facts_from_text
 
 
 @pytest.fixture()
-def lab(vector_lab):  # noqa: F811 - every test here runs on the embedded Chroma and on a Chroma server
+def lab(vector_lab):  # every test here runs on the embedded Chroma and on a Chroma server
     return vector_lab
 
 
@@ -91,8 +91,8 @@ def test_forget_user_removes_redis_keys_and_chroma_records(lab):
 
 def _full_read_search(lab, user_id, vector, k, query):  # type: ignore[no-untyped-def]
     """The search as it was: every fact of the user from Chroma, BM25 rebuilt, fused (the reference)."""
+    from memory.backends.filters import where_user
     from memory.backends.vector_store import FACTS
-    from memory.filters import where_user
     from memory.retrieval import Candidate, CandidateIndex
 
     n = lab.vectors.count(FACTS, where_user(user_id))
@@ -124,8 +124,8 @@ def test_search_from_the_cache_ranks_as_a_full_read_did(lab):
 
 def test_another_process_sees_fact_changes_without_reading_them_all(lab, monkeypatch):
     """Two stores with their own caches (two app replicas): each change reaches the other through the fact log."""
-    from memory.fact_index import FactIndex
-    from memory.fact_store import FactStore
+    from memory.stores.fact_index import FactIndex
+    from memory.stores.fact_store import FactStore
 
     other = FactStore(lab.vectors, lab.embed, lab.redis, lab.keys, index=FactIndex(lab.vectors, lab.redis, lab.keys))
     vector = lab.embed(["where does the user live?"])[0]
@@ -149,10 +149,10 @@ def test_a_transient_server_read_error_is_read_again_and_a_write_never_is(tmp_pa
     """chroma-core/chroma#4212: a read during a collection's first index build fails once, then works."""
     from chromadb.errors import InternalError
 
-    from memory.backends.vector_store import FACTS, Record, VectorStore
+    from memory.backends.vector_store import FACTS, ChromaStore, Record
     from memory.errors import VectorStoreError
 
-    store = VectorStore(path=tmp_path / "chroma")
+    store = ChromaStore(path=tmp_path / "chroma")
     collection = store.collection(FACTS)
     failures = {"get": 2, "upsert": 1}
 
@@ -178,7 +178,7 @@ def test_a_transient_server_read_error_is_read_again_and_a_write_never_is(tmp_pa
 
 
 def test_a_users_vectors_stay_column_major_as_they_grow_and_scan_as_row_major_did():
-    from memory.fact_index import UserFacts
+    from memory.stores.fact_index import UserFacts
 
     rng = np.random.default_rng(3)
     raw = rng.standard_normal((40, 384)).astype(np.float32)

@@ -11,7 +11,7 @@ import json
 import time
 import warnings
 
-from memory.foreign import AGENT_MEMORY, LANGCHAIN, REDISVL, find_conversations
+from memory.inspection.foreign import AGENT_MEMORY, LANGCHAIN, REDISVL, find_conversations
 
 
 def _found(lab):

@@ -4,11 +4,11 @@ from __future__ import annotations
 
 import pytest
 
-from memory.tokens import count_tokens
+from memory.records.tokens import count_tokens
 
 
 @pytest.fixture()
-def lab(vector_lab):  # noqa: F811 - every test here runs on the embedded Chroma and on a Chroma server
+def lab(vector_lab):  # every test here runs on the embedded Chroma and on a Chroma server
     return vector_lab
 
 

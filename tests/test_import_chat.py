@@ -14,7 +14,7 @@ from pathlib import Path
 import pytest
 
 from memory.errors import InputError
-from memory.transcript import MAX_BYTES, TranscriptError, read_transcript
+from memory.transfer.transcript import MAX_BYTES, TranscriptError, read_transcript
 
 from .conftest import assert_one_line_error, run_cli
 

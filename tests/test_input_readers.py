@@ -18,12 +18,12 @@ import pytest
 from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 
-from memory.compare import ScenarioError, load_scenario, parse_scenario
 from memory.errors import InputError
+from memory.eval.compare import ScenarioError, load_scenario, parse_scenario
 from memory.eval.locomo import DatasetError, load_locomo
 from memory.eval.longmemeval import LongMemEvalError, load_longmemeval
-from memory.json_input import read_json, read_source
-from memory.portability import load_document, read_document
+from memory.transfer.json_input import read_json, read_source
+from memory.transfer.portability import load_document, read_document
 
 from .conftest import assert_one_line_error, run_cli
 

@@ -11,12 +11,12 @@ from typing import Any
 from hypothesis import given, settings
 from hypothesis import strategies as st
 
-from memory.inspect import KeyInspector
-from memory.jobs import Job, JobError, read_job
+from memory.inspection.key_browser import KeyInspector
 from memory.lab import MemoryLab
-from memory.messages import Message, Role
-from memory.upkeep import GROUP
-from memory.worker import MAX_DELIVERIES, Worker
+from memory.records.messages import Message, Role
+from memory.upkeep.jobs import Job, JobError, read_job
+from memory.upkeep.queue import GROUP
+from memory.upkeep.worker import MAX_DELIVERIES, Worker
 
 from .conftest import run_cli
 

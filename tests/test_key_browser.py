@@ -7,7 +7,7 @@ from hypothesis import given
 from hypothesis import strategies as st
 
 from memory.errors import InputError
-from memory.inspect import KeyInspector
+from memory.inspection.key_browser import KeyInspector
 from memory.keys import ID_PATTERN, KEY_KINDS, SESSION_KINDS, USER_KINDS, Keys
 from memory.presentation.format import human_duration, ttl_cell, when
 

@@ -13,6 +13,7 @@ import pytest
 
 from memory.config import Settings
 from memory.errors import InputError
+from memory.health import llm_status
 from memory.lab import MemoryLab
 
 from .llm_servers import PROVIDERS, Ask, Provider
@@ -225,6 +226,6 @@ def test_settings_choose_the_provider(tmp_path):
 def test_doctor_names_the_provider_and_model(settings):
     with CompletionsServer(lambda body: (200, completion_body("hi"))) as server:
         lab = MemoryLab(PROVIDERS["openai"].settings(settings, server.url, model="llama3.2"))
-        status = lab.llm_status()
+        status = llm_status(lab)
         assert (status.mode, status.version, status.location) == ("openai", "llama3.2", server.url)
         assert "sk-test" not in repr(status), "the key is never shown"

@@ -43,7 +43,7 @@ def env(lab, settings, monkeypatch):
 
 
 def _cli_json(capsys, *args: str) -> dict:
-    from memory.cli import main
+    from memory.tools.cli import main
 
     assert main(["eval", "--quiet", "--json", *args]) == 0
     return json.loads(capsys.readouterr().out)
@@ -116,7 +116,7 @@ def test_the_format_is_detected_from_the_bytes():
 
 
 def test_cli_errors_for_longmemeval_are_one_line(env, capsys):
-    from memory.cli import main
+    from memory.tools.cli import main
 
     for args, needle in (
         (["--unit", "fact"], "session or turn"),
@@ -276,7 +276,7 @@ def test_the_recall_lab_offers_longmemeval_by_type_with_the_why_of_each_evidence
 
 
 def test_a_turn_whose_sentences_cover_it_is_not_embedded_whole(lab):
-    from memory.turn_store import TURNS, TurnStore, embedded_texts
+    from memory.stores.turn_store import TURNS, TurnStore, embedded_texts
 
     calls: list[list[str]] = []
 

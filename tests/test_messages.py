@@ -9,8 +9,8 @@ from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 
 from memory.keys import Keys
-from memory.messages import CODEC_VERSION, Message, MessageDecodeError, Role, decode, encode
-from memory.session_store import SessionStore
+from memory.records.messages import CODEC_VERSION, Message, MessageDecodeError, Role, decode, encode
+from memory.stores.session_store import SessionStore
 
 ids = st.text(alphabet=st.characters(codec="utf-8", exclude_categories=("Cs",)), min_size=1, max_size=40)
 
@@ -89,7 +89,7 @@ def test_message_ids_do_not_repeat_when_the_global_random_is_seeded_or_the_proce
     import os
     import random
 
-    from memory.messages import new_message_id
+    from memory.records.messages import new_message_id
 
     random.seed(7)
     first = new_message_id()
@@ -118,7 +118,7 @@ def test_message_ids_do_not_repeat_when_the_global_random_is_seeded_or_the_proce
     ],
 )
 def test_dump_json_writes_what_the_standard_encoder_would_read_back(value):
-    from memory.stored import dump_json, load_json
+    from memory.records.stored import dump_json, load_json
 
     text = dump_json(value)
     assert json.loads(text) == json.loads(json.dumps(value, ensure_ascii=False))

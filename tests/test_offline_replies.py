@@ -13,9 +13,9 @@ import pytest
 
 from memory.llm.offline import OfflineLLM
 from memory.llm.quotes import to_second_person
-from memory.messages import Message, Role
+from memory.records.messages import Message, Role
+from memory.records.tokens import count_tokens
 from memory.strategies import STRATEGIES
-from memory.tokens import count_tokens
 
 WALKTHROUGH = [
     "Hi! My name is Maya Lindqvist and I live in Gothenburg.",

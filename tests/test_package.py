@@ -87,7 +87,7 @@ def test_the_wheel_holds_the_engine_and_the_app(wheel):
     metadata = zipfile.ZipFile(wheel).read(f"{wheel.name.split('-py3')[0]}.dist-info/METADATA").decode()
     assert "Requires-Dist: torch==2.13.0" in metadata, "the CPU build's pin travels with the package"
     assert (
-        "memory-lab = memory.cli:entry"
+        "memory-lab = memory.tools.cli:entry"
         in zipfile.ZipFile(wheel).read(f"{wheel.name.split('-py3')[0]}.dist-info/entry_points.txt").decode()
     )
 

@@ -68,7 +68,7 @@ def test_a_sessions_strategy_and_settings_are_stored_with_it(app_env):
 
 
 def test_switching_user_opens_their_newest_session(app_env, lab):
-    from memory.messages import Message, Role
+    from memory.records.messages import Message, Role
 
     lab.sessions.append("bob", "b-old", Message(Role.USER, "old"))
     lab.sessions.append("bob", "b-new", Message(Role.USER, "new"))

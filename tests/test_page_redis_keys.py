@@ -107,7 +107,7 @@ def test_redis_keys_bulk_delete_leaves_other_apps_keys_under_our_prefix(app_env,
 
 
 def test_redis_keys_show_the_upkeep_dead_letters_with_their_reasons(app_env, lab):
-    from memory.worker import Worker
+    from memory.upkeep.worker import Worker
 
     lab.redis.xadd(lab.keys.jobs, {"job": "not a job"})
     lab.redis.xadd(lab.keys.jobs, {"job": json.dumps({"user_id": "alice\n", "messages": []})})

@@ -15,11 +15,10 @@ import pytest
 
 from memory.backends.vector_store import FACTS, Record
 from memory.errors import InputError, RefusedError
-from memory.fact_store import FactEvent, derived_id, imported_id
-from memory.jobs import Job
 from memory.lab import MemoryLab
 from memory.llm.base import ExtractedFact
-from memory.portability import (
+from memory.stores.fact_store import FactEvent, derived_id, imported_id
+from memory.transfer.portability import (
     dumps,
     export_session,
     export_user,
@@ -28,7 +27,8 @@ from memory.portability import (
     read_document,
     session_markdown,
 )
-from memory.worker import Worker
+from memory.upkeep.jobs import Job
+from memory.upkeep.worker import Worker
 
 from .conftest import assert_one_line_error, run_cli
 

@@ -13,7 +13,7 @@ from memory.eval.locomo import load_locomo, normalise_evidence
 from memory.eval.recall import mean, recall_at_k
 from memory.eval.runner import evaluate
 from memory.retrieval import BM25, Candidate, Weights, rank_candidates, rank_groups, tokenize
-from memory.turn_store import TURNS, TurnStore
+from memory.stores.turn_store import TURNS, TurnStore
 
 ROOT = Path(__file__).resolve().parent.parent
 SAMPLE = ROOT / "samples" / "recall_sample.json"
@@ -152,7 +152,7 @@ def test_eval_end_to_end_on_the_shipped_sample(vector_lab):
 
 
 def test_eval_cli_json(lab, settings, monkeypatch, capsys):
-    from memory.cli import main
+    from memory.tools.cli import main
 
     monkeypatch.setenv("MEMLAB_DATA_DIR", str(settings.data_dir))
     monkeypatch.setenv("REDIS_URL", settings.redis_url)
@@ -263,7 +263,7 @@ def test_the_named_participants_turns_mix_in_the_cosine_of_the_question_in_their
 
 
 def test_sentences_worth_a_vector_of_their_own():
-    from memory.turn_store import sentences
+    from memory.stores.turn_store import sentences
 
     text = "Ana: Wow, great news! I just signed up for a pottery class. [shares a photo: a bowl] It is fun. Yes."
     assert sentences(text, "Ana") == [
@@ -273,14 +273,14 @@ def test_sentences_worth_a_vector_of_their_own():
     ]  # asides and sentences of under three words ("Yes.") are left to the whole turn
     assert sentences("Ana: One sentence only, nothing to split.", "Ana") == []
     assert sentences("No speaker here. Two sentences in it.") == ["No speaker here.", "Two sentences in it."]
-    from memory.turn_store import MAX_SENTENCES
+    from memory.stores.turn_store import MAX_SENTENCES
 
     pasted = " ".join(f"This is sentence number {i}." for i in range(5000))
     assert len(sentences(pasted)) == MAX_SENTENCES  # a huge message costs a bounded number of vectors
 
 
 def test_a_turn_is_as_close_as_its_closest_sentence_and_its_sentences_go_with_it(lab):
-    from memory.turn_store import SENTENCES
+    from memory.stores.turn_store import SENTENCES
 
     long = (
         "Ben: The weather was grey all week and the trains were late again. "
@@ -364,7 +364,7 @@ def _talk_about_pets_and_music() -> list[Candidate]:
 
 
 def test_a_questions_rare_words_find_the_conversations_rare_words_that_mean_the_same(lab, monkeypatch):
-    from memory.embedding_cache import VectorMemo
+    from memory.backends.embedding_cache import VectorMemo
     from memory.retrieval import CandidateIndex
     from memory.retrieval.bm25 import _stem
 
@@ -412,7 +412,7 @@ def test_a_question_asked_across_time_favours_no_one_session():
 
 
 def test_the_turn_store_adds_related_words_and_embeds_each_word_once(lab):
-    from memory.embedding_cache import VectorMemo
+    from memory.backends.embedding_cache import VectorMemo
 
     calls: list[list[str]] = []
 
@@ -440,7 +440,7 @@ def test_the_turn_store_adds_related_words_and_embeds_each_word_once(lab):
     related = lab.turns.related_words("u1", query)
     assert "guitar" in related
     # A pasted document: storing it embeds its first few hundred words, not all of them.
-    from memory.turn_store import WORDS_PER_TURN
+    from memory.stores.turn_store import WORDS_PER_TURN
 
     document = " ".join(f"word{chr(97 + i % 26)}{chr(97 + i // 26 % 26)}{chr(97 + i // 676)}" for i in range(2000))
     calls.clear()

@@ -14,7 +14,8 @@ import pytest
 import redis
 
 from memory import STRATEGIES, MemoryLab, Settings
-from memory.inspect import KeyInspector
+from memory.health import redis_status
+from memory.inspection.key_browser import KeyInspector
 
 
 @pytest.fixture()
@@ -28,7 +29,7 @@ def lab7(redis7_url, tmp_path):
 
 
 def test_it_is_really_redis_7(lab7):
-    assert lab7.redis_status().version.startswith("7.")
+    assert redis_status(lab7).version.startswith("7.")
 
 
 @pytest.mark.parametrize("strategy", sorted(STRATEGIES))

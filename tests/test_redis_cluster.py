@@ -15,9 +15,10 @@ import pytest
 import redis
 
 from memory import STRATEGIES, MemoryLab, Settings
-from memory.foreign import find_conversations
-from memory.inspect import KeyInspector
-from memory.upkeep import GROUP
+from memory.health import redis_status
+from memory.inspection.foreign import find_conversations
+from memory.inspection.key_browser import KeyInspector
+from memory.upkeep.queue import GROUP
 
 from .conftest import run_cli
 
@@ -38,7 +39,7 @@ def _slots_used(lab, pattern):
 
 
 def test_it_is_a_cluster(cluster_lab):
-    status = cluster_lab.redis_status()
+    status = redis_status(cluster_lab)
     assert status.ok and status.mode == "cluster" and status.version.startswith("7.")
     assert len(cluster_lab.redis.get_primaries()) == 3
 

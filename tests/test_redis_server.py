@@ -18,6 +18,7 @@ import redis
 from memory.backends.redis_server import EmbeddedRedis, pid_alive
 from memory.config import Settings
 from memory.errors import BackendTimeout
+from memory.health import redis_status
 from memory.lab import MemoryLab
 
 from .conftest import assert_one_line_error, kill_pid, run_cli
@@ -220,7 +221,7 @@ def test_a_killed_server_is_restarted_by_the_next_health_check_with_its_data(dat
         while pid_alive(first.pid) and time.monotonic() < deadline:
             time.sleep(0.05)
         # The page's sidebar runs this on every load: the held client's server is gone, so it finds or starts one.
-        status = lab.redis_status()
+        status = redis_status(lab)
         assert status.ok, status.detail
         assert status.extra["pid"] != first.pid
         assert [m.content for m in lab.sessions.log("alice", "s1").messages][0] == "My name is Alice."

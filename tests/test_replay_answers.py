@@ -21,7 +21,7 @@ from memory.eval.answer_scoring import covers, judge_prompt, offline_correct, sa
 from memory.eval.answers import token_f1
 from memory.eval.lme_answers import answer_through_strategies, eval_user, transcript
 from memory.eval.longmemeval import load_longmemeval
-from memory.replay import replay
+from memory.transfer.replay import replay
 
 from .conftest import run_cli
 

@@ -7,8 +7,8 @@ from dataclasses import replace
 from typing import Any
 
 from memory.lab import MemoryLab
-from memory.messages import Message, Role
-from memory.worker import Worker
+from memory.records.messages import Message, Role
+from memory.upkeep.worker import Worker
 
 
 def test_a_retried_append_stores_the_message_once(lab):
@@ -129,7 +129,7 @@ class _Skewed:
 def test_the_index_and_the_session_expire_by_one_clock_whatever_the_clients_clock(settings, monkeypatch):
     """The index was dated by the writing process's clock and the session's keys by the server's: a client an
     hour behind (or a request that waited in a stalled server) made the index expire before its session."""
-    from memory import session_store
+    from memory.stores import session_store
 
     lab = MemoryLab(replace(settings, session_ttl_s=600))
     try:

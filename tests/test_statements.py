@@ -11,7 +11,7 @@ from __future__ import annotations
 import pytest
 
 from memory.llm.statements import declarative_part, extract_statements, statements, to_second_person
-from memory.messages import Message, Role
+from memory.records.messages import Message, Role
 
 
 def _texts(text: str) -> list[str]:

@@ -18,7 +18,7 @@ from hypothesis import strategies as st
 
 from memory.errors import StoredDataError
 from memory.lab import MemoryLab
-from memory.messages import CODEC_VERSION, Message, Role, encode
+from memory.records.messages import CODEC_VERSION, Message, Role, encode
 from memory.strategies import STRATEGIES
 
 from .conftest import assert_one_line_error, run_cli
@@ -78,7 +78,7 @@ def read_everything(lab: MemoryLab, user: str, session: str) -> int:
     facts = lab.facts.history(user)
     lab.sessions.summary(user, session)
     lab.sessions.sessions(user)
-    from memory.inspect import KeyInspector
+    from memory.inspection.key_browser import KeyInspector
 
     inspector = KeyInspector(lab.redis, lab.keys)
     for row in inspector.scan_page(f"{lab.keys.prefix}:*", 0, 100).rows:

@@ -4,8 +4,8 @@ from __future__ import annotations
 
 import threading
 
-from memory.messages import Message, Role
-from memory.session_store import SessionStore
+from memory.records.messages import Message, Role
+from memory.stores.session_store import SessionStore
 
 
 def test_fold_moves_old_messages_into_the_summary_and_records_it(lab):

@@ -23,7 +23,7 @@ import redis
 
 from memory.config import Settings
 from memory.lab import MemoryLab
-from memory.upkeep import GROUP
+from memory.upkeep.queue import GROUP
 
 from .browser_app import CHROMIUM, launch, say
 from .browser_app import idle as _idle

@@ -10,13 +10,13 @@ import time
 from dataclasses import replace
 from pathlib import Path
 
-from memory.bench import RoundTripCounter
 from memory.errors import BackendError
 from memory.lab import MemoryLab
 from memory.llm.base import ExtractedFact
-from memory.messages import Message, Role
-from memory.upkeep import GROUP
-from memory.worker import Worker
+from memory.records.messages import Message, Role
+from memory.tools.bench import RoundTripCounter
+from memory.upkeep.queue import GROUP
+from memory.upkeep.worker import Worker
 
 from .conftest import run_cli
 

@@ -7,7 +7,7 @@ import time
 import pytest
 
 from memory.errors import InputError
-from memory.why import why_not
+from memory.inspection.why import why_not
 
 
 def test_a_stored_fact_below_the_cut_off_shows_its_rank_and_scores(lab):

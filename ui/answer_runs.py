@@ -1,6 +1,6 @@
 """The Compare page's real conversations: LongMemEval answered through each strategy, and your own chat imported.
 
-Both go through the engine's replay (``memory/replay.py``): a history is
+Both go through the engine's replay (``memory/transfer/replay.py``): a history is
 stored as if chatted, with each strategy's upkeep, then asked (LongMemEval)
 or left for you to open on the other pages (your import). The page only
 renders what the engine returns.
@@ -18,8 +18,8 @@ from memory.config import PROJECT_ROOT
 from memory.eval.lme_answers import KINDS, answer_through_strategies, select
 from memory.eval.longmemeval import load_longmemeval
 from memory.keys import validate_id
-from memory.replay import replay
-from memory.transcript import read_transcript
+from memory.transfer.replay import replay
+from memory.transfer.transcript import read_transcript
 from ui.state import guarded, md_text, progress_bar, warm_model
 
 ORACLE = PROJECT_ROOT.parent / "shared" / "data" / "longmemeval" / "longmemeval_oracle_dev.json.gz"

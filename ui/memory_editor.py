@@ -16,8 +16,8 @@ import streamlit as st
 
 from memory import MemoryLab
 from memory.backends.vector_store import Record
-from memory.episode_store import episode_session
 from memory.errors import StaleEditError
+from memory.stores.episode_store import episode_session
 
 from .confirm import confirmed
 from .state import guarded, md_text

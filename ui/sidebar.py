@@ -7,10 +7,11 @@ import datetime as dt
 import streamlit as st
 
 from memory.errors import MemoryLabError
+from memory.health import BackendStatus, doctor
 from memory.keys import InvalidIdError, is_valid_id, validate_id
-from memory.lab import BackendStatus, MemoryLab
+from memory.lab import MemoryLab
 from memory.presentation.format import day_and_time
-from memory.stored import clean_text
+from memory.records.stored import clean_text
 
 from .deep_link import LinkNote, read_link
 from .state import (
@@ -109,17 +110,16 @@ def apply_deep_link() -> None:
     elif "strategy" in st.query_params:
         forget_in_address("strategy")  # refused: the address no longer claims it
     if view.notes:
-        ss[_LINK_NOTES] = (ss.get("user_id", DEFAULT_USER), ss.get("session_id", "s1"), view.notes)
+        ss[_LINK_NOTES] = (ss.get("user_id", DEFAULT_USER), ss.get("session_id", "s1"), view.notes, None)
 
 
 def link_notes(page: str) -> list[LinkNote]:
     """What the link could not open: on the page it opened, while the view it opened is the current one (a tour
     of the other pages from there does not repeat it)."""
     ss = st.session_state
-    stored = ss.get(_LINK_NOTES) or ("", "", [])
-    user, session, notes = stored[:3]
-    shown_on = stored[3] if len(stored) > 3 else page
-    if (user, session) != (ss.get("user_id"), ss.get("session_id")) or shown_on != page:
+    stored: tuple[str, str, list[LinkNote], str | None] = ss.get(_LINK_NOTES) or ("", "", [], None)
+    user, session, notes, shown_on = stored
+    if (user, session) != (ss.get("user_id"), ss.get("session_id")) or shown_on not in (None, page):
         return []
     ss[_LINK_NOTES] = (user, session, notes, page)
     return list(notes)
@@ -142,7 +142,7 @@ def render_sidebar() -> list[BackendStatus]:
     apply_deep_link()
     st.session_state.setdefault("user_id", DEFAULT_USER)
     st.session_state.setdefault("session_id", "s1")
-    statuses = lab.doctor(load_model=False, open_store=True)
+    statuses = doctor(lab, load_model=False, open_store=True)
     with st.sidebar:
         _user_and_session()
         theme_switch()

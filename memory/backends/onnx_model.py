@@ -28,7 +28,7 @@ from typing import Any
 
 import numpy as np
 
-from ..paths import default_model_cache
+from ..config import env_setting
 
 log = logging.getLogger(__name__)
 
@@ -40,7 +40,7 @@ BATCH_TOKENS = 1024
 
 
 def cache_dir() -> Path:
-    return Path(os.environ.get("MEMLAB_MODEL_CACHE") or default_model_cache())
+    return Path(env_setting("model_cache"))
 
 
 def onnx_path(model_dir: str) -> Path:
@@ -161,9 +161,9 @@ class OnnxEncoder:
 
 def embed_workers() -> int:
     """How many batches run at once: ``MEMLAB_EMBED_THREADS``, else the cores this process may use."""
-    raw = os.environ.get("MEMLAB_EMBED_THREADS", "").strip()
-    if raw.isdigit() and int(raw) > 0:
-        return int(raw)
+    threads = int(env_setting("embed_threads"))
+    if threads > 0:
+        return threads
     try:
         return max(1, len(os.sched_getaffinity(0)))
     except AttributeError:  # (not on every platform)
@@ -171,7 +171,7 @@ def embed_workers() -> int:
 
 
 if __name__ == "__main__":  # `python -m memory.backends.onnx_model`: export once (make install runs it)
-    from .embedder import model_path
+    from .model_files import model_path
 
     path = model_path()
     print(f"ONNX graph of the packaged model: {export(path, onnx_path(path))}")

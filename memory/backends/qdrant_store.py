@@ -24,7 +24,7 @@ from typing import Any, TypeVar
 
 import numpy as np
 
-from ..errors import MemoryLabError, VectorStoreError
+from ..errors import MemoryLabError, RefusedError, VectorStoreError
 from .vector_store import DeleteWhere, Hit, Record
 
 log = logging.getLogger(__name__)
@@ -42,7 +42,7 @@ def _wrapped(method: F) -> F:
             return method(self, *args, **kwargs)
         except MemoryLabError:
             raise
-        except Exception as exc:  # noqa: BLE001 - qdrant-client raises many kinds; all are the same user problem
+        except Exception as exc:  # qdrant-client raises many kinds; all are the same user problem
             raise VectorStoreError(f"Qdrant at {self.location} failed: {type(exc).__name__}: {exc}") from exc
 
     return call  # type: ignore[return-value]
@@ -68,7 +68,7 @@ def to_filter(where: dict[str, Any] | None) -> Any:
                     add(part)
                 continue
             if key.startswith("$"):
-                raise ValueError(f"filter operator {key} is not supported")
+                raise NotImplementedError(f"filter operator {key} is not supported")
             if not isinstance(condition, dict):
                 condition = {"$eq": condition}
             for op, value in condition.items():
@@ -79,7 +79,7 @@ def to_filter(where: dict[str, Any] | None) -> Any:
                 elif op == "$in":
                     must.append(models.FieldCondition(key=key, match=models.MatchAny(any=list(value))))
                 else:
-                    raise ValueError(f"filter operator {op} is not supported")
+                    raise NotImplementedError(f"filter operator {op} is not supported")
 
     add(where)
     return models.Filter(must=must or None, must_not=must_not or None)
@@ -100,7 +100,7 @@ class QdrantStore(DeleteWhere):
                 assert path is not None, "a local Qdrant needs a path"
                 path.mkdir(parents=True, exist_ok=True)
                 self._client = QdrantClient(path=str(path))
-        except Exception as exc:  # noqa: BLE001
+        except Exception as exc:
             hint = (
                 "check QDRANT_URL and that the server runs"
                 if url
@@ -127,7 +127,7 @@ class QdrantStore(DeleteWhere):
         try:
             self._client.get_collections()
             return True
-        except Exception:  # noqa: BLE001 - any failure means "not healthy"
+        except Exception:  # any failure means "not healthy"
             log.info("Qdrant heartbeat failed at %s", self.location, exc_info=True)
             return False
 
@@ -209,7 +209,7 @@ class QdrantStore(DeleteWhere):
         from qdrant_client import models
 
         if ids is None and where is None:
-            raise ValueError("refusing to delete a whole collection without a filter")
+            raise RefusedError("refusing to delete a whole collection without a filter")
         if not self._has(name):
             return
         if ids is not None:
@@ -230,7 +230,7 @@ class QdrantStore(DeleteWhere):
     def close(self) -> None:
         try:
             self._client.close()
-        except Exception:  # noqa: BLE001,S110 - closing
+        except Exception:  # noqa: BLE001 - closing
             pass
 
 

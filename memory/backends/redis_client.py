@@ -31,6 +31,7 @@ from redis.exceptions import NoScriptError
 from redis.retry import Retry
 
 from ..errors import BackendError, BackendTimeout, BackendUnavailable, StoredDataError
+from .compat import RelocatingConnection, pipeline_commands
 
 
 def describe_redis_error(
@@ -199,7 +200,7 @@ class RedisClient(Guarded, redis.Redis):
         A command the server refused with NOSCRIPT (it forgot our scripts) is
         sent again after loading them; any other error is raised, wrapped.
         """
-        stack = [args for args, _options in pipe.command_stack]
+        stack = pipeline_commands(pipe)
         if not self._scripts_loaded:
             self.load_scripts()
         if stack and all(str(args[0]).upper() in _RAW_SAFE for args in stack):
@@ -324,27 +325,6 @@ def client_options(timeout_s: float) -> dict[str, Any]:
         "socket_timeout": timeout_s,
         **_packer(),
     }
-
-
-class RelocatingConnection(redis.Connection):
-    """A connection that asks where the server is now each time it opens a socket (the embedded server's).
-
-    The embedded redis-server listens on a port picked when it starts: once
-    killed and started again, by this process or any other, it is elsewhere.
-    Asking on every new socket (a file read, no network: ``EmbeddedRedis.current``)
-    lets a long-lived process follow it by itself on its next command, with
-    redis-py's one retry of a dropped connection. A hung server is still
-    found where it was, and reported by the command's timeout, never replaced.
-    """
-
-    def __init__(self, *args: Any, locate: Callable[[], tuple[str, int]] | None = None, **kwargs: Any) -> None:
-        super().__init__(*args, **kwargs)
-        self.locate = locate
-
-    def _connect(self) -> Any:
-        if self.locate is not None:
-            self.host, self.port = self.locate()
-        return super()._connect()
 
 
 def connect(url: str, timeout_s: float, locate: Callable[[], tuple[str, int]] | None = None) -> RedisClient:

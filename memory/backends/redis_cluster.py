@@ -30,6 +30,7 @@ from redis.cluster import RedisCluster
 from redis.retry import Retry
 
 from ..errors import BackendError, BackendUnavailable
+from .compat import pipeline_commands
 from .redis_client import Guarded, Lua, client_options
 
 
@@ -43,7 +44,7 @@ class ClusterClient(Guarded, RedisCluster):
 
     def run(self, pipe: Any) -> list[Any]:
         """Execute a pipeline of scripts and commands (each to its slot's primary)."""
-        stack = [tuple(command.args) for command in pipe._execution_strategy.command_queue]
+        stack = pipeline_commands(pipe)
         if not self._scripts_loaded:
             self.load_scripts()
         return self.finish_run(stack, pipe.execute(raise_on_error=False))
@@ -96,7 +97,7 @@ def connect_cluster(url: str, timeout_s: float) -> ClusterClient:
                 url, retry=Retry(ExponentialBackoff(cap=0.5, base=0.05), 3), **client_options(timeout_s)
             ),
         )
-    except Exception as exc:  # noqa: BLE001 - RedisClusterException is not a RedisError
+    except Exception as exc:  # RedisClusterException is not a RedisError
         if isinstance(exc, BackendError):
             raise
         raise BackendUnavailable(f"REDIS_CLUSTER_URL {url!r} is not a reachable Redis Cluster: {exc}") from exc

@@ -24,7 +24,8 @@ from typing import Any, Protocol, TypeVar, cast
 
 import numpy as np
 
-from ..errors import MemoryLabError, VectorStoreError
+from ..errors import InputError, MemoryLabError, RefusedError, VectorStoreError
+from .compat import forget_chroma_system
 
 # chromadb (and httpx under it) load only when a store is opened: commands that need no vector store
 # (history, sessions, redis stop) start in a fraction of the time.
@@ -78,14 +79,14 @@ def _wrapped(method: F, retry_reads: bool = False) -> F:
     """Turn any Chroma, httpx or OS error raised by a store method into a ``VectorStoreError``."""
 
     @functools.wraps(method)
-    def call(self: VectorStore, *args: Any, **kwargs: Any) -> Any:
+    def call(self: ChromaStore, *args: Any, **kwargs: Any) -> Any:
         try:
             if not retry_reads:
                 return method(self, *args, **kwargs)
             for pause in _READ_RETRIES_S:
                 try:
                     return method(self, *args, **kwargs)
-                except Exception as exc:  # noqa: BLE001 - only the known transient read error is retried
+                except Exception as exc:  # only the known transient read error is retried
                     if not _read_again(exc):
                         raise
                     log.info("Chroma read failed transiently (%s); reading again in %.2fs", exc, pause)
@@ -95,7 +96,7 @@ def _wrapped(method: F, retry_reads: bool = False) -> F:
             if isinstance(exc, MemoryLabError) or not type(exc).__module__.startswith("chromadb"):
                 raise
             raise VectorStoreError(_explain(exc, self.location, self.timeout_s)) from exc
-        except Exception as exc:  # noqa: BLE001 - chroma raises many kinds; all are the same user problem
+        except Exception as exc:  # chroma raises many kinds; all are the same user problem
             raise VectorStoreError(_explain(exc, self.location, self.timeout_s), _is_timeout(exc)) from exc
 
     return call  # type: ignore[return-value]
@@ -143,7 +144,7 @@ class Record:
 
 
 class VectorBackend(Protocol):
-    """What the fact, episode and turn stores need of a vector store: Chroma (``VectorStore``) or Qdrant."""
+    """What the fact, episode and turn stores need of a vector store: Chroma (``ChromaStore``) or Qdrant."""
 
     mode: str  # "embedded" or "server"
     location: str
@@ -185,7 +186,7 @@ class DeleteWhere:
         return n
 
 
-class VectorStore(DeleteWhere):
+class ChromaStore(DeleteWhere):
     """Chroma: embedded (``PersistentClient``) or a server (``CHROMA_HOST``)."""
 
     def __init__(
@@ -220,7 +221,7 @@ class VectorStore(DeleteWhere):
                 self._client = chromadb.PersistentClient(path=str(path), database=database, settings=settings)
         except VectorStoreError:
             raise
-        except Exception as exc:  # noqa: BLE001 - chroma raises many kinds on open
+        except Exception as exc:  # chroma raises many kinds on open
             self._forget_failed_system()
             raise VectorStoreError(_explain(exc, self.location, timeout_s), _is_timeout(exc)) from exc
         self._collections: dict[str, Any] = {}
@@ -231,16 +232,12 @@ class VectorStore(DeleteWhere):
 
     def _forget_failed_system(self) -> None:
         """Chroma caches one system per path even when it failed to start; later opens then fail oddly."""
-        from chromadb.api.shared_system_client import SharedSystemClient
-
-        for identifier in [i for i in SharedSystemClient._identifier_to_system if self.location in i]:
-            SharedSystemClient._identifier_to_system.pop(identifier, None)
-            SharedSystemClient._identifier_to_refcount.pop(identifier, None)
+        forget_chroma_system(self.location)
 
     @_wrapped
     def collection(self, name: str) -> Any:
         if not 3 <= len(name) <= 512:
-            raise ValueError(f"a Chroma collection name needs 3-512 characters: {name!r}")
+            raise InputError(f"a Chroma collection name needs 3-512 characters: {name!r}")
         if name not in self._collections:
             self._collections[name] = self._client.get_or_create_collection(
                 name=name, metadata={"hnsw:space": "cosine"}, embedding_function=None
@@ -251,7 +248,7 @@ class VectorStore(DeleteWhere):
         try:
             self._client.heartbeat()
             return True
-        except Exception:  # noqa: BLE001 - any failure means "not healthy"; the caller shows it
+        except Exception:  # any failure means "not healthy"; the caller shows it
             log.info("Chroma heartbeat failed at %s", self.location, exc_info=True)
             return False
 
@@ -319,7 +316,7 @@ class VectorStore(DeleteWhere):
     @_wrapped
     def delete(self, name: str, *, ids: list[str] | None = None, where: dict[str, Any] | None = None) -> None:
         if ids is None and where is None:
-            raise ValueError("refusing to delete a whole collection without a filter")
+            raise RefusedError("refusing to delete a whole collection without a filter")
         self.collection(name).delete(ids=ids, where=where)
 
     @_read

@@ -19,16 +19,14 @@ from collections import Counter
 from collections.abc import Callable
 from dataclasses import asdict, dataclass, field
 from statistics import mean
-from typing import TYPE_CHECKING, Any
+from typing import Any
 
-from ..errors import LLMError
-from ..messages import Message, Role
-from ..tokens import count_tokens
-from ..trace import PromptPart
+from ..errors import InputError, LLMError
+from ..records.messages import Message, Role
+from ..records.tokens import count_tokens
+from ..records.trace import PromptPart
 from .runner import EvalReport
-
-if TYPE_CHECKING:
-    from ..lab import MemoryLab
+from .services import ModelHolder
 
 ANSWER_INSTRUCTIONS = (
     "You answer questions about a long conversation between two people. Use only the conversation excerpts "
@@ -110,7 +108,7 @@ class AnswerReport:
 
 
 def answer_eval(
-    lab: MemoryLab,
+    lab: ModelHolder,
     report: EvalReport,
     k: int = 10,
     judge: bool | None = None,
@@ -118,9 +116,9 @@ def answer_eval(
 ) -> AnswerReport:
     """Answer every question of a turn-level ``report`` from its top ``k`` turns; score F1 (and a judge)."""
     if report.unit != "turn":
-        raise ValueError("the answer mode reads retrieved turns: run the recall with unit 'turn'")
+        raise InputError("the answer mode reads retrieved turns: run the recall with unit 'turn'")
     if k < 1:
-        raise ValueError("k must be at least 1")
+        raise InputError("k must be at least 1")
     judge = lab.llm.provider != "offline" if judge is None else judge
     started = time.perf_counter()
     results: list[AnswerResult] = []
@@ -160,7 +158,7 @@ def answer_eval(
     )
 
 
-def _judge(lab: MemoryLab, question: str, gold: str, prediction: str) -> dict[str, Any]:
+def _judge(lab: ModelHolder, question: str, gold: str, prediction: str) -> dict[str, Any]:
     """Ask the model for a verdict; a reply that is not the JSON asked for is kept and marked unreadable."""
     prompt = f"Question: {question}\nGold answer: {gold}\nAnswer to grade: {prediction}"
     out: dict[str, Any] = {"prompt": prompt, "instructions": JUDGE_INSTRUCTIONS}

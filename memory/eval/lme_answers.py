@@ -28,11 +28,11 @@ from typing import TYPE_CHECKING, Any
 
 from ..errors import InputError, LLMError
 from ..keys import validate_id
-from ..messages import Message, Role
-from ..replay import TranscriptSession, replay
+from ..records.messages import Message, Role
+from ..records.tokens import count_tokens
+from ..records.trace import PromptPart
 from ..strategies import STRATEGIES, StrategyConfig
-from ..tokens import count_tokens
-from ..trace import PromptPart
+from ..transfer.replay import TranscriptSession, replay
 from .answer_scoring import judge_prompt, judge_verdict, offline_correct
 from .answers import token_f1
 from .longmemeval import ABSTENTION, TYPES, LmeQuestion

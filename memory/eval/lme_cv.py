@@ -20,6 +20,7 @@ from typing import TYPE_CHECKING, Any
 
 import numpy as np
 
+from ..errors import InputError
 from ..retrieval import WEIGHTS, Weights
 from .lme_retrieval import (
     KS,
@@ -33,9 +34,9 @@ from .lme_retrieval import (
     types_of,
 )
 from .loco import GRIDS, choose_held_out
+from .services import DatasetIndex
 
 if TYPE_CHECKING:
-    from ..lab import MemoryLab
     from .longmemeval import LmeQuestion
 
 # The session grid is LoCoMo's (the knobs a session's score reads). For turns, LoCoMo's 5,184 settings would
@@ -95,7 +96,7 @@ def question_folds(kinds: Sequence[str], ids: Sequence[str], folds: int) -> list
 
 
 def cross_validate(
-    lab: MemoryLab,
+    lab: DatasetIndex,
     questions: Sequence[LmeQuestion],
     unit: str = "session",
     ks: Sequence[int] | None = None,
@@ -104,7 +105,7 @@ def cross_validate(
     progress: Progress | None = None,
 ) -> CvReport:
     if unit not in LME_GRIDS:
-        raise ValueError(f"cross-validation covers the units {', '.join(LME_GRIDS)}")
+        raise InputError(f"cross-validation covers the units {', '.join(LME_GRIDS)}")
     metric, target_k = TARGET[unit]
     ks = sorted(set(ks or KS) | {target_k})
     settings = list(grid or LME_GRIDS[unit])
@@ -116,7 +117,7 @@ def cross_validate(
     index_seconds = time.perf_counter() - start
     kept, left_out = scored_questions(questions, unit)
     if len(kept) < folds or folds < 2:
-        raise ValueError(f"{folds}-fold cross-validation needs at least {max(folds, 2)} scored questions")
+        raise InputError(f"{folds}-fold cross-validation needs at least {max(folds, 2)} scored questions")
     vectors = lab.dataset_embed([q.question for _, q, _ in kept])
     results: list[list[LmeResult]] = [[] for _ in settings]
     for n, ((i, q, evidence), vector) in enumerate(zip(kept, vectors)):

@@ -20,18 +20,17 @@ import time
 from collections.abc import Callable, Sequence
 from concurrent.futures import ThreadPoolExecutor
 from dataclasses import asdict, dataclass, field
-from typing import TYPE_CHECKING, Any
+from typing import Any
 
 import numpy as np
 
+from ..errors import InputError
 from ..retrieval import RETRIEVERS, WEIGHTS, Weights
-from ..turn_store import embedded_texts, turn_words
+from ..stores.turn_store import embedded_texts, turn_words
 from .longmemeval import LmeQuestion
 from .recall import ndcg, recall_all, recall_any
 from .runner import explain_ranks, rows_by_key
-
-if TYPE_CHECKING:
-    from ..lab import MemoryLab
+from .services import DatasetIndex
 
 UNITS = ("session", "turn")
 KS = [1, 3, 5, 10, 30, 50]  # the benchmark's own
@@ -137,7 +136,7 @@ def evidence_of(q: LmeQuestion, unit: str, rows: dict[str, list[Row]]) -> list[s
     return [t for t in (turn_id(s, i) for s, i in q.evidence_turns()) if t in stored]
 
 
-def ingest(lab: MemoryLab, questions: Sequence[LmeQuestion], progress: Progress | None = None) -> list[str]:
+def ingest(lab: DatasetIndex, questions: Sequence[LmeQuestion], progress: Progress | None = None) -> list[str]:
     """Store every question's history under its own user (once: a stored history is kept); their users.
 
     The next history's texts and words are embedded (into the disk cache) in a second thread while the
@@ -179,7 +178,7 @@ def score(evidence: Sequence[str], ranked: Sequence[str], ks: Sequence[int]) -> 
 
 
 def rank_question(
-    lab: MemoryLab,
+    lab: DatasetIndex,
     user: str,
     q: LmeQuestion,
     vector: np.ndarray,
@@ -229,11 +228,11 @@ def rank_question(
 
 def _check(unit: str, retriever: str, ks: Sequence[int]) -> None:
     if unit not in UNITS:
-        raise ValueError(f"LongMemEval is scored by {' or '.join(UNITS)}, not {unit!r}")
+        raise InputError(f"LongMemEval is scored by {' or '.join(UNITS)}, not {unit!r}")
     if retriever not in RETRIEVERS:
-        raise ValueError(f"unknown retriever {retriever!r}; choose one of {', '.join(RETRIEVERS)}")
+        raise InputError(f"unknown retriever {retriever!r}; choose one of {', '.join(RETRIEVERS)}")
     if not ks or min(ks) < 1:
-        raise ValueError("k values must be whole numbers of at least 1")
+        raise InputError("k values must be whole numbers of at least 1")
 
 
 def scored_questions(
@@ -254,7 +253,7 @@ def scored_questions(
 
 
 def evaluate_lme(
-    lab: MemoryLab,
+    lab: DatasetIndex,
     questions: Sequence[LmeQuestion],
     unit: str = "session",
     retriever: str = "hybrid",

@@ -18,6 +18,7 @@ from typing import TYPE_CHECKING, Any
 
 import numpy as np
 
+from ..errors import InputError
 from ..retrieval import WEIGHTS, Weights
 from .locomo import Conversation
 from .runner import QuestionResult, evaluate
@@ -85,7 +86,7 @@ def choose_held_out(scores: np.ndarray, folds: Sequence[Hashable]) -> tuple[dict
     for fold, i in label.items():
         held = fold_of == i
         if held.all():
-            raise ValueError("cross-validation needs at least two folds")
+            raise InputError("cross-validation needs at least two folds")
         best = int(np.argmax(scores[:, ~held].mean(axis=1)))
         chosen[fold] = best
         used[held] = best
@@ -102,7 +103,7 @@ def leave_one_out(
     progress: Callable[[int, int, str], None] | None = None,
 ) -> LocoReport:
     if unit not in GRIDS:
-        raise ValueError(f"leave-one-conversation-out covers the units {', '.join(GRIDS)}")
+        raise InputError(f"leave-one-conversation-out covers the units {', '.join(GRIDS)}")
     grid = list(grid or GRIDS[unit])
     if WEIGHTS not in grid:
         grid.insert(0, WEIGHTS)
@@ -114,7 +115,7 @@ def leave_one_out(
             progress(i + 1, len(grid), f"setting {i + 1} of {len(grid)}")
     names = list(reports[0].by_conversation)
     if len(names) < 2:
-        raise ValueError("leave-one-conversation-out needs at least two conversations with scored questions")
+        raise InputError("leave-one-conversation-out needs at least two conversations with scored questions")
     counts = {c: sum(1 for q in reports[0].questions if q.sample_id == c) for c in names}
     plain_report = reports[grid.index(WEIGHTS)]
     folds = [q.sample_id for q in reports[0].questions]

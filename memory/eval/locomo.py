@@ -15,10 +15,10 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
-from .. import json_input as J
 from ..errors import InputError
-from ..json_input import MB
-from ..messages import Message, Role
+from ..records.messages import Message, Role
+from ..transfer import json_input as J
+from ..transfer.json_input import MB
 
 CATEGORY_NAMES = {1: "multi-hop", 2: "temporal", 3: "open-domain", 4: "single-hop", 5: "adversarial"}
 _ID = re.compile(r"D:?(\d+):0*(\d+)")

@@ -22,10 +22,10 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
-from .. import json_input as J
 from ..errors import InputError
-from ..json_input import MB
-from ..messages import Message, Role
+from ..records.messages import Message, Role
+from ..transfer import json_input as J
+from ..transfer.json_input import MB
 
 TYPES = (
     "single-session-user",

@@ -18,11 +18,12 @@ from typing import Any
 
 import numpy as np
 
-from ..lab import MemoryLab
+from ..errors import InputError
 from ..retrieval import RETRIEVERS, WEIGHTS, Weights
-from ..turn_store import embedded_texts
+from ..stores.turn_store import embedded_texts
 from .locomo import Conversation
 from .recall import mean, recall_at_k
+from .services import DatasetIndex
 
 UNITS = ("turn", "session", "fact")
 INDEX_LAYOUT = "speaker+sentences3"  # what is stored beside each row's text (change it to store the data again)
@@ -115,7 +116,7 @@ def eval_user(conv: Conversation, unit: str) -> str:
     return f"eval-{slug}-{'f' if unit == 'fact' else 't'}{digest}"
 
 
-def _ingest(lab: MemoryLab, conv: Conversation, unit: str, progress: Callable[[int, int], None]) -> str:
+def _ingest(lab: DatasetIndex, conv: Conversation, unit: str, progress: Callable[[int, int], None]) -> str:
     user = eval_user(conv, unit)
     store = lab.dataset_turns  # vectors from the disk cache
     if unit == "fact":
@@ -152,7 +153,7 @@ def _indexing_progress(
 
 
 def evaluate(
-    lab: MemoryLab,
+    lab: DatasetIndex,
     conversations: list[Conversation],
     unit: str = "turn",
     retriever: str = "hybrid",
@@ -163,15 +164,15 @@ def evaluate(
     weights: Weights = WEIGHTS,
 ) -> EvalReport:
     if unit not in UNITS:
-        raise ValueError(f"unknown unit {unit!r}; choose one of {', '.join(UNITS)}")
+        raise InputError(f"unknown unit {unit!r}; choose one of {', '.join(UNITS)}")
     if retriever not in RETRIEVERS:
-        raise ValueError(f"unknown retriever {retriever!r}; choose one of {', '.join(RETRIEVERS)}")
+        raise InputError(f"unknown retriever {retriever!r}; choose one of {', '.join(RETRIEVERS)}")
     ks = sorted(set(ks or [1, 5, 10, 25]))
     if not ks or ks[0] < 1:
-        raise ValueError("k values must be whole numbers of at least 1")
+        raise InputError("k values must be whole numbers of at least 1")
     categories = sorted(set(categories or [1, 2, 3, 4]))
     if unit == "fact" and not any(c.observations for c in conversations):
-        raise ValueError("the fact unit needs 'observation' facts in the data, and this file has none")
+        raise InputError("the fact unit needs 'observation' facts in the data, and this file has none")
     start = time.perf_counter()
     report_progress = progress or (lambda d, t, label: None)
     scored = [(c, [q for q in c.questions if q.category in categories and q.evidence]) for c in conversations]

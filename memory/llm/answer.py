@@ -39,10 +39,10 @@ from dataclasses import dataclass, field
 
 import numpy as np
 
-from ..messages import Message
+from ..records.messages import Message
+from ..records.trace import PromptPart
 from ..retrieval import WEIGHTS, CandidateIndex, tokenize
 from ..retrieval.ranking import Candidate
-from ..trace import PromptPart
 from .question import about_whom, asked_for, asks_how_things_were, clauses, expected_kind, names_in, yes_or_no
 from .quotes import Quote, gather
 

@@ -11,8 +11,8 @@ from typing import Any
 
 import anthropic
 
-from ..messages import Message
-from ..trace import PromptPart
+from ..records.messages import Message
+from ..records.trace import PromptPart
 from .base import LLMReply
 from .hosted import REPLY_MAX_TOKENS, HostedLLM, chat_turns, sdk_errors, system_text
 

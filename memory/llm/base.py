@@ -10,8 +10,8 @@ from typing import Any
 __all__ = ["LLM", "ExtractedFact", "LLMError", "LLMReply"]
 
 from ..errors import LLMError
-from ..messages import Message
-from ..trace import PromptPart
+from ..records.messages import Message
+from ..records.trace import PromptPart
 
 
 @dataclass(frozen=True)

@@ -15,8 +15,8 @@ from contextlib import contextmanager
 from types import ModuleType
 from typing import Any
 
-from ..messages import Message, Role
-from ..trace import PromptPart
+from ..records.messages import Message, Role
+from ..records.trace import PromptPart
 from .base import LLM, ExtractedFact, LLMError, LLMReply
 from .statements import extract_statements as rule_facts
 
@@ -59,14 +59,14 @@ def system_text(parts: list[PromptPart]) -> str:
 
 
 def parse_facts_json(text: str, source_ids: tuple[str, ...]) -> list[ExtractedFact]:
-    """Parse the extraction reply; raises ValueError with a readable reason when it is not our JSON."""
+    """Parse the extraction reply; raises LLMError with a readable reason when it is not our JSON."""
     match = re.search(r"\{.*\}", text, re.DOTALL)
     if not match:
-        raise ValueError("the reply holds no JSON object")
+        raise LLMError("the reply holds no JSON object")
     data = json.loads(match.group(0))
     items = data.get("facts") if isinstance(data, dict) else None
     if not isinstance(items, list):
-        raise ValueError("the JSON has no 'facts' list")
+        raise LLMError("the JSON has no 'facts' list")
     facts: list[ExtractedFact] = []
     for item in items:
         if isinstance(item, dict) and isinstance(item.get("fact"), str) and item["fact"].strip():
@@ -130,6 +130,6 @@ class HostedLLM(LLM):
         reply = self._call(self.small_model, FACTS_PROMPT, [{"role": "user", "content": transcript}], 512)
         try:
             return parse_facts_json(reply.text, ids), []
-        except (ValueError, json.JSONDecodeError) as exc:
+        except (LLMError, json.JSONDecodeError) as exc:
             warning = f"fact extraction reply was not valid JSON ({exc}); used the rule-based extractor instead"
             return rule_facts(user_messages), [warning]

@@ -19,9 +19,9 @@ from collections.abc import Callable
 
 import numpy as np
 
-from ..messages import Message, Role
-from ..tokens import count_tokens
-from ..trace import PromptPart
+from ..records.messages import Message, Role
+from ..records.tokens import count_tokens
+from ..records.trace import PromptPart
 from .answer import answer
 from .base import LLM, ExtractedFact, LLMReply
 from .quotes import to_second_person
@@ -144,7 +144,7 @@ class OfflineLLM(LLM):
         return "Noted: " + "; ".join(said) + "." + scope
 
     # -- summaries -------------------------------------------------------
-    def summarize(self, previous: str, messages: list[Message], max_tokens: int) -> str:
+    def summarize(self, previous: str, messages: list[Message], max_tokens: int) -> str:  # noqa: C901 - a fold, one pass
         facts: dict[str, str] = {}  # one key per slot (or per fact where a person has many): newest wins
         notes: list[str] = []
         for sentence in split_sentences(previous):

@@ -15,8 +15,8 @@ from typing import Any
 
 import openai
 
-from ..messages import Message
-from ..trace import PromptPart
+from ..records.messages import Message
+from ..records.trace import PromptPart
 from .base import LLMError, LLMReply
 from .hosted import REPLY_MAX_TOKENS, HostedLLM, chat_turns, sdk_errors, system_text
 

@@ -15,8 +15,8 @@ from __future__ import annotations
 import re
 from dataclasses import dataclass, replace
 
-from ..messages import Message, Role
-from ..trace import PromptPart
+from ..records.messages import Message, Role
+from ..records.trace import PromptPart
 from .rules import changes_from_text, reads_as_english, second_person, split_sentences
 from .statements import clauses as clauses_of
 from .statements import declarative_part, is_statement

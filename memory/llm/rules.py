@@ -24,7 +24,7 @@ import re
 from collections.abc import Callable
 from dataclasses import dataclass
 
-from ..messages import Message, Role
+from ..records.messages import Message, Role
 from ..retrieval.bm25 import STOPWORDS
 from .base import ExtractedFact
 

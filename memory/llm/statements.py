@@ -33,7 +33,7 @@ from __future__ import annotations
 import re
 from dataclasses import dataclass, replace
 
-from ..messages import Message, Role
+from ..records.messages import Message, Role
 from .base import ExtractedFact
 from .rules import Change, changes_from_text, second_person, split_sentences
 

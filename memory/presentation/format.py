@@ -12,7 +12,7 @@ import math
 from typing import Literal
 
 from ..keys import KEY_KINDS
-from ..stored import MAX_TIMESTAMP, MIN_TIMESTAMP  # 2000-01-01 .. the year 3000
+from ..records.stored import MAX_TIMESTAMP, MIN_TIMESTAMP  # 2000-01-01 .. the year 3000
 
 _FORMATS = {"second": "%Y-%m-%d %H:%M:%S", "minute": "%Y-%m-%d %H:%M", "clock": "%H:%M:%S", "day": "%Y-%m-%d"}
 

@@ -81,7 +81,7 @@ def _month_range(year: int, month: int) -> tuple[dt.date, dt.date]:
     return dt.date(year, month, 1), dt.date(year, month, calendar.monthrange(year, month)[1])
 
 
-def relative_ranges(
+def relative_ranges(  # noqa: C901 - one branch per phrase the docstring lists, read in one pass over the matches
     text: str, today: dt.date, taken: list[tuple[int, int]] | None = None
 ) -> list[tuple[dt.date, dt.date]]:
     """The days the text names relative to ``today``, each as (first day, last day), never after today.

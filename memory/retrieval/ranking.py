@@ -23,6 +23,7 @@ from typing import Any
 
 import numpy as np
 
+from ..errors import InputError
 from .bm25 import BM25, tokenize
 from .dates import date_ranges
 from .related import RelatedWords
@@ -327,7 +328,7 @@ def _ordinal_day(at: float) -> int:
 
 def _check(retriever: str) -> None:
     if retriever not in RETRIEVERS:
-        raise ValueError(f"unknown retriever {retriever!r}; choose one of {', '.join(RETRIEVERS)}")
+        raise InputError(f"unknown retriever {retriever!r}; choose one of {', '.join(RETRIEVERS)}")
 
 
 def rank_candidates(

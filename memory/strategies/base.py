@@ -14,16 +14,16 @@ from typing import Any, ClassVar
 
 import numpy as np
 
-from ..audit import AuditEvent
-from ..config import Settings
-from ..episode_store import EpisodeStore
+from ..config import STRATEGY_SETTINGS, Settings, setting_default, strategy_bounds
 from ..errors import InputError
-from ..fact_store import FactStore
 from ..llm.base import LLM
-from ..messages import Message
-from ..session_store import Reads, SessionStore, SessionView
-from ..trace import PromptPart, Trace
-from ..turn_store import TurnStore
+from ..records.messages import Message
+from ..records.trace import PromptPart, Trace
+from ..stores.audit import AuditEvent
+from ..stores.episode_store import EpisodeStore
+from ..stores.fact_store import FactStore
+from ..stores.session_store import Reads, SessionStore, SessionView
+from ..stores.turn_store import TurnStore
 
 INSTRUCTIONS = (
     "You are a helpful assistant with memory of this user. Use the memory below when it is relevant. "
@@ -33,26 +33,20 @@ INSTRUCTIONS = (
 
 @dataclass(frozen=True)
 class StrategyConfig:
-    buffer_size: int = 20
-    ttl_s: int = 7 * 24 * 3600
-    summary_threshold: int = 12
-    summary_keep: int = 6
-    summary_max_tokens: int = 300
-    top_k: int = 5
-    episodes_k: int = 3
-    token_budget: int = 2000
+    """A strategy's knobs: defaults and bounds are the ``Settings`` declarations' (``config.STRATEGY_SETTINGS``)."""
+
+    buffer_size: int = setting_default("buffer_size")
+    ttl_s: int = setting_default("ttl_s")
+    summary_threshold: int = setting_default("summary_threshold")
+    summary_keep: int = setting_default("summary_keep")
+    summary_max_tokens: int = setting_default("summary_max_tokens")
+    top_k: int = setting_default("top_k")
+    episodes_k: int = setting_default("episodes_k")
+    token_budget: int = setting_default("token_budget")
 
     @classmethod
     def from_settings(cls, s: Settings) -> StrategyConfig:
-        return cls(
-            buffer_size=s.buffer_size,
-            ttl_s=s.session_ttl_s,
-            summary_threshold=s.summary_threshold,
-            summary_keep=s.summary_keep,
-            summary_max_tokens=s.summary_max_tokens,
-            top_k=s.top_k,
-            token_budget=s.token_budget,
-        )
+        return cls(**{knob: getattr(s, name) for knob, name in STRATEGY_SETTINGS.items()})
 
     def with_(self, **changes: Any) -> StrategyConfig:
         return replace(self, **changes)
@@ -98,17 +92,16 @@ class StrategyConfig:
         return {f.name: getattr(self, f.name) for f in fields(self)}  # all plain ints: no deep copy needed
 
 
-# The smallest value each setting may take (every one is a whole number up to 10**9); the rest start at 0.
-_MINIMUM = {"buffer_size": 1, "summary_threshold": 2, "top_k": 1, "episodes_k": 1, "summary_max_tokens": 1}
+_BOUNDS = strategy_bounds()  # (smallest, largest) of each knob, from the settings' declarations
 
 
 def _field_problem(name: str, value: Any) -> str | None:
     """Why a stored setting's value is unusable, or None (a bool is not a number here, nor is 3.0)."""
     if type(value) is not int:
         return f"is not a whole number ({str(value)[:40]!r})"
-    low = _MINIMUM.get(name, 0)
-    if not low <= value <= 10**9:
-        return f"must be between {low} and 1000000000, not {value}"
+    low, high = _BOUNDS[name]
+    if not low <= value <= high:
+        return f"must be between {low} and {high}, not {value}"
     return None
 
 

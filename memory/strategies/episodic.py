@@ -1,8 +1,8 @@
 from __future__ import annotations
 
-from ..messages import Message
-from ..session_store import Reads, SessionView
-from ..trace import Trace
+from ..records.messages import Message
+from ..records.trace import Trace
+from ..stores.session_store import Reads, SessionView
 from .base import Context, Strategy
 from .parts import (
     embed_query,

@@ -1,9 +1,9 @@
 from __future__ import annotations
 
-from ..messages import Message
-from ..session_store import Reads, SessionView
-from ..tokens import count_tokens
-from ..trace import Trace
+from ..records.messages import Message
+from ..records.tokens import count_tokens
+from ..records.trace import Trace
+from ..stores.session_store import Reads, SessionView
 from .base import Context, Strategy, folding_cap
 from .parts import (
     embed_query,

@@ -7,12 +7,12 @@ from typing import Any
 
 import numpy as np
 
-from ..audit import fold_event
 from ..backends.vector_store import Hit
-from ..messages import Message
-from ..session_store import SessionView
-from ..tokens import count_tokens
-from ..trace import PromptPart, RetrievedItem, Trace
+from ..records.messages import Message
+from ..records.tokens import count_tokens
+from ..records.trace import PromptPart, RetrievedItem, Trace
+from ..stores.audit import fold_event
+from ..stores.session_store import SessionView
 from .base import INSTRUCTIONS, Services, StrategyConfig
 
 

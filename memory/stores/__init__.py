@@ -1,0 +1,1 @@
+"""Where memory lives: sessions, facts and their index, episodes, turns and the audit log, each on its backend."""

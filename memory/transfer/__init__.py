@@ -1,0 +1,1 @@
+"""Memory in and out: imports and exports, transcripts, replays, CSV and Markdown, the files a person hands."""
