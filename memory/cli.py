@@ -245,6 +245,10 @@ def cmd_import_chat(lab: MemoryLab, a: argparse.Namespace) -> int:
 
 
 def cmd_facts(lab: MemoryLab, a: argparse.Namespace) -> int:
+    if a.action in ("history", "restore") or a.as_of:
+        from .timeline.commands import facts_over_time
+
+        return facts_over_time(lab, a)
     if a.action == "edit":
         if not a.fact_id or not a.text:
             raise InputError("facts edit needs --fact-id and --text")
@@ -635,11 +639,15 @@ def build_parser(prog: str = "python -m memory") -> argparse.ArgumentParser:
     ic.add_argument("--quiet", action="store_true", help="no progress bar")
     ic.set_defaults(func=cmd_import_chat)
 
-    fa = sub.add_parser("facts", help="list, edit or undo a user's long-term facts")
-    fa.add_argument("action", choices=["list", "edit", "undo"])
+    fa = sub.add_parser("facts", help="list, edit or undo a user's facts; a fact's history, restore a version")
+    fa.add_argument("action", choices=["list", "edit", "undo", "history", "restore"])
+    fa.add_argument("fact", nargs="?", help="history, restore: the fact id")
     fa.add_argument("--user", required=True)
     fa.add_argument("--fact-id")
     fa.add_argument("--text")
+    fa.add_argument("--version", type=int, help="restore: the version number (from facts history)")
+    fa.add_argument("--as-of", help="list: the facts valid at this date or time (ISO 8601), with their interval")
+    fa.add_argument("--json", action="store_true")
     fa.set_defaults(func=cmd_facts)
 
     b = sub.add_parser("bench", help="measure the speed targets side by side (throwaway servers)")

@@ -43,7 +43,7 @@ def slot_of(metadata: dict[str, Any]) -> str | None:
     return str(metadata.get("slot") or "") or None
 
 
-EVENTS = ("ADD", "UPDATE", "DUPLICATE", "DELETE", "EDIT", "UNDO", "SUPERSEDE")
+EVENTS = ("ADD", "UPDATE", "DUPLICATE", "DELETE", "EDIT", "UNDO", "SUPERSEDE", "RESTORE")
 MAX_FACT_CHARS = 2000  # a fact rides in every later context of its user: edits and imports are held to this
 # Characters that change how a text reads without being seen: bidirectional controls (U+202E shows the rest of
 # a line backwards), zero-width spaces and the byte-order mark. Joiners (U+200C, U+200D) stay: scripts and
@@ -74,6 +74,7 @@ def tidy_fact(text: str, where: str = "a fact") -> str:
 class FactEvent:
     at: float
     event: str  # ADD | UPDATE | DUPLICATE | DELETE | EDIT (by hand) | UNDO | SUPERSEDE (text: the newer statement)
+    # | RESTORE (an earlier version put back by hand; previous None: the fact was gone)
     fact_id: str
     text: str
     previous: str | None = None
@@ -562,6 +563,32 @@ class FactStore:
         )
         self.vectors.upsert(FACTS, [Record(record.id, text, meta)], self.embed([text]))
 
+    def put_back(
+        self, user_id: str, fact_id: str, text: str, slot: str | None, session_id: str = ""
+    ) -> FactEvent | None:
+        """An earlier version of a fact made current again, logged as RESTORE (undoable like an edit).
+
+        The fact keeps its id: a superseded statement becomes current again, a
+        deleted fact comes back. Already current with that text: nothing is
+        written and the result is None.
+        """
+        with self.index.lock:
+            record = self._own(user_id, fact_id)
+            if record is not None and record.text == text and not is_superseded(record.metadata):
+                return None
+            if record is None:
+                self.restore(user_id, fact_id, text, slot, session_id)
+            else:
+                session = str(record.metadata.get("session_id") or "")
+                meta = _merged_meta(record.metadata, ExtractedFact(text), session, time.time())
+                meta |= {"superseded_by": "", "superseded_at": 0.0}  # blanked, not dropped (see _undo_statement)
+                self.vectors.upsert(FACTS, [Record(fact_id, text, meta)], self.embed([text]))
+            event = FactEvent(
+                time.time(), "RESTORE", fact_id, text, record.text if record else None, None, session_id or None, slot
+            )
+            self._log(user_id, [event])
+        return event
+
     def restore(
         self, user_id: str, fact_id: str, text: str, slot: str | None, session_id: str = "", event: str | None = None
     ) -> None:
@@ -670,11 +697,11 @@ class FactStore:
                         "nothing was undone",
                         current.text,
                     )
-                if last.event == "ADD":
+                if last.event == "ADD" or (last.event == "RESTORE" and last.previous is None):
                     if current is not None:
                         self.vectors.delete(FACTS, ids=[last.fact_id])
                     restored = ""
-                else:  # UPDATE, EDIT
+                else:  # UPDATE, EDIT, RESTORE of a fact that was there
                     restored = last.previous or ""
                     if current is None or not restored:
                         raise InputError("the fact this change made is gone; nothing to undo")

@@ -9,6 +9,7 @@ import pandas as pd
 import plotly.graph_objects as go
 import streamlit as st
 
+from ui.fact_versions import as_of_section, history_section
 from ui.layout import page
 from ui.memory_editor import delete_form, edit_section
 from ui.pca import fit_2d
@@ -230,6 +231,9 @@ if len(records) >= 2:
 
 delete_form(lab, user, facts, episodes)
 edit_section(lab, user, facts)
+with st.expander("Versions of a fact, and the facts as of a date", icon=":material/history:"):
+    history_section(lab, user)
+    as_of_section(lab, user)
 
 with guarded("Preparing the export"):
     from memory.portability import dumps, export_user
