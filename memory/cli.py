@@ -263,6 +263,12 @@ def cmd_facts(lab: MemoryLab, a: argparse.Namespace) -> int:
     return 0
 
 
+def cmd_replay(lab: MemoryLab, a: argparse.Namespace) -> int:
+    from .timeline.commands import replay_turn
+
+    return replay_turn(lab, a)
+
+
 def _int_list(text: str) -> list[int]:
     try:
         values = [int(v) for v in text.split(",") if v.strip()]
@@ -649,6 +655,14 @@ def build_parser(prog: str = "python -m memory") -> argparse.ArgumentParser:
     fa.add_argument("--as-of", help="list: the facts valid at this date or time (ISO 8601), with their interval")
     fa.add_argument("--json", action="store_true")
     fa.set_defaults(func=cmd_facts)
+
+    rp = sub.add_parser("replay", help="a session at turn N: buffer, summary, facts, episodes, what the model got")
+    rp.add_argument("session")
+    rp.add_argument("--user", required=True)
+    rp.add_argument("--turn", type=int, required=True, help="the turn (1 = the session's first user message)")
+    rp.add_argument("--diff", type=int, metavar="M", help="also what changed in memory from turn M to turn N")
+    rp.add_argument("--json", action="store_true")
+    rp.set_defaults(func=cmd_replay)
 
     b = sub.add_parser("bench", help="measure the speed targets side by side (throwaway servers)")
     b.add_argument("--quick", action="store_true", help="small sizes: seconds, not minutes")

@@ -58,3 +58,52 @@ def facts_over_time(lab: MemoryLab, a: argparse.Namespace) -> int:
             print(f"note: {skipped} damaged fact log entries were skipped")
     return 0
 
+
+def replay_turn(lab: MemoryLab, a: argparse.Namespace) -> int:
+    """``replay SESSION --turn N [--diff M]``: memory at turn N (and what changed since turn M)."""
+    from .replay import SessionReplay
+
+    replay = SessionReplay(lab, a.user, a.session)
+    state = replay.at(a.turn)
+    diff = replay.diff(a.diff, a.turn) if a.diff is not None else None
+    if a.json:
+        _print_json({"turn": state.to_dict(), **({"diff": diff.to_dict()} if diff else {})})
+        return 0
+    print(f"turn {state.turn} of {state.turns} · {when_text(state.at)}")
+    print(f"user: {state.user_message}")
+    print(f"reply: {state.reply if state.reply is not None else '(none stored)'}")
+    made = f"made by fold {state.fold.number} at {when_text(state.fold.at)}" if state.fold else "no fold yet"
+    print(f"\nsummary ({made}):\n  {state.summary or '(empty)'}")
+    print(f"\nbuffer ({len(state.buffer)} messages):")
+    for m in state.buffer:
+        print(f"  {m.role.value}: {m.content}")
+    print(f"\nfacts valid then ({len(state.facts)}):")
+    for f in state.facts:
+        print(f"  {f.text}  (v{f.version}, {when_text(f.valid_from)} → {when_text(f.valid_until)})")
+    print(f"\nepisodes ({len(state.episodes)}):")
+    for e in state.episodes:
+        print(f"  [{e.session_id}{'' if e.exact else ', changed since'}] {e.text}")
+    if state.trace is not None:
+        print(f"\nsent to the model ({state.trace.strategy}): {len(state.trace.messages)} messages, parts:")
+        for part in state.trace.system_parts:
+            print(f"  {part.name}: {' '.join(part.text.split())[:200]}")
+    for note in state.notes:
+        print(f"note: {note}")
+    if diff is not None:
+        print(f"\nchanged from turn {diff.before} to turn {diff.after}:")
+        for fold in diff.folds:
+            print(
+                f"  fold {fold.number} at {when_text(fold.at)} took {len(fold.message_ids)} messages into the summary"
+            )
+        if diff.summary:
+            print(f"  summary: {diff_text(diff.summary)}")
+        print(f"  buffer: +{len(diff.buffer_added)} −{len(diff.buffer_removed)} messages")
+        for f in diff.facts_added:
+            print(f"  + fact: {f.text}")
+        for f in diff.facts_removed:
+            print(f"  − fact: {f.text}")
+        for _, _, parts in diff.facts_changed:
+            print(f"  ~ fact: {diff_text(parts)}")
+        for sid in diff.episodes_changed:
+            print(f"  ~ episode of session {sid}")
+    return 0
