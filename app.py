@@ -46,6 +46,7 @@ BLURBS = {
     "pages/compare.py": "Run one scripted conversation through every strategy and compare recall, tokens and time.",
     "pages/redis_keys.py": "Browse the keys, their TTLs and memory use; other libraries' chat memory too.",
     "pages/summaries.py": "Watch the rolling summary grow fold by fold, and which messages each fold took.",
+    "pages/session_replay.py": "Step through a session turn by turn: what memory held then and what changed.",
     "pages/vector_memory.py": "The long-term facts and episodes on a map, and a query's nearest neighbours.",
     "pages/audit.py": "Every memory write (messages, folds, facts, deletions), filtered by user and time.",
     "pages/recall_lab.py": "Measure recall on LoCoMo conversations and see why a question was missed.",

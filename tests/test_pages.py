@@ -25,6 +25,7 @@ PAGES = {
     "pages/compare.py": "Compare strategies",
     "pages/redis_keys.py": "Redis keys",
     "pages/summaries.py": "Summaries",
+    "pages/session_replay.py": "Session replay",
     "pages/vector_memory.py": "Vector memory",
     "pages/recall_lab.py": "Recall Lab",
     "pages/audit.py": "Audit trail",

@@ -11,6 +11,7 @@ from memory.errors import InputError
 from memory.timeline.replay import SessionReplay
 
 from .conftest import assert_one_line_error, run_cli
+from .test_pages import app_env  # noqa: F401 - a fixture
 
 
 def _summary_sent(state) -> str:
@@ -123,3 +124,37 @@ def test_replaying_turn_250_of_a_500_turn_session_benchmark(lab):
         f"\nreplay of turn 250 of 500: {replay_s * 1000:.1f} ms; reading the transcript alone: {read_s * 1000:.1f} ms; "
         f"ratio {replay_s / read_s:.1f}x"
     )
+
+
+@pytest.mark.usefixtures("app_env")
+def test_the_replay_page_moves_through_turns_diffs_two_and_opens_at_a_linked_message(lab):
+    from streamlit.testing.v1 import AppTest
+
+    from .test_pages import APP
+
+    _chat_20_turns(lab)
+    at = AppTest.from_file(APP, default_timeout=180)
+    at.session_state["user_id"], at.session_state["session_id"] = "maya", "s1"
+    at.switch_page("pages/session_replay.py")
+    at.run()
+    assert not at.exception, [e.value for e in at.exception]
+    assert at.slider(key="replay_turn:maya:s1").value == 20
+    at.slider(key="replay_turn:maya:s1").set_value(12).run()
+    shown = " ".join(c.value for c in at.caption)
+    assert "Made by fold 1" in shown
+    assert any("Alice" in c.value for c in at.code)
+    at.slider(key="replay_turn:maya:s1").set_value(5).run()
+    assert any("No fold yet" in c.value for c in at.caption)
+    at.toggle(key="replay_compare").set_value(True).run()
+    at.slider(key="replay_turn:maya:s1").set_value(20).run()
+    at.slider(key="replay_other:maya:s1").set_value(5).run()
+    assert any("from turn 5 to turn 20" in s.value for s in at.subheader)
+    assert any("fold 2" in m.value for m in at.markdown)
+    assert not at.exception and not at.error
+    message = SessionReplay(lab, "maya", "s1").turn(7).user.id
+    linked = AppTest.from_file(APP, default_timeout=180)
+    linked.session_state["user_id"], linked.session_state["session_id"] = "maya", "s1"
+    linked.query_params["message"] = message
+    linked.switch_page("pages/session_replay.py")
+    linked.run()
+    assert linked.slider(key="replay_turn:maya:s1").value == 7

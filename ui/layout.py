@@ -39,6 +39,7 @@ NAVIGATION: dict[str, list[NavLink]] = {
     "Inspect memory": [
         NavLink("pages/redis_keys.py", "Redis keys", ":material/key:"),
         NavLink("pages/summaries.py", "Summaries", ":material/summarize:"),
+        NavLink("pages/session_replay.py", "Session replay", ":material/replay:"),
         NavLink("pages/vector_memory.py", "Vector memory", ":material/hub:"),
         NavLink("pages/audit.py", "Audit trail", ":material/history:"),
     ],

@@ -40,6 +40,10 @@ from .versions import DiffPart, ValidFact, facts_as_of, word_diff
 log = logging.getLogger(__name__)
 
 
+class NothingToReplay(InputError):
+    """The session has no stored messages (never used, expired or cleared)."""
+
+
 @dataclass(frozen=True)
 class Turn:
     number: int  # 1 = the session's first user message
@@ -154,7 +158,7 @@ class SessionReplay:
             self.notes.append(f"{len(transcript.corrupt)} transcript entries are damaged and left out")
         self.turns = _turns(transcript.messages)
         if not self.turns:
-            raise InputError(f"session {session_id!r} of user {user_id!r} has no stored messages to replay")
+            raise NothingToReplay(f"session {session_id!r} of user {user_id!r} has no stored messages to replay")
         self.traces = _traces(lab, user_id, session_id, self.turns, self.notes)
         self.folds = _folds(lab, user_id, session_id, self.notes)
         facts = lab.facts.history(user_id)
