@@ -245,6 +245,10 @@ def cmd_import_chat(lab: MemoryLab, a: argparse.Namespace) -> int:
 
 
 def cmd_facts(lab: MemoryLab, a: argparse.Namespace) -> int:
+    if a.action in ("pin", "unpin"):
+        from .timeline.commands import pin_fact
+
+        return pin_fact(lab, a)
     if a.action in ("history", "restore") or a.as_of:
         from .timeline.commands import facts_over_time
 
@@ -261,6 +265,12 @@ def cmd_facts(lab: MemoryLab, a: argparse.Namespace) -> int:
         for r in lab.facts.all(a.user):
             print(f"{r.id}\t{r.metadata.get('slot') or '-'}\t{r.text}")
     return 0
+
+
+def cmd_retention(lab: MemoryLab, a: argparse.Namespace) -> int:
+    from .timeline.commands import retention_command
+
+    return retention_command(lab, a)
 
 
 def cmd_replay(lab: MemoryLab, a: argparse.Namespace) -> int:
@@ -646,8 +656,8 @@ def build_parser(prog: str = "python -m memory") -> argparse.ArgumentParser:
     ic.set_defaults(func=cmd_import_chat)
 
     fa = sub.add_parser("facts", help="list, edit or undo a user's facts; a fact's history, restore a version")
-    fa.add_argument("action", choices=["list", "edit", "undo", "history", "restore"])
-    fa.add_argument("fact", nargs="?", help="history, restore: the fact id")
+    fa.add_argument("action", choices=["list", "edit", "undo", "history", "restore", "pin", "unpin"])
+    fa.add_argument("fact", nargs="?", help="history, restore, pin, unpin: the fact id")
     fa.add_argument("--user", required=True)
     fa.add_argument("--fact-id")
     fa.add_argument("--text")
@@ -663,6 +673,18 @@ def build_parser(prog: str = "python -m memory") -> argparse.ArgumentParser:
     rp.add_argument("--diff", type=int, metavar="M", help="also what changed in memory from turn M to turn N")
     rp.add_argument("--json", action="store_true")
     rp.set_defaults(func=cmd_replay)
+
+    rt = sub.add_parser("retention", help="a user's retention policy: set, show, preview, apply, undo a run")
+    rt.add_argument("action", choices=["show", "set", "preview", "apply", "undo"])
+    rt.add_argument("--user", required=True)
+    rt.add_argument("--max-age-days", type=float, help="set: remove facts said longer ago than this")
+    rt.add_argument("--max-idle-days", type=float, help="set: remove facts not said again nor changed for this long")
+    rt.add_argument("--then", choices=["forget", "summarise"], default="forget", help="set: forget, or summarise first")
+    rt.add_argument("--grace-days", type=float, default=7.0, help="set: how long a run can be undone (default 7)")
+    rt.add_argument("--expect", help="apply: the comma-separated fact ids a preview listed (refused if it changed)")
+    rt.add_argument("--run", help="undo: the run id (from apply or show)")
+    rt.add_argument("--json", action="store_true")
+    rt.set_defaults(func=cmd_retention)
 
     b = sub.add_parser("bench", help="measure the speed targets side by side (throwaway servers)")
     b.add_argument("--quick", action="store_true", help="small sizes: seconds, not minutes")

@@ -517,16 +517,33 @@ class FactStore:
         records = self.vectors.get(FACTS, ids=[fact_id])
         return records[0] if records and records[0].metadata.get("user_id") == validate_id("user", user_id) else None
 
-    def delete(self, user_id: str, fact_id: str) -> int:
-        """Delete one of the user's facts (logged); returns 1, or 0 when the user has no such fact."""
+    def delete(self, user_id: str, fact_id: str, job: str | None = None) -> int:
+        """Delete one of the user's facts (logged, with ``job`` naming what removed it when not a hand);
+        returns 1, or 0 when the user has no such fact."""
         with self.index.lock:  # a second click finds it gone: one DELETE in the log
             record = self._own(user_id, fact_id)
             if record is None:
                 return 0
             self.vectors.delete(FACTS, ids=[fact_id])
             slot = slot_of(record.metadata)
-            self._log(user_id, [FactEvent(time.time(), "DELETE", fact_id, record.text, record.text, None, None, slot)])
+            event = FactEvent(time.time(), "DELETE", fact_id, record.text, record.text, None, None, slot, job)
+            self._log(user_id, [event])
         return 1
+
+    def reinstate(self, user_id: str, records: Sequence[Record], job: str) -> list[FactEvent]:
+        """Put removed facts back exactly as they were stored (text and metadata: provenance, times, slot),
+        logged as UNDO of the removal ``job`` made; a fact whose id holds a fact again is left as it is."""
+        validate_id("user", user_id)
+        with self.index.lock:
+            present = {r.id for r in self.vectors.get(FACTS, ids=[r.id for r in records])} if records else set()
+            back = [r for r in records if r.id not in present and r.metadata.get("user_id") == user_id]
+            if not back:
+                return []
+            self.vectors.upsert(FACTS, list(back), self.embed([r.text for r in back]))
+            now = time.time()
+            events = [FactEvent(now, "UNDO", r.id, r.text, None, None, None, slot_of(r.metadata), job) for r in back]
+            self._log(user_id, events)
+        return events
 
     def edit(self, user_id: str, fact_id: str, text: str, expected: str | None = None) -> FactEvent | None:
         """Change a fact's text by hand (re-embedded, logged as EDIT, undoable).
@@ -590,7 +607,14 @@ class FactStore:
         return event
 
     def restore(
-        self, user_id: str, fact_id: str, text: str, slot: str | None, session_id: str = "", event: str | None = None
+        self,
+        user_id: str,
+        fact_id: str,
+        text: str,
+        slot: str | None,
+        session_id: str = "",
+        event: str | None = None,
+        job: str | None = None,
     ) -> None:
         """Put a fact back under its own id (undo of a delete, or an import, logged as ``event`` when given)."""
         now = time.time()
@@ -598,7 +622,7 @@ class FactStore:
         metadata = _fresh_meta(user_id, session_id, slot, now)
         self.vectors.upsert(FACTS, [Record(fact_id, text, metadata)], self.embed([text]))
         if event is not None:
-            self._log(user_id, [FactEvent(now, event, fact_id, text, None, None, session_id or None, slot)])
+            self._log(user_id, [FactEvent(now, event, fact_id, text, None, None, session_id or None, slot, job)])
 
     def put_facts(
         self, user_id: str, writes: Sequence[FactWrite], progress: Progress | None = None, batch: int = WRITE_BATCH

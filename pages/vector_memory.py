@@ -13,6 +13,7 @@ from ui.fact_versions import as_of_section, history_section
 from ui.layout import page
 from ui.memory_editor import delete_form, edit_section
 from ui.pca import fit_2d
+from ui.retention_view import retention_section
 from ui.state import guarded, md_escape, md_text, settle_upkeep, warm_model
 from ui.tables import text_table
 from ui.why_view import why_panel
@@ -234,6 +235,8 @@ edit_section(lab, user, facts)
 with st.expander("Versions of a fact, and the facts as of a date", icon=":material/history:"):
     history_section(lab, user)
     as_of_section(lab, user)
+with st.expander("Retention: pinned facts, a policy, its preview and undo", icon=":material/auto_delete:"):
+    retention_section(lab, user, facts)
 
 with guarded("Preparing the export"):
     from memory.portability import dumps, export_user

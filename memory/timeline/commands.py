@@ -107,3 +107,85 @@ def replay_turn(lab: MemoryLab, a: argparse.Namespace) -> int:
         for sid in diff.episodes_changed:
             print(f"  ~ episode of session {sid}")
     return 0
+
+
+def pin_fact(lab: MemoryLab, a: argparse.Namespace) -> int:
+    """``facts pin ID`` / ``facts unpin ID``: a pinned fact is never removed by a retention policy."""
+    from .retention import pin
+
+    if not a.fact:
+        raise InputError(f"facts {a.action} needs a fact id: python -m memory facts {a.action} FACT_ID --user USER")
+    pin(lab, a.user, a.fact, a.action == "pin")
+    print(f"{a.action}ned: {a.fact}" if not a.json else json.dumps({"fact": a.fact, "pinned": a.action == "pin"}))
+    return 0
+
+
+def retention_command(lab: MemoryLab, a: argparse.Namespace) -> int:
+    """``retention show|set|preview|apply|undo``: a user's policy, what it removes, applying it, undoing a run."""
+    from . import retention as rt
+
+    if a.action == "set":
+        chosen = rt.RetentionPolicy(a.max_age_days, a.max_idle_days, a.then, a.grace_days)
+        rt.set_policy(lab, a.user, chosen)
+        print("no retention policy (nothing set)" if chosen.empty else f"policy set: {_policy_words(chosen)}")
+        return 0
+    if a.action == "undo":
+        if not a.run:
+            raise InputError("retention undo needs --run RUN_ID (see: python -m memory retention show)")
+        back = rt.undo(lab, a.user, a.run)
+        print(_json({"run": a.run, "restored": back}) if a.json else f"undone: {back} fact(s) back")
+        return 0
+    policy = rt.get_policy(lab, a.user)
+    if a.action == "show":
+        runs, damaged = rt.runs(lab, a.user)
+        if a.json:
+            _print_json(
+                {
+                    "policy": None if policy is None else policy.__dict__,
+                    "pinned": sorted(rt.pins(lab, a.user)),
+                    "runs": [r.to_dict() for r in runs],
+                    "damaged_runs": damaged,
+                }
+            )
+            return 0
+        print(f"policy: {_policy_words(policy) if policy else 'none'}")
+        print(f"pinned facts: {len(rt.pins(lab, a.user))}")
+        for kept in runs:
+            print(
+                f"run {kept.id} at {when_text(kept.at)}: removed {len(kept.removed)}, "
+                f"undoable until {when_text(kept.until)}"
+            )
+        return 0
+    if policy is None:
+        raise InputError(f"user {a.user!r} has no retention policy: python -m memory retention set --user USER ...")
+    if a.action == "preview":
+        removals = rt.preview(lab, a.user, policy)
+        if a.json:
+            _print_json({"policy": policy.__dict__, "would_remove": [r.to_dict() for r in removals]})
+        else:
+            print(f"{_policy_words(policy)}: would remove {len(removals)} fact(s)")
+            for r in removals:
+                print(f"{r.id}\t{r.reason} {r.days:g} days\t{r.text}")
+        return 0
+    run = rt.apply(lab, a.user, policy, expected=a.expect.split(",") if a.expect is not None else None)
+    if a.json:
+        _print_json(run.to_dict())
+    else:
+        print(f"run {run.id}: removed {len(run.removed)} fact(s), undoable until {when_text(run.until)}")
+        for r in run.removed:
+            print(f"{r.id}\t{r.reason} {r.days:g} days\t{r.text}")
+    return 0
+
+
+def _json(data: Any) -> str:
+    return json.dumps(data, ensure_ascii=False)
+
+
+def _policy_words(policy: Any) -> str:
+    parts = []
+    if policy.max_age_days is not None:
+        parts.append(f"facts older than {policy.max_age_days:g} days")
+    if policy.max_idle_days is not None:
+        parts.append(f"facts idle for {policy.max_idle_days:g} days")
+    how = "summarised, then forgotten" if policy.action == "summarise" else "forgotten"
+    return f"{' or '.join(parts)} are {how} (undoable for {policy.grace_days:g} days); pinned facts stay"

@@ -47,7 +47,8 @@ def cause_of(event: FactEvent) -> str:
     """Who or what made a logged step, said from what the event records."""
     job, session = event.job or "", event.session_id
     if job.startswith("retention-"):
-        return f"retention policy (run {job.removeprefix('retention-')})"
+        run = job.removeprefix("retention-")
+        return f"retention run {run} undone" if event.event == "UNDO" else f"retention policy (run {run})"
     where = f" in session {session}" if session else ""
     turn = f"upkeep of turn {job}{where}" if job else (f"a turn{where}" if session else "")
     if event.event == "EDIT":
