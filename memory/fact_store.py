@@ -82,6 +82,7 @@ class FactEvent:
     session_id: str | None = None
     slot: str | None = None
     job: str | None = None  # the upkeep job (turn) that made it, so a replayed job is recognised
+    meta: dict[str, Any] | None = None  # DELETE: the fact's metadata (its provenance), so undo puts it back whole
 
     @classmethod
     def from_dict(cls, data: Any) -> FactEvent:
@@ -100,6 +101,7 @@ class FactEvent:
             session_id=as_text(d.get("session_id"), "session_id", optional=True),
             slot=as_text(d.get("slot"), "slot", optional=True),
             job=as_text(d.get("job"), "job", optional=True),
+            meta=None if d.get("meta") is None else as_dict(d.get("meta"), "meta"),
         )
 
 
@@ -315,9 +317,10 @@ class FactStore:
         events = []
         for row in doomed:
             record = current.record(row)
+            slot = slot_of(record.metadata)
             events.append(
                 FactEvent(
-                    now, "DELETE", record.id, record.text, record.text, None, session_id, slot_of(record.metadata)
+                    now, "DELETE", record.id, record.text, record.text, None, session_id, slot, None, record.metadata
                 )
             )
             writes.delete(record.id)
@@ -526,7 +529,9 @@ class FactStore:
                 return 0
             self.vectors.delete(FACTS, ids=[fact_id])
             slot = slot_of(record.metadata)
-            event = FactEvent(time.time(), "DELETE", fact_id, record.text, record.text, None, None, slot, job)
+            event = FactEvent(
+                time.time(), "DELETE", fact_id, record.text, record.text, None, None, slot, job, record.metadata
+            )
             self._log(user_id, [event])
         return 1
 
@@ -581,19 +586,28 @@ class FactStore:
         self.vectors.upsert(FACTS, [Record(record.id, text, meta)], self.embed([text]))
 
     def put_back(
-        self, user_id: str, fact_id: str, text: str, slot: str | None, session_id: str = ""
+        self,
+        user_id: str,
+        fact_id: str,
+        text: str,
+        slot: str | None,
+        session_id: str = "",
+        deletion: FactEvent | None = None,
     ) -> FactEvent | None:
         """An earlier version of a fact made current again, logged as RESTORE (undoable like an edit).
 
         The fact keeps its id: a superseded statement becomes current again, a
-        deleted fact comes back. Already current with that text: nothing is
-        written and the result is None.
+        deleted fact comes back (with the metadata ``deletion``, its DELETE,
+        kept). Already current with that text: nothing is written and the
+        result is None.
         """
         with self.index.lock:
             record = self._own(user_id, fact_id)
             if record is not None and record.text == text and not is_superseded(record.metadata):
                 return None
-            if record is None:
+            if record is None and deletion is not None:
+                self._put_deleted(user_id, deletion, text)
+            elif record is None:
                 self.restore(user_id, fact_id, text, slot, session_id)
             else:
                 session = str(record.metadata.get("session_id") or "")
@@ -713,7 +727,7 @@ class FactStore:
                 if current is not None:
                     raise InputError(f"fact {last.fact_id!r} exists again (restored or imported); nothing to undo")
                 restored = last.previous or last.text
-                self.restore(user_id, last.fact_id, restored, last.slot)
+                self._put_deleted(user_id, last, restored)
             else:
                 if current is not None and current.text != last.text:
                     raise StaleEditError(
@@ -735,6 +749,16 @@ class FactStore:
             )
             self._log(user_id, [event])
         return event
+
+    def _put_deleted(self, user_id: str, deletion: FactEvent, text: str) -> None:
+        """A deleted fact back under its id with ``text``, and with the metadata its DELETE kept (where it came
+        from, when it was said, its slot); a DELETE logged before that was kept gives fresh metadata."""
+        if not deletion.meta:
+            self.restore(user_id, deletion.fact_id, text, deletion.slot)
+            return
+        _refuse_foreign(self.vectors, validate_id("user", user_id), [deletion.fact_id])
+        meta = {**deletion.meta, "user_id": user_id}
+        self.vectors.upsert(FACTS, [Record(deletion.fact_id, text, meta)], self.embed([text]))
 
     def _last_change(self, user_id: str) -> FactEvent:
         """The newest logged change that undo may take back; an entry it cannot read stops it (never skipped)."""

@@ -46,6 +46,8 @@ class FactVersion:
 def cause_of(event: FactEvent) -> str:
     """Who or what made a logged step, said from what the event records."""
     job, session = event.job or "", event.session_id
+    if job.startswith("merge-into-"):
+        return f"merged by hand into fact {job.removeprefix('merge-into-')}"
     if job.startswith("retention-"):
         run = job.removeprefix("retention-")
         return f"retention run {run} undone" if event.event == "UNDO" else f"retention policy (run {run})"
@@ -217,8 +219,10 @@ def restore_version(facts: FactStore, user_id: str, fact_id: str, number: int) -
     version = history.versions[number - 1]
     if version.state == DELETED:
         raise InputError(f"version {number} is the fact's deletion; restore a version that held text")
-    slot = next((e.slot for e in reversed(facts.history(user_id).items) if e.fact_id == fact_id and e.slot), None)
-    return facts.put_back(user_id, fact_id, version.text, slot, version.session_id or "")
+    mine = [e for e in facts.history(user_id).items if e.fact_id == fact_id]
+    slot = next((e.slot for e in reversed(mine) if e.slot), None)
+    deletion = next((e for e in reversed(mine) if e.event == "DELETE"), None)
+    return facts.put_back(user_id, fact_id, version.text, slot, version.session_id or "", deletion)
 
 
 def valid_at(facts: FactStore, user_id: str, at: float) -> tuple[list[ValidFact], int]:
