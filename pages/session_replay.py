@@ -6,10 +6,12 @@ from __future__ import annotations
 import pandas as pd
 import streamlit as st
 
+from memory.timeline.provenance import Source, replay_link, source_of
 from memory.timeline.replay import NothingToReplay, SessionReplay, TurnState
 from memory.timeline.versions import when_text
 from ui.fact_versions import diff_markdown
 from ui.layout import page
+from ui.provenance import SOURCE_COLUMN
 from ui.state import guarded, md_escape, md_text, settle_upkeep, show_text
 from ui.tables import text_table
 from ui.trace_view import render_trace
@@ -32,7 +34,7 @@ def _message_turn(replay: SessionReplay, message_id: str) -> int | None:
     return None
 
 
-def _show_state(state: TurnState) -> None:
+def _show_state(replay: SessionReplay, state: TurnState) -> None:
     if state.notes:
         st.warning(
             "Not everything of this turn can be rebuilt exactly:\n"
@@ -60,9 +62,10 @@ def _show_state(state: TurnState) -> None:
         if state.fold is None:
             st.caption("No fold yet at this turn: no summary.")
         else:
+            first = replay_link(user, Source(session, state.fold.message_ids[0])) if state.fold.message_ids else None
             st.caption(
                 f"Made by fold {state.fold.number} at {when_text(state.fold.at)}, "
-                f"from {len(state.fold.message_ids)} messages."
+                f"from {len(state.fold.message_ids)} messages" + (f" ([the first of them]({first}))." if first else ".")
             )
             if state.fold.summary is None:
                 st.caption("Its text is not stored (see above).")
@@ -79,12 +82,14 @@ def _show_state(state: TurnState) -> None:
                             "version": f.version,
                             "valid from": when_text(f.valid_from),
                             "valid until": when_text(f.valid_until),
+                            "said in": replay_link(user, source_of(replay.fact_meta.get(f.id, {}))),
                         }
                         for f in state.facts
                     ]
                 ),
                 f"replay_facts_{state.turn}",
                 ["fact"],
+                column_config={"said in": SOURCE_COLUMN},
             )
         st.subheader(f"Episodes ({len(state.episodes)})")
         if state.episodes:
@@ -95,12 +100,14 @@ def _show_state(state: TurnState) -> None:
                             "session": e.session_id,
                             "episode": e.text,
                             "as at this turn": "yes" if e.exact else "no: changed since, shown as now",
+                            "session link": replay_link(user, Source(e.session_id, None)) if e.session_id else None,
                         }
                         for e in state.episodes
                     ]
                 ),
                 f"replay_episodes_{state.turn}",
                 ["episode"],
+                column_config={"session link": SOURCE_COLUMN},
             )
     st.subheader("What the model was sent")
     if state.trace is None:
@@ -173,4 +180,4 @@ with guarded("Replaying the turn"):
             if not (diff.folds or diff.summary or diff.buffer_added or diff.buffer_removed or diff.facts_added):
                 if not (diff.facts_removed or diff.facts_changed or diff.episodes_changed):
                     st.caption("Nothing changed in memory between these turns.")
-    _show_state(state)
+    _show_state(replay, state)

@@ -9,10 +9,13 @@ import pandas as pd
 import plotly.graph_objects as go
 import streamlit as st
 
+from memory.timeline.provenance import replay_link, source_of
+from ui.duplicates_view import duplicates_section
 from ui.fact_versions import as_of_section, history_section
 from ui.layout import page
 from ui.memory_editor import delete_form, edit_section
 from ui.pca import fit_2d
+from ui.provenance import SOURCE_COLUMN
 from ui.retention_view import retention_section
 from ui.state import guarded, md_escape, md_text, settle_upkeep, warm_model
 from ui.tables import text_table
@@ -64,6 +67,7 @@ with tab_facts:
                         "session": r.metadata.get("session_id", ""),
                         "created": _when(r.metadata.get("created_at")),
                         "updated": _when(r.metadata.get("updated_at")),
+                        "said in": replay_link(user, source_of(r.metadata)),
                         "id": r.id,
                     }
                     for r in facts
@@ -71,6 +75,7 @@ with tab_facts:
             ),
             "vec_facts_table",
             ["fact"],
+            column_config={"said in": SOURCE_COLUMN},
         )
     else:
         st.caption("No facts.")
@@ -85,6 +90,7 @@ with tab_episodes:
                         "messages": r.metadata.get("n_messages", 0),
                         "last activity": _when(r.metadata.get("last_at")),
                         "transcript key": r.metadata.get("log_key", ""),
+                        "covers up to": replay_link(user, source_of(r.metadata)),
                         "id": r.id,
                     }
                     for r in episodes
@@ -92,6 +98,7 @@ with tab_episodes:
             ),
             "vec_episodes_table",
             ["summary"],
+            column_config={"covers up to": SOURCE_COLUMN},
         )
     else:
         st.caption("No episodes.")
@@ -237,6 +244,8 @@ with st.expander("Versions of a fact, and the facts as of a date", icon=":materi
     as_of_section(lab, user)
 with st.expander("Retention: pinned facts, a policy, its preview and undo", icon=":material/auto_delete:"):
     retention_section(lab, user, facts)
+with st.expander("Near-duplicate facts, side by side", icon=":material/join_inner:"):
+    duplicates_section(lab, user)
 
 with guarded("Preparing the export"):
     from memory.portability import dumps, export_user

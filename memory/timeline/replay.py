@@ -165,6 +165,9 @@ class SessionReplay:
         if facts.corrupt:
             self.notes.append(f"{len(facts.corrupt)} fact log entries are damaged and left out of the facts shown")
         self.fact_log: list[FactEvent] = facts.items
+        # Each fact's metadata (where it came from): as stored now, or as its DELETE kept it.
+        self.fact_meta: dict[str, dict[str, Any]] = {e.fact_id: e.meta for e in self.fact_log if e.meta}
+        self.fact_meta.update({r.id: r.metadata for r in lab.facts.all(user_id, superseded=True)})
         self.episodes: list[Record] = lab.episodes.all(user_id)
 
     def turn(self, number: int) -> Turn:
