@@ -245,6 +245,10 @@ def cmd_import_chat(lab: MemoryLab, a: argparse.Namespace) -> int:
 
 
 def cmd_facts(lab: MemoryLab, a: argparse.Namespace) -> int:
+    if a.action in ("duplicates", "merge"):
+        from .timeline.commands import duplicates_command
+
+        return duplicates_command(lab, a)
     if a.action in ("pin", "unpin"):
         from .timeline.commands import pin_fact
 
@@ -656,12 +660,15 @@ def build_parser(prog: str = "python -m memory") -> argparse.ArgumentParser:
     ic.set_defaults(func=cmd_import_chat)
 
     fa = sub.add_parser("facts", help="list, edit or undo a user's facts; a fact's history, restore a version")
-    fa.add_argument("action", choices=["list", "edit", "undo", "history", "restore", "pin", "unpin"])
-    fa.add_argument("fact", nargs="?", help="history, restore, pin, unpin: the fact id")
+    fa.add_argument(
+        "action", choices=["list", "edit", "undo", "history", "restore", "pin", "unpin", "duplicates", "merge"]
+    )
+    fa.add_argument("fact", nargs="?", help="history, restore, pin, unpin: the fact id; merge: the one to keep")
     fa.add_argument("--user", required=True)
     fa.add_argument("--fact-id")
     fa.add_argument("--text")
     fa.add_argument("--version", type=int, help="restore: the version number (from facts history)")
+    fa.add_argument("--drop", help="merge: the fact merged into the one kept (deleted, its history kept)")
     fa.add_argument("--as-of", help="list: the facts valid at this date or time (ISO 8601), with their interval")
     fa.add_argument("--json", action="store_true")
     fa.set_defaults(func=cmd_facts)

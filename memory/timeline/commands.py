@@ -189,3 +189,27 @@ def _policy_words(policy: Any) -> str:
         parts.append(f"facts idle for {policy.max_idle_days:g} days")
     how = "summarised, then forgotten" if policy.action == "summarise" else "forgotten"
     return f"{' or '.join(parts)} are {how} (undoable for {policy.grace_days:g} days); pinned facts stay"
+
+
+def duplicates_command(lab: MemoryLab, a: argparse.Namespace) -> int:
+    """``facts duplicates`` (near-duplicate pairs, side by side) and ``facts merge KEEP --drop ID [--text T]``."""
+    from .duplicates import merge, near_duplicates
+
+    if a.action == "merge":
+        if not a.fact or not a.drop:
+            raise InputError("facts merge needs the fact to keep and --drop FACT_ID (see: facts duplicates)")
+        events = merge(lab.facts, a.user, a.fact, a.drop, a.text)
+        if a.json:
+            _print_json({"kept": a.fact, "dropped": a.drop, "events": [e.event for e in events]})
+        else:
+            print(f"merged: {a.drop} into {a.fact}" if events else "nothing changed")
+        return 0
+    pairs = near_duplicates(lab.facts, a.user)
+    if a.json:
+        _print_json({"pairs": [p.to_dict() for p in pairs]})
+        return 0
+    for p in pairs:
+        print(f"{p.similarity:.3f}\t{p.left_id}\t{p.left}\n\t{p.right_id}\t{p.right}")
+    if not pairs:
+        print("no near-duplicate facts")
+    return 0
