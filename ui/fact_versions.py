@@ -7,6 +7,7 @@ import pandas as pd
 import streamlit as st
 
 from memory import MemoryLab
+from memory.timeline.provenance import Source, replay_link
 from memory.timeline.versions import DiffPart, fact_history, parse_when, restore_version, valid_at, when_text, word_diff
 
 from .state import guarded, md_escape, md_text
@@ -73,12 +74,14 @@ def history_section(lab: MemoryLab, user: str) -> None:
     with guarded("Reading the fact log"):
         log = lab.facts.history(user).items
         last_text: dict[str, str] = {}
-        for e in log:
+        changed: dict[str, int] = {}  # fact id -> index of its latest event
+        for i, e in enumerate(log):
             last_text[e.fact_id] = e.text or e.previous or last_text.get(e.fact_id, "")
+            changed[e.fact_id] = i
         if not last_text:
             st.caption("No fact has a history yet.")
             return
-        ids = list(reversed(last_text))  # most recently changed first
+        ids = sorted(changed, key=lambda i: -changed[i])  # most recently changed first
         fact_id = st.selectbox(
             "Fact",
             ids,
@@ -92,8 +95,14 @@ def history_section(lab: MemoryLab, user: str) -> None:
             st.warning(f"{history.skipped} damaged fact log entries were skipped; they may have named this fact.")
         previous = ""
         for v in history.versions:
-            head = f"**v{v.number}** · {when_text(v.at)} → {when_text(v.until)} · `{v.event}` · {v.state}"
-            st.markdown(f"{head}  \n{md_text(v.cause)}")
+            state = v.state if v.until is None else f"was {v.state}"  # an earlier version: it is no longer so
+            head = f"**v{v.number}** · {when_text(v.at)} → {when_text(v.until)} · `{v.event}` · {state}"
+            turn = (
+                replay_link(user, Source(v.session_id, v.job))
+                if v.job and v.session_id and not v.job.startswith(("retention-", "merge-"))
+                else None
+            )
+            st.markdown(f"{head}  \n{md_text(v.cause)}" + (f" ([open that turn]({turn}))" if turn else ""))
             body, button = st.columns([5, 1])
             body.markdown(diff_markdown(word_diff(previous, v.text)) if previous else md_text(v.text))
             latest = v.number == len(history.versions)

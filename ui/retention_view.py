@@ -74,7 +74,7 @@ def _pins(lab: MemoryLab, user: str, facts: Sequence[Record], pinned: set[str]) 
         "Pinned facts (never removed by a policy)",
         list(by_id),
         default=[i for i in by_id if i in pinned],
-        format_func=lambda i: by_id.get(i, i)[:90],
+        format_func=lambda i: str(by_id.get(i) or i)[:90],
         key="ret_pins",
     )
     if set(chosen) != pinned & set(by_id):
