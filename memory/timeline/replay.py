@@ -153,6 +153,7 @@ class SessionReplay:
         self.user_id = validate_id("user", user_id)
         self.session_id = validate_id("session", session_id)
         self.notes: list[str] = []
+        self._trims: dict[tuple[str, str], int | None] = {}
         transcript = lab.sessions.log(user_id, session_id)
         if transcript.corrupt:
             self.notes.append(f"{len(transcript.corrupt)} transcript entries are damaged and left out")
@@ -253,14 +254,19 @@ class SessionReplay:
         return buffer, notes
 
     def _trim(self, turn: Turn) -> int | None:
+        """How the turn's strategy trims the buffer on append (None: it does not), from its trace's settings;
+        worked out once per distinct strategy and settings (a long session repeats a few)."""
         trace = self.traces.get(turn.reply.id) if turn.reply is not None else None
         if trace is None or trace.strategy not in STRATEGIES:
             return None
-        try:
-            config = StrategyConfig.from_dict(trace.settings)
-        except (MemoryLabError, TypeError, ValueError):
-            return None
-        return STRATEGIES[trace.strategy](cast(Services, None), config).trim_to()
+        key = (trace.strategy, repr(sorted(trace.settings.items())))
+        if key not in self._trims:
+            try:
+                config = StrategyConfig.from_dict(trace.settings)
+                self._trims[key] = STRATEGIES[trace.strategy](cast(Services, None), config).trim_to()
+            except (MemoryLabError, TypeError, ValueError):
+                self._trims[key] = None
+        return self._trims[key]
 
     def diff(self, before: int, after: int) -> TurnDiff:
         a, b = self.at(before), self.at(after)
