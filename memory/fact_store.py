@@ -614,9 +614,9 @@ class FactStore:
                 meta = _merged_meta(record.metadata, ExtractedFact(text), session, time.time())
                 meta |= {"superseded_by": "", "superseded_at": 0.0}  # blanked, not dropped (see _undo_statement)
                 self.vectors.upsert(FACTS, [Record(fact_id, text, meta)], self.embed([text]))
-            event = FactEvent(
-                time.time(), "RESTORE", fact_id, text, record.text if record else None, None, session_id or None, slot
-            )
+            before = record.text if record else None
+            kept = record.metadata if record else None  # undo puts it back (a superseded mark included)
+            event = FactEvent(time.time(), "RESTORE", fact_id, text, before, None, session_id or None, slot, None, kept)
             self._log(user_id, [event])
         return event
 
@@ -743,7 +743,11 @@ class FactStore:
                     restored = last.previous or ""
                     if current is None or not restored:
                         raise InputError("the fact this change made is gone; nothing to undo")
-                    self._rewrite(current, restored)
+                    if last.event == "RESTORE" and last.meta:  # its metadata too: a superseded mark comes back
+                        meta = {**last.meta, "user_id": user_id}
+                        self.vectors.upsert(FACTS, [Record(current.id, restored, meta)], self.embed([restored]))
+                    else:
+                        self._rewrite(current, restored)
             event = FactEvent(
                 time.time(), "UNDO", last.fact_id, restored, current.text if current else None, None, None, last.slot
             )

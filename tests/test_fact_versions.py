@@ -78,6 +78,8 @@ def test_a_superseded_statement_keeps_its_interval_and_shows_as_of_a_date(lab):
     assert [f.id for f in now] == [new_id]
     restore_version(lab.facts, "maya", old_id, 1)  # a superseded statement made current again
     assert {r.text for r in lab.facts.all("maya")} == {"You live in Berlin.", "You live in Lisbon."}
+    lab.facts.undo_last("maya")  # and undo supersedes it again (the text alone was the same)
+    assert [r.text for r in lab.facts.all("maya")] == ["You live in Lisbon."]
 
 
 def test_a_deleted_fact_can_be_restored_and_a_version_out_of_range_is_refused(lab):
