@@ -35,10 +35,13 @@ def _message_turn(replay: SessionReplay, message_id: str) -> int | None:
 
 
 def _show_state(replay: SessionReplay, state: TurnState) -> None:
-    if state.notes:
-        st.warning(
-            "Not everything of this turn can be rebuilt exactly:\n"
-            + "\n".join(f"- {md_text(note)}" for note in state.notes),
+    damaged = [n for n in state.notes if "damaged" in n]  # stored data gone bad: a warning
+    limits = [n for n in state.notes if n not in damaged]  # what the stores never kept: said, as information
+    if damaged:
+        st.warning("Damaged entries:\n" + "\n".join(f"- {md_text(n)}" for n in damaged), icon=":material/broken_image:")
+    if limits:
+        st.info(
+            "Not everything of this turn can be rebuilt exactly:\n" + "\n".join(f"- {md_text(n)}" for n in limits),
             icon=":material/history_toggle_off:",
         )
     with st.container(border=True):
