@@ -163,6 +163,21 @@ class UserKeys:
         """String: a token that changes whenever the user's indexed turns change (their in-process copies check it)."""
         return f"{self.prefix}:u:{{{self.user_id}}}:turnsver"
 
+    @property
+    def pins(self) -> str:
+        """Set: ids of the user's pinned facts, which no retention policy removes."""
+        return f"{self.prefix}:u:{{{self.user_id}}}:pins"
+
+    @property
+    def retention(self) -> str:
+        """String: JSON of the user's retention policy and when it was last applied."""
+        return f"{self.prefix}:u:{{{self.user_id}}}:retention"
+
+    @property
+    def retention_runs(self) -> str:
+        """Hash: retention run id -> JSON of the facts it removed, kept to undo it until its grace period ends."""
+        return f"{self.prefix}:u:{{{self.user_id}}}:retentionruns"
+
     def all(self) -> list[str]:
         return [
             self.sessions,
@@ -172,13 +187,19 @@ class UserKeys:
             self.cleared,
             self.upkeep_lock,
             self.turns_version,
+            self.pins,
+            self.retention,
+            self.retention_runs,
         ]
 
 
 # The last part of each key name, per kind of key: what ``Keys.parse`` (and so the key browser's bulk actions)
 # accepts as ours. Kept beside the properties that build them; tests check the two agree.
 SESSION_KINDS = frozenset({"log", "buffer", "summary", "folds", "traces", "ids", "meta", "jobs"})
-USER_KINDS = frozenset({"sessions", "expiries", "factlog", "pending", "cleared", "upkeeplock", "turnsver", "forgotten"})
+USER_KINDS = frozenset(
+    {"sessions", "expiries", "factlog", "pending", "cleared", "upkeeplock", "turnsver", "forgotten", "pins"}
+    | {"retention", "retentionruns"}
+)
 _SESSION_KEY = re.compile(r"s:\{([^:{}]+):([^:{}]+)\}:(\w+)")
 _USER_KEY = re.compile(r"u:\{([^:{}]+)\}:(\w+)")
 
@@ -273,6 +294,9 @@ KEY_KINDS: dict[str, KeyKind] = {
         "a version token of the user's indexed turns, which live in the vector store; long-term", False
     ),
     "pending": KeyKind("the user's upkeep jobs not yet done; empties itself", False),
+    "pins": KeyKind("the user's pinned facts, which no retention policy removes; long-term", False),
+    "retention": KeyKind("the user's retention policy and when it was last applied; long-term", False),
+    "retentionruns": KeyKind("the facts each recent retention run removed, kept to undo it; long-term", False),
     "forgotten": KeyKind("where in the upkeep stream the user was last forgotten; older jobs are dropped", False),
     "cleared": KeyKind(
         "where in the upkeep stream each of the user's sessions was cleared; older jobs are dropped", True

@@ -8,9 +8,14 @@ import plotly.graph_objects as go
 import streamlit as st
 
 from memory.presentation.format import when
+from memory.timeline.provenance import replay_link, source_of
+from ui.duplicates_view import duplicates_section
+from ui.fact_versions import as_of_section, history_section
 from ui.layout import page
 from ui.memory_editor import delete_form, edit_section
 from ui.pca import fit_2d
+from ui.provenance import SOURCE_COLUMN
+from ui.retention_view import retention_section
 from ui.state import guarded, md_escape, md_text, settle_upkeep, warm_model
 from ui.tables import text_table
 from ui.why_view import why_panel
@@ -57,6 +62,7 @@ with tab_facts:
                         "session": r.metadata.get("session_id", ""),
                         "created": when(r.metadata.get("created_at"), "minute"),
                         "updated": when(r.metadata.get("updated_at"), "minute"),
+                        "said in": replay_link(user, source_of(r.metadata)),
                         "id": r.id,
                     }
                     for r in facts
@@ -64,6 +70,7 @@ with tab_facts:
             ),
             "vec_facts_table",
             ["fact"],
+            column_config={"said in": SOURCE_COLUMN},
         )
     else:
         st.caption("No facts.")
@@ -78,6 +85,7 @@ with tab_episodes:
                         "messages": r.metadata.get("n_messages", 0),
                         "last activity": when(r.metadata.get("last_at"), "minute"),
                         "transcript key": r.metadata.get("log_key", ""),
+                        "covers up to": replay_link(user, source_of(r.metadata)),
                         "id": r.id,
                     }
                     for r in episodes
@@ -85,6 +93,7 @@ with tab_episodes:
             ),
             "vec_episodes_table",
             ["summary"],
+            column_config={"covers up to": SOURCE_COLUMN},
         )
     else:
         st.caption("No episodes.")
@@ -225,6 +234,13 @@ if len(records) >= 2:
 
 delete_form(lab, user, facts, episodes)
 edit_section(lab, user, facts)
+with st.expander("Versions of a fact, and the facts as of a date", icon=":material/history:"):
+    history_section(lab, user)
+    as_of_section(lab, user)
+with st.expander("Retention: pinned facts, a policy, its preview and undo", icon=":material/auto_delete:"):
+    retention_section(lab, user, facts)
+with st.expander("Near-duplicate facts, side by side", icon=":material/join_inner:"):
+    duplicates_section(lab, user)
 
 with guarded("Preparing the export"):
     from memory.transfer.portability import dumps, export_user

@@ -22,6 +22,7 @@ BACKGROUND = "getComputedStyle(document.querySelector('[data-testid=stApp]')).ba
 TOUR = [
     ("Redis keys", "redis_keys", "Redis keys"),
     ("Summaries", "summaries", "Summaries"),
+    ("Session replay", "session_replay", "Session replay"),
     ("Vector memory", "vector_memory", "Vector memory"),
     ("Audit trail", "audit", "Audit trail"),
     ("Compare", "compare", "Compare strategies"),

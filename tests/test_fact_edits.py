@@ -281,3 +281,20 @@ def test_undo_on_the_page_with_a_damaged_last_log_entry_says_so_and_changes_noth
     assert not at.exception
     assert any("damaged" in e.value and "nothing was undone" in e.value for e in at.error), [e.value for e in at.error]
     assert _texts(lab)[first] == "The user's name is Maya Svensson."
+
+
+def test_an_edit_then_a_delete_then_undo_gives_back_the_edited_text_and_where_it_came_from(lab):
+    """Undo of a delete used to put the text back with fresh metadata: the messages and session the fact came from,
+    and when it was said, were lost (and with them the pages' links to its source)."""
+    from memory.llm.base import ExtractedFact
+
+    [added] = lab.facts.remember(
+        "maya", "s7", [ExtractedFact("The user lives in Berlin.", slot="location", source_ids=("m-41",))], job="m-42"
+    )
+    lab.facts.edit("maya", added.fact_id, "The user lives in Berlin, Kreuzberg.")
+    [edited] = lab.facts.all("maya")
+    lab.facts.delete("maya", added.fact_id)
+    lab.facts.undo_last("maya")
+    [back] = lab.facts.all("maya")
+    assert back.text == "The user lives in Berlin, Kreuzberg."
+    assert back.metadata == edited.metadata, "its provenance (source messages, session, times, slot) comes back too"

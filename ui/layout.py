@@ -67,6 +67,13 @@ NAVIGATION: dict[str, list[NavLink]] = {
             "Watch the rolling summary grow fold by fold, and which messages each fold took.",
         ),
         NavLink(
+            "pages/session_replay.py",
+            "Session replay",
+            ":material/replay:",
+            "Session replay",
+            "Step through a session turn by turn: what memory held then and what changed.",
+        ),
+        NavLink(
             "pages/vector_memory.py",
             "Vector memory",
             ":material/hub:",

@@ -14,8 +14,10 @@ from memory.records.stored import with_iso_dates
 from memory.records.tokens import count_tokens
 from memory.records.trace import Trace
 from memory.strategies import STRATEGIES
+from memory.timeline.provenance import replay_link, source_of
 
 from .charts import hbar
+from .provenance import SOURCE_COLUMN
 from .state import get_lab, md_escape, md_text
 from .why_view import why_panel
 
@@ -198,6 +200,7 @@ def _retrieved_table(trace: Trace, key: str) -> None:
         if related:  # beside the text it explains
             row["related words"] = str(item.source.get("related words", ""))
         row["session"] = item.source.get("session_id", "")
+        row["from"] = replay_link(trace.user_id, source_of(item.source))
         if components:
             row |= {"rank score (fused, per kind)": item.score, "cosine distance": item.distance}
         rows.append(row)
@@ -210,6 +213,7 @@ def _retrieved_table(trace: Trace, key: str) -> None:
             "used": st.column_config.TextColumn("used", width="small", help="the reply drew on this item"),
             "relevance": st.column_config.ProgressColumn("relevance", min_value=0.0, max_value=1.0, format="%.3f"),
             "text": st.column_config.TextColumn("text", width="large"),
+            "from": SOURCE_COLUMN,
             "rank score (fused, per kind)": st.column_config.NumberColumn(
                 format="%.3f", help="BM25 fused with the cosine, relative to this query's other candidates of the kind"
             ),

@@ -45,6 +45,7 @@ ACTIONS = (
     "fact_delete",
     "fact_edit",
     "fact_undo",
+    "fact_restore",
     "session_cleared",
     "user_forgotten",
     "key_deleted",
@@ -376,6 +377,7 @@ _FACT_ACTIONS = {
     "SUPERSEDE": "fact_update",
     "DELETE": "fact_delete",
     "EDIT": "fact_edit",
+    "RESTORE": "fact_restore",
 }
 
 

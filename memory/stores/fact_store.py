@@ -43,7 +43,7 @@ def slot_of(metadata: dict[str, Any]) -> str | None:
     return str(metadata.get("slot") or "") or None
 
 
-EVENTS = ("ADD", "UPDATE", "DUPLICATE", "DELETE", "EDIT", "UNDO", "SUPERSEDE")
+EVENTS = ("ADD", "UPDATE", "DUPLICATE", "DELETE", "EDIT", "UNDO", "SUPERSEDE", "RESTORE")
 MAX_FACT_CHARS = 2000  # a fact rides in every later context of its user: edits and imports are held to this
 # Characters that change how a text reads without being seen: bidirectional controls (U+202E shows the rest of
 # a line backwards), zero-width spaces and the byte-order mark. Joiners (U+200C, U+200D) stay: scripts and
@@ -74,6 +74,7 @@ def tidy_fact(text: str, where: str = "a fact") -> str:
 class FactEvent:
     at: float
     event: str  # ADD | UPDATE | DUPLICATE | DELETE | EDIT (by hand) | UNDO | SUPERSEDE (text: the newer statement)
+    # | RESTORE (an earlier version put back by hand; previous None: the fact was gone)
     fact_id: str
     text: str
     previous: str | None = None
@@ -81,6 +82,7 @@ class FactEvent:
     session_id: str | None = None
     slot: str | None = None
     job: str | None = None  # the upkeep job (turn) that made it, so a replayed job is recognised
+    meta: dict[str, Any] | None = None  # DELETE: the fact's metadata (its provenance), so undo puts it back whole
 
     @classmethod
     def from_dict(cls, data: Any) -> FactEvent:
@@ -99,6 +101,7 @@ class FactEvent:
             session_id=as_text(d.get("session_id"), "session_id", optional=True),
             slot=as_text(d.get("slot"), "slot", optional=True),
             job=as_text(d.get("job"), "job", optional=True),
+            meta=None if d.get("meta") is None else as_dict(d.get("meta"), "meta"),
         )
 
 
@@ -314,9 +317,10 @@ class FactStore:
         events = []
         for row in doomed:
             record = current.record(row)
+            slot = slot_of(record.metadata)
             events.append(
                 FactEvent(
-                    now, "DELETE", record.id, record.text, record.text, None, session_id, slot_of(record.metadata)
+                    now, "DELETE", record.id, record.text, record.text, None, session_id, slot, None, record.metadata
                 )
             )
             writes.delete(record.id)
@@ -525,16 +529,35 @@ class FactStore:
         records = self.vectors.get(FACTS, ids=[fact_id])
         return records[0] if records and records[0].metadata.get("user_id") == validate_id("user", user_id) else None
 
-    def delete(self, user_id: str, fact_id: str) -> int:
-        """Delete one of the user's facts (logged); returns 1, or 0 when the user has no such fact."""
+    def delete(self, user_id: str, fact_id: str, job: str | None = None) -> int:
+        """Delete one of the user's facts (logged, with ``job`` naming what removed it when not a hand);
+        returns 1, or 0 when the user has no such fact."""
         with self.index.lock:  # a second click finds it gone: one DELETE in the log
             record = self._own(user_id, fact_id)
             if record is None:
                 return 0
             self.vectors.delete(FACTS, ids=[fact_id])
             slot = slot_of(record.metadata)
-            self._log(user_id, [FactEvent(time.time(), "DELETE", fact_id, record.text, record.text, None, None, slot)])
+            event = FactEvent(
+                time.time(), "DELETE", fact_id, record.text, record.text, None, None, slot, job, record.metadata
+            )
+            self._log(user_id, [event])
         return 1
+
+    def reinstate(self, user_id: str, records: Sequence[Record], job: str) -> list[FactEvent]:
+        """Put removed facts back exactly as they were stored (text and metadata: provenance, times, slot),
+        logged as UNDO of the removal ``job`` made; a fact whose id holds a fact again is left as it is."""
+        validate_id("user", user_id)
+        with self.index.lock:
+            present = {r.id for r in self.vectors.get(FACTS, ids=[r.id for r in records])} if records else set()
+            back = [r for r in records if r.id not in present and r.metadata.get("user_id") == user_id]
+            if not back:
+                return []
+            self.vectors.upsert(FACTS, list(back), self.embed([r.text for r in back]))
+            now = time.time()
+            events = [FactEvent(now, "UNDO", r.id, r.text, None, None, None, slot_of(r.metadata), job) for r in back]
+            self._log(user_id, events)
+        return events
 
     def edit(self, user_id: str, fact_id: str, text: str, expected: str | None = None) -> FactEvent | None:
         """Change a fact's text by hand (re-embedded, logged as EDIT, undoable).
@@ -571,8 +594,50 @@ class FactStore:
         )
         self.vectors.upsert(FACTS, [Record(record.id, text, meta)], self.embed([text]))
 
+    def put_back(
+        self,
+        user_id: str,
+        fact_id: str,
+        text: str,
+        slot: str | None,
+        session_id: str = "",
+        deletion: FactEvent | None = None,
+    ) -> FactEvent | None:
+        """An earlier version of a fact made current again, logged as RESTORE (undoable like an edit).
+
+        The fact keeps its id: a superseded statement becomes current again, a
+        deleted fact comes back (with the metadata ``deletion``, its DELETE,
+        kept). Already current with that text: nothing is written and the
+        result is None.
+        """
+        with self.index.lock:
+            record = self._own(user_id, fact_id)
+            if record is not None and record.text == text and not is_superseded(record.metadata):
+                return None
+            if record is None and deletion is not None:
+                self._put_deleted(user_id, deletion, text)
+            elif record is None:
+                self.restore(user_id, fact_id, text, slot, session_id)
+            else:
+                session = str(record.metadata.get("session_id") or "")
+                meta = _merged_meta(record.metadata, ExtractedFact(text), session, time.time())
+                meta |= {"superseded_by": "", "superseded_at": 0.0}  # blanked, not dropped (see _undo_statement)
+                self.vectors.upsert(FACTS, [Record(fact_id, text, meta)], self.embed([text]))
+            before = record.text if record else None
+            kept = record.metadata if record else None  # undo puts it back (a superseded mark included)
+            event = FactEvent(time.time(), "RESTORE", fact_id, text, before, None, session_id or None, slot, None, kept)
+            self._log(user_id, [event])
+        return event
+
     def restore(
-        self, user_id: str, fact_id: str, text: str, slot: str | None, session_id: str = "", event: str | None = None
+        self,
+        user_id: str,
+        fact_id: str,
+        text: str,
+        slot: str | None,
+        session_id: str = "",
+        event: str | None = None,
+        job: str | None = None,
     ) -> None:
         """Put a fact back under its own id (undo of a delete, or an import, logged as ``event`` when given)."""
         now = time.time()
@@ -580,7 +645,7 @@ class FactStore:
         metadata = _fresh_meta(user_id, session_id, slot, now)
         self.vectors.upsert(FACTS, [Record(fact_id, text, metadata)], self.embed([text]))
         if event is not None:
-            self._log(user_id, [FactEvent(now, event, fact_id, text, None, None, session_id or None, slot)])
+            self._log(user_id, [FactEvent(now, event, fact_id, text, None, None, session_id or None, slot, job)])
 
     def put_facts(
         self, user_id: str, writes: Sequence[FactWrite], progress: Progress | None = None, batch: int = WRITE_BATCH
@@ -671,7 +736,7 @@ class FactStore:
                 if current is not None:
                     raise InputError(f"fact {last.fact_id!r} exists again (restored or imported); nothing to undo")
                 restored = last.previous or last.text
-                self.restore(user_id, last.fact_id, restored, last.slot)
+                self._put_deleted(user_id, last, restored)
             else:
                 if current is not None and current.text != last.text:
                     raise StaleEditError(
@@ -679,20 +744,34 @@ class FactStore:
                         "nothing was undone",
                         current.text,
                     )
-                if last.event == "ADD":
+                if last.event == "ADD" or (last.event == "RESTORE" and last.previous is None):
                     if current is not None:
                         self.vectors.delete(FACTS, ids=[last.fact_id])
                     restored = ""
-                else:  # UPDATE, EDIT
+                else:  # UPDATE, EDIT, RESTORE of a fact that was there
                     restored = last.previous or ""
                     if current is None or not restored:
                         raise InputError("the fact this change made is gone; nothing to undo")
-                    self._rewrite(current, restored)
+                    if last.event == "RESTORE" and last.meta:  # its metadata too: a superseded mark comes back
+                        meta = {**last.meta, "user_id": user_id}
+                        self.vectors.upsert(FACTS, [Record(current.id, restored, meta)], self.embed([restored]))
+                    else:
+                        self._rewrite(current, restored)
             event = FactEvent(
                 time.time(), "UNDO", last.fact_id, restored, current.text if current else None, None, None, last.slot
             )
             self._log(user_id, [event])
         return event
+
+    def _put_deleted(self, user_id: str, deletion: FactEvent, text: str) -> None:
+        """A deleted fact back under its id with ``text``, and with the metadata its DELETE kept (where it came
+        from, when it was said, its slot); a DELETE logged before that was kept gives fresh metadata."""
+        if not deletion.meta:
+            self.restore(user_id, deletion.fact_id, text, deletion.slot)
+            return
+        _refuse_foreign(self.vectors, validate_id("user", user_id), [deletion.fact_id])
+        meta = {**deletion.meta, "user_id": user_id}
+        self.vectors.upsert(FACTS, [Record(deletion.fact_id, text, meta)], self.embed([text]))
 
     def _last_change(self, user_id: str) -> FactEvent:
         """The newest logged change that undo may take back; an entry it cannot read stops it (never skipped)."""

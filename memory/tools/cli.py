@@ -244,6 +244,18 @@ def cmd_import_chat(lab: MemoryLab, a: argparse.Namespace) -> int:
 
 
 def cmd_facts(lab: MemoryLab, a: argparse.Namespace) -> int:
+    if a.action in ("duplicates", "merge"):
+        from ..timeline.commands import duplicates_command
+
+        return duplicates_command(lab, a)
+    if a.action in ("pin", "unpin"):
+        from ..timeline.commands import pin_fact
+
+        return pin_fact(lab, a)
+    if a.action in ("history", "restore") or a.as_of:
+        from ..timeline.commands import facts_over_time
+
+        return facts_over_time(lab, a)
     if a.action == "edit":
         if not a.fact_id or not a.text:
             raise InputError("facts edit needs --fact-id and --text")
@@ -256,6 +268,18 @@ def cmd_facts(lab: MemoryLab, a: argparse.Namespace) -> int:
         for r in lab.facts.all(a.user):
             print(f"{r.id}\t{r.metadata.get('slot') or '-'}\t{r.text}")
     return 0
+
+
+def cmd_retention(lab: MemoryLab, a: argparse.Namespace) -> int:
+    from ..timeline.commands import retention_command
+
+    return retention_command(lab, a)
+
+
+def cmd_replay(lab: MemoryLab, a: argparse.Namespace) -> int:
+    from ..timeline.commands import replay_turn
+
+    return replay_turn(lab, a)
 
 
 def _int_list(text: str) -> list[int]:
@@ -643,12 +667,39 @@ def build_parser(prog: str = "python -m memory") -> argparse.ArgumentParser:
     ic.add_argument("--quiet", action="store_true", help="no progress bar")
     ic.set_defaults(func=cmd_import_chat)
 
-    fa = sub.add_parser("facts", help="list, edit or undo a user's long-term facts")
-    fa.add_argument("action", choices=["list", "edit", "undo"])
+    fa = sub.add_parser("facts", help="list, edit or undo a user's facts; a fact's history, restore a version")
+    fa.add_argument(
+        "action", choices=["list", "edit", "undo", "history", "restore", "pin", "unpin", "duplicates", "merge"]
+    )
+    fa.add_argument("fact", nargs="?", help="history, restore, pin, unpin: the fact id; merge: the one to keep")
     fa.add_argument("--user", required=True)
     fa.add_argument("--fact-id")
     fa.add_argument("--text")
+    fa.add_argument("--version", type=int, help="restore: the version number (from facts history)")
+    fa.add_argument("--drop", help="merge: the fact merged into the one kept (deleted, its history kept)")
+    fa.add_argument("--as-of", help="list: the facts valid at this date or time (ISO 8601), with their interval")
+    fa.add_argument("--json", action="store_true")
     fa.set_defaults(func=cmd_facts)
+
+    rp = sub.add_parser("replay", help="a session at turn N: buffer, summary, facts, episodes, what the model got")
+    rp.add_argument("session")
+    rp.add_argument("--user", required=True)
+    rp.add_argument("--turn", type=int, required=True, help="the turn (1 = the session's first user message)")
+    rp.add_argument("--diff", type=int, metavar="M", help="also what changed in memory from turn M to turn N")
+    rp.add_argument("--json", action="store_true")
+    rp.set_defaults(func=cmd_replay)
+
+    rt = sub.add_parser("retention", help="a user's retention policy: set, show, preview, apply, undo a run")
+    rt.add_argument("action", choices=["show", "set", "preview", "apply", "undo"])
+    rt.add_argument("--user", required=True)
+    rt.add_argument("--max-age-days", type=float, help="set: remove facts said longer ago than this")
+    rt.add_argument("--max-idle-days", type=float, help="set: remove facts not said again nor changed for this long")
+    rt.add_argument("--then", choices=["forget", "summarise"], default="forget", help="set: forget, or summarise first")
+    rt.add_argument("--grace-days", type=float, default=7.0, help="set: how long a run can be undone (default 7)")
+    rt.add_argument("--expect", help="apply: the comma-separated fact ids a preview listed (refused if it changed)")
+    rt.add_argument("--run", help="undo: the run id (from apply or show)")
+    rt.add_argument("--json", action="store_true")
+    rt.set_defaults(func=cmd_retention)
 
     b = sub.add_parser("bench", help="measure the speed targets side by side (throwaway servers)")
     b.add_argument("--quick", action="store_true", help="small sizes: seconds, not minutes")

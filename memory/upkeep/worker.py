@@ -474,6 +474,7 @@ class Worker:
             strategy.after_turn(job.user_id, job.session_id, job.messages, trace)
             outcome["status"] = "done"
             self.done += 1
+            self._retention(job.user_id, outcome)
         except Exception as exc:  # recorded on the turn's trace; the turn itself is safe
             log.warning("upkeep job %s failed", job.id, exc_info=not isinstance(exc, MemoryLabError))
             outcome.update(status="failed", error=f"{type(exc).__name__}: {exc}")
@@ -482,6 +483,20 @@ class Worker:
             finished_at=time.time(), upkeep=trace.upkeep, timings_ms=trace.timings_ms, warnings=trace.warnings
         )
         return outcome
+
+    def _retention(self, user_id: str, outcome: dict[str, Any]) -> None:
+        """Apply the user's retention policy when it is due (``timeline/retention.py``); a failure is noted on the
+        outcome and never fails the job."""
+        from ..timeline.retention import apply_due
+
+        try:
+            run = apply_due(self.lab, user_id)
+        except MemoryLabError as exc:
+            log.warning("retention policy of %s not applied: %s", user_id, exc)
+            outcome["retention"] = {"error": str(exc)}
+            return
+        if run is not None and run.removed:
+            outcome["retention"] = {"run": run.id, "removed": len(run.removed)}
 
     def _finish(self, entry_id: str, job: Job, outcome: dict[str, Any] | None) -> None:
         """Record the outcome (when there is one), take the job off its user's pending list, acknowledge it."""
