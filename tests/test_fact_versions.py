@@ -12,7 +12,6 @@ from memory.llm.base import ExtractedFact
 from memory.timeline.versions import diff_text, fact_history, restore_version, valid_at, word_diff
 
 from .conftest import assert_one_line_error, run_cli
-from .test_pages import app_env  # noqa: F401 - a fixture
 
 
 def _said(lab, text, job, user="maya", session="s1"):

@@ -11,7 +11,6 @@ from memory.timeline.duplicates import merge, near_duplicates
 from memory.timeline.versions import fact_history
 
 from .conftest import run_cli
-from .test_pages import app_env  # noqa: F401 - a fixture
 
 
 def _facts(lab):

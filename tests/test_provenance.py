@@ -9,8 +9,6 @@ import pytest
 from memory.timeline.provenance import replay_link, source_of
 from memory.timeline.replay import SessionReplay
 
-from .test_pages import app_env  # noqa: F401 - a fixture
-
 
 def _params(link: str) -> dict[str, str]:
     return {k: v[0] for k, v in parse_qs(urlsplit(link).query).items()}
@@ -54,8 +52,8 @@ def test_damaged_provenance_gives_no_link_rather_than_a_wrong_one():
 def test_the_vector_memory_page_links_a_fact_to_its_message_and_the_link_opens_that_turn(lab):
     from streamlit.testing.v1 import AppTest
 
+    from .page_app import APP
     from .test_fact_edits import _open_vector_page
-    from .test_pages import APP
 
     said, _ = _chat(lab)
     at = _open_vector_page()

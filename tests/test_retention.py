@@ -13,7 +13,6 @@ from memory.timeline import retention as rt
 from memory.timeline.versions import fact_history
 
 from .conftest import assert_one_line_error, run_cli
-from .test_pages import app_env  # noqa: F401 - a fixture
 
 DAY = 86_400.0
 

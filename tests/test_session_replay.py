@@ -11,7 +11,6 @@ from memory.errors import InputError
 from memory.timeline.replay import SessionReplay
 
 from .conftest import assert_one_line_error, run_cli
-from .test_pages import app_env  # noqa: F401 - a fixture
 
 
 def _summary_sent(state) -> str:
@@ -130,7 +129,7 @@ def test_replaying_turn_250_of_a_500_turn_session_benchmark(lab):
 def test_the_replay_page_moves_through_turns_diffs_two_and_opens_at_a_linked_message(lab):
     from streamlit.testing.v1 import AppTest
 
-    from .test_pages import APP
+    from .page_app import APP
 
     _chat_20_turns(lab)
     at = AppTest.from_file(APP, default_timeout=180)
