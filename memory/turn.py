@@ -4,7 +4,10 @@ Two round trips to Redis per turn. ``Turn.begin`` checks the input, then
 stores the user's message and reads what the context needs in one round
 trip (first: a Redis problem shows before any slow work). If the user has
 upkeep jobs still running and the strategy's context depends on them, it
-waits for them (briefly; the trace says which were still pending). Then it
+waits for them (briefly; the trace says which were still pending): a
+strategy that sends this session's messages unfolded, or retrieves from other
+sessions only, waits for other sessions' jobs only, so a long message's
+upkeep does not hold the next message of its own session. Then it
 loads the model if needed and builds the context with its trace.
 ``finish`` stores the reply, the trace, the session's settings and the
 turn's upkeep job in the second round trip; a worker does the upkeep
@@ -105,9 +108,13 @@ class Turn:
                 user_id, session_id, user_message, reads, strat.trim_to(), strat.config.ttl_s
             )
         lab.audit.record_turn(message_events(user_id, session_id, [user_message]))  # stored: recorded now
-        if view.pending and strat.waits_for_upkeep:
+        awaited = view.pending if strat.waits_for_upkeep else []
+        if awaited and not strat.waits_for_own_session:  # only other sessions' jobs add to this context
+            own = lab.sessions.holds(user_id, session_id, awaited)
+            awaited = [job for job in awaited if job not in own]
+        if awaited:
             with trace.timed("upkeep.wait"):
-                still = lab.wait_for_upkeep(user_id)
+                still = lab.wait_for_upkeep(user_id, only=set(awaited))
                 view = lab.sessions.read(user_id, session_id, reads)
             if still:
                 trace.job["pending_before"] = still

@@ -19,7 +19,7 @@ from __future__ import annotations
 import logging
 import math
 import time
-from collections.abc import Callable
+from collections.abc import Callable, Collection
 from typing import TYPE_CHECKING, Any, TypeVar
 
 from .backends.redis_client import Lua
@@ -158,9 +158,15 @@ class Upkeep:
             self._r.zrem(key, *junk)
         return pending
 
-    def wait_user(self, user_id: str, timeout_s: float) -> list[str]:
-        """Wait until the user's queued jobs are done, at most ``timeout_s``; return those still pending."""
-        return poll_until(lambda: self.pending(user_id), lambda pending: not pending, timeout_s)
+    def wait_user(self, user_id: str, timeout_s: float, only: Collection[str] | None = None) -> list[str]:
+        """Wait until the user's queued jobs (or those of them in ``only``) are done, at most ``timeout_s``;
+        return those still pending."""
+
+        def read() -> list[str]:
+            pending = self.pending(user_id)
+            return pending if only is None else [job for job in pending if job in only]
+
+        return poll_until(read, lambda pending: not pending, timeout_s)
 
     def outcome(self, user_id: str, session_id: str, job_id: str) -> dict[str, Any] | None:
         raw = self._r.hget(self.lab.keys.session(user_id, session_id).jobs, job_id)

@@ -169,6 +169,17 @@ class Strategy(ABC):
         """Whether the context depends on upkeep (facts, folds, episodes): then it waits for the user's earlier jobs."""
         return self.has_upkeep
 
+    @property
+    def waits_for_own_session(self) -> bool:
+        """Whether the context needs the upkeep of this session's own earlier turns, or only of other sessions'.
+
+        A context that leaves the current session out of its retrieval, or sends
+        the session's unfolded messages themselves, has nothing to gain from
+        them: waiting held the next turn for the whole upkeep of a long message
+        (seconds of embedding) to add what the context already holds.
+        """
+        return True
+
     @abstractmethod
     def build_context(
         self, user_id: str, session_id: str, query: Message, trace: Trace, view: SessionView
