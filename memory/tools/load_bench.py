@@ -54,7 +54,7 @@ class Sizes:
     users: int = 16
     seconds: float = 20.0
     think_s: float = 4.0
-    drain_jobs: int = 96
+    drain_jobs: int = 64
     strategies: tuple[str, ...] = STRATEGIES
 
     @classmethod

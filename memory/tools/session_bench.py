@@ -189,7 +189,7 @@ def bench_long_message_hold(lab_factory: Callable[[], Any], rounds: int, say: Sa
 def run_sections(lab: Any, quick: bool, say: Say) -> dict[str, Any]:
     """Every long-session section on ``lab`` (its own throwaway servers), sized for ``quick`` or the targets."""
     sections: dict[str, Any] = {}
-    short, long, rounds = (20, 300, 2) if quick else (50, 5000, 5)
+    short, long, rounds = (20, 300, 2) if quick else (50, 5000, 4)
     sections["long_sessions"] = bench_long_sessions(lab, short, long, rounds, say)
     sections["session_list"] = bench_session_list(lab, 100 if quick else 1000, 5 if quick else 30, say)
 
@@ -198,7 +198,7 @@ def run_sections(lab: Any, quick: bool, say: Say) -> dict[str, Any]:
 
         return MemoryLab(replace(lab.settings, upkeep_mode="thread", data_dir=lab.settings.data_dir / "hold"))
 
-    sections["long_message"] = bench_long_message_hold(thread_lab, 1 if quick else 3, say)
+    sections["long_message"] = bench_long_message_hold(thread_lab, 1 if quick else 2, say)
     return sections
 
 
