@@ -109,12 +109,18 @@ class Turn:
             )
         lab.audit.record_turn(message_events(user_id, session_id, [user_message]))  # stored: recorded now
         awaited = view.pending if strat.waits_for_upkeep else []
-        if awaited and not strat.waits_for_own_session:  # only other sessions' jobs add to this context
-            own = lab.sessions.holds(user_id, session_id, awaited)
+        own = lab.sessions.holds(user_id, session_id, awaited) if awaited else set()
+        settled = None
+        if not strat.waits_for_own_session:  # only other sessions' jobs add to this context
             awaited = [job for job in awaited if job not in own]
+        elif own and strat.own_jobs_done_at_facts:  # this session's jobs: until their facts are written
+
+            def settled(pending: list[str]) -> set[str]:
+                return lab.facts.jobs_logged(user_id, [job for job in pending if job in own])
+
         if awaited:
             with trace.timed("upkeep.wait"):
-                still = lab.wait_for_upkeep(user_id, only=set(awaited))
+                still = lab.wait_for_upkeep(user_id, only=set(awaited), settled=settled)
                 view = lab.sessions.read(user_id, session_id, reads)
             if still:
                 trace.job["pending_before"] = still

@@ -158,13 +158,21 @@ class Upkeep:
             self._r.zrem(key, *junk)
         return pending
 
-    def wait_user(self, user_id: str, timeout_s: float, only: Collection[str] | None = None) -> list[str]:
-        """Wait until the user's queued jobs (or those of them in ``only``) are done, at most ``timeout_s``;
-        return those still pending."""
+    def wait_user(
+        self,
+        user_id: str,
+        timeout_s: float,
+        only: Collection[str] | None = None,
+        settled: Callable[[list[str]], Collection[str]] | None = None,
+    ) -> list[str]:
+        """Wait until the user's queued jobs (or those of them in ``only``) are done, or ``settled`` says they
+        have done enough, at most ``timeout_s``; return those still pending."""
 
         def read() -> list[str]:
             pending = self.pending(user_id)
-            return pending if only is None else [job for job in pending if job in only]
+            pending = pending if only is None else [job for job in pending if job in only]
+            enough = settled(pending) if settled is not None and pending else ()
+            return [job for job in pending if job not in enough]
 
         return poll_until(read, lambda pending: not pending, timeout_s)
 

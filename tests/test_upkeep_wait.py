@@ -40,6 +40,20 @@ def test_another_sessions_upkeep_is_still_waited_for(queued_lab, strategy):
     assert any("memory still updating" in w for w in third.trace.warnings)
 
 
+def test_the_facts_strategy_waits_for_its_own_sessions_jobs_only_until_their_facts_are_written(queued_lab):
+    """Its context is the facts alone: the turn index and the episode the rest of the job writes serve other
+    sessions (a long message's took seconds more)."""
+    first = queued_lab.chat("alice", "s1", "My name is Alice.", strategy="facts")
+    facts, _ = queued_lab.llm.extract_facts([first.user_message])
+    queued_lab.facts.remember("alice", "s1", facts, job=first.reply.id)  # the job's first step, as a worker does it
+    second = queued_lab.chat("alice", "s1", "What is my name?", strategy="facts")
+    assert queued_lab.upkeep.pending("alice") == [first.reply.id, second.reply.id]  # the job itself is not done
+    assert "pending_before" not in second.trace.job and not second.trace.warnings
+    assert "Alice" in second.reply.content
+    third = queued_lab.chat("alice", "s1", "And what else?", strategy="facts")  # the second job wrote no facts yet
+    assert third.trace.job["pending_before"] == [second.reply.id]
+
+
 def test_a_query_embeds_beside_a_long_batch_with_the_same_vectors():
     """The embedder used to hold one lock for a whole call: the next turn's query waited for an upkeep batch."""
     embedder = get_embedder()

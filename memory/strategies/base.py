@@ -180,6 +180,13 @@ class Strategy(ABC):
         """
         return True
 
+    @property
+    def own_jobs_done_at_facts(self) -> bool:
+        """Whether this session's own earlier jobs matter to the context only until their facts are written
+        (the context is the facts alone): the turn index and the episode the rest of a job writes serve other
+        sessions, and a long message's took seconds more."""
+        return False
+
     @abstractmethod
     def build_context(
         self, user_id: str, session_id: str, query: Message, trace: Trace, view: SessionView
