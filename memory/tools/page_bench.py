@@ -191,10 +191,16 @@ def engine_turn_s(settings: Any, user: str, rounds: int) -> float:
 
 
 def run(quick: bool = False, progress: Say | None = None) -> dict[str, Any]:
-    from playwright.sync_api import sync_playwright
-
     from ..backends.redis_server import EmbeddedRedis
     from ..config import Settings
+    from ..errors import InputError
+
+    try:
+        from playwright.sync_api import sync_playwright
+    except ImportError:
+        raise InputError("bench --pages needs playwright (pip install -r requirements-dev.txt)") from None
+    if not Path(CHROMIUM).is_file():
+        raise InputError(f"bench --pages needs headless Chromium at {CHROMIUM} (Debian: apt install chromium)")
 
     say = progress or (lambda _m: None)
     rounds = 2 if quick else 7
