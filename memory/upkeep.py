@@ -11,7 +11,8 @@ This module is the side every process shares: queue a job, wait for a
 user's jobs, read an outcome, mark a user as forgotten or a session as
 cleared (so a job queued before is dropped, never applied), and drop the dead letters
 that name a forgotten user. A new turn's context waits, briefly, for the
-user's earlier jobs (``Upkeep.wait_user``), so memory does not go backwards.
+user's earlier jobs that it reads (``Upkeep.wait_user``, ``turn.py``), so
+memory does not go backwards.
 """
 
 from __future__ import annotations
