@@ -9,7 +9,7 @@ from __future__ import annotations
 
 import logging
 import threading
-from collections.abc import Callable
+from collections.abc import Callable, Collection
 from functools import cached_property
 from pathlib import Path
 from typing import Any, cast
@@ -209,11 +209,18 @@ class MemoryLab:
             if self._worker is None or not self._worker.alive():
                 self._worker = WorkerThread(self)
 
-    def wait_for_upkeep(self, user_id: str, timeout_s: float | None = None) -> list[str]:
-        """Wait for the user's queued upkeep jobs (MEMLAB_UPKEEP_WAIT); return the ids still pending."""
+    def wait_for_upkeep(
+        self,
+        user_id: str,
+        timeout_s: float | None = None,
+        only: Collection[str] | None = None,
+        settled: Callable[[list[str]], Collection[str]] | None = None,
+    ) -> list[str]:
+        """Wait for the user's queued upkeep jobs, or those in ``only`` (MEMLAB_UPKEEP_WAIT), until ``settled``
+        says they did enough; return the ids still pending."""
         self.ensure_worker()
         wait = self.settings.upkeep_wait_s if timeout_s is None else timeout_s
-        return self.upkeep.wait_user(user_id, wait)
+        return self.upkeep.wait_user(user_id, wait, only, settled)
 
     def settle(self, result: ChatResult, timeout_s: float | None = None) -> ChatResult:
         """Wait for a turn's upkeep job and put its outcome on the result's trace (the CLI's `chat` does this)."""

@@ -4,7 +4,10 @@ Two round trips to Redis per turn. ``Turn.begin`` checks the input, then
 stores the user's message and reads what the context needs in one round
 trip (first: a Redis problem shows before any slow work). If the user has
 upkeep jobs still running and the strategy's context depends on them, it
-waits for them (briefly; the trace says which were still pending). Then it
+waits for them (briefly; the trace says which were still pending): a
+strategy that sends this session's messages unfolded, or retrieves from other
+sessions only, waits for other sessions' jobs only, so a long message's
+upkeep does not hold the next message of its own session. Then it
 loads the model if needed and builds the context with its trace.
 ``finish`` stores the reply, the trace, the session's settings and the
 turn's upkeep job in the second round trip; a worker does the upkeep
@@ -17,7 +20,7 @@ from __future__ import annotations
 
 import logging
 import time
-from collections.abc import Generator, Iterator
+from collections.abc import Callable, Collection, Generator, Iterator
 from dataclasses import dataclass, replace
 from typing import Any, Protocol
 
@@ -30,6 +33,7 @@ from .llm import LLM, LLMReply
 from .records.messages import Message, Role
 from .records.trace import Trace
 from .stores.audit import AuditTrail, message_events
+from .stores.fact_store import FactStore
 from .stores.session_store import SessionStore
 from .strategies import Context, Strategy, StrategyConfig
 from .upkeep.jobs import Job
@@ -60,9 +64,17 @@ class TurnServices(Protocol):
     def embedder(self) -> Embedder: ...
     @property
     def upkeep(self) -> Upkeep: ...
+    @property
+    def facts(self) -> FactStore: ...
 
     def strategy(self, name: str, config: StrategyConfig | None = None) -> Strategy: ...
-    def wait_for_upkeep(self, user_id: str, timeout_s: float | None = None) -> list[str]: ...
+    def wait_for_upkeep(
+        self,
+        user_id: str,
+        timeout_s: float | None = None,
+        only: Collection[str] | None = None,
+        settled: Callable[[list[str]], Collection[str]] | None = None,
+    ) -> list[str]: ...
     def ensure_worker(self) -> None: ...
 
 
@@ -135,9 +147,19 @@ class Turn:
                 user_id, session_id, user_message, reads, strat.trim_to(), strat.config.ttl_s
             )
         lab.audit.record_turn(message_events(user_id, session_id, [user_message]))  # stored: recorded now
-        if view.pending and strat.waits_for_upkeep:
+        awaited = view.pending if strat.waits_for_upkeep else []
+        own = lab.sessions.holds(user_id, session_id, awaited) if awaited else set()
+        settled = None
+        if not strat.waits_for_own_session:  # only other sessions' jobs add to this context
+            awaited = [job for job in awaited if job not in own]
+        elif own and strat.own_jobs_done_at_facts:  # this session's jobs: until their facts are written
+
+            def settled(pending: list[str]) -> set[str]:
+                return lab.facts.jobs_logged(user_id, [job for job in pending if job in own])
+
+        if awaited:
             with trace.timed("upkeep.wait"):
-                still = lab.wait_for_upkeep(user_id)
+                still = lab.wait_for_upkeep(user_id, only=set(awaited), settled=settled)
                 view = lab.sessions.read(user_id, session_id, reads)
             if still:
                 trace.job["pending_before"] = still

@@ -18,6 +18,7 @@ def test_hybrid_combines_every_memory(lab):
     lab.chat("alice", "s1", "My name is Alice.", strategy="hybrid", config=config)
     lab.chat("alice", "s1", "I use Python every day.", strategy="hybrid", config=config)
     lab.chat("alice", "s1", "The weather is nice today.", strategy="hybrid", config=config)
+    lab.wait_for_upkeep("alice")  # the session's own fold: the next turn no longer waits for it (turn.py)
     result = lab.chat("alice", "s1", "What is my name and where am I hiking?", strategy="hybrid", config=config)
     names = {p.name for p in result.trace.system_parts}
     assert {"instructions", "facts", "summary", "episodes"} <= names

@@ -71,7 +71,7 @@ def test_an_entry_that_is_not_utf8_is_folded_away_and_folding_goes_on(lab, raw_r
     raw_redis.rpush(lab.keys.session("u1", "s1").buffer, b"\xff\xfe not utf-8 \x80")
     for i in range(20):
         lab.chat("u1", "s1", f"Statement number {i} about the weather.", strategy="summary", config=config)
-    lab.wait_for_upkeep("u1")
+        lab.wait_for_upkeep("u1")  # a fold each time it is due (the next turn no longer waits for it: turn.py)
     read = lab.sessions.folds("u1", "s1")
     assert len(read.items) >= 5 and read.corrupt == []
     assert sum(f.corrupt for f in read.items) == 1, "the corrupt entry is counted in the fold that removed it"

@@ -76,9 +76,9 @@ class Embedder:
     def embed(self, texts: Sequence[str]) -> np.ndarray:
         if not texts:
             return np.zeros((0, DIMENSIONS), dtype=np.float32)
+        if self._onnx is not None:  # no lock: a query embeds beside an upkeep batch instead of waiting it out
+            return self._onnx.encode(list(texts), self.batch_size)
         with self._lock:
-            if self._onnx is not None:
-                return self._onnx.encode(list(texts), self.batch_size)
             assert self._model is not None
             vectors = self._model.encode(
                 list(texts),

@@ -20,6 +20,7 @@ import fcntl
 import logging
 import os
 import tempfile
+import threading
 import warnings
 from collections.abc import Sequence
 from concurrent.futures import ThreadPoolExecutor
@@ -122,6 +123,7 @@ class OnnxEncoder:
         self.session = ort.InferenceSession(str(graph), options, providers=["CPUExecutionProvider"])
         self.workers = embed_workers()
         self._pool: ThreadPoolExecutor | None = None
+        self._pool_lock = threading.Lock()
 
     def encode(self, texts: Sequence[str], batch_size: int = 64) -> np.ndarray:
         """Vectors for ``texts``: batches of similar length, at most ``batch_size`` texts and ``BATCH_TOKENS``."""
@@ -153,8 +155,9 @@ class OnnxEncoder:
             for rows in batches:
                 run(rows)
         else:  # ONNX Runtime lets go of the GIL while it runs: one batch per core
-            if self._pool is None:
-                self._pool = ThreadPoolExecutor(self.workers, thread_name_prefix="embed")
+            with self._pool_lock:
+                if self._pool is None:
+                    self._pool = ThreadPoolExecutor(self.workers, thread_name_prefix="embed")
             list(self._pool.map(run, batches))
         return out
 

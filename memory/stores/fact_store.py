@@ -17,7 +17,7 @@ import re
 import time
 import unicodedata
 import uuid
-from collections.abc import Callable, Sequence
+from collections.abc import Callable, Collection, Iterator, Sequence
 from dataclasses import asdict, dataclass
 from typing import Any
 
@@ -288,15 +288,28 @@ class FactStore:
     def _logged(self, user_id: str, job: str, look_back: int = 500) -> list[FactEvent] | None:
         """This job's events in the fact log's recent ones, in order, if it ran before; None if it did not."""
         found: list[FactEvent] | None = None
+        for data in self._recent_events(user_id, look_back):
+            if data.get("job") == job:
+                try:
+                    event = FactEvent.from_dict(data)
+                except StoredDataError:
+                    continue  # a damaged event of this job is skipped; the rest is still recorded
+                found = found if found is not None else []
+                found.append(event)
+        return found
+
+    def jobs_logged(self, user_id: str, jobs: Collection[str], look_back: int = 500) -> set[str]:
+        """Which of ``jobs`` have written their facts (each event of the fact log names the job that made it)."""
+        return {str(d.get("job")) for d in self._recent_events(user_id, look_back)} & set(jobs) if jobs else set()
+
+    def _recent_events(self, user_id: str, look_back: int) -> Iterator[dict[str, Any]]:
         for raw in self.r.lrange(self.keys.user(user_id).fact_log, -look_back, -1):
             try:
                 data = load_json(raw)
-                if isinstance(data, dict) and data.get("job") == job:
-                    found = found if found is not None else []
-                    found.append(FactEvent.from_dict(data))
             except StoredDataError:
-                continue  # a damaged event of this job is skipped; the rest is still recorded
-        return found
+                continue
+            if isinstance(data, dict):
+                yield data
 
     def _holding(self, current: UserFacts, value: str, slot: str | None) -> list[int]:
         """Rows of the user's facts in ``slot`` (or any) that mention ``value`` as a whole word."""

@@ -476,6 +476,13 @@ class SessionStore:
                 p.execute()
         return [(sid, at) for (sid, at), ok in zip(valid, alive) if ok or now - at <= INDEX_GRACE_S]
 
+    def holds(self, user_id: str, session_id: str, message_ids: list[str]) -> set[str]:
+        """Which of ``message_ids`` were stored in this session (a job's id is its reply's): one command."""
+        if not message_ids:
+            return set()
+        found = self.r.smismember(self.keys.session(user_id, session_id).ids, message_ids)
+        return {mid for mid, held in zip(message_ids, found) if held}
+
     def openings(self, user_id: str, session_ids: list[str]) -> dict[str, str]:
         """Each session's first message, so a list of sessions can say what each was about (one round trip).
 

@@ -77,6 +77,9 @@ class _Loaded:
     starts: np.ndarray = field(default_factory=lambda: np.zeros(0, dtype=int))
 
     indexes: dict[str | None, tuple[np.ndarray, CandidateIndex]] = field(default_factory=dict)
+    # Sessions this process has added turns to since the copy was read: a search that leaves them out (a turn's
+    # own session) is still exact, so a long chat does not read every turn of the user again after each turn.
+    unseen: set[str] = field(default_factory=set)
     asked: dict[bytes, np.ndarray] = field(default_factory=dict)  # the last queries' cosines (``cosines``)
 
     def cosines(self, query_vector: np.ndarray) -> np.ndarray:
@@ -123,8 +126,11 @@ class TurnVersions:
     def get(self, user_id: str) -> str | None:
         return self._client().get(self.keys.user(user_id).turns_version)
 
-    def changed(self, user_id: str) -> None:
-        self._client().set(self.keys.user(user_id).turns_version, uuid.uuid4().hex)
+    def changed(self, user_id: str) -> tuple[str | None, str]:
+        """A new token for the user's turns: (the token it replaced, in one command with the change, and it)."""
+        token = uuid.uuid4().hex
+        before = self._client().getset(self.keys.user(user_id).turns_version, token)
+        return (None if before is None else str(before)), token
 
     def forget(self, user_id: str) -> None:
         self._client().delete(self.keys.user(user_id).turns_version)
@@ -143,11 +149,19 @@ class TurnStore:
         # Words (for a question's related words, ``Weights.related``) and voiced questions, each embedded once.
         self.short_texts = VectorMemo(embed)
 
-    def _changed(self, user_id: str) -> None:
+    def _changed(self, user_id: str, added_to: set[str] | None = None) -> None:
+        """The user's turns changed: drop this process's copy, or, when turns were only added (to the sessions
+        ``added_to``) and no other change came between, keep it for searches that leave those sessions out."""
         with self._lock:
-            self._cache.pop(user_id, None)
-        if self.versions is not None:
-            self.versions.changed(user_id)
+            cached = self._cache.pop(user_id, None)
+        if self.versions is None:
+            return
+        before, token = self.versions.changed(user_id)
+        if added_to is not None and cached is not None and before is not None and before == cached.version:
+            with self._lock:
+                cached.version = token
+                cached.unseen |= added_to
+                self._cache.setdefault(user_id, cached)
 
     def add(
         self,
@@ -187,7 +201,7 @@ class TurnStore:
                 log.warning("could not embed the words of %d new turns ahead of time", len(records), exc_info=True)
             if progress:
                 progress(min(start + self.batch, len(rows)), len(rows))
-        self._changed(user_id)
+        self._changed(user_id, set(sessions))
 
     def unload(self, user_id: str) -> None:
         """Drop this process's copy of the user's turns (kept since their last change), not the turns: an eval
@@ -198,12 +212,12 @@ class TurnStore:
     def count(self, user_id: str) -> int:
         return self.vectors.count(TURNS, where_user(user_id))
 
-    def _load(self, user_id: str) -> _Loaded:
+    def _load(self, user_id: str, exclude_session: str | None = None) -> _Loaded:
         token = self.versions.get(user_id) if self.versions is not None else None
         version: str | int = token if token is not None else self.count(user_id)
         with self._lock:
             cached = self._cache.get(user_id)
-            if cached is not None and cached.version == version:
+            if cached is not None and cached.version == version and cached.unseen <= {exclude_session}:
                 return cached
         records = self.vectors.get(TURNS, where=where_user(user_id), with_embeddings=True)
         cands = [
@@ -248,7 +262,7 @@ class TurnStore:
     ) -> tuple[CandidateIndex, np.ndarray]:
         """The candidates and their cosines; with ``voice`` (the query, its share), the named participant's
         turns are also compared with the query asked in their voice (``retrieval/voice.py``)."""
-        loaded = self._load(user_id)
+        loaded = self._load(user_id, exclude_session)
         with self._lock:
             keep, index = loaded.view(exclude_session)
         every = loaded.cosines(query_vector)
@@ -354,7 +368,7 @@ class TurnStore:
         weights: Weights = WEIGHTS,
     ) -> dict[str, float]:
         """The stored turns' rare words the ranking counts as related to the query's (word → cosine)."""
-        loaded = self._load(user_id)
+        loaded = self._load(user_id, exclude_session)
         with self._lock:
             _, index = loaded.view(exclude_session)
         return index.related.spelled(self._related(index, query, retriever, weights) or {})

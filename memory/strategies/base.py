@@ -162,6 +162,24 @@ class Strategy(ABC):
         """Whether the context depends on upkeep (facts, folds, episodes): then it waits for the user's earlier jobs."""
         return self.has_upkeep
 
+    @property
+    def waits_for_own_session(self) -> bool:
+        """Whether the context needs the upkeep of this session's own earlier turns, or only of other sessions'.
+
+        A context that leaves the current session out of its retrieval, or sends
+        the session's unfolded messages themselves, has nothing to gain from
+        them: waiting held the next turn for the whole upkeep of a long message
+        (seconds of embedding) to add what the context already holds.
+        """
+        return True
+
+    @property
+    def own_jobs_done_at_facts(self) -> bool:
+        """Whether this session's own earlier jobs matter to the context only until their facts are written
+        (the context is the facts alone): the turn index and the episode the rest of a job writes serve other
+        sessions, and a long message's took seconds more."""
+        return False
+
     @abstractmethod
     def build_context(
         self, user_id: str, session_id: str, query: Message, trace: Trace, view: SessionView

@@ -26,6 +26,10 @@ class EpisodicStrategy(Strategy):
     def reads(self) -> Reads:
         return Reads()
 
+    @property
+    def waits_for_own_session(self) -> bool:
+        return False  # the context is other sessions' episodes and turns only
+
     def build_context(self, user_id: str, session_id: str, query: Message, trace: Trace, view: SessionView) -> Context:
         vector = embed_query(self.s, query, trace)
         items = episode_items(self.s, user_id, session_id, query, vector, self.config.episodes_k, trace)

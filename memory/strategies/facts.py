@@ -18,6 +18,10 @@ class FactsStrategy(Strategy):
     def reads(self) -> Reads:
         return Reads()
 
+    @property
+    def own_jobs_done_at_facts(self) -> bool:
+        return True
+
     def build_context(self, user_id: str, session_id: str, query: Message, trace: Trace, view: SessionView) -> Context:
         items = fact_items(self.s, user_id, query, embed_query(self.s, query, trace), self.config.top_k, trace)
         trace.retrieved.extend(items)

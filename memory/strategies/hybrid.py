@@ -36,6 +36,10 @@ class HybridStrategy(Strategy):
     def reads(self) -> Reads:
         return Reads(last=None, summary=True)
 
+    @property
+    def waits_for_own_session(self) -> bool:
+        return False  # this session's turns are sent unfolded until their own job folds them; retrieval skips it
+
     def build_context(self, user_id: str, session_id: str, query: Message, trace: Trace, view: SessionView) -> Context:
         """Fill the budget in order of value per token: facts, summary, episodes, past turns, then recent turns.
 

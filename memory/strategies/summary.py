@@ -23,6 +23,10 @@ class SummaryStrategy(Strategy):
     def reads(self) -> Reads:
         return Reads(last=None, summary=True)
 
+    @property
+    def waits_for_upkeep(self) -> bool:
+        return False  # only this session's fold, and the buffer holds its messages whole until the fold is done
+
     def build_context(self, user_id: str, session_id: str, query: Message, trace: Trace, view: SessionView) -> Context:
         parts = [instructions(self.keeps())]
         summary = summary_part(view)

@@ -506,6 +506,11 @@ def cmd_worker(lab: MemoryLab, a: argparse.Namespace) -> int:
 
 def cmd_bench(lab: MemoryLab, a: argparse.Namespace) -> int:
     """The speed targets side by side (own throwaway servers; the user's data is not touched)."""
+    if a.load or a.pages:
+        from importlib import import_module
+
+        tool = import_module("memory.tools.load_bench" if a.load else "memory.tools.page_bench")
+        return int(tool.main(quick=a.quick, as_json=a.json, plot=a.plot))
     from .bench import render, run
 
     report = run(quick=a.quick, progress=None if a.json else lambda m: print(f"… {m}", file=sys.stderr, flush=True))
@@ -704,6 +709,9 @@ def build_parser(prog: str = "python -m memory") -> argparse.ArgumentParser:
     b = sub.add_parser("bench", help="measure the speed targets side by side (throwaway servers)")
     b.add_argument("--quick", action="store_true", help="small sizes: seconds, not minutes")
     b.add_argument("--json", action="store_true")
+    b.add_argument("--load", action="store_true", help="many users at once, long sessions (memory/tools/load_bench.py)")
+    b.add_argument("--pages", action="store_true", help="the pages' own cost in a browser (memory/tools/page_bench.py)")
+    b.add_argument("--plot", metavar="SVG", help="with --load: write the backlog over time to this SVG file")
     b.set_defaults(func=cmd_bench)
 
     rn = sub.add_parser("run", help="serve the dashboard (the Streamlit app) at http://HOST:PORT")

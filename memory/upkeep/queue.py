@@ -11,7 +11,8 @@ This module is the side every process shares: queue a job, wait for a
 user's jobs, read an outcome, mark a user as forgotten or a session as
 cleared (so a job queued before is dropped, never applied), and drop the dead letters
 that name a forgotten user. A new turn's context waits, briefly, for the
-user's earlier jobs (``Upkeep.wait_user``), so memory does not go backwards.
+user's earlier jobs that it reads (``Upkeep.wait_user``, ``turn.py``), so
+memory does not go backwards.
 """
 
 from __future__ import annotations
@@ -19,7 +20,7 @@ from __future__ import annotations
 import logging
 import math
 import time
-from collections.abc import Callable
+from collections.abc import Callable, Collection
 from typing import Any, Protocol, TypeVar
 
 from ..backends.redis_client import Lua, RedisClient
@@ -166,9 +167,23 @@ class Upkeep:
             self._r.zrem(key, *junk)
         return pending
 
-    def wait_user(self, user_id: str, timeout_s: float) -> list[str]:
-        """Wait until the user's queued jobs are done, at most ``timeout_s``; return those still pending."""
-        return poll_until(lambda: self.pending(user_id), lambda pending: not pending, timeout_s)
+    def wait_user(
+        self,
+        user_id: str,
+        timeout_s: float,
+        only: Collection[str] | None = None,
+        settled: Callable[[list[str]], Collection[str]] | None = None,
+    ) -> list[str]:
+        """Wait until the user's queued jobs (or those of them in ``only``) are done, or ``settled`` says they
+        have done enough, at most ``timeout_s``; return those still pending."""
+
+        def read() -> list[str]:
+            pending = self.pending(user_id)
+            pending = pending if only is None else [job for job in pending if job in only]
+            enough = settled(pending) if settled is not None and pending else ()
+            return [job for job in pending if job not in enough]
+
+        return poll_until(read, lambda pending: not pending, timeout_s)
 
     def outcome(self, user_id: str, session_id: str, job_id: str) -> dict[str, Any] | None:
         raw = self._r.hget(self.lab.keys.session(user_id, session_id).jobs, job_id)
