@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import logging
 import os
 import re
 import shutil
@@ -95,6 +96,15 @@ def vector_lab(vector_settings: Settings) -> Iterator[MemoryLab]:
     lab = MemoryLab(vector_settings)
     yield lab
     lab.close()
+
+
+@pytest.fixture(autouse=True)
+def _root_log_level() -> Iterator[None]:
+    """A CLI run in this process sets the root logger to ERROR (``memory/logs.py``): the next test's warnings
+    must still reach ``caplog``."""
+    level = logging.getLogger().level
+    yield
+    logging.getLogger().setLevel(level)
 
 
 @pytest.fixture(autouse=True)

@@ -100,7 +100,7 @@ def test_stored_markup_is_never_an_image_and_links_stay_readable(app_env, lab, r
 )
 def test_property_pages_render_whatever_the_keys_hold(app_env, lab, raw_redis, value):
     raw_redis.flushdb()
-    lab.sessions.append("alice", "s1", __import__("memory.records.messages").messages.Message("user", "hello"))
+    lab.sessions.append("alice", "s1", __import__("memory.records.messages").records.messages.Message("user", "hello"))
     k, u = lab.keys.session("alice", "s1"), lab.keys.user("alice")
     for key in (k.log, k.buffer, k.folds, u.fact_log):
         raw_redis.rpush(key, value)
