@@ -99,3 +99,18 @@ def test_a_question_whose_words_two_clauses_of_one_sentence_share_is_answered_by
     parts = [PromptPart("facts", "Known facts about the user:\n" + "\n".join(t for t, _ in said), items=items)]
     reply = answer("What do we keep for the street?", parts, [], embed, "facts").text
     assert "beehives" in reply and "tomatoes" in reply and "chemistry" not in reply
+
+
+def test_a_word_no_memory_says_is_held_by_a_word_that_means_the_same_not_by_a_neighbouring_thing(embed):
+    """"trip" tells "travelling"; "cat" does not tell "hamster", though both sentences are about the same topic.
+    The recorded variants let ``benchmarks/answer_floor.py`` choose between holding such a word by that closeness
+    alone and by the whole sentence's cosine."""
+    parts = _facts(
+        ("You have a cat called Miso.", 1.0e9),
+        ("You booked a trip to Oslo for March.", 1.1e9),
+    )
+    pet = answer("What is the name of my hamster?", parts, [], embed, "facts", floor=float("-inf"))
+    travel = answer("Where am I travelling in March?", parts, [], embed, "facts", floor=float("-inf"))
+    assert "Miso" in pet.text and "Oslo" in travel.text
+    assert pet.signals["held_word"] < pet.signals["held_cos"], "by closeness alone a neighbouring pet holds less"
+    assert pet.signals["held_word"] < 0.2 < travel.signals["held_word"]
