@@ -102,7 +102,7 @@ def test_a_question_whose_words_two_clauses_of_one_sentence_share_is_answered_by
 
 
 def test_a_word_no_memory_says_is_held_by_a_word_that_means_the_same_not_by_a_neighbouring_thing(embed):
-    """"trip" tells "travelling"; "cat" does not tell "hamster", though both sentences are about the same topic.
+    """ "trip" tells "travelling"; "cat" does not tell "hamster", though both sentences are about the same topic.
     The recorded variants let ``benchmarks/answer_floor.py`` choose between holding such a word by that closeness
     alone and by the whole sentence's cosine."""
     parts = _facts(
@@ -114,3 +114,11 @@ def test_a_word_no_memory_says_is_held_by_a_word_that_means_the_same_not_by_a_ne
     assert "Miso" in pet.text and "Oslo" in travel.text
     assert pet.signals["held_word"] < pet.signals["held_cos"], "by closeness alone a neighbouring pet holds less"
     assert pet.signals["held_word"] < 0.2 < travel.signals["held_word"]
+
+
+def test_a_quote_that_ends_in_its_own_stop_is_not_stopped_twice(embed):
+    parts = _facts(("You moved to Tallinn in May...", 1.0e9), ("You keep bees on the roof…", 1.1e9))
+    moved = answer("Where did I move in May?", parts, [], embed, "facts").text
+    assert "Tallinn in May" in moved and ".." not in moved and "…." not in moved, moved
+    bees = answer("What do I keep on the roof?", parts, [], embed, "facts").text
+    assert "bees on the roof…" in bees and "…." not in bees, bees

@@ -390,7 +390,10 @@ def answer(
 
 
 def _sentence_join(parts: list[str]) -> str:
+    """The quotes as one sentence, ending once ("You said it…", not "You said it…." or "..")."""
+    parts = [p.rstrip().rstrip(".,;:") or p for p in parts]
+    end = "" if parts[-1].endswith(("!", "?", "…")) else "."
     if len(parts) == 1:
-        return parts[0] + "."
+        return parts[0] + end
     lowered = [parts[0]] + [p[:1].lower() + p[1:] if not p.startswith(("I ", "I'")) else p for p in parts[1:]]
-    return ", ".join(lowered[:-1]) + ", and " + lowered[-1] + "."
+    return ", ".join(lowered[:-1]) + ", and " + lowered[-1] + end
