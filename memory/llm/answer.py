@@ -57,7 +57,7 @@ Embed = Callable[[list[str]], np.ndarray]
 # cross-validation over LongMemEval's oracle questions chose (``benchmarks/answer_floor.py``: every fold chose it;
 # held out, abstention 80 % for facts and hybrid). Its cost: a question none of whose words any memory says or means
 # the same as is refused even when the right memory ranked first (docs/answers.md).
-RELEVANCE_FLOOR = 0.26
+RELEVANCE_FLOOR = 0.38
 # A question word no memory says is held by a quote in proportion to how close, as a word of its own, the nearest
 # word of the quote is: nothing at this cosine or below, fully at 1 ("travelling" for "trip" is 0.75, "hamster" for
 # "cat" 0.53, "violin" for "guitar" 0.52 with all-MiniLM-L6-v2: a synonym tells it, a sibling does not).
@@ -74,7 +74,7 @@ COVERAGE_SHARE = 0.5
 # (a question about a hamster, asked of a memory that knows only a cat).
 ABSENT_WEIGHT = 0.6
 # What relevance loses for the share of the names the question takes as given that the context never says.
-UNNAMED_WEIGHT = 0.4
+UNNAMED_WEIGHT = 0.2
 # What a quote gains when the question is about its speaker ("I…" asks about the user's words, "you…" about
 # the assistant's): a share of the ranking's own scale (its match part runs 0-1).
 SPEAKER_PRIOR = 1.0
@@ -202,12 +202,14 @@ class Ranker:
         most = math.log(1 + (n + 0.5) / 0.5)
         never = [t not in self.said for t in asked]
         surface = {_stem(w): w for w in content_words(clause)}
-        # A word no memory says weighs by how specific it is in English at large, not the context's idf (which
-        # gives every unsaid word the most): "use" or "kind" unsaid is a rewording, "hamster" unsaid is a gap.
-        weights = np.array(
-            [most * specificity(surface.get(t, t)) if gone else idf.get(t, most) for t, gone in zip(asked, never)]
-        )
+        weights = np.array([idf.get(t, most) for t in asked])
         closeness = self._closeness(clause, [t for t, gone in zip(asked, never) if gone])
+        # A word no memory says tells as much as it is specific in English at large: "use" unsaid is a rewording
+        # (held all but its specificity by every quote), "hamster" unsaid a gap (held only by a word meaning it).
+        specific = {t: specificity(surface.get(t, t)) for t in closeness}
+        # Unsaid, and meant by no quote either: what the nearest word of the whole context leaves of it.
+        unmeant = {t: specific[t] * (1.0 - float(c.max(initial=0.0))) for t, c in closeness.items()}
+        closeness = {t: np.maximum(c, 1.0 - specific[t]) for t, c in closeness.items()}
         variants = {name: np.ones(n) for name in UNSAID_VARIANTS}
         for i, tokens in enumerate(self.tokens):
             meaning = max(float(cosine[i]), 0.0)
@@ -215,8 +217,6 @@ class Ranker:
             for name, share in UNSAID_VARIANTS.items():
                 variants[name][i] = self._held_one(asked, never, tokens, closeness, i, share * meaning, weights, bonus)
             held[i] = self._held_one(asked, never, tokens, closeness, i, UNSAID_COSINE * meaning, weights, bonus)
-        # Unsaid, and meant by no quote either: what the nearest word of the whole context leaves of it.
-        unmeant = {t: 1.0 - float(c.max(initial=0.0)) for t, c in closeness.items()}
         absent = float(sum(w * unmeant[t] for t, w in zip(asked, weights) if t not in self.said) / weights.sum())
         return held, absent, holds, variants
 
