@@ -40,8 +40,14 @@ FOLDS = 10
 SHARES = (0.3, 0.5, 0.7)
 ABSENT_WEIGHTS = (0.0, 0.2, 0.4, 0.6)
 UNNAMED_WEIGHTS = (0.0, 0.2, 0.4, 0.6)
-NAMES = ("share", "absent_weight", "unnamed_weight", "floor")
+# How a question word no memory says is held (``memory/llm/answer.py``, UNSAID_VARIANTS): by the nearest word's
+# closeness alone, or at least at half or all of the quote's cosine. Runs recorded before the variants: "held".
+UNSAID = ("held_word", "held_half", "held_cos")
+NAMES = ("share", "absent_weight", "unnamed_weight", "floor", "unsaid")
 FLOORS = tuple(round(0.02 * i, 2) for i in range(0, 46))  # 0.00 .. 0.90
+
+
+Setting = tuple[float, float, float, float, str]
 
 
 @dataclass(frozen=True)
@@ -49,7 +55,7 @@ class Row:
     question_id: str
     strategy: str
     kind: str
-    held: float
+    held: dict[str, float]  # under each way of holding an unsaid word (UNSAID)
     cosine: float
     absent: float
     unnamed: float
@@ -59,8 +65,8 @@ class Row:
     def abstention(self) -> bool:
         return self.kind == "abstention"
 
-    def right(self, share: float, weight: float, unnamed: float, floor: float) -> bool:
-        relevance = share * self.held + (1 - share) * max(0.0, self.cosine) - weight * self.absent
+    def right(self, share: float, weight: float, unnamed: float, floor: float, unsaid: str) -> bool:
+        relevance = share * self.held[unsaid] + (1 - share) * max(0.0, self.cosine) - weight * self.absent
         relevance -= unnamed * self.unnamed
         return self.abstention if relevance < floor else (not self.abstention and self.answer_right)
 
@@ -77,7 +83,7 @@ def load_rows(paths: list[Path]) -> list[Row]:
                     q["question_id"],
                     q["strategy"],
                     q["kind"],
-                    float(signals.get("held", 0.0)),
+                    {name: float(signals.get(name, signals.get("held", 0.0))) for name in UNSAID},
                     float(signals.get("cosine", 0.0)),
                     float(signals.get("absent", 0.0)),
                     float(signals.get("unnamed", 0.0)),
@@ -91,21 +97,21 @@ def fold_of(question_id: str) -> int:
     return int(hashlib.sha1(question_id.encode()).hexdigest(), 16) % FOLDS
 
 
-def task_averaged(rows: list[Row], setting: tuple[float, float, float, float]) -> float:
+def task_averaged(rows: list[Row], setting: Setting) -> float:
     by_kind: dict[str, list[bool]] = defaultdict(list)
     for row in rows:
         by_kind[row.kind].append(row.right(*setting))
     return sum(sum(v) / len(v) for v in by_kind.values()) / len(by_kind) if by_kind else 0.0
 
 
-def best_setting(rows: list[Row]) -> tuple[float, float, float, float]:
-    grid = list(itertools.product(SHARES, ABSENT_WEIGHTS, UNNAMED_WEIGHTS, FLOORS))
+def best_setting(rows: list[Row]) -> Setting:
+    grid = list(itertools.product(SHARES, ABSENT_WEIGHTS, UNNAMED_WEIGHTS, FLOORS, UNSAID))
     return max(grid, key=lambda s: (round(task_averaged(rows, s), 6), -s[3]))  # ties: the lower floor
 
 
 def run(rows: list[Row]) -> dict[str, Any]:
     held_out: dict[tuple[str, str], list[bool]] = defaultdict(list)  # (strategy, kind) -> right or not
-    chosen: list[tuple[float, float, float, float]] = []
+    chosen: list[Setting] = []
     for fold in range(FOLDS):
         train = [r for r in rows if fold_of(r.question_id) != fold]
         test = [r for r in rows if fold_of(r.question_id) == fold]

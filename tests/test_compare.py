@@ -8,7 +8,9 @@ from memory.eval.compare import load_scenario, mentions, run_comparison, shipped
 from memory.strategies import STRATEGIES
 
 # Mean answer accuracy per strategy over the shipped scenarios, at the Compare page's defaults.
-FLOORS = {"buffer": 0.1, "summary": 0.45, "facts": 0.9, "episodic": 0.45, "hybrid": 0.9}
+# (summary and episodic were 0.45 before the relevance floor was chosen on LongMemEval: measured then 0.44 and 0.40,
+# the floor refusing a reworded probe or two; docs/answers.md says what the floor trades)
+FLOORS = {"buffer": 0.1, "summary": 0.4, "facts": 0.9, "episodic": 0.35, "hybrid": 0.9}
 
 
 def test_answer_accuracy_floors_and_replies_that_agree_with_their_context(lab):
@@ -23,8 +25,9 @@ def test_answer_accuracy_floors_and_replies_that_agree_with_their_context(lab):
         for r in result.results:
             if not r.is_probe:
                 continue
-            if r.recall == 1.0:
-                assert r.correct, f"{r.strategy}: {r.user!r} had {r.expected} in context but replied {r.reply!r}"
+            if r.recall == 1.0:  # right, or refused by the relevance floor: never another or an older value
+                refused = "don't find" in r.reply
+                assert r.correct or refused, f"{r.strategy}: {r.user!r} had {r.expected} in context, replied {r.reply!r}"
             if r.recall == 0.0:
                 assert not r.correct, f"{r.strategy}: {r.user!r} answered without the memory: {r.reply!r}"
     for name, values in accuracy.items():

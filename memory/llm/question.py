@@ -19,7 +19,9 @@ _ABOUT_ASSISTANT = re.compile(r"\b(?:you|your|you've|you'd|you're)\b", re.I)
 # question's other words are what it takes as given, and the memory must hold them.
 _AUX = r"(?:do|does|did|is|are|was|were|am|have|has|had|can|could|should|would|will|i|my|you|your)"
 _ASKED = [
-    re.compile(r"^\s*(?:what|which)\s+(kind|type|sort|brand|make|model|size|colou?r|flavou?r|style)\s+of\b", re.I),
+    # "What kind of business do I run?" asks for a kind of business: "a bakery" answers it without saying either.
+    re.compile(r"^\s*(?:what|which)\s+((?:kind|type|sort|brand|make|model|size|colou?r|flavou?r|style)\s+of"
+               rf"(?:\s+(?!{_AUX}\b)[\w'-]+){{0,2}}?)(?=\s+{_AUX}\b|\s*[?,.]|$)", re.I),
     re.compile(r"^\s*how\s+(many|much|long|often|old|far|big|soon|late|early)\b", re.I),
     re.compile(rf"^\s*(?:what|which|whose)\s+"
                rf"(?!{_AUX}\b)((?:[\w'-]+\s+){{0,2}}?[\w'-]+)\s+(?={_AUX}\b)", re.I),
