@@ -27,7 +27,7 @@ def test_answer_accuracy_floors_and_replies_that_agree_with_their_context(lab):
                 continue
             if r.recall == 1.0:  # right, or refused by the relevance floor: never another or an older value
                 refused = "don't find" in r.reply
-                assert r.correct or refused, f"{r.strategy}: {r.user!r} had {r.expected} in context, replied {r.reply!r}"
+                assert r.correct or refused, f"{r.strategy}: {r.user!r} had {r.expected} in context: {r.reply!r}"
             if r.recall == 0.0:
                 assert not r.correct, f"{r.strategy}: {r.user!r} answered without the memory: {r.reply!r}"
     for name, values in accuracy.items():
