@@ -150,6 +150,12 @@ class Settings:
         shown="unset",
         help="`1`: the CLI logs at debug level and prints the traceback of an internal error",
     )
+    chromium: str = setting(
+        "",
+        env="MEMLAB_CHROMIUM",
+        shown="`chromium` on PATH, else `/usr/bin/chromium`",
+        help="the headless Chromium `python -m memory bench --pages` drives",
+    )
     key_prefix: str = setting(
         "memlab",
         env="MEMLAB_KEY_PREFIX",

@@ -15,7 +15,9 @@ def test_compare_runs_and_reports_context_and_answers(app_env):
     at.button(key="cmp_run").click().run()
     assert_clean(at, "Compare strategies")
     metrics = {m.label: m.value for m in at.metric}
-    assert metrics["facts: answered"] == "100%" and metrics["buffer: answered"] == "0%"
+    # facts answers 4 of the 5 probes: the relevance floor refuses "Which programming language do I use?" of
+    # "I switched to Rust" (docs/answers.md, the floor's cost); buffer keeps nothing across sessions
+    assert metrics["facts: answered"] == "80%" and metrics["buffer: answered"] == "0%"
     assert not any(m.delta for m in at.metric), "no arrow: reaching the context is not a change"
     reached = [c.value for c in at.caption if c.value.startswith("reached the context")]
     assert reached == ["reached the context: 0%", "reached the context: 100%"]

@@ -196,6 +196,9 @@ def run_comparison(
             start = time.perf_counter()
             result = lab.chat(user, f"s{turn.session}", turn.user, strategy=name, config=config)
             latency = (time.perf_counter() - start) * 1000
+            # Each strategy's memory settles before the next turn (a turn no longer waits for its own session's
+            # upkeep): what Compare measures is the strategy, not how the machine's load raced its upkeep.
+            result = lab.settle(result)
             trace = result.trace
             seen = (
                 trace.system_prompt

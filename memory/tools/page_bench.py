@@ -30,10 +30,11 @@ from dataclasses import replace
 from pathlib import Path
 from typing import Any
 
+from ..config import env_setting
 from ..paths import app_root
 
 Say = Callable[[str], None]
-CHROMIUM = os.environ.get("MEMLAB_CHROMIUM") or shutil.which("chromium") or "/usr/bin/chromium"
+CHROMIUM = env_setting("chromium") or shutil.which("chromium") or "/usr/bin/chromium"
 FLAGS = [
     "--headless",
     "--no-sandbox",
