@@ -148,6 +148,8 @@ class Ranker:
         # fetched the first time a question needs them.
         self.words = [content_words(f"{q.ranked_text} {q.context}") for q in quotes]
         self._word_vectors: dict[str, np.ndarray] = {}
+        self._quote_matrix: np.ndarray | None = None
+        self._quote_rows: list[np.ndarray] = []
         self.said = set().union(*own, *told.values()) if own else set()  # every word the context says
 
     def rank(self, clause: str) -> Ranked:
@@ -193,32 +195,32 @@ class Ranker:
         wanted = asked_for(clause)
         asked = [t for t in dict.fromkeys(tokenize(clause)) if t not in wanted]  # what the question takes as given
         n = len(self.quotes)
-        held = np.ones(n)  # "What's my name?" takes nothing as given: nothing it presupposes is missing
         every = list(dict.fromkeys(tokenize(clause)))  # (what it asks for too: "ethnicity" in "what's my ethnicity")
         holds = [frozenset(t for t in every if t in tokens) for tokens in self.own]
-        if not asked:
+        if not asked:  # "What's my name?" takes nothing as given: nothing it presupposes is missing
+            held = np.ones(n)
             return held, 0.0, holds, {name: held for name in UNSAID_VARIANTS}
         idf = self.index.turn_bm25.idf
         most = math.log(1 + (n + 0.5) / 0.5)
         never = [t not in self.said for t in asked]
         surface = {_stem(w): w for w in content_words(clause)}
         weights = np.array([idf.get(t, most) for t in asked])
-        closeness = self._closeness(clause, [t for t, gone in zip(asked, never) if gone])
+        closeness = self._closeness({t: surface.get(t, t) for t, gone in zip(asked, never) if gone})
         # A word no memory says tells as much as it is specific in English at large: "use" unsaid is a rewording
         # (held all but its specificity by every quote), "hamster" unsaid a gap (held only by a word meaning it).
         specific = {t: specificity(surface.get(t, t)) for t in closeness}
         # Unsaid, and meant by no quote either: what the nearest word of the whole context leaves of it.
         unmeant = {t: specific[t] * (1.0 - float(c.max(initial=0.0))) for t, c in closeness.items()}
         closeness = {t: np.maximum(c, 1.0 - specific[t]) for t, c in closeness.items()}
-        variants = {name: np.ones(n) for name in UNSAID_VARIANTS}
+        by_share = {share: np.ones(n) for share in {*UNSAID_VARIANTS.values(), UNSAID_COSINE}}  # each share once
         for i, tokens in enumerate(self.tokens):
             meaning = max(float(cosine[i]), 0.0)
             bonus = max((c for t, c in related.items() if t in tokens), default=0.0)
-            for name, share in UNSAID_VARIANTS.items():
-                variants[name][i] = self._held_one(asked, never, tokens, closeness, i, share * meaning, weights, bonus)
-            held[i] = self._held_one(asked, never, tokens, closeness, i, UNSAID_COSINE * meaning, weights, bonus)
+            for share, values in by_share.items():
+                values[i] = self._held_one(asked, never, tokens, closeness, i, share * meaning, weights, bonus)
         absent = float(sum(w * unmeant[t] for t, w in zip(asked, weights) if t not in self.said) / weights.sum())
-        return held, absent, holds, variants
+        variants = {name: by_share[share] for name, share in UNSAID_VARIANTS.items()}
+        return by_share[UNSAID_COSINE].copy(), absent, holds, variants
 
     @staticmethod
     def _held_one(
@@ -240,27 +242,36 @@ class Ranker:
             got[lacking] = bonus  # a related word stands for one word the quote lacks
         return float(np.dot(weights, got) / weights.sum())
 
-    def _closeness(self, clause: str, unsaid: list[str]) -> dict[str, np.ndarray]:
-        """For each question word (by stem) that no quote says: per quote, how far its nearest word means the same
-        (0-1 above ``WORD_FLOOR``)."""
+    def _closeness(self, unsaid: dict[str, str]) -> dict[str, np.ndarray]:
+        """For each question word that no quote says (its stem -> the word as asked): per quote, how far its
+        nearest word means the same (0-1 above ``WORD_FLOOR``)."""
         if not unsaid:
             return {}
-        surface = {_stem(w): w for w in content_words(clause)}
-        asked = {t: surface.get(t, t) for t in unsaid}
-        needed = list(dict.fromkeys([*asked.values(), *(w for ws in self.words for w in ws)]))
-        missing = [w for w in needed if w not in self._word_vectors]
+        matrix, rows = self._quote_words()
+        missing = [w for w in dict.fromkeys(unsaid.values()) if w not in self._word_vectors]
         if missing:
             self._word_vectors.update(zip(missing, _unit(self.embed(missing))))
-        vocabulary = list(self._word_vectors)
-        row = {w: j for j, w in enumerate(vocabulary)}
-        matrix = np.stack([self._word_vectors[w] for w in vocabulary])
-        rows = [np.array([row[w] for w in ws], dtype=np.int64) for ws in self.words]
         out: dict[str, np.ndarray] = {}
-        for stem, word in asked.items():
+        for stem, word in unsaid.items():
             sims = matrix @ self._word_vectors[word]
             near = np.array([float(sims[r].max()) if len(r) else 0.0 for r in rows])
             out[stem] = np.clip((near - WORD_FLOOR) / (1.0 - WORD_FLOOR), 0.0, 1.0)
         return out
+
+    def _quote_words(self) -> tuple[np.ndarray, list[np.ndarray]]:
+        """The quotes' words as vectors (one row each, embedded on the first question that needs them) and, per
+        quote, the rows of its words."""
+        if self._quote_matrix is None:
+            vocabulary = list(dict.fromkeys(w for ws in self.words for w in ws))
+            missing = [w for w in vocabulary if w not in self._word_vectors]
+            if missing:
+                self._word_vectors.update(zip(missing, _unit(self.embed(missing))))
+            row = {w: j for j, w in enumerate(vocabulary)}
+            self._quote_matrix = (
+                np.stack([self._word_vectors[w] for w in vocabulary]) if vocabulary else np.zeros((0, 384), np.float32)
+            )
+            self._quote_rows = [np.array([row[w] for w in ws], dtype=np.int64) for ws in self.words]
+        return self._quote_matrix, self._quote_rows
 
 
 def _unit(vectors: np.ndarray) -> np.ndarray:
