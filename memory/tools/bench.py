@@ -59,6 +59,15 @@ class Target:
         return {**self.__dict__, "met": self.met}
 
 
+def finish_report(report: dict[str, Any], targets: list[Target]) -> dict[str, Any]:
+    """A dict report's closing fields (``bench --load``, ``--pages``): the machine it ran on, each target and
+    whether all were met."""
+    report["machine"] = {"cpus": os.cpu_count(), "load_1min": round(os.getloadavg()[0], 2)}
+    report["targets"] = [t.to_dict() for t in targets]
+    report["all_met"] = all(t["met"] for t in report["targets"])
+    return report
+
+
 @dataclass
 class Report:
     quick: bool

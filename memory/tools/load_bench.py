@@ -43,6 +43,7 @@ from typing import Any
 
 import numpy as np
 
+from .bench import Target, finish_report
 from .session_bench import user_text
 
 Say = Callable[[str], None]
@@ -402,16 +403,13 @@ def run(quick: bool = False, progress: Say | None = None, servers: bool = True) 
     finally:
         server.stop()
         shutil.rmtree(folder, ignore_errors=True)
-    report["machine"] = {"cpus": os.cpu_count(), "load_1min": round(os.getloadavg()[0], 2)}
-    report["targets"] = [t.to_dict() for t in targets(report)]
-    report["all_met"] = all(t["met"] for t in report["targets"])
-    return report
+    return finish_report(report, targets(report))
 
 
-def targets(report: dict[str, Any]) -> list[Any]:
+def targets(report: dict[str, Any]) -> list[Target]:
     from .session_bench import targets as long_targets
 
-    target = _target_class()
+    target = Target
     rows = []
     embedded = report["embedded"]
     base = embedded["single_hybrid"]["reply_p50_ms"]
@@ -445,15 +443,6 @@ def targets(report: dict[str, Any]) -> list[Any]:
     if "long" in report:
         rows.extend(long_targets(report["long"], target))
     return rows
-
-
-def _target_class() -> Any:
-    """The bench's ``Target`` (where it lives moves with the tools/ layout)."""
-    try:
-        from .bench import Target  # type: ignore[import-not-found,unused-ignore]
-    except ImportError:
-        from .bench import Target
-    return Target
 
 
 def render(report: dict[str, Any]) -> str:

@@ -32,6 +32,7 @@ from typing import Any
 
 from ..config import env_setting
 from ..paths import app_root
+from .bench import Target, finish_report
 
 Say = Callable[[str], None]
 CHROMIUM = env_setting("chromium") or shutil.which("chromium") or "/usr/bin/chromium"
@@ -231,10 +232,7 @@ def run(quick: bool = False, progress: Say | None = None) -> dict[str, Any]:
     finally:
         server.stop()
         shutil.rmtree(folder, ignore_errors=True)
-    report["machine"] = {"cpus": os.cpu_count(), "load_1min": round(os.getloadavg()[0], 2)}
-    report["targets"] = [t.to_dict() for t in targets(report)]
-    report["all_met"] = all(t["met"] for t in report["targets"])
-    return report
+    return finish_report(report, targets(report))
 
 
 def _measure(browser: Any, floor: str, app: str, pages: list[tuple[str, str]], rounds: int, say: Say) -> dict[str, Any]:
@@ -284,10 +282,8 @@ def _nav_labels() -> list[tuple[str, str]]:
     return list(zip([p for p, _ in PAGES], [*labels, "Recall Lab"]))
 
 
-def targets(report: dict[str, Any]) -> list[Any]:
-    from .load_bench import _target_class
-
-    target = _target_class()
+def targets(report: dict[str, Any]) -> list[Target]:
+    target = Target
     rows = []
     enter, engine = report["enter_ms"], report["engine_turn_ms"]
     rows.append(
